@@ -1,0 +1,32 @@
+# vds-proxy tasks. `just` itself: cargo install --locked just
+
+# Build, boot two local test hosts, deploy the example to them, print status.
+demo:
+    bash tests/testbed/demo.sh
+
+# Every test: unit, snapshot, CLI and real-host (testbed) tests.
+test:
+    bash tests/testbed/setup.sh
+    cargo nextest run --no-fail-fast
+
+# Only the tests that need no hosts.
+test-offline:
+    cargo nextest run -E 'not binary(testbed)'
+
+build:
+    cargo build --release
+
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --all-targets -- -D warnings
+
+# Deploy wall-time figures on 3 and 8 testbed hosts.
+bench-deploy:
+    bash tests/testbed/bench-deploy.sh
+
+# Boot N test hosts (default 3) and leave them running.
+testbed-up n="3":
+    bash tests/testbed/setup.sh {{n}}
+
+testbed-down:
+    bash tests/testbed/down.sh

@@ -1,0 +1,123 @@
+//! Command-line flags.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Declarative deploys for small proxy infrastructures: a VDS forwarding traffic over a mesh,
+/// HAProxy in front of replicated services, WireGuard tunnels, k3s workloads.
+#[derive(Debug, Parser)]
+#[command(name = "vds-proxy", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every verb takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Inventory file [default: $NODES_CONFIG, else inventory/nodes.json]
+    #[arg(long, short = 'i', global = true, value_name = "PATH")]
+    pub inventory: Option<PathBuf>,
+    /// Directory whose files override the embedded templates
+    #[arg(long, global = true, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+    /// Tool settings file [default: vds-proxy.toml beside the inventory]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub settings: Option<PathBuf>,
+    /// Say more about what is done (which files were read, each remote step)
+    #[arg(long, short = 'v', global = true)]
+    pub verbose: bool,
+}
+
+/// Output format of `show` and `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// Which hosts a verb acts on.
+#[derive(Debug, Clone, Args)]
+pub struct Targets {
+    /// Only this node (repeatable)
+    #[arg(long = "node", value_name = "NAME")]
+    pub nodes: Vec<String>,
+}
+
+/// How hosts are reached.
+#[derive(Debug, Clone, Args)]
+pub struct Connect {
+    /// Accept the host key of a host seen for the first time (OpenSSH accept-new);
+    /// a changed key is always refused
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    /// How many hosts at once [default: from settings, 8]
+    #[arg(long, value_name = "N")]
+    pub parallel: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the inventory and settings; contact no host
+    Validate,
+    /// Print what would be deployed where (offline unless --diff)
+    Show {
+        #[command(flatten)]
+        targets: Targets,
+        /// Only the resources of this route/service name
+        #[arg(long, value_name = "NAME")]
+        service: Option<String>,
+        /// Print the routes table (as `vds_proxy.sh show` did)
+        #[arg(long, visible_alias = "route")]
+        routes: bool,
+        /// Contact the hosts and print what would change (same as `deploy --dry-run`)
+        #[arg(long)]
+        diff: bool,
+        #[command(flatten)]
+        connect: Connect,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Converge the hosts to the inventory, removing what it no longer has
+    #[command(visible_alias = "apply")]
+    Deploy {
+        #[command(flatten)]
+        targets: Targets,
+        /// Print the diff and the actions; change nothing
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// Health and drift of every node and route; exit 1 when anything is wrong
+    Status {
+        #[command(flatten)]
+        targets: Targets,
+        /// Probe routes end to end from this node instead of from here
+        #[arg(long, value_name = "NODE")]
+        probe_from: Option<String>,
+        #[command(flatten)]
+        connect: Connect,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Stop, disable and delete everything vds-proxy installed
+    Remove {
+        #[command(flatten)]
+        targets: Targets,
+        /// Only what belongs to this route/service name
+        #[arg(long, value_name = "NAME")]
+        service: Option<String>,
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// Run the bundled TCP relay (what the relay unit on a node starts)
+    Relay {
+        /// Relay config file (TOML)
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+}

@@ -1,0 +1,366 @@
+//! Apply: one script per host that stages, validates, commits, activates and checks the
+//! changes, and restores the previous files if anything fails.
+//!
+//! Order inside the script (all under the host lock):
+//! 1. the manifest must be the one gathered (else another deploy ran: exit 76, re-gather);
+//! 2. every changed file is staged in a transaction directory and validated by its kind;
+//!    binaries go live first (units are verified against them) and are restored if a unit
+//!    fails verification: exit 65, the host is as it was;
+//! 3. files are installed atomically (temp file in the target directory, mode and owner
+//!    set, rename), the previous version kept in the transaction directory;
+//! 4. pruned units are stopped and disabled, pruned files deleted;
+//! 5. daemon-reload, enable, restart/reload/start; every touched unit must be active;
+//! 6. on failure everything is restored and re-activated: exit 1 with the journal lines;
+//! 7. the new manifest is written.
+
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+use anyhow::{Context, Result};
+use base64::Engine as _;
+
+use super::diff::{Changes, Why};
+use super::gather::Facts;
+use super::state::{STATE_DIR, STATE_FILE};
+use crate::resources::{Action, Content, Kind, Resource};
+use crate::shell::quote;
+
+/// Exit code of the script when validation failed and nothing was changed.
+pub const EXIT_INVALID: i32 = 65;
+/// Exit code when the host lock could not be taken in time.
+pub const EXIT_LOCKED: i32 = 75;
+/// Exit code when the manifest changed since gather (another deploy ran meanwhile).
+pub const EXIT_STALE: i32 = 76;
+
+/// Where the lock file lives on a host.
+pub const LOCK_FILE: &str = "/run/vds-proxy.lock";
+
+/// Seconds a deploy waits for another one on the same host.
+pub const LOCK_WAIT_SECS: u64 = 90;
+
+/// The transaction directory (only one apply runs at a time: the lock is held).
+const TXN_DIR: &str = "/var/lib/vds-proxy/txn";
+
+const HEREDOC: &str = "VDS_PROXY_EOF_7f3a";
+
+fn b64(bytes: &[u8]) -> String {
+    let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+    let mut out = String::with_capacity(text.len() + text.len() / 76 + 1);
+    for chunk in text.as_bytes().chunks(76) {
+        out.push_str(std::str::from_utf8(chunk).expect("base64 is ascii"));
+        out.push('\n');
+    }
+    out
+}
+
+fn bytes_of(r: &Resource) -> Result<Vec<u8>> {
+    match &r.content {
+        Content::Text(t) => Ok(t.as_bytes().to_vec()),
+        Content::Local { source, .. } => {
+            std::fs::read(source).with_context(|| format!("reading {}", source.display()))
+        }
+    }
+}
+
+fn base_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// The apply script for `changes`, checked against the manifest hash `facts` saw.
+pub fn script(changes: &Changes, facts: &Facts) -> Result<String> {
+    let mut s = String::new();
+    let q = quote;
+    let state = q(STATE_FILE);
+    let _ = write!(
+        s,
+        r#"export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+umask 022
+mkdir -p {dir} || exit 1
+exec 9>{lock}
+if ! flock -w {wait} 9; then echo "@locked"; exit {locked}; fi
+cur=none; [ -r {state} ] && cur=$(sha256sum < {state} | cut -c1-64)
+[ "$cur" = {expected} ] || {{ echo "@stale"; exit {stale}; }}
+T={txn}
+rm -rf "$T"
+trap 'rm -rf "$T"; [ -e {state} ] || rmdir {dir} 2>/dev/null' EXIT
+mkdir -p "$T/old" "$T/new" || exit 1
+bad=0
+validate() {{ if ! sh -c "$2" >"$T/v.log" 2>&1; then echo "@invalid $1"; sed 's/^/@log /' "$T/v.log"; bad=1; fi; }}
+install_file() {{ # staged path mode owner:group backup marker
+  if [ -e "$2" ]; then cp -p "$2" "$5" || return 1; fi
+  cp "$1" "$2.vds-tmp" && chmod "$3" "$2.vds-tmp" && chown "$4" "$2.vds-tmp" && mv -f "$2.vds-tmp" "$2" && touch "$6"
+}}
+restore_file() {{ # path backup marker
+  [ -e "$3" ] || return 0
+  if [ -e "$2" ]; then cp -p "$2" "$1.vds-tmp" && mv -f "$1.vds-tmp" "$1"; else rm -f "$1"; fi
+}}
+echo "@step stage"
+"#,
+        dir = q(STATE_DIR),
+        lock = q(LOCK_FILE),
+        wait = LOCK_WAIT_SECS,
+        locked = EXIT_LOCKED,
+        stale = EXIT_STALE,
+        expected = q(&facts.state_hash),
+        txn = TXN_DIR,
+    );
+
+    // Stage and validate everything except units.
+    let staged: Vec<(usize, &Resource, String)> = changes
+        .write
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, why))| *why != Why::Metadata)
+        .map(|(i, (r, _))| (i, *r, format!("{TXN_DIR}/new/{i}/{}", base_name(&r.path))))
+        .collect();
+    for (i, r, path) in &staged {
+        let _ = writeln!(s, "mkdir \"$T/new/{i}\"");
+        let _ = writeln!(s, "base64 -d > \"{path}\" <<'{HEREDOC}' || bad=1");
+        s.push_str(&b64(&bytes_of(r)?));
+        let _ = writeln!(s, "{HEREDOC}");
+    }
+    let validation = |s: &mut String, units: bool| {
+        for (_, r, path) in &staged {
+            if (r.kind == Kind::Unit) != units {
+                continue;
+            }
+            if let Some(cmd) = r.kind.ops().validate(r, path) {
+                let _ = writeln!(s, "validate {} {}", q(&r.path), q(&cmd));
+            }
+        }
+    };
+    validation(&mut s, false);
+    let _ = writeln!(s, "[ $bad = 0 ] || exit {EXIT_INVALID}");
+
+    // Binaries go live before units are verified against them.
+    let install = |s: &mut String, i: usize, r: &Resource, staged: &str| {
+        let _ = writeln!(
+            s,
+            "mkdir -p {dir} && install_file \"{staged}\" {path} {mode:o} {owner}:{group} \"$T/old/{i}\" \"$T/done.{i}\" || fail {path}",
+            dir = q(parent(&r.path)),
+            path = q(&r.path),
+            mode = r.mode,
+            owner = q(&r.owner),
+            group = q(&r.group),
+        );
+    };
+    let restore_lines = |s: &mut String, kinds: &dyn Fn(Kind) -> bool| {
+        for (i, r, _) in staged.iter().rev() {
+            if kinds(r.kind) {
+                let _ = writeln!(
+                    s,
+                    "  restore_file {} \"$T/old/{i}\" \"$T/done.{i}\"",
+                    q(&r.path)
+                );
+            }
+        }
+    };
+    s.push_str("fail() { echo \"@error cannot install $1\"; rollback; exit 1; }\n");
+    s.push_str("restore_binaries() {\n  :\n");
+    restore_lines(&mut s, &|k| k == Kind::Binary);
+    s.push_str("}\n");
+    // Until units are verified, a failure only has binaries to restore.
+    s.push_str("rollback() { restore_binaries; }\n");
+    for (i, r, path) in staged.iter().filter(|(_, r, _)| r.kind == Kind::Binary) {
+        install(&mut s, *i, r, path);
+    }
+    validation(&mut s, true);
+    let _ = writeln!(
+        s,
+        "if [ $bad != 0 ]; then restore_binaries; exit {EXIT_INVALID}; fi"
+    );
+
+    // Full rollback from here on.
+    s.push_str(&rollback_function(changes, facts, &staged));
+
+    s.push_str("echo \"@step commit\"\n");
+    for d in &changes.create_dirs {
+        let _ = writeln!(s, "mkdir -p {} || fail {}", q(d), q(d));
+    }
+    for (i, r, path) in staged.iter().filter(|(_, r, _)| r.kind != Kind::Binary) {
+        install(&mut s, *i, r, path);
+    }
+    for (r, why) in &changes.write {
+        if *why == Why::Metadata {
+            let _ = writeln!(
+                s,
+                "chmod {:o} {p} && chown {}:{} {p} || fail {p}",
+                r.mode,
+                q(&r.owner),
+                q(&r.group),
+                p = q(&r.path)
+            );
+        }
+    }
+
+    if !changes.prune_units.is_empty() || !changes.prune_files.is_empty() {
+        s.push_str("echo \"@step prune\"\n");
+    }
+    for u in &changes.prune_units {
+        let _ = writeln!(s, "systemctl disable --now {} >/dev/null 2>&1", q(u));
+    }
+    for (j, f) in changes.prune_files.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "if [ -e {p} ]; then cp -p {p} \"$T/old/p{j}\" && touch \"$T/done.p{j}\" && rm -f {p} || fail {p}; fi",
+            p = q(&f.path)
+        );
+    }
+
+    s.push_str("echo \"@step activate\"\n");
+    let mut activate_failed_check = String::new();
+    for a in &changes.actions {
+        match a {
+            Action::DaemonReload => {
+                s.push_str("systemctl daemon-reload || { rollback; exit 1; }\n")
+            }
+            Action::Restart(u) => {
+                let _ = writeln!(
+                    s,
+                    "echo \"@restart {u}\"; systemctl restart {} 2>&1 | sed 's/^/@log /'",
+                    q(u)
+                );
+            }
+            Action::Reload(u) => {
+                let _ = writeln!(
+                    s,
+                    "echo \"@reload {u}\"; systemctl reload {} 2>&1 | sed 's/^/@log /'",
+                    q(u)
+                );
+            }
+        }
+    }
+    for u in &changes.enable {
+        let _ = writeln!(s, "systemctl enable {} 2>&1 | sed 's/^/@log /'", q(u));
+    }
+    for u in &changes.start {
+        let _ = writeln!(
+            s,
+            "echo \"@start {u}\"; systemctl start {} 2>&1 | sed 's/^/@log /'",
+            q(u)
+        );
+    }
+    let touched = changes.touched_units();
+    if !touched.is_empty() {
+        s.push_str("echo \"@step verify\"\nsleep 1\nfailed=0\n");
+        for u in &touched {
+            let _ = writeln!(
+                activate_failed_check,
+                "if ! systemctl is-active --quiet {qu}; then echo \"@unitfail {u}\"; journalctl -u {qu} -n 15 --no-pager -o cat 2>/dev/null | sed 's/^/@journal /'; failed=1; fi",
+                qu = q(u)
+            );
+        }
+        s.push_str(&activate_failed_check);
+        s.push_str("if [ $failed != 0 ]; then rollback; exit 1; fi\n");
+    }
+
+    if changes.write_manifest {
+        if changes.manifest.is_empty() {
+            let _ = writeln!(s, "rm -f {state}");
+        } else {
+            let _ = writeln!(s, "base64 -d > {state}.tmp <<'{HEREDOC}' || exit 1");
+            s.push_str(&b64(changes.manifest.to_text().as_bytes()));
+            let _ = writeln!(s, "{HEREDOC}\nmv -f {state}.tmp {state}");
+        }
+    }
+    for d in changes.prune_dirs.iter().rev() {
+        let _ = writeln!(s, "rmdir {} 2>/dev/null", q(d));
+    }
+    s.push_str("echo \"@done\"\n");
+    Ok(s)
+}
+
+fn parent(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) => "/",
+        Some(i) => &path[..i],
+        None => ".",
+    }
+}
+
+/// The `rollback` shell function: restore every file, then bring units back to how they were.
+fn rollback_function(
+    changes: &Changes,
+    facts: &Facts,
+    staged: &[(usize, &Resource, String)],
+) -> String {
+    let q = quote;
+    let mut s = String::from("rollback() {\n  echo \"@rollback\"\n");
+    for (i, r, _) in staged.iter().rev() {
+        let _ = writeln!(
+            s,
+            "  restore_file {} \"$T/old/{i}\" \"$T/done.{i}\"",
+            q(&r.path)
+        );
+    }
+    for (j, f) in changes.prune_files.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "  [ -e \"$T/done.p{j}\" ] && cp -p \"$T/old/p{j}\" {p}",
+            p = q(&f.path)
+        );
+    }
+    for d in changes.create_dirs.iter().rev() {
+        let _ = writeln!(s, "  rmdir {} 2>/dev/null", q(d));
+    }
+    s.push_str("  systemctl daemon-reload\n");
+    let mut units: BTreeSet<String> = changes.touched_units();
+    units.extend(changes.prune_units.iter().cloned());
+    units.extend(changes.enable.iter().cloned());
+    for u in &units {
+        let before = facts.unit(u);
+        if before.enabled == "enabled" {
+            let _ = writeln!(s, "  systemctl enable {} >/dev/null 2>&1", q(u));
+        } else if changes.enable.contains(u) {
+            let _ = writeln!(s, "  systemctl disable {} >/dev/null 2>&1", q(u));
+        }
+        if before.active == "active" {
+            let _ = writeln!(s, "  systemctl restart {} >/dev/null 2>&1", q(u));
+        } else {
+            let _ = writeln!(s, "  systemctl stop {} >/dev/null 2>&1", q(u));
+        }
+    }
+    s.push_str("}\n");
+    s
+}
+
+/// What an apply reported.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub invalid: Vec<(String, Vec<String>)>,
+    pub failed_units: Vec<String>,
+    pub journal: Vec<String>,
+    pub log: Vec<String>,
+    pub errors: Vec<String>,
+    pub rolled_back: bool,
+    pub restarted: Vec<String>,
+    pub reloaded: Vec<String>,
+    pub started: Vec<String>,
+    pub done: bool,
+}
+
+/// Reads the `@` lines an apply script printed.
+pub fn parse_report(stdout: &str) -> Report {
+    let mut r = Report::default();
+    for line in stdout.lines() {
+        let (tag, rest) = line.split_once(' ').unwrap_or((line, ""));
+        let rest = rest.to_string();
+        match tag {
+            "@invalid" => r.invalid.push((rest, Vec::new())),
+            "@log" => match r.invalid.last_mut() {
+                Some((_, log)) if !r.done => log.push(rest),
+                _ => r.log.push(rest),
+            },
+            "@unitfail" => r.failed_units.push(rest),
+            "@journal" => r.journal.push(rest),
+            "@error" => r.errors.push(rest),
+            "@rollback" => r.rolled_back = true,
+            "@restart" => r.restarted.push(rest),
+            "@reload" => r.reloaded.push(rest),
+            "@start" => r.started.push(rest),
+            "@done" => r.done = true,
+            _ => {}
+        }
+    }
+    r
+}

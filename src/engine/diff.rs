@@ -1,0 +1,309 @@
+//! Diff: compares a host's plan with its gathered facts and yields only the needed changes.
+
+use std::collections::BTreeSet;
+
+use super::gather::{Facts, needed_dirs};
+use super::state::{DirEntry, FileEntry, Manifest, UnitEntry};
+use crate::plan::HostPlan;
+use crate::resources::{Action, Kind, Resource};
+
+/// Why a planned file must be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// It does not exist.
+    New,
+    /// Its content differs from the plan.
+    Content,
+    /// Only its mode or owner differ.
+    Metadata,
+}
+
+/// Everything one apply must do on a host.
+#[derive(Debug, Clone)]
+pub struct Changes<'p> {
+    /// Planned resources to write, in plan order.
+    pub write: Vec<(&'p Resource, Why)>,
+    /// Managed files the plan no longer has.
+    pub prune_files: Vec<FileEntry>,
+    /// Managed units the plan no longer has: stopped and disabled.
+    pub prune_units: Vec<String>,
+    /// Directories to create (recorded in the manifest).
+    pub create_dirs: Vec<String>,
+    /// Directories vds-proxy created that nothing needs any more (removed if empty).
+    pub prune_dirs: Vec<String>,
+    /// Units to enable.
+    pub enable: Vec<String>,
+    /// Units to start because they are not running (and not restarted anyway).
+    pub start: Vec<String>,
+    /// Actions the changed files trigger.
+    pub actions: Vec<Action>,
+    /// Managed files changed on the host since the last deploy (they are rewritten).
+    pub drifted: Vec<String>,
+    /// The manifest after the apply.
+    pub manifest: Manifest,
+    /// The manifest must be (re)written.
+    pub write_manifest: bool,
+}
+
+impl Changes<'_> {
+    /// True when the host already matches the plan.
+    pub fn is_empty(&self) -> bool {
+        self.write.is_empty()
+            && self.prune_files.is_empty()
+            && self.prune_units.is_empty()
+            && self.create_dirs.is_empty()
+            && self.prune_dirs.is_empty()
+            && self.enable.is_empty()
+            && self.start.is_empty()
+            && !self.write_manifest
+    }
+
+    /// How many resources are written or removed.
+    pub fn count(&self) -> usize {
+        self.write.len() + self.prune_files.len()
+    }
+
+    /// Units whose state this apply changes: they must be active afterwards.
+    pub fn touched_units(&self) -> BTreeSet<String> {
+        let mut out: BTreeSet<String> = self.start.iter().cloned().collect();
+        for a in &self.actions {
+            if let Action::Restart(u) | Action::Reload(u) = a {
+                out.insert(u.clone());
+            }
+        }
+        out
+    }
+}
+
+/// Compares `plan` with `facts`.
+pub fn diff<'p>(plan: &'p HostPlan, facts: &Facts) -> Changes<'p> {
+    let planned: BTreeSet<&str> = plan.resources.iter().map(|r| r.path.as_str()).collect();
+    let planned_units: BTreeSet<&str> = plan.units.iter().map(|u| u.name.as_str()).collect();
+
+    let mut write = Vec::new();
+    for r in &plan.resources {
+        let why = match facts.files.get(&r.path).cloned().flatten() {
+            None => Some(Why::New),
+            Some(f) if f.sha256 != r.sha256 => Some(Why::Content),
+            Some(f) if f.mode != r.mode || f.owner != r.owner || f.group != r.group => {
+                Some(Why::Metadata)
+            }
+            Some(_) => None,
+        };
+        if let Some(why) = why {
+            write.push((r, why));
+        }
+    }
+    let drifted = facts
+        .manifest
+        .files
+        .iter()
+        .filter(|e| match facts.files.get(&e.path) {
+            Some(Some(f)) => f.sha256 != e.sha256,
+            _ => true,
+        })
+        .map(|e| e.path.clone())
+        .collect();
+
+    let prune_files: Vec<FileEntry> = facts
+        .manifest
+        .files
+        .iter()
+        .filter(|e| !planned.contains(e.path.as_str()))
+        .cloned()
+        .collect();
+    let prune_units: Vec<String> = facts
+        .manifest
+        .units
+        .iter()
+        .filter(|u| !planned_units.contains(u.unit.as_str()))
+        .map(|u| u.unit.clone())
+        .collect();
+
+    let needed = needed_dirs(plan);
+    let create_dirs: Vec<String> = needed
+        .iter()
+        .filter(|d| facts.dirs.get(*d) == Some(&false))
+        .cloned()
+        .collect();
+    let mut kept_dirs: Vec<DirEntry> = facts
+        .manifest
+        .dirs
+        .iter()
+        .filter(|d| needed.contains(&d.dir))
+        .cloned()
+        .collect();
+    let prune_dirs: Vec<String> = facts
+        .manifest
+        .dirs
+        .iter()
+        .filter(|d| !needed.contains(&d.dir))
+        .map(|d| d.dir.clone())
+        .collect();
+    kept_dirs.extend(create_dirs.iter().map(|d| DirEntry { dir: d.clone() }));
+    kept_dirs.sort_by(|a, b| a.dir.cmp(&b.dir));
+    kept_dirs.dedup();
+
+    let mut actions = HostPlan::actions_for(
+        write
+            .iter()
+            .filter(|(_, why)| *why != Why::Metadata)
+            .map(|(r, _)| *r),
+    );
+    if prune_files.iter().any(|f| f.kind == "unit") && !actions.contains(&Action::DaemonReload) {
+        actions.insert(0, Action::DaemonReload);
+    }
+    let restarted: BTreeSet<&str> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Restart(u) => Some(u.as_str()),
+            _ => None,
+        })
+        .collect();
+    let enable = plan
+        .units
+        .iter()
+        .filter(|u| u.enable && facts.unit(&u.name).enabled != "enabled")
+        .map(|u| u.name.clone())
+        .collect();
+    let start = plan
+        .units
+        .iter()
+        .filter(|u| {
+            u.start
+                && facts.unit(&u.name).active != "active"
+                && !restarted.contains(u.name.as_str())
+        })
+        .map(|u| u.name.clone())
+        .collect();
+    // A reload of a unit that is not running yet becomes a start.
+    let actions = actions
+        .into_iter()
+        .filter(|a| match a {
+            Action::Reload(u) => facts.unit(u).active == "active",
+            _ => true,
+        })
+        .collect();
+
+    let manifest = manifest_for(plan, kept_dirs);
+    let write_manifest = manifest != facts.manifest;
+    Changes {
+        write,
+        prune_files,
+        prune_units,
+        create_dirs,
+        prune_dirs,
+        enable,
+        start,
+        actions,
+        drifted,
+        manifest,
+        write_manifest,
+    }
+}
+
+/// The manifest describing `plan` once applied.
+pub fn manifest_for(plan: &HostPlan, dirs: Vec<DirEntry>) -> Manifest {
+    Manifest {
+        files: plan
+            .resources
+            .iter()
+            .map(|r| FileEntry {
+                path: r.path.clone(),
+                sha256: r.sha256.clone(),
+                kind: kind_name(r.kind),
+                service: r.service.clone(),
+            })
+            .collect(),
+        units: plan
+            .units
+            .iter()
+            .map(|u| UnitEntry {
+                unit: u.name.clone(),
+                service: plan
+                    .resources
+                    .iter()
+                    .find(|r| r.kind == Kind::Unit && unit_file_serves(&r.path, &u.name))
+                    .and_then(|r| r.service.clone()),
+            })
+            .collect(),
+        dirs,
+    }
+}
+
+/// The name a kind has in the manifest.
+pub fn kind_name(k: Kind) -> String {
+    serde_json::to_value(k)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Whether the unit file at `path` defines `unit` (itself, or the template of an instance).
+pub fn unit_file_serves(path: &str, unit: &str) -> bool {
+    let file = path.rsplit('/').next().unwrap_or_default();
+    file == unit
+        || unit.split_once('@').is_some_and(|(prefix, rest)| {
+            let suffix = rest.rsplit_once('.').map(|(_, s)| s).unwrap_or("service");
+            file == format!("{prefix}@.{suffix}")
+        })
+}
+
+/// The changes that take back what vds-proxy installed on a host: everything, or only the
+/// files and units of route/service `service`. Nothing is written.
+pub fn removal<'p>(facts: &Facts, service: Option<&str>) -> Changes<'p> {
+    let selected = |s: &Option<String>| service.is_none() || s.as_deref() == service;
+    let prune_files: Vec<FileEntry> = facts
+        .manifest
+        .files
+        .iter()
+        .filter(|f| selected(&f.service))
+        .cloned()
+        .collect();
+    let prune_units: Vec<String> = facts
+        .manifest
+        .units
+        .iter()
+        .filter(|u| selected(&u.service))
+        .map(|u| u.unit.clone())
+        .collect();
+    let mut manifest = facts.manifest.clone();
+    manifest.files.retain(|f| !selected(&f.service));
+    manifest.units.retain(|u| !selected(&u.service));
+    let kept: BTreeSet<String> = manifest
+        .files
+        .iter()
+        .flat_map(|f| {
+            std::path::Path::new(&f.path)
+                .ancestors()
+                .skip(1)
+                .map(|a| a.display().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let (kept_dirs, prune_dirs): (Vec<DirEntry>, Vec<DirEntry>) = manifest
+        .dirs
+        .iter()
+        .cloned()
+        .partition(|d| kept.contains(&d.dir));
+    manifest.dirs = kept_dirs;
+    let actions = if prune_files.iter().any(|f| f.kind == "unit") {
+        vec![Action::DaemonReload]
+    } else {
+        Vec::new()
+    };
+    let write_manifest = manifest != facts.manifest;
+    Changes {
+        write: Vec::new(),
+        prune_files,
+        prune_units,
+        create_dirs: Vec::new(),
+        prune_dirs: prune_dirs.into_iter().map(|d| d.dir).collect(),
+        enable: Vec::new(),
+        start: Vec::new(),
+        actions,
+        drifted: Vec::new(),
+        manifest,
+        write_manifest,
+    }
+}

@@ -1,0 +1,213 @@
+//! Gather: one script, one round trip per host, reporting what is there now: the manifest
+//! vds-proxy left, the hash/mode/owner of every managed or planned file, which of their
+//! directories exist, and the state of every managed or planned unit.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::{Context, Result, bail};
+
+use super::state::{Manifest, SED_PATHS, SED_UNITS, STATE_FILE};
+use crate::plan::HostPlan;
+use crate::shell::quote;
+use crate::transport::Transport;
+
+/// A file as it is on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileFacts {
+    pub sha256: String,
+    pub mode: u32,
+    pub owner: String,
+    pub group: String,
+}
+
+/// A unit as it is on the host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnitFacts {
+    /// `active`, `inactive`, `failed`, `activating`...
+    pub active: String,
+    /// `enabled`, `disabled`, or empty when the unit file does not exist.
+    pub enabled: String,
+    /// Changes every time the unit starts.
+    pub invocation: String,
+}
+
+/// What a host looks like now.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    /// `uname -m`.
+    pub arch: String,
+    /// SHA-256 of the manifest file as read, or `none`: apply checks it did not change since.
+    pub state_hash: String,
+    pub manifest: Manifest,
+    /// Every managed or planned path; `None` when the file does not exist.
+    pub files: BTreeMap<String, Option<FileFacts>>,
+    /// Whether each directory a planned file needs exists.
+    pub dirs: BTreeMap<String, bool>,
+    pub units: BTreeMap<String, UnitFacts>,
+}
+
+impl Facts {
+    /// The state of `unit` (inactive and unknown when it was not gathered).
+    pub fn unit(&self, unit: &str) -> UnitFacts {
+        self.units.get(unit).cloned().unwrap_or_default()
+    }
+}
+
+/// Every directory above the planned files, deepest last (`/` excluded).
+pub fn needed_dirs(plan: &HostPlan) -> BTreeSet<String> {
+    let mut dirs = BTreeSet::new();
+    for r in &plan.resources {
+        let mut p = std::path::Path::new(&r.path).parent();
+        while let Some(d) = p {
+            if d.as_os_str() != "/" {
+                dirs.insert(d.display().to_string());
+            }
+            p = d.parent();
+        }
+    }
+    dirs
+}
+
+/// The gather script for `plan`.
+pub fn script(plan: &HostPlan) -> String {
+    let paths: Vec<String> = plan.resources.iter().map(|r| quote(&r.path)).collect();
+    let units: Vec<String> = plan.units.iter().map(|u| quote(&u.name)).collect();
+    let dirs: Vec<String> = needed_dirs(plan).iter().map(|d| quote(d)).collect();
+    let s = quote(STATE_FILE);
+    format!(
+        r#"export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+echo "@arch $(uname -m)"
+if [ -r {s} ]; then echo "@state $(sha256sum < {s} | cut -c1-64)"; sed 's/^/@m /' {s}; else echo "@state none"; fi
+{{ [ -r {s} ] && sed -n {sed_paths} {s}; printf '%s\n' {paths}; }} | sort -u | while IFS= read -r p; do
+  [ -n "$p" ] || continue
+  if [ -f "$p" ]; then echo "@file $(sha256sum < "$p" | cut -c1-64) $(stat -c '%a %U %G' "$p") $p"; else echo "@file - - - - $p"; fi
+done
+for d in {dirs}; do if [ -d "$d" ]; then echo "@dir 1 $d"; else echo "@dir 0 $d"; fi; done
+{{ [ -r {s} ] && sed -n {sed_units} {s}; printf '%s\n' {units}; }} | sort -u | grep . | xargs -r systemctl show -p Id -p ActiveState -p UnitFileState -p InvocationID -- 2>/dev/null | sed 's/^/@u /'
+echo "@end"
+"#,
+        sed_paths = quote(SED_PATHS),
+        sed_units = quote(SED_UNITS),
+        paths = if paths.is_empty() {
+            "''".to_string()
+        } else {
+            paths.join(" ")
+        },
+        dirs = if dirs.is_empty() {
+            "''".to_string()
+        } else {
+            dirs.join(" ")
+        },
+        units = if units.is_empty() {
+            "''".to_string()
+        } else {
+            units.join(" ")
+        },
+    )
+}
+
+/// Runs the gather script on a host.
+pub async fn gather(t: &dyn Transport, plan: &HostPlan) -> Result<Facts> {
+    let out = t.run(&script(plan)).await?;
+    if out.status != 0 || !out.stdout.contains("@end") {
+        bail!(
+            "{}: gathering facts failed (exit {}): {}",
+            t.label(),
+            out.status,
+            out.stderr.trim()
+        );
+    }
+    parse(&out.stdout).with_context(|| format!("{}: reading gathered facts", t.label()))
+}
+
+/// Parses the gather script's output.
+pub fn parse(stdout: &str) -> Result<Facts> {
+    let mut f = Facts::default();
+    let mut manifest_text = String::new();
+    let mut unit = UnitFacts::default();
+    let mut unit_id = String::new();
+    let flush = |id: &mut String, u: &mut UnitFacts, f: &mut Facts| {
+        if !id.is_empty() {
+            f.units.insert(std::mem::take(id), std::mem::take(u));
+        }
+    };
+    for line in stdout.lines() {
+        let (tag, rest) = line.split_once(' ').unwrap_or((line, ""));
+        match tag {
+            "@arch" => f.arch = rest.to_string(),
+            "@state" => f.state_hash = rest.to_string(),
+            "@m" => {
+                manifest_text.push_str(rest);
+                manifest_text.push('\n');
+            }
+            "@file" => {
+                let mut parts = rest.splitn(5, ' ');
+                let (sha, mode, owner, group, path) = (
+                    parts.next().unwrap_or("-"),
+                    parts.next().unwrap_or("-"),
+                    parts.next().unwrap_or("-"),
+                    parts.next().unwrap_or("-"),
+                    parts.next().unwrap_or_default(),
+                );
+                let facts = (sha != "-").then(|| FileFacts {
+                    sha256: sha.to_string(),
+                    mode: u32::from_str_radix(mode, 8).unwrap_or(0),
+                    owner: owner.to_string(),
+                    group: group.to_string(),
+                });
+                f.files.insert(path.to_string(), facts);
+            }
+            "@dir" => {
+                if let Some((exists, d)) = rest.split_once(' ') {
+                    f.dirs.insert(d.to_string(), exists == "1");
+                }
+            }
+            "@u" => match rest.split_once('=') {
+                Some(("Id", v)) => {
+                    flush(&mut unit_id, &mut unit, &mut f);
+                    unit_id = v.to_string();
+                }
+                Some(("ActiveState", v)) => unit.active = v.to_string(),
+                Some(("UnitFileState", v)) => unit.enabled = v.to_string(),
+                Some(("InvocationID", v)) => unit.invocation = v.to_string(),
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+    flush(&mut unit_id, &mut unit, &mut f);
+    if !manifest_text.trim().is_empty() {
+        f.manifest = Manifest::parse(&manifest_text).with_context(|| {
+            format!("{STATE_FILE} is not a vds-proxy manifest; move it away to start afresh")
+        })?;
+    }
+    Ok(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_fact() {
+        let out = "@arch x86_64\n@state none\n@file ab12 644 root root /etc/a b.conf\n@file - - - - /etc/gone\n@dir 0 /etc/vds-proxy\n@u Id=a.service\n@u ActiveState=active\n@u UnitFileState=enabled\n@u InvocationID=42\n@u \n@u Id=b.service\n@u ActiveState=inactive\n@u UnitFileState=\n@u InvocationID=\n@end\n";
+        let f = parse(out).unwrap();
+        assert_eq!(f.arch, "x86_64");
+        assert_eq!(f.state_hash, "none");
+        assert_eq!(
+            f.files["/etc/a b.conf"],
+            Some(FileFacts {
+                sha256: "ab12".into(),
+                mode: 0o644,
+                owner: "root".into(),
+                group: "root".into()
+            })
+        );
+        assert_eq!(f.files["/etc/gone"], None);
+        assert!(!f.dirs["/etc/vds-proxy"]);
+        assert_eq!(f.unit("a.service").invocation, "42");
+        assert_eq!(f.unit("a.service").enabled, "enabled");
+        assert_eq!(f.unit("b.service").active, "inactive");
+        assert!(f.manifest.is_empty());
+    }
+}

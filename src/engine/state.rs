@@ -1,0 +1,133 @@
+//! The manifest vds-proxy leaves on each host: every path, unit and directory it manages.
+//!
+//! One entry per line, so that the gather script can list managed paths with `sed`
+//! without any JSON tool on the host.
+
+use serde::{Deserialize, Serialize};
+
+/// Where the manifest lives on a host.
+pub const STATE_DIR: &str = "/var/lib/vds-proxy";
+/// The manifest file.
+pub const STATE_FILE: &str = "/var/lib/vds-proxy/state.json";
+
+/// A file vds-proxy installed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub path: String,
+    pub sha256: String,
+    pub kind: String,
+    #[serde(default)]
+    pub service: Option<String>,
+}
+
+/// A unit vds-proxy enabled and started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitEntry {
+    pub unit: String,
+    #[serde(default)]
+    pub service: Option<String>,
+}
+
+/// A directory vds-proxy created (removed again when empty and no longer needed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirEntry {
+    pub dir: String,
+}
+
+/// Everything vds-proxy manages on one host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub files: Vec<FileEntry>,
+    pub units: Vec<UnitEntry>,
+    pub dirs: Vec<DirEntry>,
+}
+
+impl Manifest {
+    /// True when nothing is managed.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.units.is_empty() && self.dirs.is_empty()
+    }
+
+    /// The manifest text: a JSON object with one entry per line.
+    pub fn to_text(&self) -> String {
+        fn lines<T: Serialize>(items: &[T]) -> String {
+            items
+                .iter()
+                .map(|i| serde_json::to_string(i).expect("entries serialize"))
+                .collect::<Vec<_>>()
+                .join(",\n")
+        }
+        format!(
+            "{{\"version\": 1,\n\"files\": [\n{}\n],\n\"units\": [\n{}\n],\n\"dirs\": [\n{}\n]}}\n",
+            lines(&self.files),
+            lines(&self.units),
+            lines(&self.dirs)
+        )
+    }
+
+    /// Parses a manifest read from a host.
+    pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// The entry for `path`.
+    pub fn file(&self, path: &str) -> Option<&FileEntry> {
+        self.files.iter().find(|f| f.path == path)
+    }
+}
+
+/// The `sed` expression that lists the paths of a manifest's files, one per line.
+pub const SED_PATHS: &str = r#"s/^{"path":"\([^"]*\)".*/\1/p"#;
+/// The `sed` expression that lists the names of a manifest's units, one per line.
+pub const SED_UNITS: &str = r#"s/^{"unit":"\([^"]*\)".*/\1/p"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Manifest {
+        Manifest {
+            files: vec![FileEntry {
+                path: "/etc/systemd/system/a.service".into(),
+                sha256: "ab".into(),
+                kind: "unit".into(),
+                service: Some("web".into()),
+            }],
+            units: vec![UnitEntry {
+                unit: "a.service".into(),
+                service: None,
+            }],
+            dirs: vec![DirEntry {
+                dir: "/etc/vds-proxy".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn text_round_trips() {
+        let m = sample();
+        assert_eq!(Manifest::parse(&m.to_text()).unwrap(), m);
+    }
+
+    #[test]
+    fn sed_finds_paths_and_units() {
+        let text = sample().to_text();
+        for (expr, want) in [
+            (SED_PATHS, "/etc/systemd/system/a.service\n"),
+            (SED_UNITS, "a.service\n"),
+        ] {
+            let out = std::process::Command::new("sed")
+                .args(["-n", expr])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .and_then(|mut c| {
+                    use std::io::Write;
+                    c.stdin.take().unwrap().write_all(text.as_bytes())?;
+                    c.wait_with_output()
+                })
+                .unwrap();
+            assert_eq!(String::from_utf8(out.stdout).unwrap(), want);
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Input errors: every problem found in the inventory or the settings, reported together.
+
+use std::fmt;
+
+/// One problem in an input file, located by JSON path (and line/column for syntax errors).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputError {
+    /// The file the problem is in, as given on the command line.
+    pub file: String,
+    /// JSON path such as `$.routes[0].port`, or `$` for the whole document.
+    pub path: String,
+    /// Line and column (1-based) where known: syntax errors only.
+    pub position: Option<(usize, usize)>,
+    /// What is wrong and what would be valid.
+    pub message: String,
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.position {
+            Some((line, col)) => write!(f, "{}:{}:{}: {}", self.file, line, col, self.message),
+            None => write!(f, "{}: {}: {}", self.file, self.path, self.message),
+        }
+    }
+}
+
+/// All the problems found in the input; the CLI prints each and exits with code 2.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct InputErrors(pub Vec<InputError>);
+
+impl fmt::Display for InputErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Collects problems while a document is read, so that all are reported at once.
+#[derive(Debug, Default)]
+pub struct Collector {
+    file: String,
+    errors: Vec<InputError>,
+}
+
+impl Collector {
+    /// A collector for problems in `file`.
+    pub fn new(file: impl Into<String>) -> Self {
+        Self {
+            file: file.into(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Records a problem at `path`.
+    pub fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(InputError {
+            file: self.file.clone(),
+            path: path.into(),
+            position: None,
+            message: message.into(),
+        });
+    }
+
+    /// Records a syntax problem at a line and column.
+    pub fn push_at(&mut self, line: usize, col: usize, message: impl Into<String>) {
+        self.errors.push(InputError {
+            file: self.file.clone(),
+            path: "$".into(),
+            position: Some((line, col)),
+            message: message.into(),
+        });
+    }
+
+    /// True when nothing has been recorded.
+    pub fn is_empty(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    /// Ends collection: `Ok(value)` when nothing was recorded.
+    pub fn finish<T>(self, value: T) -> Result<T, InputErrors> {
+        if self.errors.is_empty() {
+            Ok(value)
+        } else {
+            Err(InputErrors(self.errors))
+        }
+    }
+
+    /// Moves the problems into another collector (used to merge files).
+    pub fn into_errors(self) -> Vec<InputError> {
+        self.errors
+    }
+}
+
+/// The closest candidate to `word` by edit distance, if it is close enough to be a likely typo.
+pub fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (levenshtein(word, c), *c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_close_keys_only() {
+        let keys = ["proxy_node", "target_node", "target_port", "port"];
+        assert_eq!(suggest("proxy_nod", &keys), Some("proxy_node"));
+        assert_eq!(suggest("targetport", &keys), Some("target_port"));
+        assert_eq!(suggest("colour", &keys), None);
+    }
+}

@@ -1,0 +1,136 @@
+//! The validated inventory: nodes, routes and replicated services.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+/// Everything `nodes.json` declares, after validation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Inventory {
+    /// The file it was read from.
+    pub source: PathBuf,
+    pub nodes: Vec<Node>,
+    pub routes: Vec<Route>,
+    pub services: Vec<Service>,
+}
+
+/// How vds-proxy reaches a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Connection {
+    /// Over SSH (the default).
+    Ssh,
+    /// The machine vds-proxy runs on, without SSH.
+    Local,
+}
+
+/// A machine in the inventory.
+#[derive(Debug, Clone, Serialize)]
+pub struct Node {
+    pub name: String,
+    pub public_ip: Option<IpAddr>,
+    /// The node's mesh address (Tailscale or WireGuard): where routes reach it.
+    pub tailscale_ip: Option<IpAddr>,
+    pub domain: Option<String>,
+    pub ssh_user: String,
+    /// Address to SSH to; defaults to `tailscale_ip`, then `public_ip`, then `name`.
+    pub ssh_host: Option<String>,
+    pub ssh_port: u16,
+    /// Wrap remote commands in `sudo -n`; defaults to true when `ssh_user` is not root.
+    pub sudo: bool,
+    pub connection: Connection,
+    /// Informational port map from the seed format (`{"socat": [8443]}`).
+    pub ports: BTreeMap<String, Vec<u16>>,
+    pub ram_gb: Option<f64>,
+    pub active: bool,
+}
+
+impl Node {
+    /// The address an SSH connection goes to.
+    pub fn ssh_destination(&self) -> String {
+        self.ssh_host
+            .clone()
+            .or_else(|| self.tailscale_ip.map(|ip| ip.to_string()))
+            .or_else(|| self.public_ip.map(|ip| ip.to_string()))
+            .unwrap_or_else(|| self.name.clone())
+    }
+
+    /// The address routes use to reach this node over the mesh.
+    pub fn mesh_address(&self) -> Option<IpAddr> {
+        self.tailscale_ip.or(self.public_ip)
+    }
+}
+
+/// Which program forwards a route's port on its proxy node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Forwarder {
+    /// The relay bundled in vds-proxy (`vds-proxy relay`), one process per node.
+    Relay,
+    /// `socat TCP-LISTEN:...,fork`, exactly as `vds_proxy.sh` deployed it.
+    Socat,
+}
+
+impl Forwarder {
+    /// The name used in the inventory and in tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Forwarder::Relay => "relay",
+            Forwarder::Socat => "socat",
+        }
+    }
+}
+
+/// A public port on a proxy node forwarded to a port on a target node.
+#[derive(Debug, Clone, Serialize)]
+pub struct Route {
+    pub domain: Option<String>,
+    pub port: u16,
+    /// Address the proxy node listens on (default `0.0.0.0`).
+    pub listen: IpAddr,
+    pub proxy_node: String,
+    pub target_node: String,
+    pub target_port: u16,
+    pub service: String,
+    pub ssl: bool,
+    pub description: Option<String>,
+    pub forwarder: Forwarder,
+}
+
+/// A service run as N identical replicas on one node (seed 003's MTProxy).
+#[derive(Debug, Clone, Serialize)]
+pub struct Service {
+    pub name: String,
+    pub node: String,
+    /// How many instances run (`mtproxy_replicas`).
+    pub replicas: u32,
+    /// Port of replica 1; replica n listens on `base_port + n - 1` (`mtproxy_base_port`).
+    pub base_port: u16,
+    /// Command line of one replica; `{port}` and `{secret}` are substituted per instance.
+    pub exec: Vec<String>,
+    /// A secret handed to the replicas (e.g. the MTProxy 32-hex secret); never printed.
+    #[serde(skip)]
+    pub secret: Option<String>,
+    pub description: Option<String>,
+    pub balancer: Option<Balancer>,
+}
+
+impl Service {
+    /// Port of replica `n` (1-based).
+    pub fn replica_port(&self, n: u32) -> u16 {
+        self.base_port + (n as u16) - 1
+    }
+}
+
+/// The HAProxy frontend in front of a replicated service.
+#[derive(Debug, Clone, Serialize)]
+pub struct Balancer {
+    pub port: u16,
+    pub algorithm: String,
+    pub check: String,
+    pub transparent: bool,
+    pub stats_socket: String,
+    pub stats_address: String,
+}

@@ -1,0 +1,385 @@
+//! Reading `nodes.json` into the model; each field is checked on its own here,
+//! cross-references are checked in `validate`.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::error::Collector;
+use super::model::*;
+use super::reader::{Fields, kind, port_value};
+
+const TOP_KEYS: &[&str] = &["nodes", "routes", "services"];
+const NODE_KEYS: &[&str] = &[
+    "name",
+    "public_ip",
+    "tailscale_ip",
+    "domain",
+    "ssh_user",
+    "ssh_host",
+    "ssh_port",
+    "sudo",
+    "connection",
+    "ports",
+    "ram_gb",
+    "active",
+];
+const ROUTE_KEYS: &[&str] = &[
+    "domain",
+    "port",
+    "listen",
+    "proxy_node",
+    "target_node",
+    "target_port",
+    "service",
+    "ssl",
+    "description",
+    "forwarder",
+];
+const SERVICE_KEYS: &[&str] = &[
+    "name",
+    "node",
+    "replicas",
+    "base_port",
+    "exec",
+    "secret",
+    "description",
+    "balancer",
+];
+const BALANCER_KEYS: &[&str] = &[
+    "port",
+    "algorithm",
+    "check",
+    "transparent",
+    "stats_socket",
+    "stats_address",
+];
+
+/// Parses the text of `nodes.json`; `file` names it in messages.
+pub fn parse(file: &Path, text: &str, c: &mut Collector) -> Inventory {
+    let mut inv = Inventory {
+        source: file.to_path_buf(),
+        nodes: Vec::new(),
+        routes: Vec::new(),
+        services: Vec::new(),
+    };
+    let root: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            c.push_at(
+                e.line(),
+                e.column(),
+                format!("invalid JSON: {}", strip_position(&e)),
+            );
+            return inv;
+        }
+    };
+    let Some(top) = Fields::new(c, "$", &root, TOP_KEYS) else {
+        return inv;
+    };
+    for (path, v) in top.opt_array(c, "nodes") {
+        if let Some(n) = node(c, &path, v) {
+            inv.nodes.push(n);
+        }
+    }
+    for (path, v) in top.opt_array(c, "routes") {
+        if let Some(r) = route(c, &path, v) {
+            inv.routes.push(r);
+        }
+    }
+    for (path, v) in top.opt_array(c, "services") {
+        if let Some(s) = service(c, &path, v) {
+            inv.services.push(s);
+        }
+    }
+    inv
+}
+
+fn strip_position(e: &serde_json::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" at line ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+/// A name that ends up in unit file names and remote commands: `[a-z0-9][a-z0-9-]*`.
+pub fn is_safe_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
+/// A DNS name or address usable as an SSH destination or a domain.
+pub fn is_hostname(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && label
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        })
+}
+
+/// Free text that goes into a unit's Description=: one line, printable.
+fn is_one_line(s: &str) -> bool {
+    !s.chars().any(char::is_control)
+}
+
+fn safe_name(c: &mut Collector, f: &Fields, key: &str, required: bool) -> Option<String> {
+    let s = if required {
+        f.req_str(c, key)?
+    } else {
+        f.opt_str(c, key)?
+    };
+    if is_safe_name(&s) {
+        Some(s)
+    } else {
+        c.push(
+            f.path_of(key),
+            format!(
+                "\"{s}\" is not a safe name; use lowercase letters, digits and '-', starting with a letter or digit (at most 63 characters), e.g. \"vds-1\""
+            ),
+        );
+        None
+    }
+}
+
+fn hostname(c: &mut Collector, f: &Fields, key: &str) -> Option<String> {
+    let s = f.opt_str(c, key)?;
+    if is_hostname(&s) {
+        Some(s)
+    } else {
+        c.push(
+            f.path_of(key),
+            format!("\"{s}\" is not a valid host name; expected e.g. \"tg.example.com\""),
+        );
+        None
+    }
+}
+
+fn one_line(c: &mut Collector, f: &Fields, key: &str) -> Option<String> {
+    let s = f.opt_str(c, key)?;
+    if is_one_line(&s) {
+        Some(s)
+    } else {
+        c.push(
+            f.path_of(key),
+            "must be a single line without control characters",
+        );
+        None
+    }
+}
+
+fn node(c: &mut Collector, path: &str, v: &Value) -> Option<Node> {
+    let f = Fields::new(c, path, v, NODE_KEYS)?;
+    let name = safe_name(c, &f, "name", true);
+    let ssh_user = f.opt_str(c, "ssh_user").unwrap_or_else(|| "root".into());
+    if !is_safe_user(&ssh_user) {
+        c.push(
+            f.path_of("ssh_user"),
+            format!(
+                "\"{ssh_user}\" is not a valid user name; expected e.g. \"root\" or \"deploy\""
+            ),
+        );
+    }
+    let connection = match f.opt_str(c, "connection").as_deref() {
+        None | Some("ssh") => Connection::Ssh,
+        Some("local") => Connection::Local,
+        Some(other) => {
+            c.push(
+                f.path_of("connection"),
+                format!("unknown connection \"{other}\"; expected \"ssh\" or \"local\""),
+            );
+            Connection::Ssh
+        }
+    };
+    let ports = ports_map(c, &f);
+    let node = Node {
+        name: name.unwrap_or_default(),
+        public_ip: f.opt_ip(c, "public_ip"),
+        tailscale_ip: f.opt_ip(c, "tailscale_ip"),
+        domain: hostname(c, &f, "domain"),
+        sudo: f.bool_or(c, "sudo", ssh_user != "root"),
+        ssh_user,
+        ssh_host: hostname(c, &f, "ssh_host"),
+        ssh_port: f.opt_port(c, "ssh_port").unwrap_or(22),
+        connection,
+        ports,
+        ram_gb: f.opt_f64(c, "ram_gb"),
+        active: f.bool_or(c, "active", true),
+    };
+    Some(node)
+}
+
+fn is_safe_user(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 32
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.')
+        && !s.starts_with('-')
+}
+
+fn ports_map(c: &mut Collector, f: &Fields) -> BTreeMap<String, Vec<u16>> {
+    let mut out = BTreeMap::new();
+    let Some(v) = f.get("ports") else {
+        return out;
+    };
+    let Value::Object(map) = v else {
+        c.push(
+            f.path_of("ports"),
+            format!(
+                "expected an object of port lists like {{\"socat\": [8443]}}, found {}",
+                kind(v)
+            ),
+        );
+        return out;
+    };
+    for (key, list) in map {
+        let path = format!("{}.{}", f.path_of("ports"), key);
+        let Value::Array(items) = list else {
+            c.push(
+                &path,
+                format!("expected an array of ports, found {}", kind(list)),
+            );
+            continue;
+        };
+        let ports = items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| port_value(c, &format!("{path}[{i}]"), p))
+            .collect();
+        out.insert(key.clone(), ports);
+    }
+    out
+}
+
+fn route(c: &mut Collector, path: &str, v: &Value) -> Option<Route> {
+    let f = Fields::new(c, path, v, ROUTE_KEYS)?;
+    let forwarder = match f.opt_str(c, "forwarder").as_deref() {
+        None | Some("relay") => Forwarder::Relay,
+        Some("socat") => Forwarder::Socat,
+        Some(other) => {
+            c.push(
+                f.path_of("forwarder"),
+                format!("unknown forwarder \"{other}\"; expected \"relay\" (default) or \"socat\""),
+            );
+            Forwarder::Relay
+        }
+    };
+    Some(Route {
+        domain: hostname(c, &f, "domain"),
+        port: f.req_port(c, "port").unwrap_or(0),
+        listen: f
+            .opt_ip(c, "listen")
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        proxy_node: f.req_str(c, "proxy_node").unwrap_or_default(),
+        target_node: f.req_str(c, "target_node").unwrap_or_default(),
+        target_port: f.req_port(c, "target_port").unwrap_or(0),
+        service: safe_name(c, &f, "service", true).unwrap_or_default(),
+        ssl: f.bool_or(c, "ssl", false),
+        description: one_line(c, &f, "description"),
+        forwarder,
+    })
+}
+
+fn service(c: &mut Collector, path: &str, v: &Value) -> Option<Service> {
+    let f = Fields::new(c, path, v, SERVICE_KEYS)?;
+    let exec = match f.get("exec") {
+        Some(Value::Array(items)) if !items.is_empty() => items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| match a.as_str() {
+                Some(s) if is_one_line(s) => Some(s.to_string()),
+                _ => {
+                    c.push(
+                        format!("{}[{}]", f.path_of("exec"), i),
+                        "expected a one-line string argument",
+                    );
+                    None
+                }
+            })
+            .collect(),
+        _ => {
+            c.push(
+                f.path_of("exec"),
+                "required: the replica's command line as an array of strings, e.g. [\"/usr/local/bin/mtproto-proxy\", \"-H\", \"{port}\"]",
+            );
+            Vec::new()
+        }
+    };
+    let secret = f.opt_str(c, "secret");
+    if let Some(s) = &secret
+        && !(s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        c.push(
+            f.path_of("secret"),
+            "the secret must be 32 hexadecimal characters (generate one with `openssl rand -hex 16`)",
+        );
+    }
+    let balancer = f
+        .get("balancer")
+        .and_then(|b| balancer(c, &f.path_of("balancer"), b));
+    Some(Service {
+        name: safe_name(c, &f, "name", true).unwrap_or_default(),
+        node: f.req_str(c, "node").unwrap_or_default(),
+        replicas: f.opt_uint(c, "replicas", 0, 64).unwrap_or(1) as u32,
+        base_port: f.opt_port(c, "base_port").unwrap_or(10000),
+        exec,
+        secret,
+        description: one_line(c, &f, "description"),
+        balancer,
+    })
+}
+
+fn balancer(c: &mut Collector, path: &str, v: &Value) -> Option<Balancer> {
+    let f = Fields::new(c, path, v, BALANCER_KEYS)?;
+    let algorithm = f
+        .opt_str(c, "algorithm")
+        .unwrap_or_else(|| "leastconn".into());
+    const ALGORITHMS: &[&str] = &["leastconn", "roundrobin", "source", "first", "static-rr"];
+    if !ALGORITHMS.contains(&algorithm.as_str()) {
+        c.push(
+            f.path_of("algorithm"),
+            format!(
+                "unknown algorithm \"{algorithm}\"; expected one of {}",
+                ALGORITHMS.join(", ")
+            ),
+        );
+    }
+    let check = one_line(c, &f, "check").unwrap_or_else(|| "inter 2000 fall 3 rise 2".into());
+    let stats_socket = f
+        .opt_str(c, "stats_socket")
+        .unwrap_or_else(|| "/run/haproxy/admin.sock".into());
+    if !stats_socket.starts_with('/') || !is_one_line(&stats_socket) || stats_socket.contains(' ') {
+        c.push(
+            f.path_of("stats_socket"),
+            "expected an absolute path without spaces, e.g. \"/run/haproxy/admin.sock\"",
+        );
+    }
+    let stats_address = f
+        .opt_str(c, "stats_address")
+        .unwrap_or_else(|| "127.0.0.1:8404".into());
+    if stats_address.parse::<std::net::SocketAddr>().is_err() {
+        c.push(
+            f.path_of("stats_address"),
+            format!("\"{stats_address}\" is not an address:port; expected e.g. \"127.0.0.1:8404\""),
+        );
+    }
+    Some(Balancer {
+        port: f.opt_port(c, "port").unwrap_or(443),
+        algorithm,
+        check,
+        transparent: f.bool_or(c, "transparent", false),
+        stats_socket,
+        stats_address,
+    })
+}

@@ -1,0 +1,145 @@
+//! Checks across the whole inventory: names, references and port conflicts.
+
+use std::collections::BTreeMap;
+
+use super::error::{Collector, suggest};
+use super::model::Inventory;
+
+/// Records every cross-reference problem of `inv` in `c`.
+pub fn validate(inv: &Inventory, c: &mut Collector) {
+    if inv.nodes.is_empty() {
+        c.push(
+            "$.nodes",
+            "the inventory has no nodes; add at least one node, e.g. {\"name\": \"vds-1\", \"public_ip\": \"203.0.113.10\"}",
+        );
+    }
+
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, n) in inv.nodes.iter().enumerate() {
+        if n.name.is_empty() {
+            continue;
+        }
+        if let Some(first) = seen.insert(&n.name, i) {
+            c.push(
+                format!("$.nodes[{i}].name"),
+                format!(
+                    "duplicate node name \"{}\" (first used at $.nodes[{first}]); node names must be unique",
+                    n.name
+                ),
+            );
+            seen.insert(&n.name, first);
+        }
+    }
+    let names: Vec<&str> = inv.nodes.iter().map(|n| n.name.as_str()).collect();
+
+    // Every (node, port) something listens on, with the JSON path that claims it.
+    let mut listeners: BTreeMap<(&str, u16), String> = BTreeMap::new();
+    let mut claim = |c: &mut Collector, node: &'_ str, port: u16, path: String| {
+        let key = (
+            names.iter().copied().find(|n| *n == node).unwrap_or(""),
+            port,
+        );
+        if key.0.is_empty() || port == 0 {
+            return;
+        }
+        match listeners.get(&key) {
+            Some(first) => c.push(
+                path,
+                format!(
+                    "port {port} on node \"{node}\" is already used by {first}; pick another port"
+                ),
+            ),
+            None => {
+                listeners.insert(key, path);
+            }
+        }
+    };
+
+    for (i, r) in inv.routes.iter().enumerate() {
+        let base = format!("$.routes[{i}]");
+        check_node_ref(inv, c, &format!("{base}.proxy_node"), &r.proxy_node, &names);
+        if check_node_ref(
+            inv,
+            c,
+            &format!("{base}.target_node"),
+            &r.target_node,
+            &names,
+        ) && let Some(t) = inv.nodes.iter().find(|n| n.name == r.target_node)
+            && t.mesh_address().is_none()
+        {
+            c.push(
+                format!("{base}.target_node"),
+                format!(
+                    "target node \"{}\" has no address to forward to; give it a tailscale_ip or public_ip",
+                    r.target_node
+                ),
+            );
+        }
+        claim(c, &r.proxy_node, r.port, format!("{base}.port"));
+    }
+
+    let mut services: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, s) in inv.services.iter().enumerate() {
+        let base = format!("$.services[{i}]");
+        if !s.name.is_empty()
+            && let Some(first) = services.insert(&s.name, i)
+        {
+            c.push(
+                format!("{base}.name"),
+                format!(
+                    "duplicate service name \"{}\" (first used at $.services[{first}])",
+                    s.name
+                ),
+            );
+        }
+        check_node_ref(inv, c, &format!("{base}.node"), &s.node, &names);
+        let last = u32::from(s.base_port) + s.replicas.saturating_sub(1);
+        if last > 65535 {
+            c.push(
+                format!("{base}.replicas"),
+                format!(
+                    "{} replicas from base_port {} would need port {last}; lower base_port or replicas",
+                    s.replicas, s.base_port
+                ),
+            );
+            continue;
+        }
+        for n in 1..=s.replicas {
+            claim(c, &s.node, s.replica_port(n), format!("{base} replica {n}"));
+        }
+        if let Some(b) = &s.balancer {
+            claim(c, &s.node, b.port, format!("{base}.balancer.port"));
+        }
+    }
+}
+
+/// Checks that `name` is an active node; returns true if it is.
+fn check_node_ref(
+    inv: &Inventory,
+    c: &mut Collector,
+    path: &str,
+    name: &str,
+    names: &[&str],
+) -> bool {
+    if name.is_empty() {
+        return false;
+    }
+    match inv.nodes.iter().find(|n| n.name == name) {
+        None => {
+            let hint = match suggest(name, names) {
+                Some(s) => format!("did you mean \"{s}\"?"),
+                None => format!("known nodes: {}", names.join(", ")),
+            };
+            c.push(path, format!("node \"{name}\" does not exist; {hint}"));
+            false
+        }
+        Some(n) if !n.active => {
+            c.push(
+                path,
+                format!("node \"{name}\" is inactive (\"active\": false); activate it or remove this entry"),
+            );
+            false
+        }
+        Some(_) => true,
+    }
+}

@@ -1,0 +1,20 @@
+//! vds-proxy: inventory → plan → gather → diff → apply, for small proxy infrastructures.
+//!
+//! The pipeline, one module per step:
+//! [`inventory`] (parse + validate) → [`plan`] (pure: desired resources per host, built by
+//! [`roles`] from [`templates`]) → [`engine`] (gather over a [`transport`], diff, apply, prune).
+
+pub mod app;
+pub mod cli;
+pub mod engine;
+pub mod inventory;
+pub mod plan;
+pub mod redact;
+pub mod relay;
+pub mod resources;
+pub mod roles;
+pub mod settings;
+pub mod shell;
+pub mod show;
+pub mod templates;
+pub mod transport;

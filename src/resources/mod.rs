@@ -1,0 +1,169 @@
+//! Resources: the things vds-proxy puts on a host, and what each kind needs from the engine.
+//!
+//! Every resource is a file at a path with an owner and a mode. What differs between kinds
+//! is how a staged copy is validated before it goes live and what must run after it changed;
+//! each kind answers that in its own module through [`KindOps`]. Adding a kind means adding
+//! a module and one arm in [`Kind::ops`].
+
+pub mod binary;
+pub mod file;
+pub mod unit;
+
+use std::path::PathBuf;
+
+use serde::{Serialize, Serializer};
+use sha2::{Digest, Sha256};
+
+/// The kind of a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A plain config file.
+    File,
+    /// A systemd unit file.
+    Unit,
+    /// An executable shipped by vds-proxy.
+    Binary,
+}
+
+/// What a kind contributes to the engine.
+pub trait KindOps {
+    /// A shell command (already quoted) that exits non-zero if the staged copy at `staged`
+    /// must not go live; `None` when the kind has no validator.
+    fn validate(&self, res: &Resource, staged: &str) -> Option<String>;
+}
+
+impl Kind {
+    /// The behaviour of this kind.
+    pub fn ops(self) -> &'static dyn KindOps {
+        match self {
+            Kind::File => &file::FileOps,
+            Kind::Unit => &unit::UnitOps,
+            Kind::Binary => &binary::BinaryOps,
+        }
+    }
+}
+
+/// The bytes a resource holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Content {
+    /// Rendered text.
+    Text(String),
+    /// A local file uploaded as is (binaries); only its digest is part of the plan.
+    Local {
+        source: PathBuf,
+        size: u64,
+        /// `uname -m` of the machines it runs on.
+        arch: String,
+    },
+}
+
+/// What must run on a host after resources changed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(tag = "action", content = "unit", rename_all = "kebab-case")]
+pub enum Action {
+    /// `systemctl daemon-reload`: a unit file changed.
+    DaemonReload,
+    /// `systemctl reload UNIT`: a config it re-reads changed.
+    Reload(String),
+    /// `systemctl restart UNIT`: its unit file, binary or a config it only reads at start changed.
+    Restart(String),
+}
+
+/// A systemd unit that must be enabled and running.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnitSpec {
+    /// The unit name, e.g. `vds-relay.service` or `mtproxy@2.service`.
+    pub name: String,
+    pub enable: bool,
+    pub start: bool,
+}
+
+/// One file vds-proxy manages on a host.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Resource {
+    pub kind: Kind,
+    /// Absolute path on the host.
+    pub path: String,
+    #[serde(serialize_with = "ser_content")]
+    pub content: Content,
+    /// SHA-256 of the content, hex.
+    pub sha256: String,
+    #[serde(serialize_with = "ser_mode")]
+    pub mode: u32,
+    pub owner: String,
+    pub group: String,
+    /// The content holds a secret: never printed or diffed.
+    pub secret: bool,
+    /// The route or service this resource belongs to (`--service` filters and removes by it).
+    pub service: Option<String>,
+    /// What to run when this resource changed.
+    pub on_change: Vec<Action>,
+}
+
+impl Resource {
+    /// A text resource owned by root.
+    pub fn text(kind: Kind, path: impl Into<String>, content: String, mode: u32) -> Self {
+        let sha256 = sha256_hex(content.as_bytes());
+        Resource {
+            kind,
+            path: path.into(),
+            content: Content::Text(content),
+            sha256,
+            mode,
+            owner: "root".into(),
+            group: "root".into(),
+            secret: false,
+            service: None,
+            on_change: Vec::new(),
+        }
+    }
+
+    /// Marks the resource as belonging to a route or service.
+    pub fn for_service(mut self, service: &str) -> Self {
+        self.service = Some(service.to_string());
+        self
+    }
+
+    /// Adds an action to run when the resource changed.
+    pub fn on_change(mut self, action: Action) -> Self {
+        self.on_change.push(action);
+        self
+    }
+
+    /// Marks the content as secret.
+    pub fn secret(mut self) -> Self {
+        self.secret = true;
+        self
+    }
+
+    /// The text content, if this is a text resource.
+    pub fn text_content(&self) -> Option<&str> {
+        match &self.content {
+            Content::Text(t) => Some(t),
+            Content::Local { .. } => None,
+        }
+    }
+}
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn ser_mode<S: Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{mode:04o}"))
+}
+
+fn ser_content<S: Serializer>(c: &Content, s: S) -> Result<S::Ok, S::Error> {
+    match c {
+        Content::Text(t) => s.serialize_str(t),
+        Content::Local { source, size, arch } => s.serialize_str(&format!(
+            "<{} bytes for {} from {}>",
+            size,
+            arch,
+            source.display()
+        )),
+    }
+}

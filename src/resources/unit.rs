@@ -1,0 +1,41 @@
+//! systemd unit files, validated with `systemd-analyze verify` before they go live.
+
+use super::{Action, Kind, KindOps, Resource, UnitSpec};
+use crate::shell::quote;
+
+/// Directory unit files are installed to.
+pub const UNIT_DIR: &str = "/etc/systemd/system";
+
+/// Behaviour of [`super::Kind::Unit`].
+pub struct UnitOps;
+
+impl KindOps for UnitOps {
+    fn validate(&self, _res: &Resource, staged: &str) -> Option<String> {
+        // The staged copy keeps the unit's file name, so verify sees the right unit type.
+        Some(format!(
+            "SYSTEMD_LOG_COLOR=0 systemd-analyze verify --man=no {} >&2",
+            quote(staged)
+        ))
+    }
+}
+
+/// A unit file resource named `name` (e.g. `vds-relay.service`) with its rendered text.
+/// Changing it reloads systemd and restarts `restart` (the unit itself, or for a template
+/// unit, each of its instances).
+pub fn unit_file(name: &str, text: String, restart: &[String]) -> Resource {
+    let mut r = Resource::text(Kind::Unit, format!("{UNIT_DIR}/{name}"), text, 0o644)
+        .on_change(Action::DaemonReload);
+    for u in restart {
+        r = r.on_change(Action::Restart(u.clone()));
+    }
+    r
+}
+
+/// A unit that must be enabled and started.
+pub fn running(name: &str) -> UnitSpec {
+    UnitSpec {
+        name: name.to_string(),
+        enable: true,
+        start: true,
+    }
+}

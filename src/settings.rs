@@ -1,0 +1,138 @@
+//! Tool settings from the optional `vds-proxy.toml` beside the inventory.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::inventory::{Collector, InputErrors};
+
+/// Settings of the tool itself (not of the infrastructure). Every field is optional.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Directory whose files override the embedded templates, file by file.
+    pub templates: Option<PathBuf>,
+    /// How many hosts are deployed at once.
+    pub parallel: usize,
+    /// Seconds to wait for an SSH connection.
+    pub connect_timeout: u64,
+    /// Seconds a remote command may run.
+    pub command_timeout: u64,
+    /// Accept the key of a host seen for the first time (OpenSSH `accept-new`).
+    pub accept_new_host_keys: bool,
+    /// Extra `ssh_config` file handed to OpenSSH (`ssh -F`).
+    pub ssh_config: Option<PathBuf>,
+    /// Private key file handed to OpenSSH (`ssh -i`).
+    pub ssh_key: Option<PathBuf>,
+    /// `known_hosts` file to check host keys against (default: OpenSSH's own).
+    pub known_hosts: Option<PathBuf>,
+    /// Relay binary to install on nodes; default: this vds-proxy executable.
+    pub relay_binary: Option<PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            templates: None,
+            parallel: 8,
+            connect_timeout: 10,
+            command_timeout: 120,
+            accept_new_host_keys: false,
+            ssh_config: None,
+            ssh_key: None,
+            known_hosts: None,
+            relay_binary: None,
+        }
+    }
+}
+
+/// Path of the settings file that belongs to an inventory file.
+pub fn path_beside(inventory: &Path) -> PathBuf {
+    inventory
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("vds-proxy.toml")
+}
+
+/// Loads settings from `path`; a missing file gives the defaults. Relative paths in the
+/// file are taken relative to the file's directory.
+pub fn load(path: &Path) -> Result<Settings, InputErrors> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Settings::default()),
+        Err(e) => {
+            let mut c = Collector::new(path.display().to_string());
+            c.push("$", format!("cannot read the settings file: {e}"));
+            return c.finish(Settings::default());
+        }
+    };
+    parse(path, &text)
+}
+
+/// Parses settings text; `path` names the file in messages and anchors relative paths.
+pub fn parse(path: &Path, text: &str) -> Result<Settings, InputErrors> {
+    let mut c = Collector::new(path.display().to_string());
+    let mut s = match toml::from_str::<Settings>(text) {
+        Ok(s) => s,
+        Err(e) => {
+            let (line, col) = e
+                .span()
+                .map(|sp| line_col(text, sp.start))
+                .unwrap_or((1, 1));
+            c.push_at(line, col, e.message().to_string());
+            return c.finish(Settings::default());
+        }
+    };
+    if s.parallel == 0 {
+        c.push("parallel", "must be at least 1");
+    }
+    if s.connect_timeout == 0 || s.command_timeout == 0 {
+        c.push("connect_timeout", "timeouts must be at least 1 second");
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    for p in [
+        &mut s.templates,
+        &mut s.ssh_config,
+        &mut s.ssh_key,
+        &mut s.known_hosts,
+        &mut s.relay_binary,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if p.is_relative() {
+            *p = dir.join(&*p);
+        }
+    }
+    c.finish(s)
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_setting_names_line_and_allowed_keys() {
+        let err = parse(Path::new("x/vds-proxy.toml"), "parallel = 4\nparalel = 3\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("x/vds-proxy.toml:2:1: unknown field `paralel`"),
+            "{msg}"
+        );
+        assert!(msg.contains("`parallel`"), "{msg}");
+    }
+
+    #[test]
+    fn relative_paths_are_anchored_at_the_file() {
+        let s = parse(Path::new("inv/vds-proxy.toml"), "templates = \"tpl\"\n").unwrap();
+        assert_eq!(s.templates, Some(PathBuf::from("inv/tpl")));
+        assert_eq!(s.parallel, 8);
+    }
+}

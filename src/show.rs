@@ -1,0 +1,150 @@
+//! `show`: the plan printed for people (text) or programs (JSON), secrets redacted.
+
+use std::fmt::Write;
+
+use crate::inventory::{Connection, Inventory};
+use crate::plan::{HostPlan, Plan};
+use crate::redact::{MASK, Redactor};
+use crate::resources::{Content, Resource};
+
+/// The plan as text: per node, each resource with its content, then the activation steps.
+pub fn plan_text(inv: &Inventory, plan: &Plan, redactor: &Redactor) -> String {
+    let mut out = String::new();
+    for host in &plan.hosts {
+        let node = inv
+            .node(&host.node)
+            .expect("plan nodes come from the inventory");
+        let via = match node.connection {
+            Connection::Local => "local".to_string(),
+            Connection::Ssh => format!(
+                "ssh {}@{}:{}{}",
+                node.ssh_user,
+                node.ssh_destination(),
+                node.ssh_port,
+                if node.sudo { " with sudo" } else { "" }
+            ),
+        };
+        let _ = writeln!(out, "node {} ({via})", host.node);
+        if host.resources.is_empty() {
+            let _ = writeln!(out, "  nothing to deploy");
+        }
+        for r in &host.resources {
+            resource_text(&mut out, r);
+        }
+        let actions = host.first_deploy_actions();
+        if !actions.is_empty() {
+            let _ = writeln!(out, "  activate:");
+            for a in actions {
+                let _ = writeln!(out, "    {a}");
+            }
+        }
+        out.push('\n');
+    }
+    redactor.apply(&out)
+}
+
+fn resource_text(out: &mut String, r: &Resource) {
+    let kind = serde_json::to_value(r.kind).expect("kind serializes");
+    let _ = writeln!(
+        out,
+        "  {:<6} {}  {:04o} {}:{}",
+        kind.as_str().unwrap_or("?"),
+        r.path,
+        r.mode,
+        r.owner,
+        r.group
+    );
+    match &r.content {
+        Content::Local { source, size, arch } => {
+            let _ = writeln!(
+                out,
+                "    sha256 {}, {} bytes for {}, from {}",
+                r.sha256,
+                size,
+                arch,
+                source.display()
+            );
+        }
+        Content::Text(_) if r.secret => {
+            let _ = writeln!(out, "    {MASK} (holds a secret)");
+        }
+        Content::Text(t) => {
+            for line in t.lines() {
+                let _ = writeln!(out, "    | {line}");
+            }
+        }
+    }
+}
+
+/// The plan as JSON; secret resources have their content replaced by the mask.
+pub fn plan_json(plan: &Plan, redactor: &Redactor) -> String {
+    let hosts: Vec<HostPlan> = plan
+        .hosts
+        .iter()
+        .map(|h| {
+            let mut h = h.clone();
+            for r in h.resources.iter_mut().filter(|r| r.secret) {
+                r.content = Content::Text(MASK.to_string());
+            }
+            h
+        })
+        .collect();
+    let value = serde_json::json!({
+        "hosts": hosts.iter().map(|h| serde_json::json!({
+            "node": h.node,
+            "connection": h.connection,
+            "resources": h.resources,
+            "units": h.units,
+            "activate": h.first_deploy_actions(),
+        })).collect::<Vec<_>>(),
+    });
+    redactor.apply(&serde_json::to_string_pretty(&value).expect("plan serializes")) + "\n"
+}
+
+/// The routes table, as `vds_proxy.sh show` printed it.
+pub fn routes_table(inv: &Inventory) -> String {
+    let mut rows = vec![[
+        "DOMAIN".to_string(),
+        "PORT".into(),
+        "PROXY".into(),
+        "TARGET".into(),
+        "SERVICE".into(),
+        "FORWARDER".into(),
+    ]];
+    for r in &inv.routes {
+        let target_ip = inv
+            .node(&r.target_node)
+            .and_then(|n| n.mesh_address())
+            .map(|ip| format!(" ({ip})"))
+            .unwrap_or_default();
+        rows.push([
+            r.domain.clone().unwrap_or_else(|| "-".into()),
+            r.port.to_string(),
+            r.proxy_node.clone(),
+            format!("{}:{}{}", r.target_node, r.target_port, target_ip),
+            r.service.clone(),
+            r.forwarder.as_str().to_string(),
+        ]);
+    }
+    table(&rows)
+}
+
+/// Left-aligned columns separated by two spaces.
+pub fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0usize; N];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    out
+}

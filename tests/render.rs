@@ -1,0 +1,132 @@
+//! Rendering and planning are pure: snapshot the plans of the examples, check determinism,
+//! and run the rendered units through `systemd-analyze verify`.
+
+use std::path::{Path, PathBuf};
+
+use vds_proxy::inventory;
+use vds_proxy::plan::{self, Plan};
+use vds_proxy::redact::Redactor;
+use vds_proxy::resources::Kind;
+use vds_proxy::resources::binary::Artifact;
+use vds_proxy::show;
+use vds_proxy::templates::Templates;
+
+fn fake_relay() -> Artifact {
+    Artifact {
+        source: PathBuf::from("target/release/vds-proxy"),
+        sha256: "0".repeat(64),
+        size: 1234,
+        arch: "x86_64".into(),
+    }
+}
+
+fn plan_of(path: &str) -> (inventory::Inventory, Plan) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let inv = inventory::load(&root.join(path)).expect("example is valid");
+    let t = Templates::new(None).unwrap();
+    let plan = plan::build(&inv, &t, &fake_relay()).unwrap();
+    (inv, plan)
+}
+
+#[test]
+fn seed_example_plan() {
+    let (inv, plan) = plan_of("inventory/nodes.example.json");
+    let r = Redactor::new(inv.secrets());
+    insta::assert_snapshot!("seed_text", show::plan_text(&inv, &plan, &r));
+}
+
+#[test]
+fn mesh_example_plan() {
+    let (inv, plan) = plan_of("examples/mesh.json");
+    let r = Redactor::new(inv.secrets());
+    insta::assert_snapshot!("mesh_text", show::plan_text(&inv, &plan, &r));
+    insta::assert_snapshot!("mesh_json", show::plan_json(&plan, &r));
+    insta::assert_snapshot!("mesh_routes", show::routes_table(&inv));
+}
+
+#[test]
+fn plans_are_deterministic() {
+    let (inv, a) = plan_of("examples/mesh.json");
+    let (_, b) = plan_of("examples/mesh.json");
+    let r = Redactor::new(inv.secrets());
+    assert_eq!(show::plan_json(&a, &r), show::plan_json(&b, &r));
+}
+
+#[test]
+fn socat_forwarder_renders_exactly_the_seed_command() {
+    let (_, plan) = plan_of("examples/mesh.json");
+    let unit = plan.hosts[0]
+        .resources
+        .iter()
+        .find(|r| r.path == "/etc/systemd/system/socat-proxy-tgapi-30081.service")
+        .expect("vds_proxy.sh's unit name");
+    assert!(unit.text_content().unwrap().contains(
+        "\nExecStart=/usr/bin/socat TCP-LISTEN:30081,fork,reuseaddr TCP:100.64.0.1:30081\n"
+    ));
+}
+
+#[test]
+fn bind_capability_only_below_1024() {
+    let (_, plan) = plan_of("examples/mesh.json");
+    let relay = plan.hosts[0]
+        .resources
+        .iter()
+        .find(|r| r.path.ends_with("/vds-relay.service"))
+        .unwrap();
+    assert!(
+        relay
+            .text_content()
+            .unwrap()
+            .contains("AmbientCapabilities=CAP_NET_BIND_SERVICE")
+    );
+    let (_, seed) = plan_of("inventory/nodes.example.json");
+    let relay = seed.hosts[0]
+        .resources
+        .iter()
+        .find(|r| r.path.ends_with("/vds-relay.service"))
+        .unwrap();
+    let text = relay.text_content().unwrap();
+    assert!(!text.contains("CAP_NET_BIND_SERVICE"));
+    assert!(text.contains("\nCapabilityBoundingSet=\n"));
+}
+
+/// Every rendered unit passes `systemd-analyze verify`. Binaries a unit starts must exist
+/// for verify, so the relay path is pointed at the test binary and the replica at /bin/true.
+#[test]
+fn rendered_units_pass_systemd_analyze_verify() {
+    let (_, plan) = plan_of("examples/mesh.json");
+    let dir = std::env::temp_dir().join(format!("vds-verify-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut checked = 0;
+    for r in plan
+        .hosts
+        .iter()
+        .flat_map(|h| &h.resources)
+        .filter(|r| r.kind == Kind::Unit)
+    {
+        let text = r
+            .text_content()
+            .unwrap()
+            .replace(
+                "/usr/local/lib/vds-proxy/vds-proxy",
+                env!("CARGO_BIN_EXE_vds-proxy"),
+            )
+            .replace("/usr/local/bin/mtproto-proxy", "/bin/true");
+        let file = dir.join(r.path.rsplit('/').next().unwrap());
+        std::fs::write(&file, text).unwrap();
+        let out = std::process::Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .arg(&file)
+            .env("SYSTEMD_LOG_COLOR", "0")
+            .output()
+            .expect("systemd-analyze must be installed (apt-get install systemd)");
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            r.path,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 3, "relay, socat and replica template units");
+}

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Stops every test host started by setup.sh (by pid, never by name).
+TESTBED=${TESTBED:-/var/tmp/vds-proxy-testbed}
+for pidfile in "$TESTBED"/hosts/*/pid; do
+  [ -f "$pidfile" ] || continue
+  pid=$(cat "$pidfile")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pidfile"
+done

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Boots N real test hosts (default 3) as systemd-nspawn containers: systemd as PID 1,
+# OpenSSH, each in its own network namespace with address 10.213.<i>.2 (the machine
+# running the tests is 10.213.<i>.1 on the other end of the veth pair).
+#
+# The Debian root filesystem is built once with debootstrap and kept in $TESTBED/base;
+# each host boots on its own fresh copy-on-write overlay, so every run starts clean.
+# Needs root. Fails loudly when something is missing: tests never skip silently.
+set -euo pipefail
+N=${1:-${TESTBED_HOSTS:-3}}
+TESTBED=${TESTBED:-/var/tmp/vds-proxy-testbed}
+BASE=$TESTBED/base
+HERE=$(cd "$(dirname "$0")" && pwd)
+
+[ "$(id -u)" = 0 ] || { echo "testbed: must run as root (systemd-nspawn, ip netns)" >&2; exit 1; }
+missing=()
+for c in debootstrap systemd-nspawn ssh ssh-keygen ip; do command -v $c >/dev/null || missing+=($c); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "testbed: missing commands: ${missing[*]}; run: apt-get install -y debootstrap systemd-container openssh-client iproute2" >&2
+  exit 1
+fi
+
+mkdir -p "$TESTBED"
+bash "$HERE/down.sh" >/dev/null 2>&1 || true
+
+if [ ! -f "$BASE/.vds-testbed-complete" ]; then
+  echo "testbed: building the Debian root filesystem in $BASE (once, about a minute)"
+  rm -rf "$BASE"
+  debootstrap --variant=minbase \
+    --include=systemd,systemd-sysv,dbus,openssh-server,iptables,haproxy,iproute2,python3,socat,procps,curl,util-linux \
+    bookworm "$BASE" http://deb.debian.org/debian >"$TESTBED/debootstrap.log" 2>&1 \
+    || { tail -20 "$TESTBED/debootstrap.log" >&2; exit 1; }
+  chroot "$BASE" systemctl enable systemd-networkd ssh >/dev/null 2>&1
+  # Containers have no consoles to log in on, and nothing should wait for a network that
+  # is configured statically.
+  chroot "$BASE" systemctl mask systemd-networkd-wait-online.service console-getty.service >/dev/null 2>&1 || true
+  rm -f "$BASE"/etc/ssh/ssh_host_*
+  ssh-keygen -q -t ed25519 -N '' -f "$BASE/etc/ssh/ssh_host_ed25519_key"
+  echo "PermitRootLogin prohibit-password" > "$BASE/etc/ssh/sshd_config.d/vds-testbed.conf"
+  echo "HostKey /etc/ssh/ssh_host_ed25519_key" >> "$BASE/etc/ssh/sshd_config.d/vds-testbed.conf"
+  touch "$BASE/.vds-testbed-complete"
+fi
+
+# The key the tests log in with.
+[ -f "$TESTBED/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -f "$TESTBED/id_ed25519"
+mkdir -p "$BASE/root/.ssh"
+cp "$TESTBED/id_ed25519.pub" "$BASE/root/.ssh/authorized_keys"
+chmod 700 "$BASE/root/.ssh"; chmod 600 "$BASE/root/.ssh/authorized_keys"
+
+mountpoint -q /run/systemd/nspawn 2>/dev/null || { mkdir -p /run/systemd/nspawn; mount -t tmpfs tmpfs /run/systemd/nspawn; }
+sysctl -qw net.ipv4.ip_forward=1
+
+: > "$TESTBED/known_hosts"
+: > "$TESTBED/hosts.txt"
+for i in $(seq 1 "$N"); do
+  h=h$i
+  dir=$TESTBED/hosts/$h
+  rm -rf "$dir"; mkdir -p "$dir/upper/etc/systemd/network"
+  printf '[Match]\nName=host0\n\n[Network]\nAddress=10.213.%d.2/24\nGateway=10.213.%d.1\n' "$i" "$i" \
+    > "$dir/upper/etc/systemd/network/10-host0.network"
+  echo "$h" > "$dir/upper/etc/hostname"
+  setsid systemd-nspawn -q -D "$BASE" --overlay="$BASE:$dir/upper:/" -M "$h" -b \
+    --register=no --keep-unit --network-veth --bind=/dev/net/tun \
+    </dev/null >"$dir/console.log" 2>&1 &
+  echo $! > "$dir/pid"
+  echo "10.213.$i.2 $(cut -d' ' -f1,2 "$BASE/etc/ssh/ssh_host_ed25519_key.pub")" >> "$TESTBED/known_hosts"
+  echo "$h 10.213.$i.2" >> "$TESTBED/hosts.txt"
+done
+
+for i in $(seq 1 "$N"); do
+  for _ in $(seq 1 100); do ip link show "ve-h$i" >/dev/null 2>&1 && break; sleep 0.1; done
+  ip addr replace "10.213.$i.1/24" dev "ve-h$i"
+  ip link set "ve-h$i" up
+done
+
+ssh_opts=(-o BatchMode=yes -o ConnectTimeout=2 -o UserKnownHostsFile="$TESTBED/known_hosts" -o StrictHostKeyChecking=yes -i "$TESTBED/id_ed25519")
+for i in $(seq 1 "$N"); do
+  ok=
+  for _ in $(seq 1 120); do
+    if ssh "${ssh_opts[@]}" "root@10.213.$i.2" true 2>/dev/null; then ok=1; break; fi
+    sleep 0.5
+  done
+  [ -n "$ok" ] || { echo "testbed: h$i did not answer on ssh; console:" >&2; tail -30 "$TESTBED/hosts/h$i/console.log" >&2; exit 1; }
+done
+echo "testbed: $N host(s) up: $(cut -d" " -f2 "$TESTBED/hosts.txt" | tr '\n' ' ')"
