@@ -235,4 +235,3 @@ async fn engine_join<F: std::future::Future>(futs: impl Iterator<Item = F>) -> V
     }
     out
 }
-

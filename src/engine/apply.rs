@@ -197,7 +197,11 @@ echo "@step stage"
         s.push_str("echo \"@step prune\"\n");
     }
     for u in &changes.prune_units {
-        let _ = writeln!(s, "systemctl disable --now {} >/dev/null 2>&1", q(u));
+        let _ = writeln!(
+            s,
+            "systemctl disable --now {u} >/dev/null 2>&1; systemctl reset-failed {u} >/dev/null 2>&1",
+            u = q(u)
+        );
     }
     for (j, f) in changes.prune_files.iter().enumerate() {
         let _ = writeln!(

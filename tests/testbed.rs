@@ -1,0 +1,485 @@
+//! The real binary against real hosts: systemd-nspawn containers with systemd and OpenSSH
+//! booted by `tests/testbed/setup.sh` (`just test` boots them first). These tests never
+//! skip: without the testbed they fail and say how to start it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const TESTBED: &str = "/var/tmp/vds-proxy-testbed";
+
+fn ip(i: u32) -> String {
+    format!("10.213.{i}.2")
+}
+
+/// A fresh directory with an inventory and settings pointing at the testbed.
+struct Env {
+    dir: PathBuf,
+}
+
+impl Env {
+    fn new(name: &str) -> Self {
+        let hosts = Path::new(TESTBED).join("hosts.txt");
+        let list = std::fs::read_to_string(&hosts).unwrap_or_else(|_| {
+            panic!("no testbed at {TESTBED}: run `bash tests/testbed/setup.sh 3` (as root) first")
+        });
+        assert!(
+            list.lines().count() >= 3,
+            "the tests need 3 testbed hosts: setup.sh 3"
+        );
+        for i in 1..=3 {
+            let out = ssh(i, "true");
+            assert!(
+                out.status.success(),
+                "testbed host h{i} does not answer on ssh: run tests/testbed/setup.sh 3"
+            );
+        }
+        let dir = std::env::temp_dir().join(format!("vds-testbed-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("vds-proxy.toml"),
+            format!(
+                "ssh_key = \"{TESTBED}/id_ed25519\"\nknown_hosts = \"{TESTBED}/known_hosts\"\nconnect_timeout = 5\ncommand_timeout = 120\n"
+            ),
+        )
+        .unwrap();
+        let env = Env { dir };
+        env.clean();
+        env
+    }
+
+    /// Writes nodes h1..h3 and the given routes JSON array.
+    fn inventory(&self, routes: &str) {
+        self.inventory_with(routes, "");
+    }
+
+    fn inventory_with(&self, routes: &str, extra_node: &str) {
+        let nodes: Vec<String> = (1..=3)
+            .map(|i| {
+                format!(
+                    r#"{{"name": "h{i}", "public_ip": "{0}", "tailscale_ip": "{0}"}}"#,
+                    ip(i)
+                )
+            })
+            .collect();
+        let text = format!(
+            r#"{{"nodes": [{}{}], "routes": {routes}}}"#,
+            nodes.join(", "),
+            extra_node
+        );
+        std::fs::write(self.dir.join("nodes.json"), text).unwrap();
+    }
+
+    fn vds(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_vds-proxy"))
+            .arg("-i")
+            .arg(self.dir.join("nodes.json"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Takes back whatever an earlier test left, and starts an echo service on h2:9000.
+    fn clean(&self) {
+        self.inventory("[]");
+        let out = self.vds(&["remove"]);
+        assert!(
+            out.status.success(),
+            "cleanup remove failed: {}",
+            text(&out)
+        );
+        let out = ssh(
+            2,
+            "systemctl stop test-echo 2>/dev/null; systemctl reset-failed test-echo 2>/dev/null; systemd-run -q --unit=test-echo socat TCP-LISTEN:9000,fork,reuseaddr EXEC:cat",
+        );
+        assert!(out.status.success(), "{}", text(&out));
+    }
+}
+
+fn ssh(i: u32, cmd: &str) -> Output {
+    Command::new("ssh")
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=5",
+            "-o",
+            "StrictHostKeyChecking=yes",
+        ])
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={TESTBED}/known_hosts"))
+        .arg("-i")
+        .arg(format!("{TESTBED}/id_ed25519"))
+        .arg(format!("root@{}", ip(i)))
+        .arg(cmd)
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", stdout(o), String::from_utf8_lossy(&o.stderr))
+}
+
+/// Sends a line through `host:port` and returns what came back.
+fn echo(host: &str, port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(
+        &format!("{host}:{port}").parse().unwrap(),
+        std::time::Duration::from_secs(3),
+    )
+    .unwrap_or_else(|e| panic!("connect {host}:{port}: {e}"));
+    s.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+        .unwrap();
+    s.write_all(b"ping through vds-proxy\n").unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+fn invocation(i: u32, unit: &str) -> String {
+    stdout(&ssh(
+        i,
+        &format!("systemctl show -p InvocationID --value {unit}"),
+    ))
+    .trim()
+    .to_string()
+}
+
+const TWO_ROUTES: &str = r#"[
+  {"port": 8443, "proxy_node": "h1", "target_node": "h2", "target_port": 9000, "service": "web"},
+  {"port": 8444, "proxy_node": "h1", "target_node": "h2", "target_port": 9000, "service": "api", "forwarder": "socat"}
+]"#;
+
+#[test]
+fn deploy_forwards_traffic_and_a_second_deploy_restarts_nothing() {
+    let env = Env::new("deploy");
+    env.inventory(TWO_ROUTES);
+    let out = env.vds(&["deploy"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        stdout(&out).contains("h1    4        changed"),
+        "{}",
+        text(&out)
+    );
+    // Relay (default forwarder) and socat both reach the echo service on h2.
+    assert_eq!(echo(&ip(1), 8443), "ping through vds-proxy\n");
+    assert_eq!(echo(&ip(1), 8444), "ping through vds-proxy\n");
+
+    let relay = invocation(1, "vds-relay.service");
+    let socat = invocation(1, "socat-proxy-api-8444.service");
+    assert!(!relay.is_empty() && !socat.is_empty());
+    let out = env.vds(&["deploy"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        stdout(&out).contains("h1    0        ok (no changes)"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        invocation(1, "vds-relay.service"),
+        relay,
+        "relay restarted by a no-op deploy"
+    );
+    assert_eq!(invocation(1, "socat-proxy-api-8444.service"), socat);
+
+    let out = env.vds(&["status"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let line = stdout(&out)
+        .lines()
+        .find(|l| l.contains("route web:8443"))
+        .map(str::to_string)
+        .unwrap_or_default();
+    assert!(
+        line.contains(" ok ") && line.ends_with("10.213.1.2:8443 reaches h2:9000"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn drift_makes_status_fail_and_deploy_repairs_it() {
+    let env = Env::new("drift");
+    env.inventory(TWO_ROUTES);
+    assert!(env.vds(&["deploy"]).status.success());
+    let unit = "/etc/systemd/system/socat-proxy-api-8444.service";
+    assert!(
+        ssh(1, &format!("echo '# edited by hand' >> {unit}"))
+            .status
+            .success()
+    );
+
+    let out = env.vds(&["status"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        stdout(&out).contains(&format!("file {unit}")),
+        "{}",
+        text(&out)
+    );
+    assert!(stdout(&out).contains("drifted"), "{}", text(&out));
+    let json = env.vds(&["status", "--format", "json"]);
+    assert_eq!(json.status.code(), Some(1));
+    assert!(stdout(&json).contains("\"healthy\": false"));
+
+    let out = env.vds(&["deploy"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(stdout(&out).contains("repaired drift"), "{}", text(&out));
+    assert!(!stdout(&ssh(1, &format!("cat {unit}"))).contains("edited by hand"));
+    assert!(env.vds(&["status"]).status.success());
+}
+
+#[test]
+fn a_route_dropped_from_the_inventory_is_pruned() {
+    let env = Env::new("prune");
+    env.inventory(TWO_ROUTES);
+    assert!(env.vds(&["deploy"]).status.success());
+    env.inventory(
+        r#"[{"port": 8443, "proxy_node": "h1", "target_node": "h2", "target_port": 9000, "service": "web"}]"#,
+    );
+    let out = env.vds(&["deploy", "--dry-run"]);
+    assert!(out.status.success());
+    assert!(
+        stdout(&out).contains(
+            "- /etc/systemd/system/socat-proxy-api-8444.service (no longer in the inventory)"
+        ),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        ssh(
+            1,
+            "test -e /etc/systemd/system/socat-proxy-api-8444.service"
+        )
+        .status
+        .success(),
+        "dry run changed the host"
+    );
+
+    let out = env.vds(&["deploy"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        stdout(&out).contains("removed /etc/systemd/system/socat-proxy-api-8444.service"),
+        "{}",
+        text(&out)
+    );
+    let gone = ssh(
+        1,
+        "systemctl is-active socat-proxy-api-8444.service; test -e /etc/systemd/system/socat-proxy-api-8444.service && echo still-there; ls /etc/systemd/system/multi-user.target.wants/",
+    );
+    let o = stdout(&gone);
+    assert!(
+        !o.contains("still-there") && !o.contains("socat-proxy-api") && o.starts_with("inactive"),
+        "{o}"
+    );
+    assert_eq!(echo(&ip(1), 8443), "ping through vds-proxy\n");
+}
+
+#[test]
+fn remove_leaves_nothing_behind() {
+    let env = Env::new("remove");
+    env.inventory(TWO_ROUTES);
+    assert!(env.vds(&["deploy"]).status.success());
+    let out = env.vds(&["remove"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let files = stdout(&ssh(
+        1,
+        "ls /etc/vds-proxy /usr/local/lib/vds-proxy /var/lib/vds-proxy /etc/systemd/system/vds-relay.service /etc/systemd/system/socat-proxy-api-8444.service 2>&1",
+    ));
+    assert_eq!(
+        files.matches("No such file or directory").count(),
+        5,
+        "{files}"
+    );
+    let wants = stdout(&ssh(1, "ls /etc/systemd/system/multi-user.target.wants/"));
+    assert!(
+        !wants.contains("vds-relay") && !wants.contains("socat-proxy"),
+        "{wants}"
+    );
+    let units = stdout(&ssh(
+        1,
+        "systemctl is-active vds-relay.service socat-proxy-api-8444.service",
+    ));
+    assert_eq!(units, "inactive\ninactive\n");
+    // Idempotent.
+    let again = env.vds(&["remove"]);
+    assert!(again.status.success());
+    assert!(
+        stdout(&again).contains("h1    0        ok (no changes)"),
+        "{}",
+        text(&again)
+    );
+}
+
+#[test]
+fn a_unit_failing_validation_leaves_the_host_exactly_as_it_was() {
+    let env = Env::new("invalid");
+    env.inventory(TWO_ROUTES);
+    assert!(env.vds(&["deploy"]).status.success());
+    let before = stdout(&ssh(
+        1,
+        "sha256sum /etc/systemd/system/*.service /etc/vds-proxy/* /var/lib/vds-proxy/state.json",
+    ));
+    let socat_id = invocation(1, "socat-proxy-api-8444.service");
+
+    let tpl = env.dir.join("tpl");
+    std::fs::create_dir_all(&tpl).unwrap();
+    // A service without ExecStart: systemd refuses it, systemd-analyze verify must too.
+    std::fs::write(
+        tpl.join("socat-proxy.service.j2"),
+        "[Unit]\nDescription=broken {{ route.service }}\n\n[Service]\nRestart=always\n",
+    )
+    .unwrap();
+    let out = env.vds(&["deploy", "--templates", tpl.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        stdout(&out).contains("validation failed; nothing was changed on the host"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        stdout(&out).contains("socat-proxy-api-8444.service"),
+        "{}",
+        text(&out)
+    );
+    let after = stdout(&ssh(
+        1,
+        "sha256sum /etc/systemd/system/*.service /etc/vds-proxy/* /var/lib/vds-proxy/state.json",
+    ));
+    assert_eq!(before, after);
+    assert_eq!(invocation(1, "socat-proxy-api-8444.service"), socat_id);
+}
+
+#[test]
+fn a_unit_that_does_not_come_up_is_rolled_back() {
+    let env = Env::new("rollback");
+    env.inventory(TWO_ROUTES);
+    assert!(env.vds(&["deploy"]).status.success());
+    let before = stdout(&ssh(
+        1,
+        "cat /etc/systemd/system/socat-proxy-api-8444.service",
+    ));
+    // Valid unit, but socat cannot bind an address h1 does not have: it exits at once.
+    env.inventory(
+        r#"[{"port": 8443, "proxy_node": "h1", "target_node": "h2", "target_port": 9000, "service": "web"},
+            {"port": 8444, "listen": "10.213.3.2", "proxy_node": "h1", "target_node": "h2", "target_port": 9000, "service": "api", "forwarder": "socat"}]"#,
+    );
+    let out = env.vds(&["deploy"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let o = stdout(&out);
+    assert!(o.contains("previous files were restored"), "{o}");
+    assert!(
+        o.contains("unit socat-proxy-api-8444.service did not come up"),
+        "{o}"
+    );
+    assert_eq!(
+        stdout(&ssh(
+            1,
+            "cat /etc/systemd/system/socat-proxy-api-8444.service"
+        )),
+        before
+    );
+    assert_eq!(
+        echo(&ip(1), 8444),
+        "ping through vds-proxy\n",
+        "the old unit serves again"
+    );
+}
+
+#[test]
+fn an_unreachable_host_fails_alone() {
+    let env = Env::new("unreachable");
+    // h3 at a port where nothing listens: refused quickly, no traffic leaves the testbed.
+    env.inventory_with(
+        r#"[{"port": 8443, "proxy_node": "h1", "target_node": "h2", "target_port": 9000, "service": "web"},
+            {"port": 8443, "proxy_node": "ghost", "target_node": "h2", "target_port": 9000, "service": "web2", "forwarder": "socat"}]"#,
+        r#", {"name": "ghost", "public_ip": "10.213.3.2", "ssh_port": 2}"#,
+    );
+    let out = env.vds(&["deploy"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let o = stdout(&out);
+    assert!(o.contains("ghost  0        FAILED"), "{o}");
+    assert!(o.contains("ghost (10.213.3.2:2): cannot connect"), "{o}");
+    assert!(o.contains("h1     3        changed"), "{o}");
+    assert_eq!(echo(&ip(1), 8443), "ping through vds-proxy\n");
+}
+
+#[test]
+fn concurrent_deploys_to_one_host_are_serialized() {
+    let env = Env::new("concurrent");
+    env.inventory(TWO_ROUTES);
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_vds-proxy"))
+            .arg("-i")
+            .arg(env.dir.join("nodes.json"))
+            .args(["deploy", "--node", "h1"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success(), "{}", text(&a));
+    assert!(b.status.success(), "{}", text(&b));
+    let changed = [&a, &b]
+        .iter()
+        .filter(|o| stdout(o).contains("h1    4        changed"))
+        .count();
+    let unchanged = [&a, &b]
+        .iter()
+        .filter(|o| stdout(o).contains("h1    0        ok (no changes)"))
+        .count();
+    assert_eq!((changed, unchanged), (1, 1), "{}\n{}", text(&a), text(&b));
+    assert_eq!(echo(&ip(1), 8443), "ping through vds-proxy\n");
+}
+
+#[test]
+fn a_wrong_host_key_is_refused() {
+    let env = Env::new("hostkey");
+    env.inventory(TWO_ROUTES);
+    let kh = env.dir.join("known_hosts");
+    let key = std::fs::read_to_string(format!("{TESTBED}/known_hosts")).unwrap();
+    // Same key type, different key: what a man in the middle would present.
+    let other = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(env.dir.join("other"))
+        .output()
+        .unwrap();
+    assert!(other.status.success());
+    let fake = std::fs::read_to_string(env.dir.join("other.pub")).unwrap();
+    let fake: Vec<&str> = fake.split_whitespace().take(2).collect();
+    let lines: String = key
+        .lines()
+        .map(|l| {
+            if l.starts_with("10.213.1.2 ") {
+                format!("10.213.1.2 {}\n", fake.join(" "))
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(&kh, lines).unwrap();
+    std::fs::write(
+        env.dir.join("vds-proxy.toml"),
+        format!(
+            "ssh_key = \"{TESTBED}/id_ed25519\"\nknown_hosts = \"{}\"\nconnect_timeout = 5\n",
+            kh.display()
+        ),
+    )
+    .unwrap();
+    let out = env.vds(&["deploy", "--accept-new-host-keys"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let o = stdout(&out);
+    assert!(o.contains("h1    0        FAILED"), "{o}");
+    assert!(o.contains("host key verification failed"), "{o}");
+    assert!(
+        ssh(1, "test ! -e /var/lib/vds-proxy/state.json")
+            .status
+            .success(),
+        "deployed despite the wrong key"
+    );
+}
