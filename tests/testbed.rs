@@ -199,6 +199,44 @@ fn deploy_forwards_traffic_and_a_second_deploy_restarts_nothing() {
         "{}",
         text(&out)
     );
+
+    // The same probes from another host of the mesh.
+    let out = env.vds(&["status", "--probe-from", "h3"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // With the target service gone, the forwarders accept and close at once: unhealthy.
+    assert!(ssh(2, "systemctl stop test-echo").status.success());
+    let out = env.vds(&["status", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        stdout(&out).contains("accepted and closed at once"),
+        "{}",
+        text(&out)
+    );
+    let out = env.vds(&["status", "--probe-from", "h3"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+}
+
+/// The units vds-proxy renders score "OK" or better in `systemd-analyze security`.
+#[test]
+fn forwarder_units_are_hardened() {
+    let env = Env::new("security");
+    env.inventory(TWO_ROUTES);
+    assert!(env.vds(&["deploy"]).status.success());
+    for unit in ["vds-relay.service", "socat-proxy-api-8444.service"] {
+        let out = stdout(&ssh(
+            1,
+            &format!("systemd-analyze security --no-pager {unit} | tail -1"),
+        ));
+        let score: f64 = out
+            .split(": ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no exposure level in {out:?}"));
+        assert!(score < 5.0, "{unit}: {out}");
+        assert!(out.contains("OK") || out.contains("SAFE"), "{unit}: {out}");
+    }
 }
 
 #[test]
