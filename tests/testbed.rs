@@ -217,6 +217,41 @@ fn deploy_forwards_traffic_and_a_second_deploy_restarts_nothing() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
 }
 
+#[test]
+fn a_relay_config_change_reloads_without_restarting() {
+    let env = Env::new("reload");
+    env.inventory(TWO_ROUTES);
+    assert!(env.vds(&["deploy"]).status.success());
+    let relay = invocation(1, "vds-relay.service");
+    let mut held = std::net::TcpStream::connect(format!("{}:8443", ip(1))).unwrap();
+    held.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+        .unwrap();
+    env.inventory(
+        r#"[{"port": 8443, "proxy_node": "h1", "target_node": "h2", "target_port": 9000, "service": "web"},
+            {"port": 8445, "proxy_node": "h1", "target_node": "h2", "target_port": 9000, "service": "web3"},
+            {"port": 8444, "proxy_node": "h1", "target_node": "h2", "target_port": 9000, "service": "api", "forwarder": "socat"}]"#,
+    );
+    let out = env.vds(&["deploy"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        stdout(&out).contains("reloaded vds-relay.service"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        invocation(1, "vds-relay.service"),
+        relay,
+        "a config change restarted the relay"
+    );
+    assert_eq!(echo(&ip(1), 8445), "ping through vds-proxy\n");
+    // The connection opened before the reload still flows.
+    use std::io::{Read, Write};
+    held.write_all(b"held\n").unwrap();
+    let mut buf = [0u8; 5];
+    held.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"held\n");
+}
+
 /// The units vds-proxy renders score "OK" or better in `systemd-analyze security`.
 #[test]
 fn forwarder_units_are_hardened() {

@@ -1,0 +1,552 @@
+//! The bundled TCP relay (`vds-proxy relay --config FILE`): one process serving every route
+//! of a node, replacing `socat ... fork`.
+//!
+//! Per route: a listener, upstreams tried in order (failover) or in turn (round robin) with a
+//! connect timeout and a back-off for upstreams that failed, optional active checks, optional
+//! PROXY protocol both ways, a connection limit, an idle timeout, TCP keepalive, and correct
+//! half-close. Lifecycle: systemd readiness (`Type=notify`), SIGHUP re-reads the config
+//! (new listeners bound before anything changes; established connections keep flowing; a bad
+//! config is logged and the old one keeps serving), SIGTERM stops accepting and drains.
+
+pub mod config;
+pub mod metrics;
+pub mod proxy_protocol;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use config::{Balance, Config, RouteConfig};
+use metrics::{RouteStats, Stats};
+
+/// How long a client may take to send its PROXY header.
+const PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Buffer for one burst of data; allocated only while data flows, so idle connections cost
+/// no buffer memory.
+const BURST: usize = 32 * 1024;
+
+/// Runs the relay with the config at `path` until SIGTERM/SIGINT.
+pub fn run(path: &Path) -> Result<()> {
+    let cfg = config::load(path)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(serve(path, cfg))
+}
+
+/// One upstream and its health.
+struct Upstream {
+    addr: SocketAddr,
+    /// Milliseconds since `epoch` until which it is skipped; 0 = healthy.
+    down_until: AtomicU64,
+}
+
+/// A route as connections see it: config, upstream health, counters.
+struct Route {
+    cfg: RouteConfig,
+    upstreams: Vec<Upstream>,
+    next: AtomicUsize,
+    stats: Arc<RouteStats>,
+    epoch: Instant,
+}
+
+impl Route {
+    fn new(cfg: RouteConfig, stats: &Stats, epoch: Instant) -> Self {
+        Route {
+            upstreams: cfg
+                .upstreams
+                .iter()
+                .map(|&addr| Upstream {
+                    addr,
+                    down_until: AtomicU64::new(0),
+                })
+                .collect(),
+            next: AtomicUsize::new(0),
+            stats: stats.route(&cfg.name),
+            cfg,
+            epoch,
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Upstreams in the order to try: healthy ones first (by the balance rule), then the
+    /// ones backing off, as a last resort.
+    fn order(&self) -> Vec<&Upstream> {
+        let n = self.upstreams.len();
+        let start = match self.cfg.balance {
+            Balance::Failover => 0,
+            Balance::RoundRobin => self.next.fetch_add(1, Relaxed) % n,
+        };
+        let now = self.now_ms();
+        let (mut up, down): (Vec<&Upstream>, Vec<&Upstream>) = (0..n)
+            .map(|i| &self.upstreams[(start + i) % n])
+            .partition(|u| u.down_until.load(Relaxed) <= now);
+        up.extend(down);
+        up
+    }
+
+    fn mark_down(&self, u: &Upstream) {
+        u.down_until
+            .store(self.now_ms() + self.cfg.backoff_ms.max(1), Relaxed);
+    }
+
+    async fn connect(&self) -> Option<(SocketAddr, TcpStream)> {
+        for u in self.order() {
+            match tokio::time::timeout(self.cfg.connect_timeout(), TcpStream::connect(u.addr)).await
+            {
+                Ok(Ok(s)) => {
+                    u.down_until.store(0, Relaxed);
+                    return Some((u.addr, s));
+                }
+                Ok(Err(e)) => {
+                    eprintln!(
+                        "relay: route={} upstream={} connect failed: {e}",
+                        self.cfg.name, u.addr
+                    );
+                    self.stats.upstream_failures.fetch_add(1, Relaxed);
+                    self.mark_down(u);
+                }
+                Err(_) => {
+                    eprintln!(
+                        "relay: route={} upstream={} connect timed out",
+                        self.cfg.name, u.addr
+                    );
+                    self.stats.upstream_failures.fetch_add(1, Relaxed);
+                    self.mark_down(u);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// A running listener: the route its connections use now, and its stop switch.
+struct Listener {
+    route: watch::Sender<Arc<Route>>,
+    stop: watch::Sender<bool>,
+}
+
+async fn serve(path: &Path, cfg: Config) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let stats = Arc::new(Stats::default());
+    let epoch = Instant::now();
+    let mut listeners: BTreeMap<SocketAddr, Listener> = BTreeMap::new();
+    let mut metrics_task = None;
+    apply(&mut listeners, &cfg, &stats, epoch).await?;
+    if let Some(addr) = cfg.metrics {
+        let l = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen for metrics on {addr}"))?;
+        drop(l);
+        metrics_task = Some(tokio::spawn(metrics::serve(addr, stats.clone())));
+    }
+    let mut drain_timeout = Duration::from_millis(cfg.drain_timeout_ms);
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    notify("READY=1");
+    eprintln!("relay: serving {} route(s)", listeners.len());
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                notify("RELOADING=1");
+                let res = match config::load(path) {
+                    Ok(cfg) => apply(&mut listeners, &cfg, &stats, epoch).await.map(|()| cfg),
+                    Err(e) => Err(e),
+                };
+                match res {
+                    Ok(cfg) => {
+                        stats.reloads.fetch_add(1, Relaxed);
+                        drain_timeout = Duration::from_millis(cfg.drain_timeout_ms);
+                        eprintln!("relay: reloaded, serving {} route(s)", listeners.len());
+                    }
+                    Err(e) => {
+                        stats.reload_failures.fetch_add(1, Relaxed);
+                        eprintln!("relay: reload rejected, the previous config keeps serving: {e:#}");
+                    }
+                }
+                notify("READY=1");
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    notify("STOPPING=1");
+    for l in listeners.values() {
+        let _ = l.stop.send(true);
+    }
+    drop(listeners);
+    let deadline = Instant::now() + drain_timeout;
+    let open = stats.open();
+    if open > 0 {
+        eprintln!(
+            "relay: draining {open} connection(s) for at most {} ms",
+            drain_timeout.as_millis()
+        );
+    }
+    while stats.open() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if let Some(t) = metrics_task {
+        t.abort();
+    }
+    eprintln!(
+        "relay: stopped with {} connection(s) still open",
+        stats.open()
+    );
+    Ok(())
+}
+
+/// Makes the listeners match `cfg`. Every new listener is bound first, so a config that
+/// cannot be served changes nothing.
+async fn apply(
+    listeners: &mut BTreeMap<SocketAddr, Listener>,
+    cfg: &Config,
+    stats: &Arc<Stats>,
+    epoch: Instant,
+) -> Result<()> {
+    let mut fresh = Vec::new();
+    for r in &cfg.routes {
+        if !listeners.contains_key(&r.listen) {
+            let l = bind(r.listen)
+                .with_context(|| format!("route {}: cannot listen on {}", r.name, r.listen))?;
+            fresh.push((r.clone(), l));
+        }
+    }
+    listeners.retain(|addr, l| {
+        let keep = cfg.routes.iter().any(|r| r.listen == *addr);
+        if !keep {
+            let _ = l.stop.send(true);
+        }
+        keep
+    });
+    for r in &cfg.routes {
+        if let Some(l) = listeners.get(&r.listen) {
+            let route = Arc::new(Route::new(r.clone(), stats, epoch));
+            spawn_checks(&route, l.stop.subscribe(), l.route.subscribe());
+            l.route.send_replace(route);
+        }
+    }
+    for (r, l) in fresh {
+        let route = Arc::new(Route::new(r.clone(), stats, epoch));
+        let (rtx, rrx) = watch::channel(route.clone());
+        let (stx, srx) = watch::channel(false);
+        spawn_checks(&route, srx.clone(), rrx.clone());
+        tokio::spawn(accept_loop(l, rrx, srx, stats.clone()));
+        listeners.insert(
+            r.listen,
+            Listener {
+                route: rtx,
+                stop: stx,
+            },
+        );
+    }
+    Ok(())
+}
+
+fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    s.set_reuse_address(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(4096)?;
+    TcpListener::from_std(s.into())
+}
+
+/// Active health checks of a route's upstreams, until the route is replaced or stopped.
+fn spawn_checks(
+    route: &Arc<Route>,
+    mut stop: watch::Receiver<bool>,
+    mut current: watch::Receiver<Arc<Route>>,
+) {
+    if route.cfg.check_interval_ms == 0 {
+        return;
+    }
+    let route = route.clone();
+    tokio::spawn(async move {
+        let every = Duration::from_millis(route.cfg.check_interval_ms);
+        loop {
+            for u in &route.upstreams {
+                let ok = matches!(
+                    tokio::time::timeout(route.cfg.connect_timeout(), TcpStream::connect(u.addr))
+                        .await,
+                    Ok(Ok(_))
+                );
+                if ok {
+                    u.down_until.store(0, Relaxed);
+                } else if u.down_until.load(Relaxed) <= route.now_ms() {
+                    route.mark_down(u);
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => return,
+                _ = current.changed() => return,
+            }
+        }
+    });
+}
+
+async fn accept_loop(
+    l: TcpListener,
+    route: watch::Receiver<Arc<Route>>,
+    mut stop: watch::Receiver<bool>,
+    stats: Arc<Stats>,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            res = l.accept() => match res {
+                Ok((client, peer)) => {
+                    let route = route.borrow().clone();
+                    let open = route.stats.open.load(Relaxed) as usize;
+                    if open >= route.cfg.max_connections {
+                        route.stats.refused.fetch_add(1, Relaxed);
+                        // Reset rather than FIN, so the client knows at once.
+                        let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
+                        drop(client);
+                        continue;
+                    }
+                    route.stats.open.fetch_add(1, Relaxed);
+                    route.stats.total.fetch_add(1, Relaxed);
+                    tokio::spawn(async move {
+                        handle(client, peer, &route).await;
+                        route.stats.open.fetch_sub(1, Relaxed);
+                    });
+                }
+                Err(e) => {
+                    // EMFILE/ENFILE and friends: count, back off a little, keep serving.
+                    stats.accept_errors.fetch_add(1, Relaxed);
+                    eprintln!("relay: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            },
+        }
+    }
+}
+
+/// How a relayed connection ended, for the log line.
+enum End {
+    Closed,
+    IdleTimeout,
+    Error(io::Error),
+}
+
+async fn handle(client: TcpStream, peer: SocketAddr, route: &Route) {
+    let started = Instant::now();
+    let cfg = &route.cfg;
+    let stats = &route.stats;
+    let mut client = client;
+    let local = client.local_addr().unwrap_or(cfg.listen);
+    let (mut src, mut dst, mut early) = (peer, local, Vec::new());
+    if cfg.accept_proxy {
+        match read_proxy_header(&mut client).await {
+            Ok((addrs, rest)) => {
+                if let Some((s, d)) = addrs {
+                    (src, dst) = (s, d);
+                }
+                early = rest;
+            }
+            Err(e) => {
+                stats.bad_proxy_header.fetch_add(1, Relaxed);
+                eprintln!("relay: route={} client={peer} rejected: {e}", cfg.name);
+                return;
+            }
+        }
+    }
+    let Some((upstream_addr, mut upstream)) = route.connect().await else {
+        stats.no_upstream.fetch_add(1, Relaxed);
+        eprintln!(
+            "relay: route={} client={src} no upstream reachable",
+            cfg.name
+        );
+        return;
+    };
+    tune(&client, cfg);
+    tune(&upstream, cfg);
+    let mut head = Vec::new();
+    if let Some(v) = cfg.send_proxy {
+        head = proxy_protocol::encode(v, src, dst);
+    }
+    head.extend_from_slice(&early);
+    if !head.is_empty()
+        && let Err(e) = upstream.write_all(&head).await
+    {
+        stats.errors.fetch_add(1, Relaxed);
+        eprintln!(
+            "relay: route={} client={src} upstream={upstream_addr} write failed: {e}",
+            cfg.name
+        );
+        return;
+    }
+    stats.bytes_in.fetch_add(early.len() as u64, Relaxed);
+    let (up, down, end) = pump(client, upstream, cfg.idle_timeout(), stats).await;
+    let end = match end {
+        End::Closed => "closed".to_string(),
+        End::IdleTimeout => {
+            stats.idle_timeouts.fetch_add(1, Relaxed);
+            "idle-timeout".to_string()
+        }
+        End::Error(e) => {
+            stats.errors.fetch_add(1, Relaxed);
+            format!("error ({e})")
+        }
+    };
+    eprintln!(
+        "relay: route={} client={src} upstream={upstream_addr} bytes_up={} bytes_down={down} duration_ms={} end={end}",
+        cfg.name,
+        up + early.len() as u64,
+        started.elapsed().as_millis()
+    );
+}
+
+fn tune(s: &TcpStream, cfg: &RouteConfig) {
+    let _ = s.set_nodelay(true);
+    if cfg.keepalive_secs > 0 {
+        let ka = socket2::TcpKeepalive::new()
+            .with_time(Duration::from_secs(cfg.keepalive_secs))
+            .with_interval(Duration::from_secs(cfg.keepalive_secs.clamp(1, 30)));
+        let _ = socket2::SockRef::from(s).set_tcp_keepalive(&ka);
+    }
+}
+
+/// Reads a PROXY header; returns the addresses it names and any bytes read past it.
+async fn read_proxy_header(
+    client: &mut TcpStream,
+) -> Result<(Option<(SocketAddr, SocketAddr)>, Vec<u8>), String> {
+    let mut buf = Vec::with_capacity(128);
+    let read = async {
+        loop {
+            let mut chunk = [0u8; 256];
+            let n = client.read(&mut chunk).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("connection closed before a PROXY header".to_string());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            match proxy_protocol::parse(&buf) {
+                Ok(h) => return Ok((h.addrs, buf[h.len..].to_vec())),
+                Err(proxy_protocol::ParseError::Incomplete)
+                    if buf.len() < proxy_protocol::MAX_HEADER => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    };
+    match tokio::time::timeout(PROXY_HEADER_TIMEOUT, read).await {
+        Ok(r) => r,
+        Err(_) => Err("no PROXY header within 5 s".to_string()),
+    }
+}
+
+/// Copies both ways until both sides have closed (half-close passed on), one side fails,
+/// or nothing moved for `idle`.
+async fn pump(
+    client: TcpStream,
+    upstream: TcpStream,
+    idle: Option<Duration>,
+    stats: &RouteStats,
+) -> (u64, u64, End) {
+    let epoch = Instant::now();
+    let last = AtomicU64::new(0);
+    let (up_n, down_n) = (AtomicU64::new(0), AtomicU64::new(0));
+    let (cr, cw) = client.into_split();
+    let (ur, uw) = upstream.into_split();
+    let both = async {
+        tokio::try_join!(
+            copy_half(cr, uw, &last, epoch, &up_n, &stats.bytes_in),
+            copy_half(ur, cw, &last, epoch, &down_n, &stats.bytes_out),
+        )
+    };
+    let end = match idle {
+        None => match both.await {
+            Ok(_) => End::Closed,
+            Err(e) => End::Error(e),
+        },
+        Some(idle) => {
+            let watchdog = async {
+                loop {
+                    let since = epoch
+                        .elapsed()
+                        .saturating_sub(Duration::from_millis(last.load(Relaxed)));
+                    if since >= idle {
+                        return;
+                    }
+                    tokio::time::sleep(idle - since).await;
+                }
+            };
+            tokio::select! {
+                r = both => match r { Ok(_) => End::Closed, Err(e) => End::Error(e) },
+                _ = watchdog => End::IdleTimeout,
+            }
+        }
+    };
+    (up_n.load(Relaxed), down_n.load(Relaxed), end)
+}
+
+async fn copy_half(
+    r: OwnedReadHalf,
+    mut w: OwnedWriteHalf,
+    last: &AtomicU64,
+    epoch: Instant,
+    count: &AtomicU64,
+    total: &AtomicU64,
+) -> io::Result<()> {
+    loop {
+        r.readable().await?;
+        let mut buf = vec![0u8; BURST];
+        loop {
+            match r.try_read(&mut buf) {
+                Ok(0) => {
+                    // Pass the half-close on; the other direction keeps flowing.
+                    let _ = w.shutdown().await;
+                    return Ok(());
+                }
+                Ok(n) => {
+                    w.write_all(&buf[..n]).await?;
+                    count.fetch_add(n as u64, Relaxed);
+                    total.fetch_add(n as u64, Relaxed);
+                    last.store(epoch.elapsed().as_millis() as u64, Relaxed);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Sends a state line to systemd's notification socket, if there is one.
+fn notify(state: &str) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else {
+        return;
+    };
+    let bytes = path.as_encoded_bytes();
+    let res = if let Some(name) = bytes.strip_prefix(b"@") {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(name)
+            .and_then(|a| sock.send_to_addr(state.as_bytes(), &a))
+    } else {
+        sock.send_to(state.as_bytes(), Path::new(&path))
+    };
+    if let Err(e) = res {
+        eprintln!("relay: cannot notify systemd: {e}");
+    }
+}

@@ -1,0 +1,513 @@
+//! The relay on loopback: the real `vds-proxy relay` process against small test servers.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An echo server: writes back what it reads, closes after the client's FIN.
+fn echo_server() -> u16 {
+    serve(|mut s| {
+        let mut buf = [0u8; 65536];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// A server that writes `msg` and closes.
+fn banner_server(msg: &'static str) -> u16 {
+    serve(move |mut s| {
+        let _ = s.write_all(msg.as_bytes());
+    })
+}
+
+fn serve(f: impl Fn(TcpStream) + Send + Sync + 'static) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let f = Arc::new(f);
+    thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let f = f.clone();
+            thread::spawn(move || f(s));
+        }
+    });
+    port
+}
+
+struct Relay {
+    child: Child,
+    config: PathBuf,
+    log: Arc<Mutex<String>>,
+}
+
+impl Relay {
+    fn start(config: &str) -> Relay {
+        Self::start_with(config, None)
+    }
+
+    fn start_with(config: &str, nofile: Option<u32>) -> Relay {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "vds-relay-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("relay.toml");
+        std::fs::write(&path, config).unwrap();
+        let bin = env!("CARGO_BIN_EXE_vds-proxy");
+        let mut cmd = match nofile {
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!(
+                        "ulimit -n {n} && exec \"$0\" relay --config \"$1\""
+                    ))
+                    .arg(bin)
+                    .arg(&path);
+                c
+            }
+            None => {
+                let mut c = Command::new(bin);
+                c.arg("relay").arg("--config").arg(&path);
+                c
+            }
+        };
+        let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log2 = log.clone();
+        thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line.contains("serving") {
+                    let _ = tx.send(());
+                }
+                let mut l = log2.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("relay did not start");
+        Relay {
+            child,
+            config: path,
+            log,
+        }
+    }
+
+    fn reload(&self, config: &str) {
+        std::fs::write(&self.config, config).unwrap();
+        let before = self.log().matches("reload").count();
+        signal(&self.child, "HUP");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.log().matches("reload").count() == before {
+            assert!(
+                Instant::now() < deadline,
+                "no reload logged: {}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn signal(child: &Child, sig: &str) {
+    assert!(
+        Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(child.id().to_string())
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+fn route(name: &str, listen: u16, upstreams: &[u16], extra: &str) -> String {
+    let ups: Vec<String> = upstreams
+        .iter()
+        .map(|p| format!("\"127.0.0.1:{p}\""))
+        .collect();
+    format!(
+        "[[route]]\nname = \"{name}\"\nlisten = \"127.0.0.1:{listen}\"\nupstreams = [{}]\n{extra}\n",
+        ups.join(", ")
+    )
+}
+
+fn connect(port: u16) -> TcpStream {
+    let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s
+}
+
+/// Writes `msg` (from a thread, so a large echo cannot fill both directions' buffers),
+/// half-closes, and reads until the relay closes.
+fn roundtrip(port: u16, msg: &[u8]) -> Vec<u8> {
+    let mut s = connect(port);
+    let mut w = s.try_clone().unwrap();
+    let msg = msg.to_vec();
+    let writer = thread::spawn(move || {
+        let _ = w.write_all(&msg);
+        let _ = w.shutdown(Shutdown::Write);
+    });
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    writer.join().unwrap();
+    out
+}
+
+fn metrics(port: u16) -> String {
+    let mut s = connect(port);
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn metric(text: &str, name: &str, route: &str) -> u64 {
+    let key = format!("vds_relay_{name}{{route=\"{route}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&key))
+        .unwrap_or_else(|| panic!("{key} missing in {text}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn forwards_and_passes_half_close_both_ways() {
+    let up = echo_server();
+    let (listen, m) = (free_port(), free_port());
+    let _r = Relay::start(&format!(
+        "metrics = \"127.0.0.1:{m}\"\n{}",
+        route("echo", listen, &[up], "")
+    ));
+    // Client half-closes; the echo server sees EOF only through the relay and closes after.
+    let big = vec![7u8; 3 * 1024 * 1024];
+    assert_eq!(roundtrip(listen, &big), big);
+    // Upstream closes first (banner), the client still gets everything.
+    let text = metrics(m);
+    assert_eq!(metric(&text, "bytes_in_total", "echo"), big.len() as u64);
+    assert_eq!(metric(&text, "bytes_out_total", "echo"), big.len() as u64);
+    assert_eq!(metric(&text, "connections_total", "echo"), 1);
+}
+
+#[test]
+fn upstream_closing_first_reaches_the_client() {
+    let up = banner_server("hello and goodbye\n");
+    let listen = free_port();
+    let r = Relay::start(&route("banner", listen, &[up], ""));
+    let mut s = connect(listen);
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert_eq!(out, "hello and goodbye\n");
+    // The client can still write after the upstream's FIN without the relay crashing.
+    let _ = s.write_all(b"late");
+    drop(s);
+    thread::sleep(Duration::from_millis(100));
+    assert!(r.log().contains("route=banner"), "{}", r.log());
+    assert_eq!(roundtrip(listen, b""), b"hello and goodbye\n");
+}
+
+#[test]
+fn fails_over_to_the_next_upstream_and_backs_off() {
+    let dead = free_port();
+    let up = banner_server("b\n");
+    let (listen, m) = (free_port(), free_port());
+    let _r = Relay::start(&format!(
+        "metrics = \"127.0.0.1:{m}\"\n{}",
+        route("fo", listen, &[dead, up], "backoff_ms = 60000")
+    ));
+    for _ in 0..5 {
+        assert_eq!(roundtrip(listen, b""), b"b\n");
+    }
+    // The dead upstream was tried once, then skipped while it backs off.
+    assert_eq!(metric(&metrics(m), "upstream_failures_total", "fo"), 1);
+}
+
+#[test]
+fn round_robin_alternates() {
+    let (a, b) = (banner_server("a"), banner_server("b"));
+    let listen = free_port();
+    let _r = Relay::start(&route("rr", listen, &[a, b], "balance = \"round-robin\""));
+    let got: Vec<Vec<u8>> = (0..4).map(|_| roundtrip(listen, b"")).collect();
+    assert_eq!(
+        got,
+        vec![b"a".to_vec(), b"b".to_vec(), b"a".to_vec(), b"b".to_vec()]
+    );
+}
+
+#[test]
+fn excess_connections_are_refused_fast_and_counted() {
+    let up = echo_server();
+    let (listen, m) = (free_port(), free_port());
+    let _r = Relay::start(&format!(
+        "metrics = \"127.0.0.1:{m}\"\n{}",
+        route("lim", listen, &[up], "max_connections = 2")
+    ));
+    let mut held: Vec<TcpStream> = (0..2).map(|_| connect(listen)).collect();
+    for s in &mut held {
+        s.write_all(b"x").unwrap();
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).unwrap();
+    }
+    let mut extra = connect(listen);
+    let t = Instant::now();
+    let mut b = [0u8; 1];
+    let r = extra.read(&mut b);
+    assert!(
+        matches!(r, Ok(0) | Err(_)),
+        "the third connection must be closed"
+    );
+    assert!(t.elapsed() < Duration::from_secs(1));
+    assert_eq!(metric(&metrics(m), "connections_refused_total", "lim"), 1);
+    drop(held);
+    thread::sleep(Duration::from_millis(200));
+    assert_eq!(roundtrip(listen, b"again"), b"again");
+}
+
+#[test]
+fn idle_connections_are_closed() {
+    let up = echo_server();
+    let (listen, m) = (free_port(), free_port());
+    let _r = Relay::start(&format!(
+        "metrics = \"127.0.0.1:{m}\"\n{}",
+        route("idle", listen, &[up], "idle_timeout_ms = 300")
+    ));
+    // A client that sends nothing.
+    let mut s = connect(listen);
+    let t = Instant::now();
+    let mut b = [0u8; 1];
+    assert_eq!(s.read(&mut b).unwrap(), 0);
+    assert!(t.elapsed() >= Duration::from_millis(250) && t.elapsed() < Duration::from_secs(3));
+    assert_eq!(metric(&metrics(m), "idle_timeouts_total", "idle"), 1);
+    assert_eq!(roundtrip(listen, b"still serving"), b"still serving");
+}
+
+#[test]
+fn reload_keeps_open_connections_and_applies_new_listeners() {
+    let (a, b) = (echo_server(), banner_server("new upstream"));
+    let (l1, l2) = (free_port(), free_port());
+    let r = Relay::start(&route("one", l1, &[a], ""));
+    let mut open = connect(l1);
+    open.write_all(b"before ").unwrap();
+    let mut buf = [0u8; 7];
+    open.read_exact(&mut buf).unwrap();
+
+    r.reload(&format!(
+        "{}{}",
+        route("one", l1, &[b], ""),
+        route("two", l2, &[a], "")
+    ));
+    // The established connection still flows to its old upstream.
+    open.write_all(b"after").unwrap();
+    let mut buf = [0u8; 5];
+    open.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"after");
+    // New connections use the new config; the new listener works.
+    assert_eq!(roundtrip(l1, b""), b"new upstream");
+    assert_eq!(roundtrip(l2, b"two"), b"two");
+
+    // A bad config is rejected and the old one keeps serving.
+    r.reload("[[route]]\nname = \"broken\"\nlisten = \"not an address\"\nupstreams = []\n");
+    assert!(r.log().contains("reload rejected"), "{}", r.log());
+    assert_eq!(roundtrip(l2, b"still"), b"still");
+    // A listener that cannot be bound rejects the whole reload.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let tp = taken.local_addr().unwrap().port();
+    r.reload(&format!(
+        "{}{}",
+        route("one", l1, &[a], ""),
+        route("three", tp, &[a], "")
+    ));
+    assert_eq!(
+        roundtrip(l2, b"kept"),
+        b"kept",
+        "route two must survive a failed reload"
+    );
+}
+
+#[test]
+fn sigterm_drains_open_connections() {
+    let up = echo_server();
+    let listen = free_port();
+    let mut r = Relay::start(&format!(
+        "drain_timeout_ms = 5000\n{}",
+        route("drain", listen, &[up], "")
+    ));
+    let mut open = connect(listen);
+    open.write_all(b"x").unwrap();
+    let mut b = [0u8; 1];
+    open.read_exact(&mut b).unwrap();
+    signal(&r.child, "TERM");
+    thread::sleep(Duration::from_millis(300));
+    // No new connections...
+    assert!(
+        TcpStream::connect(("127.0.0.1", listen)).is_err(),
+        "still accepting after SIGTERM"
+    );
+    // ...but the open one keeps working until it ends.
+    open.write_all(b"y").unwrap();
+    open.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"y");
+    assert!(
+        r.child.try_wait().unwrap().is_none(),
+        "exited while a connection was open"
+    );
+    drop(open);
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = r.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "did not exit after the drain"
+        );
+        thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success());
+}
+
+#[test]
+fn proxy_protocol_v1_and_v2_are_sent_to_the_upstream() {
+    for (version, want_prefix) in [
+        ("v1", b"PROXY TCP4 127.0.0.1 127.0.0.1 ".to_vec()),
+        ("v2", b"\r\n\r\n\0\r\nQUIT\n\x21\x11\0\x0c".to_vec()),
+    ] {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen2 = seen.clone();
+        let up = serve(move |mut s| {
+            let mut buf = vec![0u8; 256];
+            let n = s.read(&mut buf).unwrap_or(0);
+            seen2.lock().unwrap().extend_from_slice(&buf[..n]);
+            let _ = s.write_all(b"ok");
+        });
+        let listen = free_port();
+        let _r = Relay::start(&route(
+            "pp",
+            listen,
+            &[up],
+            &format!("send_proxy = \"{version}\""),
+        ));
+        let mut c = connect(listen);
+        let client_port = c.local_addr().unwrap().port();
+        let mut out = [0u8; 2];
+        c.read_exact(&mut out).unwrap();
+        let got = seen.lock().unwrap().clone();
+        assert!(got.starts_with(&want_prefix), "{version}: {got:?}");
+        if version == "v1" {
+            assert_eq!(
+                String::from_utf8(got).unwrap(),
+                format!("PROXY TCP4 127.0.0.1 127.0.0.1 {client_port} {listen}\r\n")
+            );
+        } else {
+            assert_eq!(&got[24..26], &client_port.to_be_bytes());
+        }
+    }
+}
+
+#[test]
+fn accepted_proxy_headers_are_passed_on_and_bad_ones_counted() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    let up = serve(move |mut s| {
+        let mut all = Vec::new();
+        let _ = s.read_to_end(&mut all);
+        seen2.lock().unwrap().push(all);
+    });
+    let (listen, m) = (free_port(), free_port());
+    let r = Relay::start(&format!(
+        "metrics = \"127.0.0.1:{m}\"\n{}",
+        route(
+            "front",
+            listen,
+            &[up],
+            "accept_proxy = true\nsend_proxy = \"v1\""
+        )
+    ));
+    roundtrip(
+        listen,
+        b"PROXY TCP4 198.51.100.7 203.0.113.1 40000 443\r\npayload",
+    );
+    // Garbage instead of a header; then a client that sends nothing and leaves.
+    roundtrip(listen, b"GET / HTTP/1.1\r\n\r\n");
+    drop(connect(listen));
+    thread::sleep(Duration::from_millis(300));
+    let got = seen.lock().unwrap().clone();
+    assert_eq!(
+        got,
+        vec![b"PROXY TCP4 198.51.100.7 203.0.113.1 40000 443\r\npayload".to_vec()]
+    );
+    assert_eq!(metric(&metrics(m), "bad_proxy_header_total", "front"), 2);
+    assert!(r.log().contains("malformed PROXY header"), "{}", r.log());
+}
+
+#[test]
+fn survives_fd_exhaustion() {
+    let up = echo_server();
+    let (listen, m) = (free_port(), free_port());
+    let _r = Relay::start_with(
+        &format!(
+            "metrics = \"127.0.0.1:{m}\"\n{}",
+            route("fd", listen, &[up], "")
+        ),
+        Some(64),
+    );
+    // Far more connections than 64 descriptors can hold (each needs two).
+    let mut held = Vec::new();
+    for _ in 0..80 {
+        if let Ok(s) = TcpStream::connect(("127.0.0.1", listen)) {
+            held.push(s);
+        }
+    }
+    thread::sleep(Duration::from_millis(300));
+    drop(held);
+    thread::sleep(Duration::from_millis(500));
+    assert_eq!(roundtrip(listen, b"alive"), b"alive");
+    let text = metrics(m);
+    let errors = text
+        .lines()
+        .find_map(|l| l.strip_prefix("vds_relay_accept_errors_total "))
+        .unwrap();
+    let failures = metric(&text, "upstream_failures_total", "fd");
+    assert!(
+        errors.parse::<u64>().unwrap() + failures > 0,
+        "exhaustion was not counted: {text}"
+    );
+}
