@@ -30,3 +30,7 @@ testbed-up n="3":
 
 testbed-down:
     bash tests/testbed/down.sh
+
+# The relay against socat and HAProxy on loopback: connections/s, throughput, latency, memory.
+bench-relay:
+    bash benches/relay/run.sh

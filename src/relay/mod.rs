@@ -509,16 +509,18 @@ async fn copy_half(
 ) -> io::Result<()> {
     loop {
         r.readable().await?;
-        let mut buf = vec![0u8; BURST];
+        // Spare capacity, not zeroed: `try_read_buf` fills it without a memset.
+        let mut buf = Vec::with_capacity(BURST);
         loop {
-            match r.try_read(&mut buf) {
+            buf.clear();
+            match r.try_read_buf(&mut buf) {
                 Ok(0) => {
                     // Pass the half-close on; the other direction keeps flowing.
                     let _ = w.shutdown().await;
                     return Ok(());
                 }
                 Ok(n) => {
-                    w.write_all(&buf[..n]).await?;
+                    w.write_all(&buf).await?;
                     count.fetch_add(n as u64, Relaxed);
                     total.fetch_add(n as u64, Relaxed);
                     last.store(epoch.elapsed().as_millis() as u64, Relaxed);

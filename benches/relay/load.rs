@@ -1,0 +1,151 @@
+//! Load client for `just bench-relay` (run through `cargo bench --bench relay-load -- MODE ...`).
+//!
+//! Modes (all against one `host:port`, bounded in time and count):
+//! - `cps ADDR THREADS SECS`: short connections (connect, 64 bytes each way, close) per second;
+//! - `bulk ADDR STREAMS SECS`: MB/s read from a source backend over N parallel streams;
+//! - `latency ADDR COUNT`: p50/p99 round-trip of 64 bytes on one connection, in µs;
+//! - `idle ADDR COUNT`: opens COUNT connections, checks each once, holds them until stdin closes.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+fn main() {
+    let args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
+    let mode = args.get(1).map(String::as_str).unwrap_or("");
+    let addr: SocketAddr = match args.get(2).and_then(|a| a.parse().ok()) {
+        Some(a) => a,
+        None => {
+            eprintln!("usage: relay-load cps|bulk|latency|idle ADDR N [SECS]");
+            std::process::exit(2);
+        }
+    };
+    let n: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(4);
+    let secs: u64 = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(3);
+    match mode {
+        "cps" => cps(addr, n, secs),
+        "bulk" => bulk(addr, n, secs),
+        "latency" => latency(addr, n),
+        "idle" => idle(addr, n),
+        _ => {
+            eprintln!("unknown mode {mode}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn cps(addr: SocketAddr, threads: usize, secs: u64) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+            std::thread::spawn(move || {
+                let msg = [b'x'; 64];
+                let mut buf = [0u8; 64];
+                while !stop.load(Relaxed) {
+                    let r = (|| -> std::io::Result<()> {
+                        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+                        s.set_nodelay(true)?;
+                        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+                        s.write_all(&msg)?;
+                        s.read_exact(&mut buf)?;
+                        Ok(())
+                    })();
+                    match r {
+                        Ok(()) => ok.fetch_add(1, Relaxed),
+                        Err(_) => failed.fetch_add(1, Relaxed),
+                    };
+                }
+            })
+        })
+        .collect();
+    let t = Instant::now();
+    std::thread::sleep(Duration::from_secs(secs));
+    stop.store(true, Relaxed);
+    for h in handles {
+        let _ = h.join();
+    }
+    let el = t.elapsed().as_secs_f64();
+    println!(
+        "{:.0} {}",
+        ok.load(Relaxed) as f64 / el,
+        failed.load(Relaxed)
+    );
+}
+
+fn bulk(addr: SocketAddr, streams: usize, secs: u64) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let bytes = Arc::new(AtomicU64::new(0));
+    let handles: Vec<_> = (0..streams)
+        .map(|_| {
+            let (stop, bytes) = (stop.clone(), bytes.clone());
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(addr).expect("connect");
+                s.set_read_timeout(Some(Duration::from_millis(500)))
+                    .unwrap();
+                let mut buf = vec![0u8; 256 * 1024];
+                while !stop.load(Relaxed) {
+                    match s.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            bytes.fetch_add(n as u64, Relaxed);
+                        }
+                        Err(_) => {}
+                    }
+                }
+            })
+        })
+        .collect();
+    // Let the streams ramp up before counting.
+    std::thread::sleep(Duration::from_millis(500));
+    let start = bytes.load(Relaxed);
+    let t = Instant::now();
+    std::thread::sleep(Duration::from_secs(secs));
+    let got = bytes.load(Relaxed) - start;
+    let el = t.elapsed().as_secs_f64();
+    stop.store(true, Relaxed);
+    for h in handles {
+        let _ = h.join();
+    }
+    println!("{:.0}", got as f64 / el / 1e6);
+}
+
+fn latency(addr: SocketAddr, count: usize) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_nodelay(true).unwrap();
+    let msg = [b'x'; 64];
+    let mut buf = [0u8; 64];
+    let mut samples = Vec::with_capacity(count);
+    for i in 0..count + 1000 {
+        let t = Instant::now();
+        s.write_all(&msg).unwrap();
+        s.read_exact(&mut buf).unwrap();
+        if i >= 1000 {
+            samples.push(t.elapsed().as_nanos() as u64);
+        }
+    }
+    samples.sort_unstable();
+    let p = |q: f64| {
+        samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)] as f64 / 1000.0
+    };
+    println!("{:.1} {:.1}", p(0.50), p(0.99));
+}
+
+fn idle(addr: SocketAddr, count: usize) {
+    let mut conns = Vec::with_capacity(count);
+    let mut buf = [0u8; 1];
+    for _ in 0..count {
+        let mut s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        // One byte each way: the forwarder has connected upstream and relayed once.
+        s.write_all(b"x").unwrap();
+        s.read_exact(&mut buf).unwrap();
+        conns.push(s);
+    }
+    println!("ready {}", conns.len());
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+}
