@@ -511,3 +511,45 @@ fn survives_fd_exhaustion() {
         "exhaustion was not counted: {text}"
     );
 }
+
+#[test]
+fn active_checks_mark_a_dead_upstream_down_and_bring_it_back() {
+    // The first upstream is down at start; active checks find it down before any client
+    // does, so no client connection pays for a failed connect to it.
+    let dead_port = free_port();
+    let up = banner_server("second");
+    let (listen, m) = (free_port(), free_port());
+    let _r = Relay::start(&format!(
+        "metrics = \"127.0.0.1:{m}\"\n{}",
+        route(
+            "ac",
+            listen,
+            &[dead_port, up],
+            "check_interval_ms = 100\nbackoff_ms = 150"
+        )
+    ));
+    thread::sleep(Duration::from_millis(300));
+    let failures_before = metric(&metrics(m), "upstream_failures_total", "ac");
+    for _ in 0..3 {
+        assert_eq!(roundtrip(listen, b""), b"second");
+    }
+    assert_eq!(
+        metric(&metrics(m), "upstream_failures_total", "ac"),
+        failures_before
+    );
+    // It comes back: checks mark it up, and failover order prefers it again.
+    let l = TcpListener::bind(("127.0.0.1", dead_port)).unwrap();
+    thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            let _ = s.write_all(b"first");
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while roundtrip(listen, b"") != b"first" {
+        assert!(
+            Instant::now() < deadline,
+            "the recovered upstream was never used again"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
