@@ -24,6 +24,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "replica.env.j2",
         include_str!("../templates/replica.env.j2"),
     ),
+    (
+        "haproxy.cfg.j2",
+        include_str!("../templates/haproxy.cfg.j2"),
+    ),
 ];
 
 /// A template failed to render; names the template and line.

@@ -130,3 +130,30 @@ fn rendered_units_pass_systemd_analyze_verify() {
     }
     assert_eq!(checked, 3, "relay, socat and replica template units");
 }
+
+/// The rendered haproxy.cfg passes `haproxy -c`, with one server line per replica.
+#[test]
+fn rendered_haproxy_config_passes_haproxy_check() {
+    let (_, plan) = plan_of("examples/mesh.json");
+    let cfg = plan.hosts[0]
+        .resources
+        .iter()
+        .find(|r| r.kind == Kind::Haproxy)
+        .expect("the balanced service renders haproxy.cfg");
+    let text = cfg.text_content().unwrap();
+    assert_eq!(text.matches("\n    server mtproxy-").count(), 2);
+    assert!(text.contains("    server mtproxy-2 127.0.0.1:10001 check inter 2000 fall 3 rise 2\n"));
+    assert!(text.contains("source 0.0.0.0 usesrc clientip"));
+    let file = std::env::temp_dir().join(format!("vds-haproxy-{}.cfg", std::process::id()));
+    std::fs::write(&file, text).unwrap();
+    let out = std::process::Command::new("haproxy")
+        .args(["-c", "-f"])
+        .arg(&file)
+        .output()
+        .expect("haproxy must be installed (apt-get install haproxy)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

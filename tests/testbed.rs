@@ -556,3 +556,160 @@ fn a_wrong_host_key_is_refused() {
         "deployed despite the wrong key"
     );
 }
+
+fn balanced(replicas: u32) -> String {
+    format!(
+        r#"{{"nodes": [{{"name": "h1", "public_ip": "10.213.1.2", "tailscale_ip": "10.213.1.2"}}],
+            "services": [{{"name": "echo", "node": "h1", "replicas": {replicas}, "base_port": 10000,
+              "exec": ["/usr/bin/socat", "TCP-LISTEN:{{port}},fork,reuseaddr", "EXEC:cat"],
+              "balancer": {{"port": 8500}}}}]}}"#
+    )
+}
+
+/// Backend states from HAProxy's stats socket on h1: (server, status) of service `echo`.
+fn haproxy_servers() -> Vec<(String, String)> {
+    let out = stdout(&ssh(
+        1,
+        "echo 'show stat' | socat stdio /run/haproxy/admin.sock",
+    ));
+    out.lines()
+        .filter(|l| l.starts_with("echo,echo-"))
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[1].to_string(), f[17].to_string())
+        })
+        .collect()
+}
+
+fn wait_servers_up(n: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let s = haproxy_servers();
+        if s.len() == n && s.iter().all(|(_, st)| st == "UP") {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "haproxy servers: {s:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+fn haproxy_worker() -> String {
+    stdout(&ssh(
+        1,
+        "pgrep -P $(systemctl show -p MainPID --value haproxy.service)",
+    ))
+    .trim()
+    .to_string()
+}
+
+/// Seed 003: replicas behind HAProxy, scaled by editing one number, under load.
+#[test]
+fn balanced_replicas_scale_without_failed_connections() {
+    let env = Env::new("balancer");
+    let orig = stdout(&ssh(1, "sha256sum /etc/haproxy/haproxy.cfg"));
+    std::fs::write(env.dir.join("nodes.json"), balanced(2)).unwrap();
+    let out = env.vds(&["deploy"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(echo(&ip(1), 8500), "ping through vds-proxy\n");
+    wait_servers_up(2);
+
+    // A no-op re-apply does not reload haproxy.
+    let worker = haproxy_worker();
+    let out = env.vds(&["deploy"]);
+    assert!(
+        stdout(&out).contains("h1    0        ok (no changes)"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(haproxy_worker(), worker);
+
+    // A client keeps opening and using connections through every scaling step.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let client = std::thread::spawn(move || {
+        let (mut ok, mut failed) = (0u32, Vec::new());
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            let r = std::panic::catch_unwind(|| echo(&ip(1), 8500));
+            match r {
+                Ok(s) if s == "ping through vds-proxy\n" => ok += 1,
+                Ok(s) => failed.push(format!("got {s:?}")),
+                Err(_) => failed.push("connect or read failed".to_string()),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        (ok, failed)
+    });
+    for replicas in [3u32, 1] {
+        std::fs::write(env.dir.join("nodes.json"), balanced(replicas)).unwrap();
+        let out = env.vds(&["deploy"]);
+        assert!(out.status.success(), "{}", text(&out));
+        wait_servers_up(replicas as usize);
+        let cfg = stdout(&ssh(
+            1,
+            "grep -c '^    server echo-' /etc/haproxy/haproxy.cfg",
+        ));
+        assert_eq!(cfg.trim(), replicas.to_string());
+        let units = stdout(&ssh(
+            1,
+            "systemctl list-units --no-legend --state=active 'echo@*' | wc -l",
+        ));
+        assert_eq!(units.trim(), replicas.to_string());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = client.join().unwrap();
+    assert!(ok > 20, "the client barely ran: {ok}");
+    assert!(
+        failed.is_empty(),
+        "{} failed connections of {}: {failed:?}",
+        failed.len(),
+        ok as usize + failed.len()
+    );
+
+    // Remove: the package's haproxy.cfg is back, haproxy still runs, no replica is left.
+    let out = env.vds(&["remove"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(stdout(&ssh(1, "sha256sum /etc/haproxy/haproxy.cfg")), orig);
+    assert_eq!(stdout(&ssh(1, "systemctl is-active haproxy")), "active\n");
+    let left = stdout(&ssh(
+        1,
+        "ls /etc/systemd/system/ /etc/vds-proxy 2>&1; systemctl list-units --no-legend 'echo@*'",
+    ));
+    assert!(!left.contains("echo@"), "{left}");
+}
+
+#[test]
+fn a_broken_haproxy_config_is_caught_before_it_goes_live() {
+    let env = Env::new("haproxy-check");
+    std::fs::write(env.dir.join("nodes.json"), balanced(1)).unwrap();
+    assert!(env.vds(&["deploy"]).status.success());
+    let before = stdout(&ssh(1, "sha256sum /etc/haproxy/haproxy.cfg"));
+    let worker = haproxy_worker();
+    let tpl = env.dir.join("tpl");
+    std::fs::create_dir_all(&tpl).unwrap();
+    std::fs::write(
+        tpl.join("haproxy.cfg.j2"),
+        "global\n    no-such-directive {{ node.name }}\nfrontend f\n    bind :8500\n",
+    )
+    .unwrap();
+    let out = env.vds(&["deploy", "--templates", tpl.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        stdout(&out).contains("validation failed; nothing was changed"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        stdout(&out).contains("/etc/haproxy/haproxy.cfg"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        stdout(&ssh(1, "sha256sum /etc/haproxy/haproxy.cfg")),
+        before
+    );
+    assert_eq!(haproxy_worker(), worker);
+    assert!(env.vds(&["remove"]).status.success());
+}

@@ -21,8 +21,8 @@ use base64::Engine as _;
 
 use super::diff::{Changes, Why};
 use super::gather::Facts;
-use super::state::{STATE_DIR, STATE_FILE};
-use crate::resources::{Action, Content, Kind, Resource};
+use super::state::{ORIG_DIR, STATE_DIR, STATE_FILE, orig_name};
+use crate::resources::{Action, Content, Kind, Resource, UnitSpec};
 use crate::shell::quote;
 
 /// Exit code of the script when validation failed and nothing was changed.
@@ -34,6 +34,9 @@ pub const EXIT_STALE: i32 = 76;
 
 /// Where the lock file lives on a host.
 pub const LOCK_FILE: &str = "/run/vds-proxy.lock";
+
+/// Seconds between a balancer reload and stopping the backends it no longer uses.
+pub const LATE_STOP_GRACE_SECS: u64 = 2;
 
 /// Seconds a deploy waits for another one on the same host.
 pub const LOCK_WAIT_SECS: u64 = 90;
@@ -67,7 +70,7 @@ fn base_name(path: &str) -> &str {
 }
 
 /// The apply script for `changes`, checked against the manifest hash `facts` saw.
-pub fn script(changes: &Changes, facts: &Facts) -> Result<String> {
+pub fn script(changes: &Changes, facts: &Facts, plan_units: &[UnitSpec]) -> Result<String> {
     let mut s = String::new();
     let q = quote;
     let state = q(STATE_FILE);
@@ -82,7 +85,7 @@ cur=none; [ -r {state} ] && cur=$(sha256sum < {state} | cut -c1-64)
 [ "$cur" = {expected} ] || {{ echo "@stale"; exit {stale}; }}
 T={txn}
 rm -rf "$T"
-trap 'rm -rf "$T"; [ -e {state} ] || rmdir {dir} 2>/dev/null' EXIT
+trap 'rm -rf "$T"; [ -e {state} ] || {{ rmdir {orig} {dir}; }} 2>/dev/null' EXIT
 mkdir -p "$T/old" "$T/new" || exit 1
 bad=0
 validate() {{ if ! sh -c "$2" >"$T/v.log" 2>&1; then echo "@invalid $1"; sed 's/^/@log /' "$T/v.log"; bad=1; fi; }}
@@ -103,6 +106,7 @@ echo "@step stage"
         stale = EXIT_STALE,
         expected = q(&facts.state_hash),
         txn = TXN_DIR,
+        orig = q(ORIG_DIR),
     );
 
     // Stage and validate everything except units.
@@ -174,6 +178,15 @@ echo "@step stage"
     s.push_str(&rollback_function(changes, facts, &staged));
 
     s.push_str("echo \"@step commit\"\n");
+    for path in &changes.adopt {
+        let _ = writeln!(
+            s,
+            "mkdir -p {o} && {{ [ -e {o}/{k} ] || cp -p {p} {o}/{k}; }} || fail {p}",
+            o = ORIG_DIR,
+            k = orig_name(path),
+            p = q(path)
+        );
+    }
     for d in &changes.create_dirs {
         let _ = writeln!(s, "mkdir -p {} || fail {}", q(d), q(d));
     }
@@ -204,35 +217,30 @@ echo "@step stage"
         );
     }
     for (j, f) in changes.prune_files.iter().enumerate() {
+        // An adopted file gets its original back; anything else is deleted.
+        let remove = if f.adopted {
+            format!(
+                "{{ if [ -e {o}/{k} ]; then cp -p {o}/{k} {p}.vds-tmp && mv -f {p}.vds-tmp {p}; else rm -f {p}; fi; }}",
+                o = ORIG_DIR,
+                k = orig_name(&f.path),
+                p = q(&f.path)
+            )
+        } else {
+            format!("rm -f {}", q(&f.path))
+        };
         let _ = writeln!(
             s,
-            "if [ -e {p} ]; then cp -p {p} \"$T/old/p{j}\" && touch \"$T/done.p{j}\" && rm -f {p} || fail {p}; fi",
+            "if [ -e {p} ]; then cp -p {p} \"$T/old/p{j}\" && touch \"$T/done.p{j}\" && {remove} || fail {p}; fi",
             p = q(&f.path)
         );
     }
 
+    // Activation order: systemd learns about unit files, new units start (so a balancer
+    // reloaded next finds its new backends up), then restarts and reloads.
     s.push_str("echo \"@step activate\"\n");
     let mut activate_failed_check = String::new();
-    for a in &changes.actions {
-        match a {
-            Action::DaemonReload => {
-                s.push_str("systemctl daemon-reload || { rollback; exit 1; }\n")
-            }
-            Action::Restart(u) => {
-                let _ = writeln!(
-                    s,
-                    "echo \"@restart {u}\"; systemctl restart {} 2>&1 | sed 's/^/@log /'",
-                    q(u)
-                );
-            }
-            Action::Reload(u) => {
-                let _ = writeln!(
-                    s,
-                    "echo \"@reload {u}\"; systemctl reload {} 2>&1 | sed 's/^/@log /'",
-                    q(u)
-                );
-            }
-        }
+    if changes.actions.contains(&Action::DaemonReload) {
+        s.push_str("systemctl daemon-reload || { rollback; exit 1; }\n");
     }
     for u in &changes.enable {
         let _ = writeln!(s, "systemctl enable {} 2>&1 | sed 's/^/@log /'", q(u));
@@ -241,6 +249,34 @@ echo "@step stage"
         let _ = writeln!(
             s,
             "echo \"@start {u}\"; systemctl start {} 2>&1 | sed 's/^/@log /'",
+            q(u)
+        );
+    }
+    for u in &changes.release_units {
+        let _ = writeln!(
+            s,
+            "echo \"@reload {u}\"; systemctl try-reload-or-restart {} 2>&1 | sed 's/^/@log /'",
+            q(u)
+        );
+    }
+    // Restarts before reloads: new or changed backends are up before a balancer reloads.
+    let restarts = changes
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::Restart(_)));
+    let reloads = changes
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::Reload(_)));
+    for a in restarts.chain(reloads) {
+        let (verb, u) = match a {
+            Action::DaemonReload => continue,
+            Action::Restart(u) => ("restart", u),
+            Action::Reload(u) => ("reload", u),
+        };
+        let _ = writeln!(
+            s,
+            "echo \"@{verb} {u}\"; systemctl {verb} {} 2>&1 | sed 's/^/@log /'",
             q(u)
         );
     }
@@ -254,10 +290,37 @@ echo "@step stage"
                 qu = q(u)
             );
         }
+        // A unit can be active and still not serve (HAProxy keeps its old worker when a
+        // reload fails to load): every port of a touched unit must be listening.
+        for u in plan_units.iter().filter(|u| touched.contains(&u.name)) {
+            for p in &u.ports {
+                let _ = writeln!(
+                    activate_failed_check,
+                    "i=0; until ss -Htln | awk '{{print $4}}' | grep -q ':{p}$'; do i=$((i+1)); if [ $i -ge 50 ]; then echo \"@unitfail {u} (not listening on port {p})\"; journalctl -u {qu} -n 15 --no-pager -o cat 2>/dev/null | sed 's/^/@journal /'; failed=1; break; fi; sleep 0.1; done",
+                    u = u.name,
+                    qu = q(&u.name)
+                );
+            }
+        }
         s.push_str(&activate_failed_check);
         s.push_str("if [ $failed != 0 ]; then rollback; exit 1; fi\n");
     }
 
+    if !changes.prune_units_late.is_empty() {
+        // The balancer was reloaded without these backends: give the connections it still
+        // had on them a moment, then stop them.
+        let _ = writeln!(s, "echo \"@step drain\"\nsleep {LATE_STOP_GRACE_SECS}");
+        for u in &changes.prune_units_late {
+            let _ = writeln!(
+                s,
+                "systemctl disable --now {u} >/dev/null 2>&1; systemctl reset-failed {u} >/dev/null 2>&1",
+                u = q(u)
+            );
+        }
+    }
+    for f in changes.prune_files.iter().filter(|f| f.adopted) {
+        let _ = writeln!(s, "rm -f {}/{}", ORIG_DIR, orig_name(&f.path));
+    }
     if changes.write_manifest {
         if changes.manifest.is_empty() {
             let _ = writeln!(s, "rm -f {state}");

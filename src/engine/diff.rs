@@ -25,8 +25,15 @@ pub struct Changes<'p> {
     pub write: Vec<(&'p Resource, Why)>,
     /// Managed files the plan no longer has.
     pub prune_files: Vec<FileEntry>,
-    /// Managed units the plan no longer has: stopped and disabled.
+    /// Managed units the plan no longer has: stopped and disabled before activation.
     pub prune_units: Vec<String>,
+    /// Managed units the plan no longer has that stop only after activation (backends
+    /// behind a balancer, which is reloaded without them first).
+    pub prune_units_late: Vec<String>,
+    /// Planned files that exist but were never vds-proxy's: their originals are kept.
+    pub adopt: Vec<String>,
+    /// Adopted units the plan no longer has: reloaded (their files were restored), not stopped.
+    pub release_units: Vec<String>,
     /// Directories to create (recorded in the manifest).
     pub create_dirs: Vec<String>,
     /// Directories vds-proxy created that nothing needs any more (removed if empty).
@@ -51,6 +58,8 @@ impl Changes<'_> {
         self.write.is_empty()
             && self.prune_files.is_empty()
             && self.prune_units.is_empty()
+            && self.prune_units_late.is_empty()
+            && self.release_units.is_empty()
             && self.create_dirs.is_empty()
             && self.prune_dirs.is_empty()
             && self.enable.is_empty()
@@ -112,12 +121,43 @@ pub fn diff<'p>(plan: &'p HostPlan, facts: &Facts) -> Changes<'p> {
         .filter(|e| !planned.contains(e.path.as_str()))
         .cloned()
         .collect();
-    let prune_units: Vec<String> = facts
-        .manifest
+    let (prune_units, prune_units_late, release_units) = split_late(
+        facts
+            .manifest
+            .units
+            .iter()
+            .filter(|u| !planned_units.contains(u.unit.as_str())),
+    );
+    let adopted_units: BTreeSet<String> = plan
         .units
         .iter()
-        .filter(|u| !planned_units.contains(u.unit.as_str()))
-        .map(|u| u.unit.clone())
+        .filter(
+            |u| match facts.manifest.units.iter().find(|m| m.unit == u.name) {
+                Some(m) => m.adopted,
+                None => {
+                    let f = facts.unit(&u.name);
+                    f.enabled == "enabled" || f.active == "active"
+                }
+            },
+        )
+        .map(|u| u.name.clone())
+        .collect();
+    let adopt: Vec<String> = plan
+        .resources
+        .iter()
+        .filter(|r| {
+            matches!(facts.files.get(&r.path), Some(Some(_)))
+                && facts.manifest.file(&r.path).is_none()
+        })
+        .map(|r| r.path.clone())
+        .collect();
+    let adopted: BTreeSet<String> = facts
+        .manifest
+        .files
+        .iter()
+        .filter(|f| f.adopted)
+        .map(|f| f.path.clone())
+        .chain(adopt.iter().cloned())
         .collect();
 
     let needed = needed_dirs(plan);
@@ -185,12 +225,15 @@ pub fn diff<'p>(plan: &'p HostPlan, facts: &Facts) -> Changes<'p> {
         })
         .collect();
 
-    let manifest = manifest_for(plan, kept_dirs);
+    let manifest = manifest_for(plan, kept_dirs, &adopted, &adopted_units);
     let write_manifest = manifest != facts.manifest;
     Changes {
         write,
         prune_files,
         prune_units,
+        prune_units_late,
+        adopt,
+        release_units,
         create_dirs,
         prune_dirs,
         enable,
@@ -203,7 +246,12 @@ pub fn diff<'p>(plan: &'p HostPlan, facts: &Facts) -> Changes<'p> {
 }
 
 /// The manifest describing `plan` once applied.
-pub fn manifest_for(plan: &HostPlan, dirs: Vec<DirEntry>) -> Manifest {
+pub fn manifest_for(
+    plan: &HostPlan,
+    dirs: Vec<DirEntry>,
+    adopted: &BTreeSet<String>,
+    adopted_units: &BTreeSet<String>,
+) -> Manifest {
     Manifest {
         files: plan
             .resources
@@ -213,6 +261,7 @@ pub fn manifest_for(plan: &HostPlan, dirs: Vec<DirEntry>) -> Manifest {
                 sha256: r.sha256.clone(),
                 kind: kind_name(r.kind),
                 service: r.service.clone(),
+                adopted: adopted.contains(&r.path),
             })
             .collect(),
         units: plan
@@ -220,6 +269,8 @@ pub fn manifest_for(plan: &HostPlan, dirs: Vec<DirEntry>) -> Manifest {
             .iter()
             .map(|u| UnitEntry {
                 unit: u.name.clone(),
+                late_stop: u.late_stop,
+                adopted: adopted_units.contains(&u.name),
                 service: plan
                     .resources
                     .iter()
@@ -229,6 +280,22 @@ pub fn manifest_for(plan: &HostPlan, dirs: Vec<DirEntry>) -> Manifest {
             .collect(),
         dirs,
     }
+}
+
+/// Splits units vds-proxy lets go of: stopped before activation, stopped after it, and
+/// adopted ones (reloaded, left running).
+fn split_late<'a>(
+    units: impl Iterator<Item = &'a UnitEntry>,
+) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let (mut early, mut late, mut released) = (Vec::new(), Vec::new(), Vec::new());
+    for u in units {
+        match (u.adopted, u.late_stop) {
+            (true, _) => released.push(u.unit.clone()),
+            (false, true) => late.push(u.unit.clone()),
+            (false, false) => early.push(u.unit.clone()),
+        }
+    }
+    (early, late, released)
 }
 
 /// The name a kind has in the manifest.
@@ -260,13 +327,8 @@ pub fn removal<'p>(facts: &Facts, service: Option<&str>) -> Changes<'p> {
         .filter(|f| selected(&f.service))
         .cloned()
         .collect();
-    let prune_units: Vec<String> = facts
-        .manifest
-        .units
-        .iter()
-        .filter(|u| selected(&u.service))
-        .map(|u| u.unit.clone())
-        .collect();
+    let (prune_units, prune_units_late, release_units) =
+        split_late(facts.manifest.units.iter().filter(|u| selected(&u.service)));
     let mut manifest = facts.manifest.clone();
     manifest.files.retain(|f| !selected(&f.service));
     manifest.units.retain(|u| !selected(&u.service));
@@ -297,6 +359,9 @@ pub fn removal<'p>(facts: &Facts, service: Option<&str>) -> Changes<'p> {
         write: Vec::new(),
         prune_files,
         prune_units,
+        prune_units_late,
+        adopt: Vec::new(),
+        release_units,
         create_dirs: Vec::new(),
         prune_dirs: prune_dirs.into_iter().map(|d| d.dir).collect(),
         enable: Vec::new(),

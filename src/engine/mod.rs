@@ -260,7 +260,7 @@ async fn converge(
             });
         }
         progress.step(&format!("applying {} change(s)", changes.count()));
-        let script = apply::script(&changes, &facts)?;
+        let script = apply::script(&changes, &facts, &plan.units)?;
         let out = t.run(&script).await?;
         let report = apply::parse_report(&out.stdout);
         match out.status {
@@ -406,6 +406,9 @@ async fn describe(t: &dyn Transport, changes: &Changes<'_>, redactor: &Redactor)
     }
     for u in &changes.prune_units {
         out.push_str(&format!("would stop and disable {u}\n"));
+    }
+    for u in &changes.prune_units_late {
+        out.push_str(&format!("would stop and disable {u} (after the reload)\n"));
     }
     for a in &changes.actions {
         out.push_str(&format!("would run: {}\n", action_text(a)));

@@ -18,6 +18,22 @@ pub struct FileEntry {
     pub kind: String,
     #[serde(default)]
     pub service: Option<String>,
+    /// The file existed before vds-proxy took it over (e.g. a package's haproxy.cfg); its
+    /// original is kept under [`ORIG_DIR`] and put back when vds-proxy lets go of it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub adopted: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
+}
+
+/// Where the originals of adopted files are kept.
+pub const ORIG_DIR: &str = "/var/lib/vds-proxy/orig";
+
+/// The file name under [`ORIG_DIR`] of the original of `path`.
+pub fn orig_name(path: &str) -> String {
+    crate::resources::sha256_hex(path.as_bytes())[..32].to_string()
 }
 
 /// A unit vds-proxy enabled and started.
@@ -26,6 +42,13 @@ pub struct UnitEntry {
     pub unit: String,
     #[serde(default)]
     pub service: Option<String>,
+    /// Stopped only after the rest of an apply is active (a backend behind a balancer).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub late_stop: bool,
+    /// It was enabled or running before vds-proxy managed it (e.g. the haproxy package's
+    /// unit): letting go of it reloads it instead of stopping it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub adopted: bool,
 }
 
 /// A directory vds-proxy created (removed again when empty and no longer needed).
@@ -92,10 +115,13 @@ mod tests {
                 sha256: "ab".into(),
                 kind: "unit".into(),
                 service: Some("web".into()),
+                adopted: true,
             }],
             units: vec![UnitEntry {
                 unit: "a.service".into(),
                 service: None,
+                late_stop: true,
+                adopted: false,
             }],
             dirs: vec![DirEntry {
                 dir: "/etc/vds-proxy".into(),

@@ -7,6 +7,7 @@
 
 pub mod binary;
 pub mod file;
+pub mod haproxy;
 pub mod unit;
 
 use std::path::PathBuf;
@@ -24,6 +25,8 @@ pub enum Kind {
     Unit,
     /// An executable shipped by vds-proxy.
     Binary,
+    /// An HAProxy configuration.
+    Haproxy,
 }
 
 /// What a kind contributes to the engine.
@@ -40,6 +43,7 @@ impl Kind {
             Kind::File => &file::FileOps,
             Kind::Unit => &unit::UnitOps,
             Kind::Binary => &binary::BinaryOps,
+            Kind::Haproxy => &haproxy::HaproxyOps,
         }
     }
 }
@@ -77,6 +81,11 @@ pub struct UnitSpec {
     pub name: String,
     pub enable: bool,
     pub start: bool,
+    /// When it is no longer wanted, stop it only after everything else is active (a
+    /// backend that a balancer must stop sending traffic to first).
+    pub late_stop: bool,
+    /// TCP ports it listens on once active: checked after every apply that touched it.
+    pub ports: Vec<u16>,
 }
 
 /// One file vds-proxy manages on a host.

@@ -31,11 +31,13 @@ pub fn unit_file(name: &str, text: String, restart: &[String]) -> Resource {
     r
 }
 
-/// A unit that must be enabled and started.
-pub fn running(name: &str) -> UnitSpec {
+/// A unit that must be enabled and started, listening on `ports`.
+pub fn running(name: &str, ports: Vec<u16>) -> UnitSpec {
     UnitSpec {
         name: name.to_string(),
         enable: true,
         start: true,
+        late_stop: false,
+        ports,
     }
 }

@@ -73,7 +73,7 @@ fn socat(ctx: &Ctx, r: &Route, out: &mut Output) -> Result<(), TemplateError> {
     )?;
     out.resources
         .push(unit::unit_file(&name, text, std::slice::from_ref(&name)).for_service(&r.service));
-    out.units.push(unit::running(&name));
+    out.units.push(unit::running(&name, vec![r.port]));
     Ok(())
 }
 
@@ -114,6 +114,9 @@ fn relay(ctx: &Ctx, routes: &[&Route], out: &mut Output) -> Result<(), TemplateE
         unit_text,
         &[RELAY_UNIT.to_string()],
     ));
-    out.units.push(unit::running(RELAY_UNIT));
+    out.units.push(unit::running(
+        RELAY_UNIT,
+        routes.iter().map(|r| r.port).collect(),
+    ));
     Ok(())
 }

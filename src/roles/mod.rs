@@ -2,6 +2,7 @@
 //!
 //! Each role is a pure function of the inventory; `plan` calls them in order.
 
+pub mod balancer;
 pub mod forwarder;
 pub mod replicas;
 
@@ -30,4 +31,4 @@ pub struct Output {
 pub type Role = fn(&Ctx, &mut Output) -> Result<(), TemplateError>;
 
 /// All roles, in the order their resources are laid out in a plan.
-pub const ALL: &[Role] = &[forwarder::plan, replicas::plan];
+pub const ALL: &[Role] = &[forwarder::plan, replicas::plan, balancer::plan];

@@ -56,7 +56,10 @@ fn service(ctx: &Ctx, s: &Service, out: &mut Output) -> Result<(), TemplateError
             r = r.secret();
         }
         out.resources.push(r);
-        out.units.push(unit::running(&instance(s, n)));
+        let mut u = unit::running(&instance(s, n), vec![s.replica_port(n)]);
+        // Behind a balancer, a replica is stopped only after the balancer dropped it.
+        u.late_stop = s.balancer.is_some();
+        out.units.push(u);
     }
     Ok(())
 }

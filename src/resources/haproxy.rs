@@ -1,0 +1,23 @@
+//! HAProxy configuration files, validated with `haproxy -c` before they go live.
+
+use super::{Action, Kind, KindOps, Resource};
+use crate::shell::quote;
+
+/// Where Debian's haproxy reads its configuration.
+pub const CONFIG: &str = "/etc/haproxy/haproxy.cfg";
+/// The unit of Debian's haproxy package; reloads are graceful (master-worker, USR2).
+pub const UNIT: &str = "haproxy.service";
+
+/// Behaviour of [`super::Kind::Haproxy`].
+pub struct HaproxyOps;
+
+impl KindOps for HaproxyOps {
+    fn validate(&self, _res: &Resource, staged: &str) -> Option<String> {
+        Some(format!("haproxy -c -q -f {}", quote(staged)))
+    }
+}
+
+/// The haproxy.cfg resource; a change reloads haproxy, never restarts it.
+pub fn config(text: String) -> Resource {
+    Resource::text(Kind::Haproxy, CONFIG, text, 0o644).on_change(Action::Reload(UNIT.into()))
+}

@@ -1,0 +1,61 @@
+//! HAProxy in front of replicated services (seed 003): one `haproxy.cfg` per node with a
+//! TCP frontend and a health-checked backend per balanced service, reloaded gracefully.
+
+use minijinja::value::Serde;
+use minijinja::{Value, context};
+
+use super::{Ctx, Output};
+use crate::inventory::Service;
+use crate::resources::{haproxy, unit};
+use crate::templates::TemplateError;
+
+/// Adds haproxy.cfg and the haproxy unit when services on `ctx.node` have a balancer.
+pub fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
+    let services: Vec<&Service> = ctx
+        .inv
+        .services
+        .iter()
+        .filter(|s| s.node == ctx.node.name && s.balancer.is_some())
+        .collect();
+    let Some(first) = services.first().and_then(|s| s.balancer.as_ref()) else {
+        return Ok(());
+    };
+    let balancers: Vec<Value> = services
+        .iter()
+        .map(|s| {
+            let b = s.balancer.as_ref().expect("filtered on balancer");
+            let servers: Vec<Value> = (1..=s.replicas)
+                .map(|n| context! { name => format!("{}-{n}", s.name), port => s.replica_port(n) })
+                .collect();
+            context! {
+                name => s.name.clone(),
+                bind => "0.0.0.0",
+                port => b.port,
+                algorithm => b.algorithm.clone(),
+                check => b.check.clone(),
+                transparent => b.transparent,
+                servers => servers,
+            }
+        })
+        .collect();
+    // HAProxy needs about two descriptors per connection and refuses to load a config whose
+    // maxconn the descriptor limit cannot hold.
+    let maxconn: u32 = 8_000;
+    let text = ctx.templates.render(
+        "haproxy.cfg.j2",
+        context! {
+            node => Value::from(Serde(ctx.node)),
+            balancers => balancers,
+            stats_socket => first.stats_socket.clone(),
+            stats_address => first.stats_address.clone(),
+            maxconn => maxconn,
+        },
+    )?;
+    out.resources.push(haproxy::config(text));
+    let ports = services
+        .iter()
+        .filter_map(|s| s.balancer.as_ref().map(|b| b.port))
+        .collect();
+    out.units.push(unit::running(haproxy::UNIT, ports));
+    Ok(())
+}
