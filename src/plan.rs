@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::inventory::{Connection, Inventory};
 use crate::resources::binary::Artifact;
-use crate::resources::{Action, Kind, Resource, UnitSpec};
+use crate::resources::{Action, Kind, Resource, UnitSpec, unit};
 use crate::roles::{self, Ctx, Output};
 use crate::templates::{TemplateError, Templates};
 
@@ -65,18 +65,8 @@ impl HostPlan {
         self.resources
             .retain(|r| r.service.as_deref() == Some(name));
         let paths: Vec<String> = self.resources.iter().map(|r| r.path.clone()).collect();
-        self.units.retain(|u| {
-            paths
-                .iter()
-                .any(|p| p.ends_with(&format!("/{}", u.name)) || unit_template_of(&u.name, p))
-        });
-    }
-}
-
-fn unit_template_of(instance: &str, path: &str) -> bool {
-    match instance.split_once('@') {
-        Some((prefix, _)) => path.ends_with(&format!("/{prefix}@.service")),
-        None => false,
+        self.units
+            .retain(|u| paths.iter().any(|p| unit::serves(p, &u.name)));
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use super::gather::{Facts, needed_dirs};
 use super::state::{DirEntry, FileEntry, Manifest, UnitEntry};
 use crate::plan::HostPlan;
-use crate::resources::{Action, Kind, Resource};
+use crate::resources::{Action, Kind, Resource, unit};
 
 /// Why a planned file must be written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -274,7 +274,7 @@ pub fn manifest_for(
                 service: plan
                     .resources
                     .iter()
-                    .find(|r| r.kind == Kind::Unit && unit_file_serves(&r.path, &u.name))
+                    .find(|r| r.kind == Kind::Unit && unit::serves(&r.path, &u.name))
                     .and_then(|r| r.service.clone()),
             })
             .collect(),
@@ -304,16 +304,6 @@ pub fn kind_name(k: Kind) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default()
-}
-
-/// Whether the unit file at `path` defines `unit` (itself, or the template of an instance).
-pub fn unit_file_serves(path: &str, unit: &str) -> bool {
-    let file = path.rsplit('/').next().unwrap_or_default();
-    file == unit
-        || unit.split_once('@').is_some_and(|(prefix, rest)| {
-            let suffix = rest.rsplit_once('.').map(|(_, s)| s).unwrap_or("service");
-            file == format!("{prefix}@.{suffix}")
-        })
 }
 
 /// The changes that take back what vds-proxy installed on a host: everything, or only the

@@ -41,3 +41,38 @@ pub fn running(name: &str, ports: Vec<u16>) -> UnitSpec {
         ports,
     }
 }
+
+/// Whether the unit file at `path` defines `unit` (itself, or the template of an instance).
+pub fn serves(path: &str, unit: &str) -> bool {
+    let file = path.rsplit('/').next().unwrap_or_default();
+    file == unit
+        || unit.split_once('@').is_some_and(|(prefix, rest)| {
+            let suffix = rest.rsplit_once('.').map(|(_, s)| s).unwrap_or("service");
+            file == format!("{prefix}@.{suffix}")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::serves;
+
+    #[test]
+    fn a_unit_file_serves_itself_and_its_template_instances() {
+        assert!(serves(
+            "/etc/systemd/system/vds-relay.service",
+            "vds-relay.service"
+        ));
+        assert!(serves(
+            "/etc/systemd/system/mtproxy@.service",
+            "mtproxy@2.service"
+        ));
+        assert!(!serves(
+            "/etc/systemd/system/mtproxy@.service",
+            "mtproxy.service"
+        ));
+        assert!(!serves(
+            "/etc/systemd/system/other@.service",
+            "mtproxy@1.service"
+        ));
+    }
+}
