@@ -553,3 +553,35 @@ fn active_checks_mark_a_dead_upstream_down_and_bring_it_back() {
         thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn active_checks_keep_running_after_a_reload() {
+    let dead_port = free_port();
+    let up = banner_server("second");
+    let (listen, m) = (free_port(), free_port());
+    let r = Relay::start(&format!(
+        "metrics = \"127.0.0.1:{m}\"\n{}",
+        route("ac2", listen, &[up], "")
+    ));
+    r.reload(&format!(
+        "metrics = \"127.0.0.1:{m}\"\n{}",
+        route(
+            "ac2",
+            listen,
+            &[dead_port, up],
+            "check_interval_ms = 100\nbackoff_ms = 150"
+        )
+    ));
+    // Several back-off periods later the checks must still be marking the dead upstream
+    // down, so clients never try it.
+    thread::sleep(Duration::from_millis(500));
+    let before = metric(&metrics(m), "upstream_failures_total", "ac2");
+    for _ in 0..3 {
+        assert_eq!(roundtrip(listen, b""), b"second");
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        metric(&metrics(m), "upstream_failures_total", "ac2"),
+        before
+    );
+}

@@ -236,8 +236,10 @@ async fn apply(
     for r in &cfg.routes {
         if let Some(l) = listeners.get(&r.listen) {
             let route = Arc::new(Route::new(r.clone(), stats, epoch));
+            // Replace first: the new route's checks must not see their own replacement as
+            // the signal to stop (the old route's checks do, and end).
+            l.route.send_replace(route.clone());
             spawn_checks(&route, l.stop.subscribe(), l.route.subscribe());
-            l.route.send_replace(route);
         }
     }
     for (r, l) in fresh {
