@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
@@ -149,9 +148,8 @@ impl Stats {
     }
 }
 
-/// Serves `GET /metrics` (any path, really) on `addr` until the task is dropped.
-pub async fn serve(addr: SocketAddr, stats: Arc<Stats>) -> std::io::Result<()> {
-    let l = TcpListener::bind(addr).await?;
+/// Serves `GET /metrics` (any path, really) on `l` until the task is dropped.
+pub async fn serve(l: TcpListener, stats: Arc<Stats>) {
     loop {
         let Ok((mut s, _)) = l.accept().await else {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -150,8 +150,7 @@ async fn serve(path: &Path, cfg: Config) -> Result<()> {
         let l = TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen for metrics on {addr}"))?;
-        drop(l);
-        metrics_task = Some(tokio::spawn(metrics::serve(addr, stats.clone())));
+        metrics_task = Some(tokio::spawn(metrics::serve(l, stats.clone())));
     }
     let mut drain_timeout = Duration::from_millis(cfg.drain_timeout_ms);
     let mut term = signal(SignalKind::terminate())?;
