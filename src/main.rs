@@ -192,7 +192,7 @@ fn status_verb(
             .hosts
             .iter()
             .map(|h| status::host_checks(&loaded.inventory, h, &opts));
-        for c in engine_join(per_host).await {
+        for c in engine::futures_join(per_host).await {
             checks.extend(c);
         }
         checks
@@ -225,13 +225,4 @@ fn status_verb(
     };
     print!("{}", loaded.redactor.apply(&text));
     Ok(if healthy { 0 } else { 1 })
-}
-
-async fn engine_join<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let mut out = Vec::new();
-    let handles: Vec<_> = futs.map(Box::pin).collect();
-    for h in handles {
-        out.push(h.await);
-    }
-    out
 }

@@ -122,7 +122,8 @@ where
     futures_join(futures).await
 }
 
-async fn futures_join<I, F>(futs: I) -> Vec<F::Output>
+/// Runs every future concurrently on the current task; results in input order.
+pub async fn futures_join<I, F>(futs: I) -> Vec<F::Output>
 where
     I: IntoIterator<Item = F>,
     F: Future,
