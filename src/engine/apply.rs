@@ -209,13 +209,7 @@ echo "@step stage"
     if !changes.prune_units.is_empty() || !changes.prune_files.is_empty() {
         s.push_str("echo \"@step prune\"\n");
     }
-    for u in &changes.prune_units {
-        let _ = writeln!(
-            s,
-            "systemctl disable --now {u} >/dev/null 2>&1; systemctl reset-failed {u} >/dev/null 2>&1",
-            u = q(u)
-        );
-    }
+    stop_units(&mut s, &changes.prune_units);
     for (j, f) in changes.prune_files.iter().enumerate() {
         // An adopted file gets its original back; anything else is deleted.
         let remove = if f.adopted {
@@ -310,13 +304,7 @@ echo "@step stage"
         // The balancer was reloaded without these backends: give the connections it still
         // had on them a moment, then stop them.
         let _ = writeln!(s, "echo \"@step drain\"\nsleep {LATE_STOP_GRACE_SECS}");
-        for u in &changes.prune_units_late {
-            let _ = writeln!(
-                s,
-                "systemctl disable --now {u} >/dev/null 2>&1; systemctl reset-failed {u} >/dev/null 2>&1",
-                u = q(u)
-            );
-        }
+        stop_units(&mut s, &changes.prune_units_late);
     }
     for f in changes.prune_files.iter().filter(|f| f.adopted) {
         let _ = writeln!(s, "rm -f {}/{}", ORIG_DIR, orig_name(&f.path));
@@ -335,6 +323,18 @@ echo "@step stage"
     }
     s.push_str("echo \"@done\"\n");
     Ok(s)
+}
+
+/// Stops and disables units vds-proxy lets go of; a unit killed by the stop is not left
+/// "failed" behind.
+fn stop_units(s: &mut String, units: &[String]) {
+    for u in units {
+        let _ = writeln!(
+            s,
+            "systemctl disable --now {u} >/dev/null 2>&1; systemctl reset-failed {u} >/dev/null 2>&1",
+            u = quote(u)
+        );
+    }
 }
 
 fn parent(path: &str) -> &str {
