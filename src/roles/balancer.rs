@@ -5,25 +5,25 @@ use minijinja::value::Serde;
 use minijinja::{Value, context};
 
 use super::{Ctx, Output};
-use crate::inventory::Service;
+use crate::inventory::{Balancer, Service};
 use crate::resources::{haproxy, unit};
 use crate::templates::TemplateError;
 
 /// Adds haproxy.cfg and the haproxy unit when services on `ctx.node` have a balancer.
 pub fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
-    let services: Vec<&Service> = ctx
+    let balanced: Vec<(&Service, &Balancer)> = ctx
         .inv
         .services
         .iter()
-        .filter(|s| s.node == ctx.node.name && s.balancer.is_some())
+        .filter(|s| s.node == ctx.node.name)
+        .filter_map(|s| Some((s, s.balancer.as_ref()?)))
         .collect();
-    let Some(first) = services.first().and_then(|s| s.balancer.as_ref()) else {
+    let Some(&(_, first)) = balanced.first() else {
         return Ok(());
     };
-    let balancers: Vec<Value> = services
+    let balancers: Vec<Value> = balanced
         .iter()
-        .map(|s| {
-            let b = s.balancer.as_ref().expect("filtered on balancer");
+        .map(|(s, b)| {
             let servers: Vec<Value> = (1..=s.replicas)
                 .map(|n| context! { name => format!("{}-{n}", s.name), port => s.replica_port(n) })
                 .collect();
@@ -52,10 +52,7 @@ pub fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
         },
     )?;
     out.resources.push(haproxy::config(text));
-    let ports = services
-        .iter()
-        .filter_map(|s| s.balancer.as_ref().map(|b| b.port))
-        .collect();
+    let ports = balanced.iter().map(|(_, b)| b.port).collect();
     out.units.push(unit::running(haproxy::UNIT, ports));
     Ok(())
 }
