@@ -374,6 +374,8 @@ fn rollback_function(
     let mut units: BTreeSet<String> = changes.touched_units();
     units.extend(changes.prune_units.iter().cloned());
     units.extend(changes.enable.iter().cloned());
+    // Released units were reloaded with their restored originals: bring them back too.
+    units.extend(changes.release_units.iter().cloned());
     for u in &units {
         let before = facts.unit(u);
         if before.enabled == "enabled" {
