@@ -47,6 +47,15 @@ pub struct Targets {
     pub nodes: Vec<String>,
 }
 
+/// A part of a deploy, named after seed 003's Ansible tags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Tag {
+    Setup,
+    Scale,
+    Config,
+    Verify,
+}
+
 /// How hosts are reached.
 #[derive(Debug, Clone, Args)]
 pub struct Connect {
@@ -89,6 +98,11 @@ pub enum Command {
         /// Print the diff and the actions; change nothing
         #[arg(long)]
         dry_run: bool,
+        /// Only these parts, as seed 003's Ansible tags: setup (kernel settings, TPROXY
+        /// rules, haproxy drop-in), scale (replicas and haproxy.cfg), config (haproxy.cfg),
+        /// verify (run the status checks afterwards); comma-separated or repeated
+        #[arg(long, value_enum, value_delimiter = ',', value_name = "TAG")]
+        only: Vec<Tag>,
         #[command(flatten)]
         connect: Connect,
     },

@@ -6,9 +6,10 @@ use anyhow::Result;
 use clap::Parser;
 
 use vds_proxy::app::{self, Loaded};
-use vds_proxy::cli::{Cli, Command, Connect, Format, Targets};
+use vds_proxy::cli::{Cli, Command, Connect, Format, Tag, Targets};
 use vds_proxy::engine::{self, Mode, status};
 use vds_proxy::plan::HostPlan;
+use vds_proxy::resources::Part;
 use vds_proxy::transport::ConnectOptions;
 use vds_proxy::{relay, show};
 
@@ -61,7 +62,10 @@ fn run(cli: Cli) -> Result<i32> {
                 return deploy(
                     &loaded,
                     &connect,
-                    Mode::Deploy { dry_run: true },
+                    Mode::Deploy {
+                        dry_run: true,
+                        only: None,
+                    },
                     &cli.global,
                 );
             }
@@ -78,10 +82,26 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Deploy {
             targets,
             dry_run,
+            only,
             connect,
         } => {
             select(&mut loaded, &targets)?;
-            deploy(&loaded, &connect, Mode::Deploy { dry_run }, &cli.global)
+            let verify = only.contains(&Tag::Verify);
+            let parts = parts_of(&only);
+            let mut code = 0;
+            if only.is_empty() || !parts.is_empty() {
+                let only = (!only.is_empty()).then_some(parts.as_slice());
+                code = deploy(
+                    &loaded,
+                    &connect,
+                    Mode::Deploy { dry_run, only },
+                    &cli.global,
+                )?;
+            }
+            if verify && code == 0 && !dry_run {
+                code = status_verb(&loaded, &connect, None, Format::Text)?;
+            }
+            Ok(code)
         }
         Command::Remove {
             targets,
@@ -117,6 +137,24 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Command::Relay { .. } => unreachable!("handled above"),
     }
+}
+
+/// The parts `--only` tags select (`verify` selects none: it runs the status checks).
+fn parts_of(tags: &[Tag]) -> Vec<Part> {
+    let mut parts: Vec<Part> = tags
+        .iter()
+        .filter_map(|t| match t {
+            Tag::Setup => Part::for_tag("setup"),
+            Tag::Scale => Part::for_tag("scale"),
+            Tag::Config => Part::for_tag("config"),
+            Tag::Verify => None,
+        })
+        .flatten()
+        .copied()
+        .collect();
+    parts.sort();
+    parts.dedup();
+    parts
 }
 
 /// Keeps only the `--node` hosts; an unknown name is an input error.

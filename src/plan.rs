@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::inventory::{Connection, Inventory};
 use crate::resources::binary::Artifact;
-use crate::resources::{Action, Kind, Resource, UnitSpec, unit};
+use crate::resources::{Action, Resource, UnitSpec, unit};
 use crate::roles::{self, Ctx, Output};
 use crate::templates::{TemplateError, Templates};
 
@@ -30,7 +30,7 @@ impl HostPlan {
     /// The actions a deploy onto an empty host runs, in order.
     pub fn first_deploy_actions(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if self.resources.iter().any(|r| r.kind == Kind::Unit) {
+        if self.resources.iter().any(|r| r.kind.ops().systemd()) {
             out.push("systemctl daemon-reload".to_string());
         }
         for u in &self.units {

@@ -22,7 +22,7 @@ use base64::Engine as _;
 use super::diff::{Changes, Why};
 use super::gather::Facts;
 use super::state::{ORIG_DIR, STATE_DIR, STATE_FILE, orig_name};
-use crate::resources::{Action, Content, Kind, Resource, UnitSpec};
+use crate::resources::{Action, Content, Kind, Resource, UnitSpec, unit};
 use crate::shell::quote;
 
 /// Exit code of the script when validation failed and nothing was changed.
@@ -125,7 +125,7 @@ echo "@step stage"
     }
     let validation = |s: &mut String, units: bool| {
         for (_, r, path) in &staged {
-            if (r.kind == Kind::Unit) != units {
+            if r.kind.ops().systemd() != units {
                 continue;
             }
             if let Some(cmd) = r.kind.ops().validate(r, path) {
@@ -247,9 +247,24 @@ echo "@step stage"
         );
     }
     for u in &changes.release_units {
+        // A unit whose drop-in went away must restart to lose what the drop-in set.
+        let verb = if changes
+            .prune_files
+            .iter()
+            .any(|f| f.read_by_systemd() && unit::serves(&f.path, u))
+        {
+            "restart"
+        } else {
+            "try-reload-or-restart"
+        };
+        let tag = if verb == "restart" {
+            "restart"
+        } else {
+            "reload"
+        };
         let _ = writeln!(
             s,
-            "echo \"@reload {u}\"; systemctl try-reload-or-restart {} 2>&1 | sed 's/^/@log /'",
+            "echo \"@{tag} {u}\"; systemctl {verb} {} 2>&1 | sed 's/^/@log /'",
             q(u)
         );
     }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use super::gather::{Facts, needed_dirs};
 use super::state::{DirEntry, FileEntry, Manifest, UnitEntry};
 use crate::plan::HostPlan;
-use crate::resources::{Action, Kind, Resource, unit};
+use crate::resources::{Action, Kind, Part, Resource, UnitSpec, unit};
 
 /// Why a planned file must be written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,13 +84,20 @@ impl Changes<'_> {
     }
 }
 
-/// Compares `plan` with `facts`.
-pub fn diff<'p>(plan: &'p HostPlan, facts: &Facts) -> Changes<'p> {
-    let planned: BTreeSet<&str> = plan.resources.iter().map(|r| r.path.as_str()).collect();
-    let planned_units: BTreeSet<&str> = plan.units.iter().map(|u| u.name.as_str()).collect();
+/// Compares `plan` with `facts`; with `only`, just the resources and units of those parts
+/// (what the host has of other parts is left exactly as it is).
+pub fn diff<'p>(plan: &'p HostPlan, facts: &Facts, only: Option<&[Part]>) -> Changes<'p> {
+    let selected = |p: Part| only.is_none_or(|o| o.contains(&p));
+    let resources: Vec<&'p Resource> = plan.resources.iter().filter(|r| selected(r.part)).collect();
+    let units: Vec<&'p UnitSpec> = plan.units.iter().filter(|u| selected(u.part)).collect();
+    let mut old = facts.manifest.clone();
+    old.files.retain(|f| selected(f.part));
+    old.units.retain(|u| selected(u.part));
+    let planned: BTreeSet<&str> = resources.iter().map(|r| r.path.as_str()).collect();
+    let planned_units: BTreeSet<&str> = units.iter().map(|u| u.name.as_str()).collect();
 
     let mut write = Vec::new();
-    for r in &plan.resources {
+    for &r in &resources {
         let why = match facts.files.get(&r.path).cloned().flatten() {
             None => Some(Why::New),
             Some(f) if f.sha256 != r.sha256 => Some(Why::Content),
@@ -103,8 +110,7 @@ pub fn diff<'p>(plan: &'p HostPlan, facts: &Facts) -> Changes<'p> {
             write.push((r, why));
         }
     }
-    let drifted = facts
-        .manifest
+    let drifted = old
         .files
         .iter()
         .filter(|e| match facts.files.get(&e.path) {
@@ -114,36 +120,29 @@ pub fn diff<'p>(plan: &'p HostPlan, facts: &Facts) -> Changes<'p> {
         .map(|e| e.path.clone())
         .collect();
 
-    let prune_files: Vec<FileEntry> = facts
-        .manifest
+    let prune_files: Vec<FileEntry> = old
         .files
         .iter()
         .filter(|e| !planned.contains(e.path.as_str()))
         .cloned()
         .collect();
     let (prune_units, prune_units_late, release_units) = split_late(
-        facts
-            .manifest
-            .units
+        old.units
             .iter()
             .filter(|u| !planned_units.contains(u.unit.as_str())),
     );
-    let adopted_units: BTreeSet<String> = plan
-        .units
+    let adopted_units: BTreeSet<String> = units
         .iter()
-        .filter(
-            |u| match facts.manifest.units.iter().find(|m| m.unit == u.name) {
-                Some(m) => m.adopted,
-                None => {
-                    let f = facts.unit(&u.name);
-                    f.enabled == "enabled" || f.active == "active"
-                }
-            },
-        )
+        .filter(|u| match old.units.iter().find(|m| m.unit == u.name) {
+            Some(m) => m.adopted,
+            None => {
+                let f = facts.unit(&u.name);
+                f.enabled == "enabled" || f.active == "active"
+            }
+        })
         .map(|u| u.name.clone())
         .collect();
-    let adopt: Vec<String> = plan
-        .resources
+    let adopt: Vec<String> = resources
         .iter()
         .filter(|r| {
             matches!(facts.files.get(&r.path), Some(Some(_)))
@@ -151,8 +150,7 @@ pub fn diff<'p>(plan: &'p HostPlan, facts: &Facts) -> Changes<'p> {
         })
         .map(|r| r.path.clone())
         .collect();
-    let adopted: BTreeSet<String> = facts
-        .manifest
+    let adopted: BTreeSet<String> = old
         .files
         .iter()
         .filter(|f| f.adopted)
@@ -160,24 +158,23 @@ pub fn diff<'p>(plan: &'p HostPlan, facts: &Facts) -> Changes<'p> {
         .chain(adopt.iter().cloned())
         .collect();
 
-    let needed = needed_dirs(plan);
+    let needed = needed_dirs(resources.iter().copied());
     let create_dirs: Vec<String> = needed
         .iter()
         .filter(|d| facts.dirs.get(*d) == Some(&false))
         .cloned()
         .collect();
-    let mut kept_dirs: Vec<DirEntry> = facts
-        .manifest
+    let mut kept_dirs: Vec<DirEntry> = old
         .dirs
         .iter()
-        .filter(|d| needed.contains(&d.dir))
+        .filter(|d| only.is_some() || needed.contains(&d.dir))
         .cloned()
         .collect();
-    let prune_dirs: Vec<String> = facts
-        .manifest
+    // A partial deploy does not know what the other parts need: it prunes no directory.
+    let prune_dirs: Vec<String> = old
         .dirs
         .iter()
-        .filter(|d| !needed.contains(&d.dir))
+        .filter(|d| only.is_none() && !needed.contains(&d.dir))
         .map(|d| d.dir.clone())
         .collect();
     kept_dirs.extend(create_dirs.iter().map(|d| DirEntry { dir: d.clone() }));
@@ -190,7 +187,9 @@ pub fn diff<'p>(plan: &'p HostPlan, facts: &Facts) -> Changes<'p> {
             .filter(|(_, why)| *why != Why::Metadata)
             .map(|(r, _)| *r),
     );
-    if prune_files.iter().any(|f| f.kind == "unit") && !actions.contains(&Action::DaemonReload) {
+    if prune_files.iter().any(FileEntry::read_by_systemd)
+        && !actions.contains(&Action::DaemonReload)
+    {
         actions.insert(0, Action::DaemonReload);
     }
     let restarted: BTreeSet<&str> = actions
@@ -200,14 +199,12 @@ pub fn diff<'p>(plan: &'p HostPlan, facts: &Facts) -> Changes<'p> {
             _ => None,
         })
         .collect();
-    let enable = plan
-        .units
+    let enable = units
         .iter()
         .filter(|u| u.enable && facts.unit(&u.name).enabled != "enabled")
         .map(|u| u.name.clone())
         .collect();
-    let start = plan
-        .units
+    let start = units
         .iter()
         .filter(|u| {
             u.start
@@ -225,7 +222,25 @@ pub fn diff<'p>(plan: &'p HostPlan, facts: &Facts) -> Changes<'p> {
         })
         .collect();
 
-    let manifest = manifest_for(plan, kept_dirs, &adopted, &adopted_units);
+    let mut manifest = manifest_for(&resources, &units, kept_dirs, &adopted, &adopted_units);
+    // Entries of parts this deploy leaves alone stay as they were.
+    manifest.files.extend(
+        facts
+            .manifest
+            .files
+            .iter()
+            .filter(|f| !selected(f.part))
+            .cloned(),
+    );
+    manifest.units.extend(
+        facts
+            .manifest
+            .units
+            .iter()
+            .filter(|u| !selected(u.part))
+            .cloned(),
+    );
+    manifest.sort();
     let write_manifest = manifest != facts.manifest;
     Changes {
         write,
@@ -245,41 +260,43 @@ pub fn diff<'p>(plan: &'p HostPlan, facts: &Facts) -> Changes<'p> {
     }
 }
 
-/// The manifest describing `plan` once applied.
+/// The manifest describing `resources` and `units` once applied.
 pub fn manifest_for(
-    plan: &HostPlan,
+    resources: &[&Resource],
+    units: &[&UnitSpec],
     dirs: Vec<DirEntry>,
     adopted: &BTreeSet<String>,
     adopted_units: &BTreeSet<String>,
 ) -> Manifest {
-    Manifest {
-        files: plan
-            .resources
+    let mut m = Manifest {
+        files: resources
             .iter()
             .map(|r| FileEntry {
                 path: r.path.clone(),
                 sha256: r.sha256.clone(),
-                kind: kind_name(r.kind),
+                kind: r.kind.name().to_string(),
                 service: r.service.clone(),
                 adopted: adopted.contains(&r.path),
+                part: r.part,
             })
             .collect(),
-        units: plan
-            .units
+        units: units
             .iter()
             .map(|u| UnitEntry {
                 unit: u.name.clone(),
                 late_stop: u.late_stop,
                 adopted: adopted_units.contains(&u.name),
-                service: plan
-                    .resources
+                part: u.part,
+                service: resources
                     .iter()
                     .find(|r| r.kind == Kind::Unit && unit::serves(&r.path, &u.name))
                     .and_then(|r| r.service.clone()),
             })
             .collect(),
         dirs,
-    }
+    };
+    m.sort();
+    m
 }
 
 /// Splits units vds-proxy lets go of: stopped before activation, stopped after it, and
@@ -296,14 +313,6 @@ fn split_late<'a>(
         }
     }
     (early, late, released)
-}
-
-/// The name a kind has in the manifest.
-pub fn kind_name(k: Kind) -> String {
-    serde_json::to_value(k)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
 }
 
 /// The changes that take back what vds-proxy installed on a host: everything, or only the
@@ -339,7 +348,7 @@ pub fn removal<'p>(facts: &Facts, service: Option<&str>) -> Changes<'p> {
         .cloned()
         .partition(|d| kept.contains(&d.dir));
     manifest.dirs = kept_dirs;
-    let actions = if prune_files.iter().any(|f| f.kind == "unit") {
+    let actions = if prune_files.iter().any(FileEntry::read_by_systemd) {
         vec![Action::DaemonReload]
     } else {
         Vec::new()

@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 
 use super::state::{Manifest, SED_PATHS, SED_UNITS, STATE_FILE};
 use crate::plan::HostPlan;
+use crate::resources::Resource;
 use crate::shell::quote;
 use crate::transport::Transport;
 
@@ -54,9 +55,9 @@ impl Facts {
 }
 
 /// Every directory above the planned files, deepest last (`/` excluded).
-pub fn needed_dirs(plan: &HostPlan) -> BTreeSet<String> {
+pub fn needed_dirs<'a>(resources: impl IntoIterator<Item = &'a Resource>) -> BTreeSet<String> {
     let mut dirs = BTreeSet::new();
-    for r in &plan.resources {
+    for r in resources {
         let mut p = std::path::Path::new(&r.path).parent();
         while let Some(d) = p {
             if d.as_os_str() != "/" {
@@ -72,7 +73,10 @@ pub fn needed_dirs(plan: &HostPlan) -> BTreeSet<String> {
 pub fn script(plan: &HostPlan) -> String {
     let paths: Vec<String> = plan.resources.iter().map(|r| quote(&r.path)).collect();
     let units: Vec<String> = plan.units.iter().map(|u| quote(&u.name)).collect();
-    let dirs: Vec<String> = needed_dirs(plan).iter().map(|d| quote(d)).collect();
+    let dirs: Vec<String> = needed_dirs(&plan.resources)
+        .iter()
+        .map(|d| quote(d))
+        .collect();
     let s = quote(STATE_FILE);
     format!(
         r#"export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin

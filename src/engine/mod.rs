@@ -2,6 +2,7 @@
 //! per host, a summary table at the end.
 
 pub mod apply;
+pub mod backends;
 pub mod diff;
 pub mod gather;
 pub mod probe;
@@ -19,7 +20,7 @@ use tokio::sync::Semaphore;
 use crate::inventory::Inventory;
 use crate::plan::HostPlan;
 use crate::redact::Redactor;
-use crate::resources::{Content, Kind};
+use crate::resources::{Content, Kind, Part};
 use crate::show::table;
 use crate::transport::{self, ConnectOptions, Transport};
 use diff::{Changes, Why};
@@ -190,8 +191,11 @@ pub fn summarize(results: &[HostResult], redactor: &Redactor) -> i32 {
 /// What a deploy or remove does on each host.
 #[derive(Debug, Clone, Copy)]
 pub enum Mode<'s> {
-    /// Converge to the plan.
-    Deploy { dry_run: bool },
+    /// Converge to the plan; with `only`, just the resources of those parts.
+    Deploy {
+        dry_run: bool,
+        only: Option<&'s [Part]>,
+    },
     /// Take back everything, or one route/service's resources.
     Remove { service: Option<&'s str> },
 }
@@ -233,7 +237,7 @@ async fn converge(
         let facts = gather::gather(t, plan).await?;
         check_arch(t, plan, &facts)?;
         let changes = match mode {
-            Mode::Deploy { .. } => diff::diff(plan, &facts),
+            Mode::Deploy { only, .. } => diff::diff(plan, &facts, only),
             Mode::Remove { service } => diff::removal(&facts, service),
         };
         let mut details = Vec::new();
@@ -251,7 +255,7 @@ async fn converge(
                 details: Vec::new(),
             });
         }
-        if let Mode::Deploy { dry_run: true } = mode {
+        if let Mode::Deploy { dry_run: true, .. } = mode {
             let text = describe(t, &changes, redactor).await?;
             return Ok(HostResult {
                 node: plan.node.clone(),

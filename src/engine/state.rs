@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::resources::Part;
+
 /// Where the manifest lives on a host.
 pub const STATE_DIR: &str = "/var/lib/vds-proxy";
 /// The manifest file.
@@ -22,6 +24,15 @@ pub struct FileEntry {
     /// original is kept under [`ORIG_DIR`] and put back when vds-proxy lets go of it.
     #[serde(default, skip_serializing_if = "is_false")]
     pub adopted: bool,
+    #[serde(default, skip_serializing_if = "Part::is_default")]
+    pub part: Part,
+}
+
+impl FileEntry {
+    /// systemd reads this file (a unit or drop-in): removing it needs a daemon-reload.
+    pub fn read_by_systemd(&self) -> bool {
+        crate::resources::Kind::from_name(&self.kind).is_some_and(|k| k.ops().systemd())
+    }
 }
 
 fn is_false(b: &bool) -> bool {
@@ -49,6 +60,8 @@ pub struct UnitEntry {
     /// unit): letting go of it reloads it instead of stopping it.
     #[serde(default, skip_serializing_if = "is_false")]
     pub adopted: bool,
+    #[serde(default, skip_serializing_if = "Part::is_default")]
+    pub part: Part,
 }
 
 /// A directory vds-proxy created (removed again when empty and no longer needed).
@@ -93,6 +106,14 @@ impl Manifest {
         serde_json::from_str(text)
     }
 
+    /// Puts entries in a canonical order (by path, unit, directory), so that the same
+    /// content always has the same text.
+    pub fn sort(&mut self) {
+        self.files.sort_by(|a, b| a.path.cmp(&b.path));
+        self.units.sort_by(|a, b| a.unit.cmp(&b.unit));
+        self.dirs.sort_by(|a, b| a.dir.cmp(&b.dir));
+    }
+
     /// The entry for `path`.
     pub fn file(&self, path: &str) -> Option<&FileEntry> {
         self.files.iter().find(|f| f.path == path)
@@ -116,12 +137,14 @@ mod tests {
                 kind: "unit".into(),
                 service: Some("web".into()),
                 adopted: true,
+                part: Part::Setup,
             }],
             units: vec![UnitEntry {
                 unit: "a.service".into(),
                 service: None,
                 late_stop: true,
                 adopted: false,
+                part: Part::Backends,
             }],
             dirs: vec![DirEntry {
                 dir: "/etc/vds-proxy".into(),

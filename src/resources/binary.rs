@@ -60,6 +60,7 @@ pub fn binary(name: &str, artifact: &Artifact) -> Resource {
         owner: "root".into(),
         group: "root".into(),
         secret: false,
+        part: super::Part::default(),
         service: None,
         on_change: Vec::new(),
     }

@@ -6,13 +6,15 @@
 //! a module and one arm in [`Kind::ops`].
 
 pub mod binary;
+pub mod dropin;
 pub mod file;
+pub mod firewall;
 pub mod haproxy;
 pub mod unit;
 
 use std::path::PathBuf;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 /// The kind of a resource.
@@ -27,6 +29,10 @@ pub enum Kind {
     Binary,
     /// An HAProxy configuration.
     Haproxy,
+    /// An iptables rule set (`iptables-restore` input).
+    Firewall,
+    /// A systemd drop-in for a unit vds-proxy does not own.
+    DropIn,
 }
 
 /// What a kind contributes to the engine.
@@ -34,6 +40,12 @@ pub trait KindOps {
     /// A shell command (already quoted) that exits non-zero if the staged copy at `staged`
     /// must not go live; `None` when the kind has no validator.
     fn validate(&self, res: &Resource, staged: &str) -> Option<String>;
+
+    /// systemd reads it: a change or removal needs `daemon-reload`, and it is verified only
+    /// after binaries went live (units are checked against them).
+    fn systemd(&self) -> bool {
+        false
+    }
 }
 
 impl Kind {
@@ -44,7 +56,71 @@ impl Kind {
             Kind::Unit => &unit::UnitOps,
             Kind::Binary => &binary::BinaryOps,
             Kind::Haproxy => &haproxy::HaproxyOps,
+            Kind::Firewall => &firewall::FirewallOps,
+            Kind::DropIn => &dropin::DropInOps,
         }
+    }
+
+    /// Every kind.
+    pub const ALL: [Kind; 6] = [
+        Kind::File,
+        Kind::Unit,
+        Kind::Binary,
+        Kind::Haproxy,
+        Kind::Firewall,
+        Kind::DropIn,
+    ];
+
+    /// The name a kind has in the manifest (`file`, `unit`, `dropin`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::File => "file",
+            Kind::Unit => "unit",
+            Kind::Binary => "binary",
+            Kind::Haproxy => "haproxy",
+            Kind::Firewall => "firewall",
+            Kind::DropIn => "dropin",
+        }
+    }
+
+    /// The kind named `name` in a manifest.
+    pub fn from_name(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// The part of a node's setup a resource or unit belongs to. `deploy --only` selects parts
+/// by the names of seed 003's Ansible tags (see [`Part::for_tag`]).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Part {
+    /// Host preparation: kernel settings, firewall rules, drop-ins (tag `setup`).
+    Setup,
+    /// Replicated backends (tag `scale`).
+    Backends,
+    /// Balancer configuration (tags `scale` and `config`).
+    Balancer,
+    /// Relays and forwarders of routes (no tag: only full deploys touch them).
+    #[default]
+    Routes,
+}
+
+impl Part {
+    /// The parts a `--only` tag selects: `setup`, `scale`, `config`; `None` for other names.
+    pub fn for_tag(tag: &str) -> Option<&'static [Part]> {
+        match tag {
+            "setup" => Some(&[Part::Setup]),
+            "scale" => Some(&[Part::Backends, Part::Balancer]),
+            "config" => Some(&[Part::Balancer]),
+            _ => None,
+        }
+    }
+
+    /// True for the default part (left out of the manifest).
+    pub fn is_default(&self) -> bool {
+        *self == Part::Routes
     }
 }
 
@@ -84,6 +160,7 @@ pub struct UnitSpec {
     /// When it is no longer wanted, stop it only after everything else is active (a
     /// backend that a balancer must stop sending traffic to first).
     pub late_stop: bool,
+    pub part: Part,
     /// TCP ports it listens on once active: checked after every apply that touched it.
     pub ports: Vec<u16>,
 }
@@ -108,6 +185,7 @@ pub struct Resource {
     pub service: Option<String>,
     /// What to run when this resource changed.
     pub on_change: Vec<Action>,
+    pub part: Part,
 }
 
 impl Resource {
@@ -125,7 +203,14 @@ impl Resource {
             secret: false,
             service: None,
             on_change: Vec::new(),
+            part: Part::default(),
         }
+    }
+
+    /// Puts the resource in `part`.
+    pub fn in_part(mut self, part: Part) -> Self {
+        self.part = part;
+        self
     }
 
     /// Marks the resource as belonging to a route or service.

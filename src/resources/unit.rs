@@ -1,6 +1,6 @@
 //! systemd unit files, validated with `systemd-analyze verify` before they go live.
 
-use super::{Action, Kind, KindOps, Resource, UnitSpec};
+use super::{Action, Kind, KindOps, Part, Resource, UnitSpec};
 use crate::shell::quote;
 
 /// Directory unit files are installed to.
@@ -16,6 +16,10 @@ impl KindOps for UnitOps {
             "SYSTEMD_LOG_COLOR=0 systemd-analyze verify --man=no {} >&2",
             quote(staged)
         ))
+    }
+
+    fn systemd(&self) -> bool {
+        true
     }
 }
 
@@ -38,12 +42,16 @@ pub fn running(name: &str, ports: Vec<u16>) -> UnitSpec {
         enable: true,
         start: true,
         late_stop: false,
+        part: Part::default(),
         ports,
     }
 }
 
 /// Whether the unit file at `path` defines `unit` (itself, or the template of an instance).
 pub fn serves(path: &str, unit: &str) -> bool {
+    if let Some(extended) = super::dropin::unit_of(path) {
+        return extended == unit;
+    }
     let file = path.rsplit('/').next().unwrap_or_default();
     file == unit
         || unit.split_once('@').is_some_and(|(prefix, rest)| {
