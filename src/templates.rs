@@ -28,6 +28,26 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "haproxy.cfg.j2",
         include_str!("../templates/haproxy.cfg.j2"),
     ),
+    (
+        "haproxy-dropin.conf.j2",
+        include_str!("../templates/haproxy-dropin.conf.j2"),
+    ),
+    (
+        "tproxy.rules.j2",
+        include_str!("../templates/tproxy.rules.j2"),
+    ),
+    (
+        "tproxy-backends.rules.j2",
+        include_str!("../templates/tproxy-backends.rules.j2"),
+    ),
+    (
+        "tproxy.sysctl.j2",
+        include_str!("../templates/tproxy.sysctl.j2"),
+    ),
+    (
+        "tproxy.service.j2",
+        include_str!("../templates/tproxy.service.j2"),
+    ),
 ];
 
 /// A template failed to render; names the template and line.

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use serde::Serialize;
 
-use super::gather;
 use super::probe::{self, ProbeResult};
+use super::{backends, gather};
 use crate::inventory::Inventory;
 use crate::plan::{HostPlan, Plan};
 use crate::shell::quote;
@@ -72,8 +72,9 @@ pub async fn host_checks(inv: &Inventory, plan: &HostPlan, opts: &ConnectOptions
     };
     let mut out = vec![check(node, "ssh".into(), true, "reachable")];
     let script = format!(
-        "{}echo \"@listen-begin\"; ss -Htln 2>/dev/null | awk '{{print \"@listen \" $4}}'\n",
-        gather::script(plan)
+        "{}echo \"@listen-begin\"; ss -Htln 2>/dev/null | awk '{{print \"@listen \" $4}}'\n{}",
+        gather::script(plan),
+        backends::script(inv, node)
     );
     let facts = match t.run(&script).await {
         Ok(o) if o.status == 0 => match gather::parse(&o.stdout) {
@@ -154,6 +155,8 @@ pub async fn host_checks(inv: &Inventory, plan: &HostPlan, opts: &ConnectOptions
             format!("{} managed file(s) as deployed", plan.resources.len()),
         ));
     }
+
+    out.extend(backends::checks(inv, node, &stdout, &facts));
 
     let listening: Vec<u16> = stdout
         .lines()

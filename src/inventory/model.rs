@@ -16,6 +16,23 @@ pub struct Inventory {
     pub services: Vec<Service>,
 }
 
+impl Inventory {
+    /// The address haproxy connects to the replicas of `s` on: the balancer's
+    /// `backend_address`, else for a transparent balancer the node's mesh or public address
+    /// (a reply from 127.0.0.1 cannot be routed back to a client address), else 127.0.0.1.
+    pub fn backend_address(&self, s: &Service) -> Option<IpAddr> {
+        let b = s.balancer.as_ref()?;
+        if let Some(a) = b.backend_address {
+            return Some(a);
+        }
+        if !b.transparent {
+            return Some(IpAddr::from([127, 0, 0, 1]));
+        }
+        let node = self.node(&s.node)?;
+        node.tailscale_ip.or(node.public_ip)
+    }
+}
+
 /// How vds-proxy reaches a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -133,4 +150,6 @@ pub struct Balancer {
     pub transparent: bool,
     pub stats_socket: String,
     pub stats_address: String,
+    /// Where haproxy reaches the replicas; see [`Inventory::backend_address`].
+    pub backend_address: Option<IpAddr>,
 }

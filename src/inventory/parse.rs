@@ -55,6 +55,7 @@ const BALANCER_KEYS: &[&str] = &[
     "transparent",
     "stats_socket",
     "stats_address",
+    "backend_address",
 ];
 
 /// Parses the text of `nodes.json`; `file` names it in messages.
@@ -381,5 +382,6 @@ fn balancer(c: &mut Collector, path: &str, v: &Value) -> Option<Balancer> {
         transparent: f.bool_or(c, "transparent", false),
         stats_socket,
         stats_address,
+        backend_address: f.opt_ip(c, "backend_address"),
     })
 }

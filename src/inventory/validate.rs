@@ -109,6 +109,13 @@ pub fn validate(inv: &Inventory, c: &mut Collector) {
         }
         if let Some(b) = &s.balancer {
             claim(c, &s.node, b.port, format!("{base}.balancer.port"));
+            let usable = inv.backend_address(s).is_some_and(|a| !a.is_loopback());
+            if b.transparent && !usable {
+                c.push(
+                    format!("{base}.balancer.backend_address"),
+                    "a transparent balancer needs a non-loopback address of the node to reach its replicas on (replies from 127.0.0.1 cannot be routed back to a client address); set backend_address, or tailscale_ip or public_ip on the node",
+                );
+            }
         }
     }
 }

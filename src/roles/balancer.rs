@@ -6,7 +6,7 @@ use minijinja::{Value, context};
 
 use super::{Ctx, Output};
 use crate::inventory::{Balancer, Service};
-use crate::resources::{haproxy, unit};
+use crate::resources::{Part, dropin, haproxy, unit};
 use crate::templates::TemplateError;
 
 /// Adds haproxy.cfg and the haproxy unit when services on `ctx.node` have a balancer.
@@ -29,6 +29,7 @@ pub fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
                 .collect();
             context! {
                 name => s.name.clone(),
+                server_address => ctx.inv.backend_address(s).map(|a| a.to_string()),
                 bind => "0.0.0.0",
                 port => b.port,
                 algorithm => b.algorithm.clone(),
@@ -51,8 +52,24 @@ pub fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
             maxconn => maxconn,
         },
     )?;
-    out.resources.push(haproxy::config(text));
+    out.resources
+        .push(haproxy::config(text).in_part(Part::Balancer));
+    // haproxy runs as its own user with only the capabilities it needs; transparent
+    // sockets need CAP_NET_ADMIN (and CAP_NET_RAW), ports below 1024 CAP_NET_BIND_SERVICE.
+    let transparent = balanced.iter().any(|(_, b)| b.transparent);
+    let mut caps = vec!["CAP_NET_BIND_SERVICE"];
+    if transparent {
+        caps.extend(["CAP_NET_ADMIN", "CAP_NET_RAW"]);
+    }
+    let dropin = ctx.templates.render(
+        "haproxy-dropin.conf.j2",
+        context! { caps => caps, transparent => transparent, stats_socket => first.stats_socket.clone() },
+    )?;
+    out.resources
+        .push(dropin::drop_in(haproxy::UNIT, "vds-proxy.conf", dropin).in_part(Part::Setup));
     let ports = balanced.iter().map(|(_, b)| b.port).collect();
-    out.units.push(unit::running(haproxy::UNIT, ports));
+    let mut u = unit::running(haproxy::UNIT, ports);
+    u.part = Part::Balancer;
+    out.units.push(u);
     Ok(())
 }

@@ -5,6 +5,7 @@
 pub mod balancer;
 pub mod forwarder;
 pub mod replicas;
+pub mod tproxy;
 
 use crate::inventory::{Inventory, Node};
 use crate::resources::binary::Artifact;
@@ -31,4 +32,9 @@ pub struct Output {
 pub type Role = fn(&Ctx, &mut Output) -> Result<(), TemplateError>;
 
 /// All roles, in the order their resources are laid out in a plan.
-pub const ALL: &[Role] = &[forwarder::plan, replicas::plan, balancer::plan];
+pub const ALL: &[Role] = &[
+    forwarder::plan,
+    replicas::plan,
+    tproxy::plan,
+    balancer::plan,
+];

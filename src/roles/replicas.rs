@@ -6,7 +6,7 @@ use minijinja::{Value, context};
 
 use super::{Ctx, Output};
 use crate::inventory::Service;
-use crate::resources::{Action, Kind, Resource, unit};
+use crate::resources::{Action, Kind, Part, Resource, unit};
 use crate::templates::TemplateError;
 
 /// Name of instance `n` of a service's template unit.
@@ -37,7 +37,9 @@ fn service(ctx: &Ctx, s: &Service, out: &mut Output) -> Result<(), TemplateError
         context! { service => Value::from(Serde(s)), exec => exec },
     )?;
     out.resources.push(
-        unit::unit_file(&format!("{}@.service", s.name), text, &instances).for_service(&s.name),
+        unit::unit_file(&format!("{}@.service", s.name), text, &instances)
+            .for_service(&s.name)
+            .in_part(Part::Backends),
     );
     for n in 1..=s.replicas {
         let env = ctx.templates.render(
@@ -51,6 +53,7 @@ fn service(ctx: &Ctx, s: &Service, out: &mut Output) -> Result<(), TemplateError
             0o600,
         )
         .for_service(&s.name)
+        .in_part(Part::Backends)
         .on_change(Action::Restart(instance(s, n)));
         if s.secret.is_some() {
             r = r.secret();
@@ -59,6 +62,7 @@ fn service(ctx: &Ctx, s: &Service, out: &mut Output) -> Result<(), TemplateError
         let mut u = unit::running(&instance(s, n), vec![s.replica_port(n)]);
         // Behind a balancer, a replica is stopped only after the balancer dropped it.
         u.late_stop = s.balancer.is_some();
+        u.part = Part::Backends;
         out.units.push(u);
     }
     Ok(())

@@ -1,0 +1,101 @@
+//! TPROXY for transparent balancers (seed 003): sysctls, a dedicated mangle chain, and the
+//! policy routing that hands marked packets to local sockets, all owned by one oneshot unit
+//! so they come back after a reboot and go away with it.
+
+use minijinja::value::Serde;
+use minijinja::{Value, context};
+
+use super::{Ctx, Output};
+use crate::resources::{Action, Kind, Part, Resource, firewall, unit};
+use crate::templates::TemplateError;
+
+/// The unit that loads and removes the rules.
+pub const UNIT: &str = "vds-tproxy.service";
+/// The rules file (iptables-restore input).
+pub const RULES: &str = "/etc/vds-proxy/tproxy.rules";
+/// The rules marking replies of local backends (part of the backends: scaling changes it).
+pub const BACKEND_RULES: &str = "/etc/vds-proxy/tproxy-backends.rules";
+/// The sysctl settings the unit applies.
+pub const SYSCTL: &str = "/etc/sysctl.d/60-vds-proxy-tproxy.conf";
+/// Where the unit keeps the kernel settings as they were, to restore them on stop.
+pub const SYSCTL_SAVED: &str = "/run/vds-proxy-tproxy.sysctl";
+/// The kernel settings TPROXY needs (seed 003's tproxy role: forwarding on).
+pub const SYSCTLS: &[(&str, &str)] = &[("net.ipv4.ip_forward", "1")];
+/// The mangle chain PREROUTING jumps to (seed 003 calls its chain `HAPROXY_TPROXY`).
+pub const CHAIN: &str = "VDS_TPROXY";
+/// The mangle chain OUTPUT jumps to: replies of local backends.
+pub const CHAIN_OUT: &str = "VDS_TPROXY_OUT";
+/// The firewall mark and routing table of seed 003.
+pub const MARK: &str = "0x1";
+pub const TABLE: u32 = 100;
+
+/// Adds the TPROXY resources when a balancer on `ctx.node` is transparent.
+pub fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
+    let transparent: Vec<_> = ctx
+        .inv
+        .services
+        .iter()
+        .filter(|s| s.node == ctx.node.name)
+        .filter(|s| s.balancer.as_ref().is_some_and(|b| b.transparent))
+        .collect();
+    if transparent.is_empty() {
+        return Ok(());
+    }
+    let frontend_ports: Vec<u16> = transparent
+        .iter()
+        .filter_map(|s| Some(s.balancer.as_ref()?.port))
+        .collect();
+    let backend_ports: Vec<u16> = transparent
+        .iter()
+        .flat_map(|s| (1..=s.replicas).map(|n| s.replica_port(n)))
+        .collect();
+    let vars = context! {
+        node => Value::from(Serde(ctx.node)),
+        chain => CHAIN,
+        chain_out => CHAIN_OUT,
+        mark => MARK,
+        table => TABLE,
+        rules_file => RULES,
+        backends_rules_file => BACKEND_RULES,
+        sysctl_file => SYSCTL,
+        sysctl_saved => SYSCTL_SAVED,
+        sysctls => Value::from(Serde(SYSCTLS)),
+        frontend_ports => frontend_ports,
+        backend_ports => backend_ports,
+    };
+    let t = ctx.templates;
+    out.resources.push(
+        unit::unit_file(
+            UNIT,
+            t.render("tproxy.service.j2", vars.clone())?,
+            &[UNIT.into()],
+        )
+        .in_part(Part::Setup),
+    );
+    out.resources.push(
+        Resource::text(
+            Kind::File,
+            SYSCTL,
+            t.render("tproxy.sysctl.j2", vars.clone())?,
+            0o644,
+        )
+        .on_change(Action::Reload(UNIT.into()))
+        .in_part(Part::Setup),
+    );
+    out.resources.push(
+        firewall::rules(RULES, t.render("tproxy.rules.j2", vars.clone())?, UNIT)
+            .in_part(Part::Setup),
+    );
+    out.resources.push(
+        firewall::rules(
+            BACKEND_RULES,
+            t.render("tproxy-backends.rules.j2", vars)?,
+            UNIT,
+        )
+        .in_part(Part::Backends),
+    );
+    let mut u = unit::running(UNIT, Vec::new());
+    u.part = Part::Setup;
+    out.units.push(u);
+    Ok(())
+}
