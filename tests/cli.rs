@@ -117,6 +117,16 @@ const BAD: &[(&str, &str, &[&str])] = &[
             "$.services[0].secret: the secret must be 32 hexadecimal characters (generate one with `openssl rand -hex 16`)",
         ],
     ),
+    (
+        "transparent-loopback",
+        concat!(
+            r#"{"nodes": [{"name": "a"}], "services": [{"name": "mt", "node": "a", "exec": ["/bin/true"], "#,
+            r#""balancer": {"transparent": true}}]}"#
+        ),
+        &[
+            "$.services[0].balancer.backend_address: a transparent balancer needs a non-loopback address of the node to reach its replicas on (replies from 127.0.0.1 cannot be routed back to a client address); set backend_address, or tailscale_ip or public_ip on the node",
+        ],
+    ),
 ];
 
 #[test]

@@ -128,7 +128,83 @@ fn rendered_units_pass_systemd_analyze_verify() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 3, "relay, socat and replica template units");
+    assert_eq!(
+        checked, 4,
+        "relay, socat, replica template and TPROXY units"
+    );
+}
+
+/// The haproxy drop-in verifies together with Debian's haproxy.service, as the deploy
+/// checks it on the host.
+#[test]
+fn rendered_haproxy_drop_in_passes_systemd_analyze_verify() {
+    let (_, plan) = plan_of("examples/mesh.json");
+    let dropin = plan.hosts[0]
+        .resources
+        .iter()
+        .find(|r| r.kind == Kind::DropIn)
+        .expect("a balancer node gets the haproxy drop-in");
+    assert_eq!(
+        dropin.path,
+        "/etc/systemd/system/haproxy.service.d/vds-proxy.conf"
+    );
+    let text = dropin.text_content().unwrap();
+    assert!(text.contains("AmbientCapabilities=CAP_NET_BIND_SERVICE CAP_NET_ADMIN CAP_NET_RAW\n"));
+    assert!(text.contains("User=haproxy\n"));
+    let unit = std::fs::read_to_string("/lib/systemd/system/haproxy.service")
+        .expect("haproxy must be installed (apt-get install haproxy)");
+    let dir = std::env::temp_dir().join(format!("vds-dropin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("haproxy.service");
+    std::fs::write(&file, unit + text).unwrap();
+    let out = std::process::Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&file)
+        .env("SYSTEMD_LOG_COLOR", "0")
+        .output()
+        .expect("systemd-analyze must be installed (apt-get install systemd)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The TPROXY rule sets load with `iptables-restore --test` (nothing is committed).
+#[test]
+fn rendered_tproxy_rules_pass_iptables_restore_test() {
+    let (_, plan) = plan_of("examples/mesh.json");
+    let rules: Vec<_> = plan.hosts[0]
+        .resources
+        .iter()
+        .filter(|r| r.kind == Kind::Firewall)
+        .collect();
+    assert_eq!(rules.len(), 2, "frontend rules and backend replies");
+    let all: String = rules.iter().map(|r| r.text_content().unwrap()).collect();
+    assert!(all.contains(
+        "-A VDS_TPROXY -p tcp --dport 443 -j TPROXY --on-port 443 --tproxy-mark 0x1/0x1\n"
+    ));
+    assert!(all.contains("-A VDS_TPROXY -p tcp -m socket --transparent -j MARK"));
+    assert!(all.contains("-A VDS_TPROXY_OUT -p tcp --sport 10001 -j MARK"));
+    for r in rules {
+        let file = std::env::temp_dir().join(format!(
+            "vds-rules-{}-{}",
+            std::process::id(),
+            r.path.rsplit('/').next().unwrap()
+        ));
+        std::fs::write(&file, r.text_content().unwrap()).unwrap();
+        let out = std::process::Command::new("iptables-restore")
+            .args(["--test", "--noflush"])
+            .arg(&file)
+            .output()
+            .expect("iptables must be installed (apt-get install iptables)");
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            r.path,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 /// The rendered haproxy.cfg passes `haproxy -c`, with one server line per replica.
@@ -142,7 +218,10 @@ fn rendered_haproxy_config_passes_haproxy_check() {
         .expect("the balanced service renders haproxy.cfg");
     let text = cfg.text_content().unwrap();
     assert_eq!(text.matches("\n    server mtproxy-").count(), 2);
-    assert!(text.contains("    server mtproxy-2 127.0.0.1:10001 check inter 2000 fall 3 rise 2\n"));
+    // Transparent: the replicas are reached on the node's mesh address, not 127.0.0.1.
+    assert!(
+        text.contains("    server mtproxy-2 100.64.0.10:10001 check inter 2000 fall 3 rise 2\n")
+    );
     assert!(text.contains("source 0.0.0.0 usesrc clientip"));
     let file = std::env::temp_dir().join(format!("vds-haproxy-{}.cfg", std::process::id()));
     std::fs::write(&file, text).unwrap();

@@ -120,6 +120,15 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// Stdout with every run of blanks made one space (table columns vary in width).
+fn squeezed(o: &Output) -> String {
+    stdout(o)
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn text(o: &Output) -> String {
     format!("{}{}", stdout(o), String::from_utf8_lossy(&o.stderr))
 }
@@ -711,5 +720,225 @@ fn a_broken_haproxy_config_is_caught_before_it_goes_live() {
         before
     );
     assert_eq!(haproxy_worker(), worker);
+    assert!(env.vds(&["remove"]).status.success());
+}
+
+/// A balanced service on h1 whose replicas answer with the address they see the client at.
+fn balanced_peer_echo(replicas: u32, transparent: bool) -> String {
+    format!(
+        r#"{{"nodes": [{{"name": "h1", "public_ip": "10.213.1.2", "tailscale_ip": "10.213.1.2"}}],
+            "services": [{{"name": "echo", "node": "h1", "replicas": {replicas}, "base_port": 10000,
+              "exec": ["/usr/bin/socat", "TCP-LISTEN:{{port}},fork,reuseaddr", "SYSTEM:echo peer=$SOCAT_PEERADDR"],
+              "balancer": {{"port": 8500, "transparent": {transparent}}}}}]}}"#
+    )
+}
+
+/// What a replica behind h1:8500 says about the client.
+fn peer_seen() -> String {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect_timeout(
+        &format!("{}:8500", ip(1)).parse().unwrap(),
+        std::time::Duration::from_secs(3),
+    )
+    .expect("connect to the balancer");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+        .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// Seed 003 tests 6 and 7: TPROXY rules exist once, the backend sees the client's own
+/// address, a re-apply duplicates nothing, and remove takes back exactly what vds-proxy
+/// added (rules it did not create stay).
+#[test]
+fn a_transparent_balancer_passes_the_client_address_and_remove_takes_back_only_its_rules() {
+    let env = Env::new("tproxy");
+    let forwarding = stdout(&ssh(1, "sysctl -n net.ipv4.ip_forward"));
+    let out = ssh(
+        1,
+        "iptables -t mangle -A PREROUTING -p udp --dport 5353 -j MARK --set-mark 0x7 && ip rule add fwmark 0x7 lookup 200",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    std::fs::write(env.dir.join("nodes.json"), balanced_peer_echo(2, true)).unwrap();
+    let out = env.vds(&["deploy"]);
+    assert!(out.status.success(), "{}", text(&out));
+    wait_servers_up(2);
+
+    // The replica sees this machine's address (the other end of h1's veth), not haproxy's.
+    assert_eq!(peer_seen(), "peer=10.213.1.1\n");
+
+    let rules = || {
+        stdout(&ssh(
+            1,
+            "iptables -t mangle -S; ip rule; ip route show table 100",
+        ))
+    };
+    let live = rules();
+    for want in [
+        "-A PREROUTING -j VDS_TPROXY\n",
+        "-A OUTPUT -j VDS_TPROXY_OUT\n",
+        "-A VDS_TPROXY -p tcp -m socket --transparent -j MARK --set-xmark 0x1/0x1\n",
+        "-A VDS_TPROXY -p tcp -m tcp --dport 8500 -j TPROXY --on-port 8500 --on-ip 0.0.0.0 --tproxy-mark 0x1/0x1\n",
+        "-A VDS_TPROXY_OUT -p tcp -m tcp --sport 10001 -j MARK --set-xmark 0x1/0x1\n",
+        "from all fwmark 0x1/0x1 lookup 100\n",
+        "local default dev lo scope host \n",
+    ] {
+        assert_eq!(live.matches(want).count(), 1, "{want:?} once in:\n{live}");
+    }
+    // haproxy runs as its own user with the capabilities of its drop-in.
+    let procs = stdout(&ssh(1, "ps -o user= -C haproxy | sort -u"));
+    assert_eq!(procs, "haproxy\n");
+    let caps = stdout(&ssh(
+        1,
+        "grep CapEff /proc/$(systemctl show -P MainPID haproxy)/status",
+    ));
+    assert!(caps.contains("0000000000003400"), "{caps}");
+
+    // Re-apply and an explicit reload of the rules unit: nothing doubles.
+    let out = env.vds(&["deploy"]);
+    assert!(stdout(&out).contains("ok (no changes)"), "{}", text(&out));
+    assert!(ssh(1, "systemctl reload vds-tproxy").status.success());
+    assert_eq!(rules(), live);
+
+    let out = env.vds(&["status"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        squeezed(&out).contains("backend echo/echo-2 ok UP (unit echo@2.service active)"),
+        "{}",
+        text(&out)
+    );
+
+    // Remove: no rule, route, drop-in, config or unit of vds-proxy is left; the foreign
+    // rule and policy rule are untouched, haproxy runs as the package set it up.
+    let out = env.vds(&["remove"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let after = rules();
+    assert!(!after.contains("VDS_TPROXY"), "{after}");
+    assert!(!after.contains("lookup 100"), "{after}");
+    assert!(!after.contains("local default"), "{after}");
+    assert!(
+        after.contains(
+            "-A PREROUTING -p udp -m udp --dport 5353 -j MARK --set-xmark 0x7/0xffffffff"
+        ),
+        "{after}"
+    );
+    assert!(after.contains("from all fwmark 0x7 lookup 200"), "{after}");
+    let left = stdout(&ssh(
+        1,
+        "ls -d /etc/systemd/system/haproxy.service.d /etc/sysctl.d/60-vds-proxy-tproxy.conf /etc/vds-proxy /etc/systemd/system/vds-tproxy.service /etc/systemd/system/echo@.service 2>/dev/null; systemctl list-units --no-legend 'echo@*' vds-tproxy.service",
+    ));
+    assert_eq!(left, "");
+    assert_eq!(
+        stdout(&ssh(1, "sysctl -n net.ipv4.ip_forward")),
+        forwarding,
+        "the kernel setting is back to what it was"
+    );
+    assert_eq!(stdout(&ssh(1, "systemctl is-active haproxy")), "active\n");
+    assert_eq!(
+        stdout(&ssh(
+            1,
+            "ps -o user= -p $(systemctl show -P MainPID haproxy)"
+        )),
+        "root\n"
+    );
+    ssh(
+        1,
+        "iptables -t mangle -D PREROUTING -p udp --dport 5353 -j MARK --set-mark 0x7; ip rule del fwmark 0x7 lookup 200",
+    );
+}
+
+/// Polls the state of server `echo-{n}` until it is `want`; returns how long that took.
+fn wait_server_state(n: u32, want: &str, limit: std::time::Duration) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    loop {
+        let servers = haproxy_servers();
+        let name = format!("echo-{n}");
+        if servers.iter().any(|(s, st)| *s == name && st == want) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "echo-{n} not {want} after {limit:?}: {servers:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Seed 003 test 2: a stopped replica is DOWN within ~6 s (inter 2000 fall 3) while new
+/// connections still succeed, and UP again within ~4 s (rise 2) once it is back.
+#[test]
+fn a_stopped_replica_is_taken_out_and_put_back_by_the_health_checks() {
+    let env = Env::new("failover");
+    std::fs::write(env.dir.join("nodes.json"), balanced(2)).unwrap();
+    let out = env.vds(&["deploy"]);
+    assert!(out.status.success(), "{}", text(&out));
+    wait_servers_up(2);
+
+    assert!(ssh(1, "systemctl stop echo@2.service").status.success());
+    let down = wait_server_state(2, "DOWN", std::time::Duration::from_secs(9));
+    eprintln!("echo-2 DOWN after {down:?}");
+    for _ in 0..10 {
+        assert_eq!(echo(&ip(1), 8500), "ping through vds-proxy\n");
+    }
+    let out = env.vds(&["status"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        squeezed(&out).contains("backend echo/echo-2 FAIL DOWN (unit echo@2.service "),
+        "{}",
+        text(&out)
+    );
+
+    assert!(ssh(1, "systemctl start echo@2.service").status.success());
+    let up = wait_server_state(2, "UP", std::time::Duration::from_secs(7));
+    eprintln!("echo-2 UP after {up:?}");
+    assert!(env.vds(&["status"]).status.success());
+    assert!(env.vds(&["remove"]).status.success());
+}
+
+/// `deploy --only` touches only the parts its tags name, like seed 003's Ansible tags.
+#[test]
+fn only_tags_apply_just_their_parts() {
+    let env = Env::new("only");
+    std::fs::write(env.dir.join("nodes.json"), balanced(2)).unwrap();
+    assert!(env.vds(&["deploy"]).status.success());
+    wait_servers_up(2);
+    std::fs::write(env.dir.join("nodes.json"), balanced(3)).unwrap();
+
+    // setup: the drop-in is unchanged; no replica or haproxy change happens.
+    let out = env.vds(&["deploy", "--only", "setup"]);
+    assert!(stdout(&out).contains("ok (no changes)"), "{}", text(&out));
+
+    // config: haproxy.cfg names the third server, but its unit is not created.
+    let out = env.vds(&["deploy", "--only", "config"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        stdout(&out).contains("updated /etc/haproxy/haproxy.cfg"),
+        "{}",
+        text(&out)
+    );
+    assert!(!stdout(&out).contains("echo@3"), "{}", text(&out));
+    let units = stdout(&ssh(
+        1,
+        "systemctl list-units --no-legend --state=active 'echo@*' | wc -l",
+    ));
+    assert_eq!(units.trim(), "2");
+
+    // scale: the third replica starts; once its health checks pass, verify is healthy.
+    let out = env.vds(&["deploy", "--only", "scale"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(stdout(&out).contains("echo@3.service"), "{}", text(&out));
+    wait_servers_up(3);
+    let out = env.vds(&["deploy", "--only", "verify"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        squeezed(&out).contains("backend echo/echo-3 ok UP (unit echo@3.service active)"),
+        "{}",
+        text(&out)
+    );
+
+    // Everything is in place: a full deploy has nothing left to do.
+    let out = env.vds(&["deploy"]);
+    assert!(stdout(&out).contains("ok (no changes)"), "{}", text(&out));
     assert!(env.vds(&["remove"]).status.success());
 }

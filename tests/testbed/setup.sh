@@ -38,7 +38,7 @@ if [ ! -f "$BASE/.vds-testbed-complete" ]; then
   ssh-keygen -q -t ed25519 -N '' -f "$BASE/etc/ssh/ssh_host_ed25519_key"
   echo "PermitRootLogin prohibit-password" > "$BASE/etc/ssh/sshd_config.d/vds-testbed.conf"
   echo "HostKey /etc/ssh/ssh_host_ed25519_key" >> "$BASE/etc/ssh/sshd_config.d/vds-testbed.conf"
-  touch "$BASE/.vds-testbed-complete"
+  touch "$BASE/.vds-testbed-complete-2"
 fi
 
 # The key the tests log in with.
