@@ -9,6 +9,7 @@ use crate::inventory::{self, InputErrors, Inventory, PathSource};
 use crate::plan::{self, Plan};
 use crate::redact::Redactor;
 use crate::resources::binary::Artifact;
+use crate::roles::wireguard::PublicKeys;
 use crate::settings::{self, Settings};
 use crate::templates::{TemplateError, Templates};
 
@@ -36,6 +37,21 @@ pub struct Loaded {
     pub settings: Settings,
     pub plan: Plan,
     pub redactor: Redactor,
+    templates: Templates,
+    relay: Artifact,
+}
+
+impl Loaded {
+    /// Renders the plan again with the WireGuard public keys read from the nodes, keeping
+    /// the `--node` selection.
+    pub fn replan(&mut self, keys: &PublicKeys) -> Result<()> {
+        let selected: Vec<String> = self.plan.hosts.iter().map(|h| h.node.clone()).collect();
+        let mut plan = plan::build(&self.inventory, &self.templates, &self.relay, keys)
+            .map_err(InputError::from)?;
+        plan.hosts.retain(|h| selected.contains(&h.node));
+        self.plan = plan;
+        Ok(())
+    }
 }
 
 /// Reads inventory and settings, renders the plan. Input problems come back as [`InputError`].
@@ -77,13 +93,16 @@ pub fn load(global: &Global) -> Result<Loaded> {
     let templates =
         Templates::new(template_dir.as_deref()).map_err(|e| InputError::Other(format!("{e:#}")))?;
     let relay = relay_artifact(&settings)?;
-    let plan = plan::build(&inventory, &templates, &relay).map_err(InputError::from)?;
+    let plan = plan::build(&inventory, &templates, &relay, &PublicKeys::default())
+        .map_err(InputError::from)?;
     let redactor = Redactor::new(inventory.secrets());
     Ok(Loaded {
         inventory,
         settings,
         plan,
         redactor,
+        templates,
+        relay,
     })
 }
 

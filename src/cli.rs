@@ -103,6 +103,9 @@ pub enum Command {
         /// verify (run the status checks afterwards); comma-separated or repeated
         #[arg(long, value_enum, value_delimiter = ',', value_name = "TAG")]
         only: Vec<Tag>,
+        /// Generate new WireGuard keys on the nodes (the old ones are replaced)
+        #[arg(long)]
+        rotate_keys: bool,
         #[command(flatten)]
         connect: Connect,
     },

@@ -7,6 +7,7 @@ use clap::Parser;
 
 use vds_proxy::app::{self, Loaded};
 use vds_proxy::cli::{Cli, Command, Connect, Format, Tag, Targets};
+use vds_proxy::engine::keys::{self, KeyMode};
 use vds_proxy::engine::{self, Mode, status};
 use vds_proxy::plan::HostPlan;
 use vds_proxy::resources::Part;
@@ -59,6 +60,7 @@ fn run(cli: Cli) -> Result<i32> {
                 }
             }
             if diff {
+                with_keys(&mut loaded, &connect, KeyMode::Read)?;
                 return deploy(
                     &loaded,
                     &connect,
@@ -83,9 +85,16 @@ fn run(cli: Cli) -> Result<i32> {
             targets,
             dry_run,
             only,
+            rotate_keys,
             connect,
         } => {
             select(&mut loaded, &targets)?;
+            let mode = match (dry_run, rotate_keys) {
+                (true, _) => KeyMode::Read,
+                (false, true) => KeyMode::Rotate,
+                (false, false) => KeyMode::Create,
+            };
+            with_keys(&mut loaded, &connect, mode)?;
             let verify = only.contains(&Tag::Verify);
             let parts = parts_of(&only);
             let mut code = 0;
@@ -133,10 +142,59 @@ fn run(cli: Cli) -> Result<i32> {
                 .into());
             }
             select(&mut loaded, &targets)?;
+            with_keys(&mut loaded, &connect, KeyMode::Read)?;
             status_verb(&loaded, &connect, probe_from.as_deref(), format)
         }
         Command::Relay { .. } => unreachable!("handled above"),
     }
+}
+
+/// Reads the WireGuard public keys (creating or rotating them on the selected nodes as
+/// `mode` says) and renders the plan with them. Peers outside `--node` are only read.
+fn with_keys(loaded: &mut Loaded, connect: &Connect, mode: KeyMode) -> Result<()> {
+    if loaded.inventory.wireguard.is_empty() {
+        return Ok(());
+    }
+    let (opts, _) = options(loaded, connect);
+    let selected: Vec<String> = loaded.plan.hosts.iter().map(|h| h.node.clone()).collect();
+    let others: Vec<String> = loaded
+        .inventory
+        .nodes
+        .iter()
+        .map(|n| n.name.clone())
+        .filter(|n| !selected.contains(n))
+        .collect();
+    let rt = runtime()?;
+    let mut keys = rt.block_on(keys::gather(&loaded.inventory, &selected, &opts, mode))?;
+    if !others.is_empty() {
+        let read = rt.block_on(keys::gather(
+            &loaded.inventory,
+            &others,
+            &opts,
+            KeyMode::Read,
+        ))?;
+        keys.0.extend(read.0);
+    }
+    if mode != KeyMode::Read {
+        let missing: Vec<String> = loaded
+            .inventory
+            .wireguard
+            .iter()
+            .flat_map(|w| {
+                w.members
+                    .iter()
+                    .filter(|m| !keys.0.contains_key(&(m.node.clone(), w.interface.clone())))
+                    .map(|m| format!("{}/{}", m.node, w.interface))
+            })
+            .collect();
+        if !missing.is_empty() {
+            anyhow::bail!(
+                "no WireGuard key yet on {}; deploy those nodes first (or deploy without --node)",
+                missing.join(", ")
+            );
+        }
+    }
+    loaded.replan(&keys)
 }
 
 /// The parts `--only` tags select (`verify` selects none: it runs the status checks).

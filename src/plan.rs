@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::inventory::{Connection, Inventory};
 use crate::resources::binary::Artifact;
 use crate::resources::{Action, Resource, UnitSpec, unit};
+use crate::roles::wireguard::PublicKeys;
 use crate::roles::{self, Ctx, Output};
 use crate::templates::{TemplateError, Templates};
 
@@ -75,6 +76,7 @@ pub fn build(
     inv: &Inventory,
     templates: &Templates,
     relay: &Artifact,
+    keys: &PublicKeys,
 ) -> Result<Plan, TemplateError> {
     let mut hosts = Vec::new();
     for node in inv.nodes.iter().filter(|n| n.active) {
@@ -83,6 +85,7 @@ pub fn build(
             node,
             templates,
             relay,
+            keys,
         };
         let mut out = Output::default();
         for role in roles::ALL {

@@ -44,6 +44,11 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "tproxy.sysctl.j2",
         include_str!("../templates/tproxy.sysctl.j2"),
     ),
+    ("wg.conf.j2", include_str!("../templates/wg.conf.j2")),
+    (
+        "wg-dropin.conf.j2",
+        include_str!("../templates/wg-dropin.conf.j2"),
+    ),
     (
         "tproxy.service.j2",
         include_str!("../templates/tproxy.service.j2"),

@@ -118,6 +118,30 @@ const BAD: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
+        "wireguard",
+        concat!(
+            r#"{"nodes": [{"name": "a", "public_ip": "203.0.113.1"}, {"name": "b"}], "wireguard": [{"interface": "wg 0", "topology": "hub", "hub": "a", "members": ["#,
+            r#"{"node": "a", "address": "10.8.0.1", "route_all": true}, {"node": "b", "address": "10.8.0.2/24"}]}, {"topology": "hub", "members": []}]}"#
+        ),
+        &[
+            "$.wireguard[0].interface: \"wg 0\" is not an interface name; use at most 15 lowercase letters, digits, '-' or '_', e.g. \"wg0\"",
+            "$.wireguard[0].members[0].address: \"10.8.0.1\" is not an address with a prefix length; expected e.g. \"10.8.0.2/24\"",
+            "$.wireguard[0].members[0].route_all: route_all sends a spoke's egress through the hub: only members of a \"hub\" network other than the hub can have it",
+            "$.wireguard[1].members: a WireGuard network needs at least two members",
+            "$.wireguard[1].hub: a \"hub\" network needs \"hub\": the node the others peer with",
+        ],
+    ),
+    (
+        "wireguard-unreachable",
+        concat!(
+            r#"{"nodes": [{"name": "a"}, {"name": "b"}], "wireguard": [{"members": ["#,
+            r#"{"node": "a", "address": "10.8.0.1/24"}, {"node": "b", "address": "10.8.0.2/24"}]}]}"#
+        ),
+        &[
+            "$.wireguard[0].members[0]: neither \"a\" nor its peer \"b\" can be reached: set \"endpoint\" on one of them (or public_ip on its node)",
+        ],
+    ),
+    (
         "transparent-loopback",
         concat!(
             r#"{"nodes": [{"name": "a"}], "services": [{"name": "mt", "node": "a", "exec": ["/bin/true"], "#,

@@ -942,3 +942,111 @@ fn only_tags_apply_just_their_parts() {
     assert!(stdout(&out).contains("ok (no changes)"), "{}", text(&out));
     assert!(env.vds(&["remove"]).status.success());
 }
+
+/// A WireGuard mesh of the given hosts (userspace: these kernels have no wireguard module).
+fn wireguard_inventory(hosts: &[u32]) -> String {
+    let nodes: Vec<String> = (1..=3)
+        .map(|i| {
+            format!(
+                r#"{{"name": "h{i}", "public_ip": "{0}", "tailscale_ip": "{0}"}}"#,
+                ip(i)
+            )
+        })
+        .collect();
+    let members: Vec<String> = hosts
+        .iter()
+        .map(|i| format!(r#"{{"node": "h{i}", "address": "10.99.0.{i}/24", "userspace": true}}"#))
+        .collect();
+    format!(
+        r#"{{"nodes": [{}], "wireguard": [{{"interface": "wg0", "members": [{}]}}]}}"#,
+        nodes.join(", "),
+        members.join(", ")
+    )
+}
+
+/// Sends a line from host `from` to `addr:port` and returns the answer.
+fn echo_from(from: u32, addr: &str, port: u16) -> String {
+    stdout(&ssh(
+        from,
+        &format!("echo through-the-tunnel | timeout 5 socat - TCP:{addr}:{port}"),
+    ))
+}
+
+/// Seeds 000/001: a WireGuard tunnel between two hosts with keys made on the hosts; a
+/// third peer joins without restarting the first tunnel; status reports handshakes;
+/// remove deletes interface, config and keys.
+#[test]
+fn wireguard_tunnels_carry_traffic_and_grow_without_restarts() {
+    let env = Env::new("wireguard");
+    ssh(
+        3,
+        "systemctl stop wg-echo 2>/dev/null; systemctl reset-failed wg-echo 2>/dev/null; systemd-run -q --unit=wg-echo socat TCP-LISTEN:9100,fork,reuseaddr EXEC:cat",
+    );
+    std::fs::write(env.dir.join("nodes.json"), wireguard_inventory(&[1, 2])).unwrap();
+    let out = env.vds(&["deploy"]);
+    assert!(out.status.success(), "{}", text(&out));
+    // h2 runs the echo service on 9000 (Env::clean); reach it over the tunnel.
+    assert_eq!(echo_from(1, "10.99.0.2", 9000), "through-the-tunnel\n");
+
+    // The private key stays on the node, 0600, and is never in what vds-proxy printed.
+    let key = stdout(&ssh(
+        1,
+        "stat -c '%a %U' /etc/wireguard/wg0.key; cat /etc/wireguard/wg0.key",
+    ));
+    let mut lines = key.lines();
+    assert_eq!(lines.next(), Some("600 root"));
+    let private = lines.next().unwrap().to_string();
+    assert!(!text(&out).contains(&private));
+    assert!(!stdout(&ssh(1, "cat /etc/wireguard/wg0.conf")).contains(&private));
+
+    // A no-op re-apply restarts nothing and keeps the keys.
+    let tunnel = invocation(1, "wg-quick@wg0.service");
+    let out = env.vds(&["deploy"]);
+    assert!(
+        squeezed(&out).contains("h1 0 ok (no changes)"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(invocation(1, "wg-quick@wg0.service"), tunnel);
+    assert!(stdout(&ssh(1, "cat /etc/wireguard/wg0.key")).contains(&private));
+
+    // A third peer: h1's tunnel is reloaded (wg syncconf), not restarted, and keeps its key.
+    std::fs::write(env.dir.join("nodes.json"), wireguard_inventory(&[1, 2, 3])).unwrap();
+    let out = env.vds(&["deploy"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(invocation(1, "wg-quick@wg0.service"), tunnel);
+    assert_eq!(echo_from(1, "10.99.0.2", 9000), "through-the-tunnel\n");
+    assert_eq!(echo_from(1, "10.99.0.3", 9100), "through-the-tunnel\n");
+
+    let out = env.vds(&["status"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let s = squeezed(&out);
+    for (node, peer) in [(1, 2), (1, 3), (2, 1), (3, 1)] {
+        assert!(
+            s.contains(&format!("h{node} wireguard wg0 peer h{peer} ok handshake ")),
+            "{s}"
+        );
+    }
+    assert!(!s.contains(&private), "status printed a private key");
+
+    // A stopped tunnel is reported, in the words of the seed's alert.
+    assert!(ssh(3, "systemctl stop wg-quick@wg0").status.success());
+    let out = env.vds(&["status"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        squeezed(&out).contains("h3 unit wg-quick@wg0.service FAIL inactive"),
+        "{}",
+        text(&out)
+    );
+
+    let out = env.vds(&["remove"]);
+    assert!(out.status.success(), "{}", text(&out));
+    for i in 1..=3 {
+        let left = stdout(&ssh(
+            i,
+            "ip link show wg0 2>/dev/null; ls -A /etc/wireguard; ls -d /etc/systemd/system/wg-quick@wg0.service.d 2>/dev/null; pgrep wireguard-go",
+        ));
+        assert_eq!(left, "", "h{i} still has WireGuard state");
+    }
+    ssh(3, "systemctl stop wg-echo");
+}

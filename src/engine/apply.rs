@@ -324,6 +324,14 @@ echo "@step stage"
     for f in changes.prune_files.iter().filter(|f| f.adopted) {
         let _ = writeln!(s, "rm -f {}/{}", ORIG_DIR, orig_name(&f.path));
     }
+    for f in &changes.prune_files {
+        for extra in Kind::from_name(&f.kind)
+            .map(|k| k.ops().also_remove(&f.path))
+            .unwrap_or_default()
+        {
+            let _ = writeln!(s, "rm -f {}", q(&extra));
+        }
+    }
     if changes.write_manifest {
         if changes.manifest.is_empty() {
             let _ = writeln!(s, "rm -f {state}");

@@ -5,9 +5,11 @@ pub mod apply;
 pub mod backends;
 pub mod diff;
 pub mod gather;
+pub mod keys;
 pub mod probe;
 pub mod state;
 pub mod status;
+pub mod tunnels;
 
 use std::future::Future;
 use std::io::IsTerminal;

@@ -63,6 +63,7 @@ fn empty(path: &Path) -> Inventory {
         nodes: Vec::new(),
         routes: Vec::new(),
         services: Vec::new(),
+        wireguard: Vec::new(),
     }
 }
 

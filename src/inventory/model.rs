@@ -14,6 +14,7 @@ pub struct Inventory {
     pub nodes: Vec<Node>,
     pub routes: Vec<Route>,
     pub services: Vec<Service>,
+    pub wireguard: Vec<WgNetwork>,
 }
 
 impl Inventory {
@@ -152,4 +153,102 @@ pub struct Balancer {
     pub stats_address: String,
     /// Where haproxy reaches the replicas; see [`Inventory::backend_address`].
     pub backend_address: Option<IpAddr>,
+}
+
+/// Who peers with whom in a WireGuard network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Topology {
+    /// Every member peers with every other (two members: a point-to-point pair).
+    Mesh,
+    /// Members peer only with the hub (seed 001: workers send their egress through the VDS).
+    Hub,
+}
+
+/// A WireGuard network: one interface on each member node.
+#[derive(Debug, Clone, Serialize)]
+pub struct WgNetwork {
+    /// Interface name on every member, e.g. `wg0`.
+    pub interface: String,
+    /// UDP port every member listens on.
+    pub port: u16,
+    pub topology: Topology,
+    /// The hub node (topology `hub`).
+    pub hub: Option<String>,
+    /// PersistentKeepalive (seconds) towards peers with an endpoint; 0 turns it off.
+    pub keepalive: u16,
+    /// `status` reports a peer whose latest handshake is older than this as down.
+    pub handshake_timeout: u32,
+    pub members: Vec<WgMember>,
+}
+
+/// One node's place in a WireGuard network.
+#[derive(Debug, Clone, Serialize)]
+pub struct WgMember {
+    pub node: String,
+    /// The node's tunnel address with the network's prefix length.
+    pub address: IpAddr,
+    pub prefix: u8,
+    /// Where the others reach it (`host:port`); defaults to the node's public IP and the port.
+    pub endpoint: Option<String>,
+    /// Networks behind this member, routed to it through the tunnel.
+    pub allowed_ips: Vec<String>,
+    /// A spoke that sends all its egress through the hub (AllowedIPs 0.0.0.0/0).
+    pub route_all: bool,
+    /// Run the tunnel with wireguard-go (no kernel module: old kernels, containers).
+    pub userspace: bool,
+}
+
+impl WgMember {
+    /// The address with its prefix, as wg-quick's `Address`.
+    pub fn cidr(&self) -> String {
+        format!("{}/{}", self.address, self.prefix)
+    }
+
+    /// The address as a single-host network, as a peer's `AllowedIPs` entry.
+    pub fn host_cidr(&self) -> String {
+        let bits = if self.address.is_ipv4() { 32 } else { 128 };
+        format!("{}/{bits}", self.address)
+    }
+}
+
+impl WgNetwork {
+    /// The member on `node`.
+    pub fn member(&self, node: &str) -> Option<&WgMember> {
+        self.members.iter().find(|m| m.node == node)
+    }
+
+    /// The members `node` peers with.
+    pub fn peers_of(&self, node: &str) -> Vec<&WgMember> {
+        match (self.topology, self.hub.as_deref()) {
+            (Topology::Hub, Some(hub)) if node != hub => {
+                self.members.iter().filter(|m| m.node == hub).collect()
+            }
+            _ => self.members.iter().filter(|m| m.node != node).collect(),
+        }
+    }
+
+    /// The network all member addresses are in (from the hub's, else the first member's
+    /// address and prefix), e.g. `10.8.0.0/24`.
+    pub fn subnet(&self) -> Option<String> {
+        let m = self
+            .hub
+            .as_deref()
+            .and_then(|h| self.member(h))
+            .or(self.members.first())?;
+        match m.address {
+            IpAddr::V4(a) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(m.prefix)).unwrap_or(0);
+                let net = std::net::Ipv4Addr::from(u32::from(a) & mask);
+                Some(format!("{net}/{}", m.prefix))
+            }
+            IpAddr::V6(a) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(m.prefix))
+                    .unwrap_or(0);
+                let net = std::net::Ipv6Addr::from(u128::from(a) & mask);
+                Some(format!("{net}/{}", m.prefix))
+            }
+        }
+    }
 }

@@ -11,7 +11,7 @@ use super::error::Collector;
 use super::model::*;
 use super::reader::{Fields, kind, port_value};
 
-const TOP_KEYS: &[&str] = &["nodes", "routes", "services"];
+const TOP_KEYS: &[&str] = &["nodes", "routes", "services", "wireguard"];
 const NODE_KEYS: &[&str] = &[
     "name",
     "public_ip",
@@ -48,6 +48,23 @@ const SERVICE_KEYS: &[&str] = &[
     "description",
     "balancer",
 ];
+const WG_KEYS: &[&str] = &[
+    "interface",
+    "port",
+    "topology",
+    "hub",
+    "keepalive",
+    "handshake_timeout",
+    "members",
+];
+const WG_MEMBER_KEYS: &[&str] = &[
+    "node",
+    "address",
+    "endpoint",
+    "allowed_ips",
+    "route_all",
+    "userspace",
+];
 const BALANCER_KEYS: &[&str] = &[
     "port",
     "algorithm",
@@ -65,6 +82,7 @@ pub fn parse(file: &Path, text: &str, c: &mut Collector) -> Inventory {
         nodes: Vec::new(),
         routes: Vec::new(),
         services: Vec::new(),
+        wireguard: Vec::new(),
     };
     let root: Value = match serde_json::from_str(text) {
         Ok(v) => v,
@@ -93,6 +111,11 @@ pub fn parse(file: &Path, text: &str, c: &mut Collector) -> Inventory {
     for (path, v) in top.opt_array(c, "services") {
         if let Some(s) = service(c, &path, v) {
             inv.services.push(s);
+        }
+    }
+    for (path, v) in top.opt_array(c, "wireguard") {
+        if let Some(w) = wireguard(c, &path, v) {
+            inv.wireguard.push(w);
         }
     }
     inv
@@ -383,5 +406,122 @@ fn balancer(c: &mut Collector, path: &str, v: &Value) -> Option<Balancer> {
         stats_socket,
         stats_address,
         backend_address: f.opt_ip(c, "backend_address"),
+    })
+}
+
+/// A network interface name: what `ip link` and `wg-quick@NAME` accept, and safe in paths.
+pub fn is_interface_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 15
+        && s.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_')
+}
+
+/// `ADDRESS/PREFIX` with a prefix that fits the address family.
+fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
+    let (a, p) = s.split_once('/')?;
+    let ip: IpAddr = a.parse().ok()?;
+    let prefix: u8 = p.parse().ok()?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    (prefix <= max).then_some((ip, prefix))
+}
+
+fn wireguard(c: &mut Collector, path: &str, v: &Value) -> Option<WgNetwork> {
+    let f = Fields::new(c, path, v, WG_KEYS)?;
+    let interface = f.opt_str(c, "interface").unwrap_or_else(|| "wg0".into());
+    if !is_interface_name(&interface) {
+        c.push(
+            f.path_of("interface"),
+            format!("\"{interface}\" is not an interface name; use at most 15 lowercase letters, digits, '-' or '_', e.g. \"wg0\""),
+        );
+    }
+    let topology = match f.opt_str(c, "topology").as_deref() {
+        None | Some("mesh") => Topology::Mesh,
+        Some("hub") => Topology::Hub,
+        Some(other) => {
+            c.push(
+                f.path_of("topology"),
+                format!("unknown topology \"{other}\"; expected \"mesh\" or \"hub\""),
+            );
+            Topology::Mesh
+        }
+    };
+    let members = f
+        .opt_array(c, "members")
+        .into_iter()
+        .filter_map(|(p, m)| wg_member(c, &p, m))
+        .collect();
+    Some(WgNetwork {
+        interface,
+        port: f.opt_port(c, "port").unwrap_or(51820),
+        topology,
+        hub: f.opt_str(c, "hub"),
+        keepalive: f.opt_uint(c, "keepalive", 0, 65535).unwrap_or(25) as u16,
+        handshake_timeout: f
+            .opt_uint(c, "handshake_timeout", 10, 86_400)
+            .unwrap_or(180) as u32,
+        members,
+    })
+}
+
+fn wg_member(c: &mut Collector, path: &str, v: &Value) -> Option<WgMember> {
+    let f = Fields::new(c, path, v, WG_MEMBER_KEYS)?;
+    let node = f.req_str(c, "node").unwrap_or_default();
+    let (address, prefix) = match f.req_str(c, "address") {
+        Some(a) => parse_cidr(&a).unwrap_or_else(|| {
+            c.push(
+                f.path_of("address"),
+                format!(
+                    "\"{a}\" is not an address with a prefix length; expected e.g. \"10.8.0.2/24\""
+                ),
+            );
+            (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)
+        }),
+        None => (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+    };
+    let endpoint = f.opt_str(c, "endpoint");
+    if let Some(e) = &endpoint {
+        let ok = e.rsplit_once(':').is_some_and(|(h, p)| {
+            is_hostname(h.trim_matches(['[', ']'])) && p.parse::<u16>().is_ok_and(|p| p > 0)
+        });
+        if !ok {
+            c.push(
+                f.path_of("endpoint"),
+                format!("\"{e}\" is not host:port; expected e.g. \"203.0.113.10:51820\""),
+            );
+        }
+    }
+    let allowed_ips = match f.get("allowed_ips") {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| match a.as_str().and_then(parse_cidr) {
+                Some((ip, p)) => Some(format!("{ip}/{p}")),
+                None => {
+                    c.push(
+                        format!("{}[{i}]", f.path_of("allowed_ips")),
+                        "expected a network like \"192.168.10.0/24\"",
+                    );
+                    None
+                }
+            })
+            .collect(),
+        Some(other) => {
+            c.push(
+                f.path_of("allowed_ips"),
+                format!("expected an array of networks, found {}", kind(other)),
+            );
+            Vec::new()
+        }
+    };
+    Some(WgMember {
+        node,
+        address,
+        prefix,
+        endpoint,
+        allowed_ips,
+        route_all: f.bool_or(c, "route_all", false),
+        userspace: f.bool_or(c, "userspace", false),
     })
 }

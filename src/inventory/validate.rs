@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::error::{Collector, suggest};
-use super::model::Inventory;
+use super::model::{Inventory, Topology, WgMember};
 
 /// Records every cross-reference problem of `inv` in `c`.
 pub fn validate(inv: &Inventory, c: &mut Collector) {
@@ -115,6 +115,102 @@ pub fn validate(inv: &Inventory, c: &mut Collector) {
                     format!("{base}.balancer.backend_address"),
                     "a transparent balancer needs a non-loopback address of the node to reach its replicas on (replies from 127.0.0.1 cannot be routed back to a client address); set backend_address, or tailscale_ip or public_ip on the node",
                 );
+            }
+        }
+    }
+    validate_wireguard(inv, c, &names);
+}
+
+/// WireGuard networks: members are active nodes, once each, with distinct addresses; the
+/// hub (if any) is a member; every pair that must peer can reach one side.
+fn validate_wireguard(inv: &Inventory, c: &mut Collector, names: &[&str]) {
+    let mut interfaces: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, w) in inv.wireguard.iter().enumerate() {
+        let base = format!("$.wireguard[{i}]");
+        if let Some(first) = interfaces.insert(&w.interface, i) {
+            c.push(
+                format!("{base}.interface"),
+                format!(
+                    "interface \"{}\" is already used by $.wireguard[{first}]; give each network its own interface name",
+                    w.interface
+                ),
+            );
+        }
+        if w.members.len() < 2 {
+            c.push(
+                format!("{base}.members"),
+                "a WireGuard network needs at least two members",
+            );
+        }
+        let mut nodes: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut addresses: BTreeMap<std::net::IpAddr, usize> = BTreeMap::new();
+        for (j, m) in w.members.iter().enumerate() {
+            let mpath = format!("{base}.members[{j}]");
+            check_node_ref(inv, c, &format!("{mpath}.node"), &m.node, names);
+            if let Some(first) = nodes.insert(&m.node, j) {
+                c.push(
+                    format!("{mpath}.node"),
+                    format!(
+                        "node \"{}\" is already a member ({base}.members[{first}])",
+                        m.node
+                    ),
+                );
+            }
+            if let Some(first) = addresses.insert(m.address, j) {
+                c.push(
+                    format!("{mpath}.address"),
+                    format!(
+                        "address {} is already used by {base}.members[{first}]",
+                        m.address
+                    ),
+                );
+            }
+            let is_hub = w.hub.as_deref() == Some(m.node.as_str());
+            if m.route_all && (w.topology != Topology::Hub || is_hub) {
+                c.push(
+                    format!("{mpath}.route_all"),
+                    "route_all sends a spoke's egress through the hub: only members of a \"hub\" network other than the hub can have it",
+                );
+            }
+        }
+        match (w.topology, w.hub.as_deref()) {
+            (Topology::Hub, None) => c.push(
+                format!("{base}.hub"),
+                "a \"hub\" network needs \"hub\": the node the others peer with",
+            ),
+            (Topology::Hub, Some(h)) if w.member(h).is_none() => c.push(
+                format!("{base}.hub"),
+                format!("hub \"{h}\" is not a member of this network; add it to members"),
+            ),
+            (Topology::Mesh, Some(_)) => c.push(
+                format!("{base}.hub"),
+                "only a \"hub\" network has a hub; set \"topology\": \"hub\" or remove \"hub\"",
+            ),
+            _ => {}
+        }
+        let reachable = |m: &WgMember| {
+            m.endpoint.is_some() || inv.node(&m.node).is_some_and(|n| n.public_ip.is_some())
+        };
+        let hub_ok = w.hub.as_deref().is_some_and(|h| w.member(h).is_some());
+        if w.topology == Topology::Hub && !hub_ok {
+            continue;
+        }
+        for (j, m) in w.members.iter().enumerate() {
+            for p in w.peers_of(&m.node) {
+                // Each pair once: in a mesh from its first node, in a hub from the spoke.
+                let once = match w.topology {
+                    Topology::Mesh => m.node < p.node,
+                    Topology::Hub => w.hub.as_deref() != Some(m.node.as_str()),
+                };
+                if once && !reachable(m) && !reachable(p) {
+                    c.push(
+                        format!("{base}.members[{j}]"),
+                        format!(
+                            "neither \"{}\" nor its peer \"{}\" can be reached: set \"endpoint\" on one of them (or public_ip on its node)",
+                            m.node, p.node
+                        ),
+                    );
+                }
             }
         }
     }

@@ -11,6 +11,7 @@ pub mod file;
 pub mod firewall;
 pub mod haproxy;
 pub mod unit;
+pub mod wireguard;
 
 use std::path::PathBuf;
 
@@ -33,6 +34,8 @@ pub enum Kind {
     Firewall,
     /// A systemd drop-in for a unit vds-proxy does not own.
     DropIn,
+    /// A WireGuard interface config (`wg-quick`).
+    Wireguard,
 }
 
 /// What a kind contributes to the engine.
@@ -46,6 +49,12 @@ pub trait KindOps {
     fn systemd(&self) -> bool {
         false
     }
+
+    /// Files on the host that belong with the one at `path` and go away with it (a
+    /// WireGuard config's private key), deleted once the apply succeeded.
+    fn also_remove(&self, _path: &str) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 impl Kind {
@@ -58,17 +67,19 @@ impl Kind {
             Kind::Haproxy => &haproxy::HaproxyOps,
             Kind::Firewall => &firewall::FirewallOps,
             Kind::DropIn => &dropin::DropInOps,
+            Kind::Wireguard => &wireguard::WireguardOps,
         }
     }
 
     /// Every kind.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::File,
         Kind::Unit,
         Kind::Binary,
         Kind::Haproxy,
         Kind::Firewall,
         Kind::DropIn,
+        Kind::Wireguard,
     ];
 
     /// The name a kind has in the manifest (`file`, `unit`, `dropin`, ...).
@@ -80,6 +91,7 @@ impl Kind {
             Kind::Haproxy => "haproxy",
             Kind::Firewall => "firewall",
             Kind::DropIn => "dropin",
+            Kind::Wireguard => "wireguard",
         }
     }
 

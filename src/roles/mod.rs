@@ -6,6 +6,7 @@ pub mod balancer;
 pub mod forwarder;
 pub mod replicas;
 pub mod tproxy;
+pub mod wireguard;
 
 use crate::inventory::{Inventory, Node};
 use crate::resources::binary::Artifact;
@@ -19,6 +20,8 @@ pub struct Ctx<'a> {
     pub templates: &'a Templates,
     /// The relay build to ship to nodes that need it.
     pub relay: &'a Artifact,
+    /// WireGuard public keys read from the nodes.
+    pub keys: &'a wireguard::PublicKeys,
 }
 
 /// What a role adds to a node's plan.
@@ -37,4 +40,5 @@ pub const ALL: &[Role] = &[
     replicas::plan,
     tproxy::plan,
     balancer::plan,
+    wireguard::plan,
 ];

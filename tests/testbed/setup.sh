@@ -23,11 +23,11 @@ fi
 mkdir -p "$TESTBED"
 bash "$HERE/down.sh" >/dev/null 2>&1 || true
 
-if [ ! -f "$BASE/.vds-testbed-complete" ]; then
+if [ ! -f "$BASE/.vds-testbed-complete-2" ]; then
   echo "testbed: building the Debian root filesystem in $BASE (once, about a minute)"
   rm -rf "$BASE"
   debootstrap --variant=minbase \
-    --include=systemd,systemd-sysv,dbus,openssh-server,iptables,haproxy,iproute2,python3,socat,procps,curl,util-linux \
+    --include=systemd,systemd-sysv,dbus,openssh-server,iptables,haproxy,iproute2,python3,socat,procps,curl,util-linux,wireguard-tools,wireguard-go \
     bookworm "$BASE" http://deb.debian.org/debian >"$TESTBED/debootstrap.log" 2>&1 \
     || { tail -20 "$TESTBED/debootstrap.log" >&2; exit 1; }
   chroot "$BASE" systemctl enable systemd-networkd ssh >/dev/null 2>&1

@@ -1,0 +1,121 @@
+//! WireGuard tunnels (seeds 000 and 001): one `wg-quick` interface per network on each
+//! member, peers rendered with the public keys read back from the nodes.
+
+use std::collections::BTreeMap;
+
+use minijinja::context;
+
+use super::{Ctx, Output};
+use crate::inventory::{Topology, WgMember, WgNetwork};
+use crate::resources::{Part, dropin, unit, wireguard};
+use crate::templates::TemplateError;
+
+/// Public keys read from the nodes: (node, interface) → key. Private keys never leave them.
+#[derive(Debug, Clone, Default)]
+pub struct PublicKeys(pub BTreeMap<(String, String), String>);
+
+impl PublicKeys {
+    /// The key of `node`'s `iface`, or a placeholder naming where it will come from (shown
+    /// by `show`, which does not contact the nodes).
+    pub fn get_or_placeholder(&self, node: &str, iface: &str) -> String {
+        self.0
+            .get(&(node.to_string(), iface.to_string()))
+            .cloned()
+            .unwrap_or_else(|| format!("<public key of {node}/{iface}, read at deploy>"))
+    }
+}
+
+/// Adds the interfaces of every network `ctx.node` is a member of.
+pub fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
+    for w in &ctx.inv.wireguard {
+        if let Some(me) = w.member(&ctx.node.name) {
+            interface(ctx, w, me, out)?;
+        }
+    }
+    Ok(())
+}
+
+fn interface(
+    ctx: &Ctx,
+    w: &WgNetwork,
+    me: &WgMember,
+    out: &mut Output,
+) -> Result<(), TemplateError> {
+    let iface = &w.interface;
+    let is_hub = w.hub.as_deref() == Some(me.node.as_str());
+    let peers: Vec<minijinja::Value> = w
+        .peers_of(&me.node)
+        .into_iter()
+        .map(|p| {
+            let mut allowed = vec![p.host_cidr()];
+            // A spoke reaches the other spokes through the hub.
+            if w.topology == Topology::Hub && !is_hub {
+                allowed.extend(w.subnet());
+            }
+            allowed.extend(p.allowed_ips.iter().cloned());
+            if me.route_all {
+                allowed = vec!["0.0.0.0/0".to_string()];
+            }
+            allowed.dedup();
+            let endpoint = endpoint_of(ctx, w, p);
+            context! {
+                node => p.node.clone(),
+                public_key => ctx.keys.get_or_placeholder(&p.node, iface),
+                allowed_ips => allowed,
+                keepalive => (endpoint.is_some() && w.keepalive > 0).then_some(w.keepalive),
+                endpoint => endpoint,
+            }
+        })
+        .collect();
+    let masquerade = is_hub && w.members.iter().any(|m| m.route_all) && w.topology == Topology::Hub;
+    let public_key = ctx.keys.get_or_placeholder(&me.node, iface);
+    let conf = ctx.templates.render(
+        "wg.conf.j2",
+        context! {
+            node => me.node.clone(),
+            iface => iface,
+            topology => if w.topology == Topology::Hub { "hub" } else { "mesh" },
+            address => me.cidr(),
+            port => w.port,
+            key_file => wireguard::key_file(iface),
+            public_key => public_key.clone(),
+            forward => is_hub,
+            masquerade => masquerade,
+            subnet => w.subnet(),
+            peers => peers,
+        },
+    )?;
+    out.resources
+        .push(wireguard::config(iface, conf).in_part(Part::Setup));
+    // What only takes effect when the interface comes up (its address, its key, userspace)
+    // sits in the unit's drop-in: a change there restarts the tunnel; peer changes only
+    // reload it.
+    let drop = ctx.templates.render(
+        "wg-dropin.conf.j2",
+        context! {
+            iface => iface,
+            address => me.cidr(),
+            public_key => public_key,
+            userspace => me.userspace,
+            key_file => wireguard::key_file(iface),
+        },
+    )?;
+    let u = wireguard::unit(iface);
+    out.resources
+        .push(dropin::drop_in(&u, "vds-proxy.conf", drop).in_part(Part::Setup));
+    let mut spec = unit::running(&u, Vec::new());
+    spec.part = Part::Setup;
+    out.units.push(spec);
+    Ok(())
+}
+
+/// Where `node`'s peer `p` is reached: its endpoint, else its node's public IP and the port.
+fn endpoint_of(ctx: &Ctx, w: &WgNetwork, p: &WgMember) -> Option<String> {
+    p.endpoint.clone().or_else(|| {
+        let ip = ctx.inv.node(&p.node)?.public_ip?;
+        Some(match ip {
+            std::net::IpAddr::V4(a) => format!("{a}:{}", w.port),
+            std::net::IpAddr::V6(a) => format!("[{a}]:{}", w.port),
+        })
+    })
+}
