@@ -24,6 +24,10 @@ lint:
 bench-deploy:
     bash tests/testbed/bench-deploy.sh
 
+# Apply timings of the balancer (seed 003) and a WireGuard mesh on 3 testbed hosts (release build)
+bench-stack:
+    bash tests/testbed/bench-stack.sh
+
 # Boot N test hosts (default 3) and leave them running.
 testbed-up n="3":
     bash tests/testbed/setup.sh {{n}}

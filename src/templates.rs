@@ -46,6 +46,22 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ),
     ("wg.conf.j2", include_str!("../templates/wg.conf.j2")),
     (
+        "k8s-namespace.yaml.j2",
+        include_str!("../templates/k8s-namespace.yaml.j2"),
+    ),
+    (
+        "k8s-app.yaml.j2",
+        include_str!("../templates/k8s-app.yaml.j2"),
+    ),
+    (
+        "k8s-job.yaml.j2",
+        include_str!("../templates/k8s-job.yaml.j2"),
+    ),
+    (
+        "k8s-wg-egress.yaml.j2",
+        include_str!("../templates/k8s-wg-egress.yaml.j2"),
+    ),
+    (
         "wg-dropin.conf.j2",
         include_str!("../templates/wg-dropin.conf.j2"),
     ),

@@ -1050,3 +1050,71 @@ fn wireguard_tunnels_carry_traffic_and_grow_without_restarts() {
     }
     ssh(3, "systemctl stop wg-echo");
 }
+
+/// k3s workloads on h2 (no Kubernetes server runs here: the test checks delivery, not
+/// what k3s does with the files).
+fn k3s_inventory(apps: &[&str]) -> String {
+    let apps: Vec<String> = apps
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            format!(
+                r#"{{"name": "{a}", "image": "registry.example/{a}:1", "port": 8000, "node_port": {}}}"#,
+                30081 + i
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"nodes": [{{"name": "h2", "public_ip": "10.213.2.2"}}],
+            "k3s": {{"node": "h2", "namespace": "tg", "apps": [{}]}}}}"#,
+        apps.join(", ")
+    )
+}
+
+/// Seeds 000/001: manifests land where k3s's deploy controller looks, 0600, and prune and
+/// remove take them back; status says plainly when it cannot read readiness.
+#[test]
+fn k3s_manifests_are_placed_in_the_auto_deploy_directory_and_pruned() {
+    let env = Env::new("k3s");
+    let dir = "/var/lib/rancher/k3s/server/manifests";
+    std::fs::write(
+        env.dir.join("nodes.json"),
+        k3s_inventory(&["tgweb", "tgapi"]),
+    )
+    .unwrap();
+    let out = env.vds(&["deploy"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let listing = stdout(&ssh(2, &format!("cd {dir} && stat -c '%a %n' *")));
+    assert_eq!(
+        listing,
+        "600 vds-proxy-tg-namespace.yaml\n600 vds-proxy-tg-tgapi.yaml\n600 vds-proxy-tg-tgweb.yaml\n"
+    );
+    let api = stdout(&ssh(2, &format!("cat {dir}/vds-proxy-tg-tgapi.yaml")));
+    assert!(api.contains("      nodePort: 30082\n"), "{api}");
+
+    let out = env.vds(&["status"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        squeezed(&out).contains("h2 k3s deployment tg/tgweb FAIL kubectl not found on h2"),
+        "{}",
+        text(&out)
+    );
+
+    // Dropping an app prunes its manifest only.
+    std::fs::write(env.dir.join("nodes.json"), k3s_inventory(&["tgweb"])).unwrap();
+    let out = env.vds(&["deploy"]);
+    assert!(
+        stdout(&out).contains(&format!("removed {dir}/vds-proxy-tg-tgapi.yaml")),
+        "{}",
+        text(&out)
+    );
+    let listing = stdout(&ssh(2, &format!("ls {dir}")));
+    assert_eq!(
+        listing,
+        "vds-proxy-tg-namespace.yaml\nvds-proxy-tg-tgweb.yaml\n"
+    );
+
+    // Remove takes back the files and the directories vds-proxy created for them.
+    assert!(env.vds(&["remove"]).status.success());
+    assert_eq!(stdout(&ssh(2, "ls -d /var/lib/rancher 2>/dev/null")), "");
+}

@@ -10,6 +10,7 @@ pub mod probe;
 pub mod state;
 pub mod status;
 pub mod tunnels;
+pub mod workloads;
 
 use std::future::Future;
 use std::io::IsTerminal;

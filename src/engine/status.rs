@@ -6,7 +6,7 @@ use base64::Engine as _;
 use serde::Serialize;
 
 use super::probe::{self, ProbeResult};
-use super::{backends, gather, tunnels};
+use super::{backends, gather, tunnels, workloads};
 use crate::inventory::Inventory;
 use crate::plan::{HostPlan, Plan};
 use crate::shell::quote;
@@ -74,7 +74,7 @@ pub async fn host_checks(inv: &Inventory, plan: &HostPlan, opts: &ConnectOptions
     let script = format!(
         "{}echo \"@listen-begin\"; ss -Htln 2>/dev/null | awk '{{print \"@listen \" $4}}'\n{}",
         gather::script(plan),
-        backends::script(inv, node) + &tunnels::script(inv, node)
+        backends::script(inv, node) + &tunnels::script(inv, node) + &workloads::script(inv, node)
     );
     let facts = match t.run(&script).await {
         Ok(o) if o.status == 0 => match gather::parse(&o.stdout) {
@@ -158,6 +158,7 @@ pub async fn host_checks(inv: &Inventory, plan: &HostPlan, opts: &ConnectOptions
 
     out.extend(backends::checks(inv, node, &stdout, &facts));
     out.extend(tunnels::checks(inv, node, &stdout));
+    out.extend(workloads::checks(inv, node, &stdout));
 
     let listening: Vec<u16> = stdout
         .lines()

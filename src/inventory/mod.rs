@@ -64,6 +64,7 @@ fn empty(path: &Path) -> Inventory {
         routes: Vec::new(),
         services: Vec::new(),
         wireguard: Vec::new(),
+        k3s: None,
     }
 }
 

@@ -11,7 +11,7 @@ use super::error::Collector;
 use super::model::*;
 use super::reader::{Fields, kind, port_value};
 
-const TOP_KEYS: &[&str] = &["nodes", "routes", "services", "wireguard"];
+const TOP_KEYS: &[&str] = &["nodes", "routes", "services", "wireguard", "k3s"];
 const NODE_KEYS: &[&str] = &[
     "name",
     "public_ip",
@@ -65,6 +65,28 @@ const WG_MEMBER_KEYS: &[&str] = &[
     "route_all",
     "userspace",
 ];
+const K3S_KEYS: &[&str] = &[
+    "node",
+    "namespace",
+    "manifests_dir",
+    "apps",
+    "jobs",
+    "egress",
+];
+const K3S_APP_KEYS: &[&str] = &[
+    "name",
+    "image",
+    "replicas",
+    "port",
+    "host_port",
+    "node_port",
+    "tls_dir",
+    "role",
+    "allow_from",
+    "env",
+];
+const K3S_JOB_KEYS: &[&str] = &["name", "image", "parallelism", "completions", "ttl_seconds"];
+const K3S_EGRESS_KEYS: &[&str] = &["image", "secret"];
 const BALANCER_KEYS: &[&str] = &[
     "port",
     "algorithm",
@@ -83,6 +105,7 @@ pub fn parse(file: &Path, text: &str, c: &mut Collector) -> Inventory {
         routes: Vec::new(),
         services: Vec::new(),
         wireguard: Vec::new(),
+        k3s: None,
     };
     let root: Value = match serde_json::from_str(text) {
         Ok(v) => v,
@@ -117,6 +140,9 @@ pub fn parse(file: &Path, text: &str, c: &mut Collector) -> Inventory {
         if let Some(w) = wireguard(c, &path, v) {
             inv.wireguard.push(w);
         }
+    }
+    if let Some(v) = top.get("k3s") {
+        inv.k3s = k3s(c, &top.path_of("k3s"), v);
     }
     inv
 }
@@ -523,5 +549,164 @@ fn wg_member(c: &mut Collector, path: &str, v: &Value) -> Option<WgMember> {
         allowed_ips,
         route_all: f.bool_or(c, "route_all", false),
         userspace: f.bool_or(c, "userspace", false),
+    })
+}
+
+/// A container image reference: one word of printable characters.
+fn image(c: &mut Collector, f: &Fields) -> String {
+    let image = f.req_str(c, "image").unwrap_or_default();
+    if !image.is_empty()
+        && (image
+            .chars()
+            .any(|ch| ch.is_whitespace() || ch.is_control())
+            || image.len() > 255)
+    {
+        c.push(
+            f.path_of("image"),
+            format!(
+                "\"{image}\" is not an image reference; expected e.g. \"ghcr.io/example/tgweb:1.4\""
+            ),
+        );
+    }
+    image
+}
+
+fn absolute_path(c: &mut Collector, f: &Fields, key: &str) -> Option<String> {
+    let p = f.opt_str(c, key)?;
+    if p.starts_with('/') && is_one_line(&p) && !p.contains(['"', '\\']) {
+        Some(p)
+    } else {
+        c.push(
+            f.path_of(key),
+            format!("\"{p}\" is not an absolute path; expected e.g. \"/opt/certs/letsencrypt/tg.example.com\""),
+        );
+        None
+    }
+}
+
+fn k3s(c: &mut Collector, path: &str, v: &Value) -> Option<K3s> {
+    let f = Fields::new(c, path, v, K3S_KEYS)?;
+    let node = f.req_str(c, "node").unwrap_or_default();
+    let namespace = safe_name(c, &f, "namespace", false).unwrap_or_else(|| "vds-proxy".into());
+    let manifests_dir = absolute_path(c, &f, "manifests_dir")
+        .unwrap_or_else(|| "/var/lib/rancher/k3s/server/manifests".into());
+    let apps = f
+        .opt_array(c, "apps")
+        .into_iter()
+        .filter_map(|(p, a)| k3s_app(c, &p, a))
+        .collect();
+    let jobs = f
+        .opt_array(c, "jobs")
+        .into_iter()
+        .filter_map(|(p, j)| {
+            let f = Fields::new(c, &p, j, K3S_JOB_KEYS)?;
+            Some(K3sJob {
+                name: safe_name(c, &f, "name", true).unwrap_or_default(),
+                image: image(c, &f),
+                parallelism: f.opt_uint(c, "parallelism", 1, 10_000).unwrap_or(1) as u32,
+                completions: f.opt_uint(c, "completions", 1, 1_000_000).unwrap_or(1) as u32,
+                ttl_seconds: f.opt_uint(c, "ttl_seconds", 0, 604_800).unwrap_or(600) as u32,
+            })
+        })
+        .collect();
+    let egress = f.get("egress").and_then(|e| {
+        let f = Fields::new(c, &f.path_of("egress"), e, K3S_EGRESS_KEYS)?;
+        Some(K3sEgress {
+            image: image(c, &f),
+            secret: safe_name(c, &f, "secret", false).unwrap_or_else(|| "wg-egress".into()),
+        })
+    });
+    Some(K3s {
+        node,
+        namespace,
+        manifests_dir,
+        apps,
+        jobs,
+        egress,
+    })
+}
+
+fn k3s_app(c: &mut Collector, path: &str, v: &Value) -> Option<K3sApp> {
+    let f = Fields::new(c, path, v, K3S_APP_KEYS)?;
+    let node_port = f.opt_port(c, "node_port");
+    if let Some(p) = node_port
+        && !(30000..=32767).contains(&p)
+    {
+        c.push(
+            f.path_of("node_port"),
+            format!("node port {p} is outside the NodePort range; expected 30000-32767"),
+        );
+    }
+    let host_port = f.opt_port(c, "host_port");
+    if host_port.is_some() && node_port.is_some() {
+        c.push(
+            f.path_of("node_port"),
+            "an app is published either on a hostPort or on a NodePort, not both; remove one",
+        );
+    }
+    let allow_from = match f.get("allow_from") {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| match r.as_str() {
+                Some(s) if is_safe_name(s) => Some(s.to_string()),
+                _ => {
+                    c.push(
+                        format!("{}[{i}]", f.path_of("allow_from")),
+                        "expected a role name, e.g. \"control\"",
+                    );
+                    None
+                }
+            })
+            .collect(),
+        Some(other) => {
+            c.push(
+                f.path_of("allow_from"),
+                format!("expected an array of role names, found {}", kind(other)),
+            );
+            Vec::new()
+        }
+    };
+    let mut env = BTreeMap::new();
+    match f.get("env") {
+        None => {}
+        Some(Value::Object(map)) => {
+            for (k, v) in map {
+                let name_ok = k
+                    .chars()
+                    .next()
+                    .is_some_and(|ch| ch.is_ascii_alphabetic() || ch == '_')
+                    && k.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
+                match v.as_str() {
+                    Some(val) if name_ok => {
+                        env.insert(k.clone(), val.to_string());
+                    }
+                    _ => c.push(
+                        format!("{}.{k}", f.path_of("env")),
+                        "expected NAME (letters, digits, '_') with a string value",
+                    ),
+                }
+            }
+        }
+        Some(other) => c.push(
+            f.path_of("env"),
+            format!(
+                "expected an object of NAME: \"value\", found {}",
+                kind(other)
+            ),
+        ),
+    }
+    Some(K3sApp {
+        name: safe_name(c, &f, "name", true).unwrap_or_default(),
+        image: image(c, &f),
+        replicas: f.opt_uint(c, "replicas", 0, 1000).unwrap_or(1) as u32,
+        port: f.req_port(c, "port").unwrap_or(1),
+        host_port,
+        node_port,
+        tls_dir: absolute_path(c, &f, "tls_dir"),
+        role: safe_name(c, &f, "role", false),
+        allow_from,
+        env,
     })
 }

@@ -118,6 +118,39 @@ pub fn validate(inv: &Inventory, c: &mut Collector) {
             }
         }
     }
+    if let Some(k) = &inv.k3s {
+        check_node_ref(inv, c, "$.k3s.node", &k.node, &names);
+        let roles: Vec<&str> = k
+            .apps
+            .iter()
+            .filter_map(|a| a.role.as_deref())
+            .chain(["job"])
+            .collect();
+        let mut apps: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, a) in k.apps.iter().enumerate() {
+            let base = format!("$.k3s.apps[{i}]");
+            if let Some(first) = apps.insert(&a.name, i) {
+                c.push(
+                    format!("{base}.name"),
+                    format!(
+                        "duplicate app name \"{}\" (first used at $.k3s.apps[{first}])",
+                        a.name
+                    ),
+                );
+            }
+            for p in a.host_port.iter().chain(a.node_port.iter()) {
+                claim(c, &k.node, *p, format!("{base} (k3s app {})", a.name));
+            }
+            for (j, r) in a.allow_from.iter().enumerate() {
+                if !roles.contains(&r.as_str()) {
+                    c.push(
+                        format!("{base}.allow_from[{j}]"),
+                        format!("no app has role \"{r}\"; known roles: {}", roles.join(", ")),
+                    );
+                }
+            }
+        }
+    }
     validate_wireguard(inv, c, &names);
 }
 

@@ -10,6 +10,7 @@ pub mod dropin;
 pub mod file;
 pub mod firewall;
 pub mod haproxy;
+pub mod k8s;
 pub mod unit;
 pub mod wireguard;
 
@@ -36,6 +37,8 @@ pub enum Kind {
     DropIn,
     /// A WireGuard interface config (`wg-quick`).
     Wireguard,
+    /// A Kubernetes manifest in k3s's auto-deploy directory.
+    K8s,
 }
 
 /// What a kind contributes to the engine.
@@ -68,11 +71,12 @@ impl Kind {
             Kind::Firewall => &firewall::FirewallOps,
             Kind::DropIn => &dropin::DropInOps,
             Kind::Wireguard => &wireguard::WireguardOps,
+            Kind::K8s => &k8s::K8sOps,
         }
     }
 
     /// Every kind.
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::File,
         Kind::Unit,
         Kind::Binary,
@@ -80,6 +84,7 @@ impl Kind {
         Kind::Firewall,
         Kind::DropIn,
         Kind::Wireguard,
+        Kind::K8s,
     ];
 
     /// The name a kind has in the manifest (`file`, `unit`, `dropin`, ...).
@@ -92,6 +97,7 @@ impl Kind {
             Kind::Firewall => "firewall",
             Kind::DropIn => "dropin",
             Kind::Wireguard => "wireguard",
+            Kind::K8s => "k8s",
         }
     }
 

@@ -4,6 +4,7 @@
 
 pub mod balancer;
 pub mod forwarder;
+pub mod k3s;
 pub mod replicas;
 pub mod tproxy;
 pub mod wireguard;
@@ -41,4 +42,5 @@ pub const ALL: &[Role] = &[
     tproxy::plan,
     balancer::plan,
     wireguard::plan,
+    k3s::plan,
 ];
