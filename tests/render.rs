@@ -42,6 +42,35 @@ fn fake_keys(inv: &inventory::Inventory) -> PublicKeys {
     keys
 }
 
+/// `systemd-analyze verify` (see [`must_pass`]).
+const VERIFY: &[&str] = &[
+    "systemd-analyze",
+    "verify",
+    "--man=no",
+    "apt-get install systemd",
+];
+
+/// Runs `tool[..n-1] file` (the last element says how to install the tool) and fails the
+/// test with the tool's output unless it succeeds; returns its stdout.
+fn must_pass(tool: &[&str], file: &Path) -> String {
+    let (install, cmd) = tool.split_last().unwrap();
+    let out = std::process::Command::new(cmd[0])
+        .args(&cmd[1..])
+        .arg(file)
+        .env("SYSTEMD_LOG_COLOR", "0")
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}; install it: {install}", cmd[0]));
+    assert!(
+        out.status.success(),
+        "{} {}: {}{}",
+        cmd.join(" "),
+        file.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn plan_of(path: &str) -> (inventory::Inventory, Plan) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let inv = inventory::load(&root.join(path)).expect("example is valid");
@@ -136,18 +165,7 @@ fn rendered_units_pass_systemd_analyze_verify() {
             .replace("/usr/local/bin/mtproto-proxy", "/bin/true");
         let file = dir.join(r.path.rsplit('/').next().unwrap());
         std::fs::write(&file, text).unwrap();
-        let out = std::process::Command::new("systemd-analyze")
-            .args(["verify", "--man=no"])
-            .arg(&file)
-            .env("SYSTEMD_LOG_COLOR", "0")
-            .output()
-            .expect("systemd-analyze must be installed (apt-get install systemd)");
-        assert!(
-            out.status.success(),
-            "{}: {}",
-            r.path,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        must_pass(VERIFY, &file);
         checked += 1;
     }
     assert_eq!(
@@ -179,17 +197,7 @@ fn rendered_haproxy_drop_in_passes_systemd_analyze_verify() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("haproxy.service");
     std::fs::write(&file, unit + text).unwrap();
-    let out = std::process::Command::new("systemd-analyze")
-        .args(["verify", "--man=no"])
-        .arg(&file)
-        .env("SYSTEMD_LOG_COLOR", "0")
-        .output()
-        .expect("systemd-analyze must be installed (apt-get install systemd)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    must_pass(VERIFY, &file);
 }
 
 /// The TPROXY rule sets load with `iptables-restore --test` (nothing is committed).
@@ -215,16 +223,14 @@ fn rendered_tproxy_rules_pass_iptables_restore_test() {
             r.path.rsplit('/').next().unwrap()
         ));
         std::fs::write(&file, r.text_content().unwrap()).unwrap();
-        let out = std::process::Command::new("iptables-restore")
-            .args(["--test", "--noflush"])
-            .arg(&file)
-            .output()
-            .expect("iptables must be installed (apt-get install iptables)");
-        assert!(
-            out.status.success(),
-            "{}: {}",
-            r.path,
-            String::from_utf8_lossy(&out.stderr)
+        must_pass(
+            &[
+                "iptables-restore",
+                "--test",
+                "--noflush",
+                "apt-get install iptables",
+            ],
+            &file,
         );
     }
 }
@@ -247,16 +253,7 @@ fn rendered_haproxy_config_passes_haproxy_check() {
     assert!(text.contains("source 0.0.0.0 usesrc clientip"));
     let file = std::env::temp_dir().join(format!("vds-haproxy-{}.cfg", std::process::id()));
     std::fs::write(&file, text).unwrap();
-    let out = std::process::Command::new("haproxy")
-        .args(["-c", "-f"])
-        .arg(&file)
-        .output()
-        .expect("haproxy must be installed (apt-get install haproxy)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    must_pass(&["haproxy", "-c", "-f", "apt-get install haproxy"], &file);
 }
 
 /// Every rendered WireGuard config passes `wg-quick strip`, holds no private key, and its
@@ -274,18 +271,10 @@ fn rendered_wireguard_configs_pass_wg_quick_strip() {
             assert_eq!(r.mode, 0o600);
             let file = dir.join("wg0.conf");
             std::fs::write(&file, text).unwrap();
-            let out = std::process::Command::new("wg-quick")
-                .arg("strip")
-                .arg(&file)
-                .output()
-                .expect("wireguard-tools must be installed (apt-get install wireguard-tools)");
-            assert!(
-                out.status.success(),
-                "{}: {}",
-                r.path,
-                String::from_utf8_lossy(&out.stderr)
+            let stripped = must_pass(
+                &["wg-quick", "strip", "apt-get install wireguard-tools"],
+                &file,
             );
-            let stripped = String::from_utf8_lossy(&out.stdout);
             assert!(stripped.contains("[Peer]\nPublicKey = "), "{stripped}");
             checked += 1;
         }
@@ -298,17 +287,7 @@ fn rendered_wireguard_configs_pass_wg_quick_strip() {
                 .expect("wireguard-tools must be installed (apt-get install wireguard-tools)");
             let file = dir.join("wg-quick@wg0.service");
             std::fs::write(&file, unit + r.text_content().unwrap()).unwrap();
-            let out = std::process::Command::new("systemd-analyze")
-                .args(["verify", "--man=no"])
-                .arg(&file)
-                .env("SYSTEMD_LOG_COLOR", "0")
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            must_pass(VERIFY, &file);
         }
     }
     assert_eq!(checked, 2, "the hub and its spoke");
