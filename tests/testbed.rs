@@ -1018,6 +1018,16 @@ fn wireguard_tunnels_carry_traffic_and_grow_without_restarts() {
     assert_eq!(echo_from(1, "10.99.0.2", 9000), "through-the-tunnel\n");
     assert_eq!(echo_from(1, "10.99.0.3", 9100), "through-the-tunnel\n");
 
+    // --rotate-keys: new keys on every node, the tunnels restart with them and carry on.
+    let out = env.vds(&["deploy", "--rotate-keys"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let rotated = stdout(&ssh(1, "cat /etc/wireguard/wg0.key"));
+    assert_ne!(rotated.trim(), private);
+    assert!(!text(&out).contains(rotated.trim()));
+    assert_eq!(echo_from(1, "10.99.0.2", 9000), "through-the-tunnel\n");
+    assert_eq!(echo_from(1, "10.99.0.3", 9100), "through-the-tunnel\n");
+    assert_eq!(echo_from(2, "10.99.0.3", 9100), "through-the-tunnel\n");
+
     let out = env.vds(&["status"]);
     assert!(out.status.success(), "{}", text(&out));
     let s = squeezed(&out);
