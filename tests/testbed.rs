@@ -1128,3 +1128,93 @@ fn k3s_manifests_are_placed_in_the_auto_deploy_directory_and_pruned() {
     assert!(env.vds(&["remove"]).status.success());
     assert_eq!(stdout(&ssh(2, "ls -d /var/lib/rancher 2>/dev/null")), "");
 }
+
+/// A connection through the balancer on h1 that stays open; each call of `ping` sends a
+/// line and reads it back.
+struct Held(std::net::TcpStream);
+
+impl Held {
+    fn open() -> Held {
+        let s = std::net::TcpStream::connect(format!("{}:8500", ip(1))).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+            .unwrap();
+        let mut h = Held(s);
+        assert!(h.ping(), "a fresh connection echoes");
+        h
+    }
+
+    fn ping(&mut self) -> bool {
+        use std::io::{BufRead, Write};
+        if self.0.write_all(b"still here\n").is_err() {
+            return false;
+        }
+        let mut line = String::new();
+        let mut r = std::io::BufReader::new(&self.0);
+        matches!(r.read_line(&mut line), Ok(n) if n > 0) && line == "still here\n"
+    }
+}
+
+/// Scale-down waits for the connections the old haproxy worker still holds on a removed
+/// replica before stopping it, and says when drain_timeout cut some.
+#[test]
+fn a_scale_down_waits_for_open_connections_on_removed_replicas() {
+    let env = Env::new("drain");
+    let inventory = |replicas: u32, drain: u32| {
+        balanced(replicas).replace(
+            r#""balancer": {"port": 8500}"#,
+            &format!(r#""balancer": {{"port": 8500, "drain_timeout": {drain}}}"#),
+        )
+    };
+    std::fs::write(env.dir.join("nodes.json"), inventory(2, 30)).unwrap();
+    assert!(env.vds(&["deploy"]).status.success());
+    wait_servers_up(2);
+
+    // leastconn puts one held connection on each replica.
+    let mut held = vec![Held::open(), Held::open()];
+    let closer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(7));
+        let alive = held.iter_mut().all(|h| h.ping());
+        drop(held);
+        alive
+    });
+    std::fs::write(env.dir.join("nodes.json"), inventory(1, 30)).unwrap();
+    let start = std::time::Instant::now();
+    let out = env.vds(&["deploy"]);
+    let took = start.elapsed();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        closer.join().unwrap(),
+        "a held connection was cut by the scale-down"
+    );
+    // It waited for the held connection: the drain took seconds, the deploy until the close.
+    let waited: u64 = stdout(&out)
+        .split("stopped echo@2.service after its connections closed (")
+        .nth(1)
+        .and_then(|r| r.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no drain line: {}", text(&out)));
+    assert!(waited >= 1, "did not wait: {}", text(&out));
+    assert!(
+        took >= std::time::Duration::from_secs(6),
+        "did not wait: {took:?}"
+    );
+    assert_eq!(
+        stdout(&ssh(1, "systemctl is-active echo@2.service")),
+        "inactive\n"
+    );
+
+    // With a short drain_timeout, a connection that stays open is cut, and the deploy says so.
+    std::fs::write(env.dir.join("nodes.json"), inventory(2, 1)).unwrap();
+    assert!(env.vds(&["deploy"]).status.success());
+    wait_servers_up(2);
+    let held = vec![Held::open(), Held::open()];
+    std::fs::write(env.dir.join("nodes.json"), inventory(1, 1)).unwrap();
+    let out = env.vds(&["deploy"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        stdout(&out).contains("stopped echo@2.service with 1 connection(s) still open"),
+        "{}",
+        text(&out)
+    );
+    drop(held);
+    assert!(env.vds(&["remove"]).status.success());
+}

@@ -316,10 +316,29 @@ echo "@step stage"
     }
 
     if !changes.prune_units_late.is_empty() {
-        // The balancer was reloaded without these backends: give the connections it still
-        // had on them a moment, then stop them.
+        // The balancer was reloaded without these backends; its old worker still serves
+        // the connections it had on them. Wait until they closed (up to the unit's drain
+        // time), then stop them.
         let _ = writeln!(s, "echo \"@step drain\"\nsleep {LATE_STOP_GRACE_SECS}");
-        stop_units(&mut s, &changes.prune_units_late);
+        for u in &changes.prune_units_late {
+            if u.drain_secs == 0 || u.ports.is_empty() {
+                continue;
+            }
+            let filter: Vec<String> = u.ports.iter().map(|p| format!("sport = :{p}")).collect();
+            let _ = writeln!(
+                s,
+                "i=0; while n=$(ss -Htn state established '( {f} )' | wc -l); [ \"$n\" -gt 0 ] && [ $i -lt {max} ]; do sleep 0.2; i=$((i+1)); done; if [ \"$n\" -gt 0 ]; then echo \"@drain-timeout {unit} $n\"; else echo \"@drained {unit} $((i/5))\"; fi",
+                f = filter.join(" or "),
+                max = u.drain_secs * 5,
+                unit = u.unit,
+            );
+        }
+        let names: Vec<String> = changes
+            .prune_units_late
+            .iter()
+            .map(|u| u.unit.clone())
+            .collect();
+        stop_units(&mut s, &names);
     }
     for f in changes.prune_files.iter().filter(|f| f.adopted) {
         let _ = writeln!(s, "rm -f {}/{}", ORIG_DIR, orig_name(&f.path));
@@ -428,6 +447,10 @@ pub struct Report {
     pub restarted: Vec<String>,
     pub reloaded: Vec<String>,
     pub started: Vec<String>,
+    /// Backends stopped once their connections had closed: (unit, seconds waited).
+    pub drained: Vec<String>,
+    /// Backends stopped with connections still open when the drain time ran out.
+    pub drain_timeouts: Vec<String>,
     pub done: bool,
 }
 
@@ -450,6 +473,8 @@ pub fn parse_report(stdout: &str) -> Report {
             "@restart" => r.restarted.push(rest),
             "@reload" => r.reloaded.push(rest),
             "@start" => r.started.push(rest),
+            "@drained" => r.drained.push(rest),
+            "@drain-timeout" => r.drain_timeouts.push(rest),
             "@done" => r.done = true,
             _ => {}
         }

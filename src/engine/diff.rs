@@ -29,7 +29,7 @@ pub struct Changes<'p> {
     pub prune_units: Vec<String>,
     /// Managed units the plan no longer has that stop only after activation (backends
     /// behind a balancer, which is reloaded without them first).
-    pub prune_units_late: Vec<String>,
+    pub prune_units_late: Vec<UnitEntry>,
     /// Planned files that exist but were never vds-proxy's: their originals are kept.
     pub adopt: Vec<String>,
     /// Adopted units the plan no longer has: reloaded (their files were restored), not stopped.
@@ -285,6 +285,12 @@ pub fn manifest_for(
             .map(|u| UnitEntry {
                 unit: u.name.clone(),
                 late_stop: u.late_stop,
+                drain_secs: if u.late_stop { u.drain_secs } else { 0 },
+                ports: if u.late_stop {
+                    u.ports.clone()
+                } else {
+                    Vec::new()
+                },
                 adopted: adopted_units.contains(&u.name),
                 part: u.part,
                 service: resources
@@ -303,12 +309,12 @@ pub fn manifest_for(
 /// adopted ones (reloaded, left running).
 fn split_late<'a>(
     units: impl Iterator<Item = &'a UnitEntry>,
-) -> (Vec<String>, Vec<String>, Vec<String>) {
+) -> (Vec<String>, Vec<UnitEntry>, Vec<String>) {
     let (mut early, mut late, mut released) = (Vec::new(), Vec::new(), Vec::new());
     for u in units {
         match (u.adopted, u.late_stop) {
             (true, _) => released.push(u.unit.clone()),
-            (false, true) => late.push(u.unit.clone()),
+            (false, true) => late.push(u.clone()),
             (false, false) => early.push(u.unit.clone()),
         }
     }

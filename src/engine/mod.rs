@@ -353,6 +353,20 @@ fn summary_lines(changes: &Changes, report: &apply::Report) -> Vec<String> {
     for f in &changes.prune_files {
         out.push(format!("removed {}", f.path));
     }
+    for d in &report.drained {
+        if let Some((u, secs)) = d.split_once(' ') {
+            out.push(format!(
+                "stopped {u} after its connections closed ({secs} s)"
+            ));
+        }
+    }
+    for d in &report.drain_timeouts {
+        if let Some((u, n)) = d.split_once(' ') {
+            out.push(format!(
+                "stopped {u} with {n} connection(s) still open: drain_timeout ran out"
+            ));
+        }
+    }
     for (verb, units) in [
         ("restarted", &report.restarted),
         ("reloaded", &report.reloaded),
@@ -416,7 +430,10 @@ async fn describe(t: &dyn Transport, changes: &Changes<'_>, redactor: &Redactor)
         out.push_str(&format!("would stop and disable {u}\n"));
     }
     for u in &changes.prune_units_late {
-        out.push_str(&format!("would stop and disable {u} (after the reload)\n"));
+        out.push_str(&format!(
+            "would stop and disable {} (after the reload, once its connections closed)\n",
+            u.unit
+        ));
     }
     for a in &changes.actions {
         out.push_str(&format!("would run: {}\n", action_text(a)));

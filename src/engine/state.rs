@@ -39,6 +39,10 @@ fn is_false(b: &bool) -> bool {
     !b
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// Where the originals of adopted files are kept.
 pub const ORIG_DIR: &str = "/var/lib/vds-proxy/orig";
 
@@ -56,6 +60,12 @@ pub struct UnitEntry {
     /// Stopped only after the rest of an apply is active (a backend behind a balancer).
     #[serde(default, skip_serializing_if = "is_false")]
     pub late_stop: bool,
+    /// Seconds to wait for its connections to close before it is stopped (late stop).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub drain_secs: u32,
+    /// TCP ports it listens on (whose connections a drain waits for).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<u16>,
     /// It was enabled or running before vds-proxy managed it (e.g. the haproxy package's
     /// unit): letting go of it reloads it instead of stopping it.
     #[serde(default, skip_serializing_if = "is_false")]
@@ -143,6 +153,8 @@ mod tests {
                 unit: "a.service".into(),
                 service: None,
                 late_stop: true,
+                drain_secs: 30,
+                ports: vec![10000],
                 adopted: false,
                 part: Part::Backends,
             }],

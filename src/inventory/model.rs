@@ -152,6 +152,8 @@ pub struct Balancer {
     pub transparent: bool,
     pub stats_socket: String,
     pub stats_address: String,
+    /// Seconds a scale-down waits for a removed replica's connections to close.
+    pub drain_timeout: u32,
     /// Where haproxy reaches the replicas; see [`Inventory::backend_address`].
     pub backend_address: Option<IpAddr>,
 }

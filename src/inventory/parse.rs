@@ -95,6 +95,7 @@ const BALANCER_KEYS: &[&str] = &[
     "stats_socket",
     "stats_address",
     "backend_address",
+    "drain_timeout",
 ];
 
 /// Parses the text of `nodes.json`; `file` names it in messages.
@@ -432,6 +433,7 @@ fn balancer(c: &mut Collector, path: &str, v: &Value) -> Option<Balancer> {
         stats_socket,
         stats_address,
         backend_address: f.opt_ip(c, "backend_address"),
+        drain_timeout: f.opt_uint(c, "drain_timeout", 0, 86_400).unwrap_or(30) as u32,
     })
 }
 

@@ -178,6 +178,9 @@ pub struct UnitSpec {
     /// When it is no longer wanted, stop it only after everything else is active (a
     /// backend that a balancer must stop sending traffic to first).
     pub late_stop: bool,
+    /// With `late_stop`: how long to wait for its established connections to close
+    /// before stopping it (0: stop after the grace period).
+    pub drain_secs: u32,
     pub part: Part,
     /// TCP ports it listens on once active: checked after every apply that touched it.
     pub ports: Vec<u16>,

@@ -42,6 +42,7 @@ pub fn running(name: &str, ports: Vec<u16>) -> UnitSpec {
         enable: true,
         start: true,
         late_stop: false,
+        drain_secs: 0,
         part: Part::default(),
         ports,
     }
