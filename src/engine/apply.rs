@@ -283,9 +283,14 @@ echo "@step stage"
             Action::Restart(u) => ("restart", u),
             Action::Reload(u) => ("reload", u),
         };
+        // A restart of a unit that was not running is reported as what it is: a start.
+        let tag = match verb {
+            "restart" if facts.unit(u).active != "active" => "start",
+            v => v,
+        };
         let _ = writeln!(
             s,
-            "echo \"@{verb} {u}\"; systemctl {verb} {} 2>&1 | sed 's/^/@log /'",
+            "echo \"@{tag} {u}\"; systemctl {verb} {} 2>&1 | sed 's/^/@log /'",
             q(u)
         );
     }

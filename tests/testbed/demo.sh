@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job in one command: build vds-proxy, boot two local test hosts, deploy the seed
-# 000 system to them (h1 = the VDS, h2 = the node behind it), and print status.
+# The main job in one command: build vds-proxy, boot two local test hosts, deploy to them
+# the seed 000 routes (h1 = the VDS, h2 = the node behind it), seed 003's replicas behind a
+# transparent HAProxy on the VDS, and a WireGuard tunnel between the two; print status.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export DEBIAN_FRONTEND=noninteractive
@@ -19,6 +20,17 @@ cat > "$DEMO/nodes.json" <<'JSON'
   "routes": [
     {"domain": "tg.example.com", "port": 8443, "proxy_node": "vds-1", "target_node": "k3s-node", "target_port": 8443, "service": "tgweb", "ssl": true, "description": "Telegram Mini App (HTTPS)"},
     {"domain": "tg.example.com", "port": 8444, "proxy_node": "vds-1", "target_node": "k3s-node", "target_port": 8443, "service": "tgweb-legacy", "forwarder": "socat"}
+  ],
+  "services": [
+    {"name": "mtproxy", "node": "vds-1", "replicas": 2, "base_port": 10000,
+     "exec": ["/usr/bin/socat", "TCP-LISTEN:{port},fork,reuseaddr", "SYSTEM:echo replica on {port} sees $SOCAT_PEERADDR"],
+     "secret": "0123456789abcdef0123456789abcdef",
+     "balancer": {"port": 443, "transparent": true}}
+  ],
+  "wireguard": [
+    {"interface": "wg0", "members": [
+      {"node": "vds-1", "address": "10.99.0.1/24", "userspace": true},
+      {"node": "k3s-node", "address": "10.99.0.2/24", "endpoint": "10.213.2.2:51820", "userspace": true}]}
   ]
 }
 JSON
@@ -34,5 +46,10 @@ echo "== show --routes"; $V -i "$DEMO/nodes.json" show --routes
 echo "== deploy";        $V -i "$DEMO/nodes.json" deploy
 echo "== deploy again (no-op)"; $V -i "$DEMO/nodes.json" deploy
 echo "== traffic through the VDS"; printf 'hello through vds-1:8443\n' | timeout 3 socat - TCP:10.213.1.2:8443
+echo "== through HAProxy on vds-1:443 (TPROXY: the replica sees this machine's address)"
+sleep 2; printf 'hello\n' | timeout 3 socat - TCP:10.213.1.2:443
+echo "== over the WireGuard tunnel, from vds-1 to k3s-node's tunnel address"
+ssh -o BatchMode=yes -o UserKnownHostsFile="$TB/known_hosts" -i "$TB/id_ed25519" root@10.213.1.2 \
+  "printf 'hello over wg0\n' | timeout 3 socat - TCP:10.99.0.2:8443"
 echo "== status";        $V -i "$DEMO/nodes.json" status
 echo "(hosts keep running; stop them with: bash tests/testbed/down.sh)"
