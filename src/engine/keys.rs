@@ -13,6 +13,15 @@ use crate::roles::wireguard::PublicKeys;
 use crate::shell::quote;
 use crate::transport::{self, ConnectOptions};
 
+/// A WireGuard public key: 32 bytes in base64 (44 characters ending in `=`).
+fn is_public_key(k: &str) -> bool {
+    use base64::Engine as _;
+    k.len() == 44
+        && base64::engine::general_purpose::STANDARD
+            .decode(k)
+            .is_ok_and(|b| b.len() == 32)
+}
+
 /// What the key step may do on the nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyMode {
@@ -84,9 +93,13 @@ pub async fn gather(
         for line in out.stdout.lines() {
             let mut words = line.split_whitespace();
             match (words.next(), words.next(), words.next()) {
-                (Some("@pub"), Some(iface), Some(key)) => {
+                (Some("@pub"), Some(iface), Some(key)) if is_public_key(key) => {
                     keys.0.insert((node.clone(), iface.to_string()), key.to_string());
                 }
+                (Some("@pub"), Some(iface), _) => problems.push(format!(
+                    "{node}: {iface}'s public key is not a WireGuard key; check {}",
+                    wireguard::key_file(iface)
+                )),
                 (Some("@nowg"), _, _) => problems.push(format!(
                     "{node}: the wg command is missing; install wireguard-tools (and wireguard-go for userspace tunnels)"
                 )),
@@ -106,4 +119,18 @@ pub async fn gather(
         );
     }
     Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_32_byte_base64_keys_are_public_keys() {
+        assert!(super::is_public_key(
+            "KpsRVjodxC8f/l3/1WrwZ7PHqoFcl5JKDtWEkwhuon8="
+        ));
+        assert!(!super::is_public_key("(none)"));
+        assert!(!super::is_public_key(
+            "KpsRVjodxC8f/l3/1WrwZ7PHqoFcl5JKDtWEkwhuon8"
+        ));
+    }
 }
