@@ -377,3 +377,74 @@ pub fn removal<'p>(facts: &Facts, service: Option<&str>) -> Changes<'p> {
         write_manifest,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::Connection;
+    use crate::resources::Kind;
+
+    /// A plan with a setup file and one backend replica unit; a host whose manifest also
+    /// has a second replica (the inventory scaled 2 -> 1) with its env file.
+    fn scaled_down() -> (HostPlan, Facts) {
+        let setup =
+            Resource::text(Kind::File, "/etc/a.conf", "a\n".into(), 0o644).in_part(Part::Setup);
+        let mut replica = unit::running("echo@1.service", vec![10000]);
+        replica.part = Part::Backends;
+        let plan = HostPlan {
+            node: "h1".into(),
+            connection: Connection::Ssh,
+            resources: vec![setup],
+            units: vec![replica],
+        };
+        let mut facts = Facts::default();
+        facts.manifest.files.push(FileEntry {
+            path: "/etc/vds-proxy/echo/2.env".into(),
+            sha256: "00".into(),
+            kind: "file".into(),
+            service: Some("echo".into()),
+            adopted: false,
+            part: Part::Backends,
+        });
+        for (n, port) in [(1, 10000), (2, 10001)] {
+            facts.manifest.units.push(UnitEntry {
+                unit: format!("echo@{n}.service"),
+                service: Some("echo".into()),
+                late_stop: true,
+                drain_secs: 30,
+                ports: vec![port],
+                adopted: false,
+                part: Part::Backends,
+            });
+        }
+        (plan, facts)
+    }
+
+    #[test]
+    fn a_full_deploy_drains_and_prunes_what_the_inventory_dropped() {
+        let (plan, facts) = scaled_down();
+        let c = diff(&plan, &facts, None);
+        assert_eq!(c.prune_units_late.len(), 1);
+        assert_eq!(c.prune_units_late[0].unit, "echo@2.service");
+        assert_eq!(c.prune_units_late[0].ports, vec![10001]);
+        assert_eq!(c.prune_units_late[0].drain_secs, 30);
+        assert_eq!(c.prune_files[0].path, "/etc/vds-proxy/echo/2.env");
+        assert!(!c.manifest.units.iter().any(|u| u.unit == "echo@2.service"));
+    }
+
+    #[test]
+    fn a_partial_deploy_leaves_other_parts_and_their_manifest_entries_alone() {
+        let (plan, facts) = scaled_down();
+        let c = diff(&plan, &facts, Some(&[Part::Setup]));
+        assert_eq!(c.write.len(), 1, "the setup file is written");
+        assert!(c.prune_units.is_empty() && c.prune_units_late.is_empty());
+        assert!(c.prune_files.is_empty());
+        assert!(
+            c.start.is_empty(),
+            "backend units are not started by --only setup"
+        );
+        assert!(c.manifest.units.iter().any(|u| u.unit == "echo@2.service"));
+        assert!(c.manifest.file("/etc/vds-proxy/echo/2.env").is_some());
+        assert!(c.manifest.file("/etc/a.conf").is_some());
+    }
+}
