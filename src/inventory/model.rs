@@ -134,6 +134,11 @@ pub struct Service {
     pub secret: Option<String>,
     pub description: Option<String>,
     pub balancer: Option<Balancer>,
+    /// Run each replica as this container image (`docker run`, as seed 003 does); `exec`
+    /// then holds extra arguments for the container.
+    pub image: Option<String>,
+    /// The port the container listens on inside (the MTProxy image: 443).
+    pub container_port: u16,
 }
 
 impl Service {

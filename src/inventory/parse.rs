@@ -47,6 +47,8 @@ const SERVICE_KEYS: &[&str] = &[
     "secret",
     "description",
     "balancer",
+    "image",
+    "container_port",
 ];
 const WG_KEYS: &[&str] = &[
     "interface",
@@ -344,6 +346,7 @@ fn route(c: &mut Collector, path: &str, v: &Value) -> Option<Route> {
 
 fn service(c: &mut Collector, path: &str, v: &Value) -> Option<Service> {
     let f = Fields::new(c, path, v, SERVICE_KEYS)?;
+    let image = f.get("image").is_some().then(|| image(c, &f));
     let exec = match f.get("exec") {
         Some(Value::Array(items)) if !items.is_empty() => items
             .iter()
@@ -359,10 +362,11 @@ fn service(c: &mut Collector, path: &str, v: &Value) -> Option<Service> {
                 }
             })
             .collect(),
+        None if image.is_some() => Vec::new(),
         _ => {
             c.push(
                 f.path_of("exec"),
-                "required: the replica's command line as an array of strings, e.g. [\"/usr/local/bin/mtproto-proxy\", \"-H\", \"{port}\"]",
+                "required (unless \"image\" runs the replicas as containers): the replica's command line as an array of strings, e.g. [\"/usr/local/bin/mtproto-proxy\", \"-H\", \"{port}\"]",
             );
             Vec::new()
         }
@@ -388,6 +392,8 @@ fn service(c: &mut Collector, path: &str, v: &Value) -> Option<Service> {
         secret,
         description: one_line(c, &f, "description"),
         balancer,
+        image,
+        container_port: f.opt_port(c, "container_port").unwrap_or(443),
     })
 }
 

@@ -34,7 +34,11 @@ fn service(ctx: &Ctx, s: &Service, out: &mut Output) -> Result<(), TemplateError
         .join(" ");
     let text = ctx.templates.render(
         "replica@.service.j2",
-        context! { service => Value::from(Serde(s)), exec => exec },
+        context! {
+            service => Value::from(Serde(s)),
+            exec => exec,
+            publish => ctx.inv.backend_address(s).map_or("127.0.0.1".to_string(), |a| a.to_string()),
+        },
     )?;
     out.resources.push(
         unit::unit_file(&format!("{}@.service", s.name), text, &instances)
