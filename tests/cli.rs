@@ -142,6 +142,16 @@ const BAD: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
+        "stats-socket",
+        concat!(
+            r#"{"nodes": [{"name": "a"}], "services": [{"name": "mt", "node": "a", "exec": ["/bin/true"], "#,
+            r#""balancer": {"stats_socket": "/tmp/x y.sock"}}]}"#
+        ),
+        &[
+            "$.services[0].balancer.stats_socket: expected a socket in /run/haproxy/ (haproxy runs as user haproxy and can only create it there), e.g. \"/run/haproxy/admin.sock\"",
+        ],
+    ),
+    (
         "transparent-loopback",
         concat!(
             r#"{"nodes": [{"name": "a"}], "services": [{"name": "mt", "node": "a", "exec": ["/bin/true"], "#,

@@ -416,10 +416,15 @@ fn balancer(c: &mut Collector, path: &str, v: &Value) -> Option<Balancer> {
     let stats_socket = f
         .opt_str(c, "stats_socket")
         .unwrap_or_else(|| "/run/haproxy/admin.sock".into());
-    if !stats_socket.starts_with('/') || !is_one_line(&stats_socket) || stats_socket.contains(' ') {
+    let name_ok = stats_socket.strip_prefix("/run/haproxy/").is_some_and(|n| {
+        !n.is_empty()
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    });
+    if !name_ok {
         c.push(
             f.path_of("stats_socket"),
-            "expected an absolute path without spaces, e.g. \"/run/haproxy/admin.sock\"",
+            "expected a socket in /run/haproxy/ (haproxy runs as user haproxy and can only create it there), e.g. \"/run/haproxy/admin.sock\"",
         );
     }
     let stats_address = f
