@@ -37,6 +37,8 @@ pub struct Loaded {
     pub settings: Settings,
     pub plan: Plan,
     pub redactor: Redactor,
+    /// Connections kept open between the steps of one verb.
+    pub pool: std::sync::Arc<crate::transport::Pool>,
     templates: Templates,
     relay: Artifact,
 }
@@ -101,6 +103,7 @@ pub fn load(global: &Global) -> Result<Loaded> {
         settings,
         plan,
         redactor,
+        pool: Default::default(),
         templates,
         relay,
     })

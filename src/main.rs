@@ -241,11 +241,11 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// Connection options; every step of one verb shares the same connection pool.
 fn options(loaded: &Loaded, connect: &Connect) -> (ConnectOptions, usize) {
-    (
-        ConnectOptions::new(&loaded.settings, connect.accept_new_host_keys),
-        connect.parallel.unwrap_or(loaded.settings.parallel),
-    )
+    let mut opts = ConnectOptions::new(&loaded.settings, connect.accept_new_host_keys);
+    opts.pool = loaded.pool.clone();
+    (opts, connect.parallel.unwrap_or(loaded.settings.parallel))
 }
 
 fn deploy(

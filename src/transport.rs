@@ -60,6 +60,34 @@ pub struct ConnectOptions {
     pub ssh_config: Option<std::path::PathBuf>,
     pub ssh_key: Option<std::path::PathBuf>,
     pub known_hosts: Option<std::path::PathBuf>,
+    /// Connections a step before kept open for the next one (see [`Pool`]).
+    pub pool: std::sync::Arc<Pool>,
+}
+
+/// Open connections handed from one step of a verb to the next (the WireGuard key step
+/// to the deploy), so a host is connected to once.
+#[derive(Default)]
+pub struct Pool(std::sync::Mutex<std::collections::HashMap<String, Box<dyn Transport>>>);
+
+impl Pool {
+    /// Keeps `t`, the connection to `node`, for the next [`connect`] to it.
+    pub fn put(&self, node: &str, t: Box<dyn Transport>) {
+        self.0
+            .lock()
+            .expect("pool lock")
+            .insert(node.to_string(), t);
+    }
+
+    fn take(&self, node: &str) -> Option<Box<dyn Transport>> {
+        self.0.lock().expect("pool lock").remove(node)
+    }
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.lock().map(|m| m.len()).unwrap_or(0);
+        write!(f, "Pool({n} open)")
+    }
 }
 
 impl ConnectOptions {
@@ -72,15 +100,20 @@ impl ConnectOptions {
             ssh_config: settings.ssh_config.clone(),
             ssh_key: settings.ssh_key.clone(),
             known_hosts: settings.known_hosts.clone(),
+            pool: Default::default(),
         }
     }
 }
 
-/// Opens the connection a node's inventory entry asks for.
+/// Opens the connection a node's inventory entry asks for (or takes the one an earlier
+/// step left in the pool).
 pub async fn connect(
     node: &Node,
     opts: &ConnectOptions,
 ) -> Result<Box<dyn Transport>, TransportError> {
+    if let Some(t) = opts.pool.take(&node.name) {
+        return Ok(t);
+    }
     match node.connection {
         Connection::Local => Ok(Box::new(Local {
             label: format!("{} (local)", node.name),

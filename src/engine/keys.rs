@@ -78,6 +78,7 @@ pub async fn gather(
         let n = inv.node(node).expect("members are validated nodes");
         let t = transport::connect(n, opts).await?;
         let out = t.run(&script(ifaces, mode)).await?;
+        opts.pool.put(node, t);
         anyhow::Ok((node.to_string(), out))
     });
     let mut keys = PublicKeys::default();
