@@ -333,6 +333,7 @@ fn rendered_k8s_manifests_validate_against_the_kubernetes_schemas() {
             "Service",
             "Deployment",
             "Service",
+            "Secret",
             "Deployment",
             "Service",
             "NetworkPolicy",

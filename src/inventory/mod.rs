@@ -76,9 +76,12 @@ impl Inventory {
 
     /// Every secret value the inventory holds, for redaction of all output.
     pub fn secrets(&self) -> Vec<String> {
-        self.services
+        let services = self.services.iter().filter_map(|s| s.secret.clone());
+        let apps = self
+            .k3s
             .iter()
-            .filter_map(|s| s.secret.clone())
-            .collect()
+            .flat_map(|k| &k.apps)
+            .flat_map(|a| a.secret_env.values().cloned());
+        services.chain(apps).collect()
     }
 }

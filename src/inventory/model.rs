@@ -295,6 +295,9 @@ pub struct K3sApp {
     /// Only pods with these roles may connect to it (a NetworkPolicy); empty: anyone.
     pub allow_from: Vec<String>,
     pub env: BTreeMap<String, String>,
+    /// Like `env`, but kept in a Secret and never printed (redacted in show, diffs, status).
+    #[serde(skip)]
+    pub secret_env: BTreeMap<String, String>,
 }
 
 /// A batch Job; its pods get role `job` and accept no connections (jobs cannot reach

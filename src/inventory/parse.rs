@@ -86,6 +86,7 @@ const K3S_APP_KEYS: &[&str] = &[
     "role",
     "allow_from",
     "env",
+    "secret_env",
 ];
 const K3S_JOB_KEYS: &[&str] = &["name", "image", "parallelism", "completions", "ttl_seconds"];
 const K3S_EGRESS_KEYS: &[&str] = &["image", "secret"];
@@ -681,8 +682,27 @@ fn k3s_app(c: &mut Collector, path: &str, v: &Value) -> Option<K3sApp> {
             Vec::new()
         }
     };
+    let env = env_map(c, &f, "env");
+    let secret_env = env_map(c, &f, "secret_env");
+    Some(K3sApp {
+        name: safe_name(c, &f, "name", true).unwrap_or_default(),
+        image: image(c, &f),
+        replicas: f.opt_uint(c, "replicas", 0, 1000).unwrap_or(1) as u32,
+        port: f.req_port(c, "port").unwrap_or(1),
+        host_port,
+        node_port,
+        tls_dir: absolute_path(c, &f, "tls_dir"),
+        role: safe_name(c, &f, "role", false),
+        allow_from,
+        env,
+        secret_env,
+    })
+}
+
+/// An object of environment variables: NAME (letters, digits, '_') to string.
+fn env_map(c: &mut Collector, f: &Fields, key: &str) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
-    match f.get("env") {
+    match f.get(key) {
         None => {}
         Some(Value::Object(map)) => {
             for (k, v) in map {
@@ -696,30 +716,19 @@ fn k3s_app(c: &mut Collector, path: &str, v: &Value) -> Option<K3sApp> {
                         env.insert(k.clone(), val.to_string());
                     }
                     _ => c.push(
-                        format!("{}.{k}", f.path_of("env")),
+                        format!("{}.{k}", f.path_of(key)),
                         "expected NAME (letters, digits, '_') with a string value",
                     ),
                 }
             }
         }
         Some(other) => c.push(
-            f.path_of("env"),
+            f.path_of(key),
             format!(
                 "expected an object of NAME: \"value\", found {}",
                 kind(other)
             ),
         ),
     }
-    Some(K3sApp {
-        name: safe_name(c, &f, "name", true).unwrap_or_default(),
-        image: image(c, &f),
-        replicas: f.opt_uint(c, "replicas", 0, 1000).unwrap_or(1) as u32,
-        port: f.req_port(c, "port").unwrap_or(1),
-        host_port,
-        node_port,
-        tls_dir: absolute_path(c, &f, "tls_dir"),
-        role: safe_name(c, &f, "role", false),
-        allow_from,
-        env,
-    })
+    env
 }

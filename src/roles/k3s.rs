@@ -29,14 +29,19 @@ pub fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
         )?,
     ));
     for a in &k.apps {
-        out.resources.push(k8s::manifest(
+        let secret_env: Vec<(String, String)> = a.secret_env.clone().into_iter().collect();
+        let mut r = k8s::manifest(
             &k.manifests_dir,
             &base(&a.name),
             t.render(
                 "k8s-app.yaml.j2",
-                common(context! { app => Value::from(Serde(a)) }),
+                common(context! { app => Value::from(Serde(a)), secret_env => secret_env }),
             )?,
-        ));
+        );
+        if !a.secret_env.is_empty() {
+            r = r.secret();
+        }
+        out.resources.push(r);
     }
     for j in &k.jobs {
         out.resources.push(k8s::manifest(
