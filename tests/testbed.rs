@@ -1218,3 +1218,65 @@ fn a_scale_down_waits_for_open_connections_on_removed_replicas() {
     drop(held);
     assert!(env.vds(&["remove"]).status.success());
 }
+
+/// Seed 001: a worker (h2) sends all its egress through the hub (h1) over WireGuard; a
+/// server elsewhere (h3) sees the hub's address, not the worker's.
+#[test]
+fn a_route_all_spoke_sends_its_egress_through_the_hub() {
+    let env = Env::new("wg-egress");
+    ssh(
+        3,
+        "systemctl stop peer-echo 2>/dev/null; systemctl reset-failed peer-echo 2>/dev/null; systemd-run -q --unit=peer-echo socat TCP-LISTEN:9200,fork,reuseaddr 'SYSTEM:echo peer=$SOCAT_PEERADDR'",
+    );
+    let seen_by_h3 = || stdout(&ssh(2, "timeout 5 socat - TCP:10.213.3.2:9200 </dev/null"));
+    let forwarding = stdout(&ssh(1, "sysctl -n net.ipv4.ip_forward"));
+    assert_eq!(
+        seen_by_h3(),
+        "peer=10.213.2.2\n",
+        "before: h2 goes out directly"
+    );
+    let nodes: Vec<String> = (1..=3)
+        .map(|i| format!(r#"{{"name": "h{i}", "public_ip": "{0}"}}"#, ip(i)))
+        .collect();
+    std::fs::write(
+        env.dir.join("nodes.json"),
+        format!(
+            r#"{{"nodes": [{}], "wireguard": [{{"interface": "wg1", "topology": "hub", "hub": "h1", "members": [
+                {{"node": "h1", "address": "10.98.0.1/24", "userspace": true}},
+                {{"node": "h2", "address": "10.98.0.2/24", "userspace": true, "route_all": true}}]}}]}}"#,
+            nodes.join(", ")
+        ),
+    )
+    .unwrap();
+    let out = env.vds(&["deploy"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        seen_by_h3(),
+        "peer=10.213.1.2\n",
+        "h2's egress leaves through h1"
+    );
+    let out = env.vds(&["status"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        squeezed(&out).contains("h2 wireguard wg1 peer h1 ok handshake"),
+        "{}",
+        text(&out)
+    );
+
+    assert!(env.vds(&["remove"]).status.success());
+    assert_eq!(
+        seen_by_h3(),
+        "peer=10.213.2.2\n",
+        "after remove: direct again"
+    );
+    assert_eq!(
+        stdout(&ssh(1, "iptables -t nat -S | grep -c MASQUERADE")),
+        "0\n"
+    );
+    assert_eq!(
+        stdout(&ssh(1, "sysctl -n net.ipv4.ip_forward")),
+        forwarding,
+        "the hub's forwarding setting is back to what it was"
+    );
+    ssh(3, "systemctl stop peer-echo");
+}

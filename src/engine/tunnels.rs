@@ -50,9 +50,12 @@ pub fn checks(inv: &Inventory, node: &str, stdout: &str) -> Vec<Check> {
         }
     }
     let mut out = Vec::new();
-    for w in inv.wireguard.iter().filter(|w| w.member(node).is_some()) {
+    for w in inv.wireguard.iter() {
+        let Some(me) = w.member(node) else { continue };
         for p in w.peers_of(node) {
-            let key = (w.interface.clone(), p.host_cidr());
+            // A peer is recognised by the first AllowedIPs entry rendered for it.
+            let first = w.allowed_ips(me, p).swap_remove(0);
+            let key = (w.interface.clone(), first);
             let (ok, detail) = match seen.get(&key) {
                 None => (
                     false,

@@ -236,6 +236,22 @@ impl WgNetwork {
         }
     }
 
+    /// The AllowedIPs `me` has for its peer `p`: the peer's address, the subnet through
+    /// the hub for a spoke, the networks behind the peer; everything for a `route_all` spoke.
+    pub fn allowed_ips(&self, me: &WgMember, p: &WgMember) -> Vec<String> {
+        if me.route_all {
+            return vec!["0.0.0.0/0".to_string()];
+        }
+        let mut allowed = vec![p.host_cidr()];
+        let me_is_hub = self.hub.as_deref() == Some(me.node.as_str());
+        if self.topology == Topology::Hub && !me_is_hub {
+            allowed.extend(self.subnet());
+        }
+        allowed.extend(p.allowed_ips.iter().cloned());
+        allowed.dedup();
+        allowed
+    }
+
     /// The network all member addresses are in (from the hub's, else the first member's
     /// address and prefix), e.g. `10.8.0.0/24`.
     pub fn subnet(&self) -> Option<String> {

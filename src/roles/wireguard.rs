@@ -47,16 +47,7 @@ fn interface(
         .peers_of(&me.node)
         .into_iter()
         .map(|p| {
-            let mut allowed = vec![p.host_cidr()];
-            // A spoke reaches the other spokes through the hub.
-            if w.topology == Topology::Hub && !is_hub {
-                allowed.extend(w.subnet());
-            }
-            allowed.extend(p.allowed_ips.iter().cloned());
-            if me.route_all {
-                allowed = vec!["0.0.0.0/0".to_string()];
-            }
-            allowed.dedup();
+            let allowed = w.allowed_ips(me, p);
             let endpoint = endpoint_of(ctx, w, p);
             context! {
                 node => p.node.clone(),
@@ -80,6 +71,7 @@ fn interface(
             key_file => wireguard::key_file(iface),
             public_key => public_key.clone(),
             forward => is_hub,
+            forward_saved => format!("/run/vds-proxy-{iface}.forward"),
             masquerade => masquerade,
             subnet => w.subnet(),
             peers => peers,
