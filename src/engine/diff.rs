@@ -274,7 +274,7 @@ pub fn manifest_for(
             .map(|r| FileEntry {
                 path: r.path.clone(),
                 sha256: r.sha256.clone(),
-                kind: r.kind.name().to_string(),
+                kind: r.kind.name(),
                 service: r.service.clone(),
                 adopted: adopted.contains(&r.path),
                 part: r.part,

@@ -3,7 +3,7 @@
 //! Every resource is a file at a path with an owner and a mode. What differs between kinds
 //! is how a staged copy is validated before it goes live and what must run after it changed;
 //! each kind answers that in its own module through [`KindOps`]. Adding a kind means adding
-//! a module and one arm in [`Kind::ops`].
+//! a module, its variant and one arm in [`Kind::ops`].
 
 pub mod binary;
 pub mod dropin;
@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 /// The kind of a resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// A plain config file.
@@ -75,35 +75,17 @@ impl Kind {
         }
     }
 
-    /// Every kind.
-    pub const ALL: [Kind; 8] = [
-        Kind::File,
-        Kind::Unit,
-        Kind::Binary,
-        Kind::Haproxy,
-        Kind::Firewall,
-        Kind::DropIn,
-        Kind::Wireguard,
-        Kind::K8s,
-    ];
-
     /// The name a kind has in the manifest (`file`, `unit`, `dropin`, ...).
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::File => "file",
-            Kind::Unit => "unit",
-            Kind::Binary => "binary",
-            Kind::Haproxy => "haproxy",
-            Kind::Firewall => "firewall",
-            Kind::DropIn => "dropin",
-            Kind::Wireguard => "wireguard",
-            Kind::K8s => "k8s",
-        }
+    pub fn name(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .expect("kinds serialize as strings")
     }
 
     /// The kind named `name` in a manifest.
     pub fn from_name(name: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.name() == name)
+        serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
     }
 }
 
@@ -280,5 +262,23 @@ fn ser_content<S: Serializer>(c: &Content, s: S) -> Result<S::Ok, S::Error> {
             arch,
             source.display()
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Kind;
+
+    #[test]
+    fn kind_names_round_trip() {
+        for (k, name) in [
+            (Kind::DropIn, "dropin"),
+            (Kind::K8s, "k8s"),
+            (Kind::Unit, "unit"),
+        ] {
+            assert_eq!(k.name(), name);
+            assert_eq!(Kind::from_name(name), Some(k));
+        }
+        assert_eq!(Kind::from_name("nope"), None);
     }
 }
