@@ -809,6 +809,26 @@ fn a_transparent_balancer_passes_the_client_address_and_remove_takes_back_only_i
         text(&out)
     );
 
+    // Rules flushed by hand: status sees it, deploy puts them back (the files are unchanged).
+    assert!(ssh(1, "iptables -t mangle -D PREROUTING -j VDS_TPROXY && iptables -t mangle -F VDS_TPROXY && ip rule del fwmark 0x1/0x1 lookup 100").status.success());
+    let out = env.vds(&["status"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        squeezed(&out)
+            .contains("file /etc/vds-proxy/tproxy.rules FAIL what it configures is not in effect"),
+        "{}",
+        text(&out)
+    );
+    let out = env.vds(&["deploy"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        stdout(&out).contains("put back what these configure"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(rules(), live);
+    assert_eq!(peer_seen(), "peer=10.213.1.1\n");
+
     // Remove: no rule, route, drop-in, config or unit of vds-proxy is left; the foreign
     // rule and policy rule are untouched, haproxy runs as the package set it up.
     let out = env.vds(&["remove"]);

@@ -46,6 +46,8 @@ pub struct Changes<'p> {
     pub actions: Vec<Action>,
     /// Managed files changed on the host since the last deploy (they are rewritten).
     pub drifted: Vec<String>,
+    /// Unchanged files whose configuration is not live (their `on_change` runs again).
+    pub not_live: Vec<String>,
     /// The manifest after the apply.
     pub manifest: Manifest,
     /// The manifest must be (re)written.
@@ -64,6 +66,7 @@ impl Changes<'_> {
             && self.prune_dirs.is_empty()
             && self.enable.is_empty()
             && self.start.is_empty()
+            && self.not_live.is_empty()
             && !self.write_manifest
     }
 
@@ -181,11 +184,20 @@ pub fn diff<'p>(plan: &'p HostPlan, facts: &Facts, only: Option<&[Part]>) -> Cha
     kept_dirs.sort_by(|a, b| a.dir.cmp(&b.dir));
     kept_dirs.dedup();
 
+    // What an unchanged file configures can still be gone (rules flushed by hand): its
+    // actions run again to put it back.
+    let rewritten: BTreeSet<&str> = write.iter().map(|(r, _)| r.path.as_str()).collect();
+    let not_live: Vec<&Resource> = resources
+        .iter()
+        .copied()
+        .filter(|r| facts.not_live.contains(&r.path) && !rewritten.contains(r.path.as_str()))
+        .collect();
     let mut actions = HostPlan::actions_for(
         write
             .iter()
             .filter(|(_, why)| *why != Why::Metadata)
-            .map(|(r, _)| *r),
+            .map(|(r, _)| *r)
+            .chain(not_live.iter().copied()),
     );
     if prune_files.iter().any(FileEntry::read_by_systemd)
         && !actions.contains(&Action::DaemonReload)
@@ -255,6 +267,7 @@ pub fn diff<'p>(plan: &'p HostPlan, facts: &Facts, only: Option<&[Part]>) -> Cha
         start,
         actions,
         drifted,
+        not_live: not_live.iter().map(|r| r.path.clone()).collect(),
         manifest,
         write_manifest,
     }
@@ -373,6 +386,7 @@ pub fn removal<'p>(facts: &Facts, service: Option<&str>) -> Changes<'p> {
         start: Vec::new(),
         actions,
         drifted: Vec::new(),
+        not_live: Vec::new(),
         manifest,
         write_manifest,
     }

@@ -45,6 +45,8 @@ pub struct Facts {
     /// Whether each directory a planned file needs exists.
     pub dirs: BTreeMap<String, bool>,
     pub units: BTreeMap<String, UnitFacts>,
+    /// Planned files whose live check failed: what they configure is not in effect.
+    pub not_live: BTreeSet<String>,
 }
 
 impl Facts {
@@ -78,6 +80,18 @@ pub fn script(plan: &HostPlan) -> String {
         .map(|d| quote(d))
         .collect();
     let s = quote(STATE_FILE);
+    let live: String = plan
+        .resources
+        .iter()
+        .filter_map(|r| {
+            let check = r.live_check.as_ref()?;
+            Some(format!(
+                "[ -f {p} ] && ! {{ {check}; }} >/dev/null 2>&1 && echo \"@notlive {}\"\n",
+                r.path,
+                p = quote(&r.path)
+            ))
+        })
+        .collect();
     format!(
         r#"export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 echo "@arch $(uname -m)"
@@ -88,7 +102,7 @@ if [ -r {s} ]; then echo "@state $(sha256sum < {s} | cut -c1-64)"; sed 's/^/@m /
 done
 for d in {dirs}; do if [ -d "$d" ]; then echo "@dir 1 $d"; else echo "@dir 0 $d"; fi; done
 {{ [ -r {s} ] && sed -n {sed_units} {s}; printf '%s\n' {units}; }} | sort -u | grep . | xargs -r systemctl show -p Id -p ActiveState -p UnitFileState -p InvocationID -- 2>/dev/null | sed 's/^/@u /'
-echo "@end"
+{live}echo "@end"
 "#,
         sed_paths = quote(SED_PATHS),
         sed_units = quote(SED_UNITS),
@@ -160,6 +174,9 @@ pub fn parse(stdout: &str) -> Result<Facts> {
                     group: group.to_string(),
                 });
                 f.files.insert(path.to_string(), facts);
+            }
+            "@notlive" => {
+                f.not_live.insert(rest.to_string());
             }
             "@dir" => {
                 if let Some((exists, d)) = rest.split_once(' ') {

@@ -244,6 +244,12 @@ async fn converge(
             Mode::Remove { service } => diff::removal(&facts, service),
         };
         let mut details = Vec::new();
+        if !changes.not_live.is_empty() {
+            details.push(format!(
+                "put back what these configure (it was not in effect): {}",
+                changes.not_live.join(", ")
+            ));
+        }
         if !changes.drifted.is_empty() && matches!(mode, Mode::Deploy { .. }) {
             details.push(format!(
                 "repaired drift (changed by hand): {}",
@@ -434,6 +440,9 @@ async fn describe(t: &dyn Transport, changes: &Changes<'_>, redactor: &Redactor)
             "would stop and disable {} (after the reload, once its connections closed)\n",
             u.unit
         ));
+    }
+    for p in &changes.not_live {
+        out.push_str(&format!("! {p}: what it configures is not in effect\n"));
     }
     for a in &changes.actions {
         out.push_str(&format!("would run: {}\n", action_text(a)));

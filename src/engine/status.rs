@@ -144,6 +144,13 @@ pub async fn host_checks(inv: &Inventory, plan: &HostPlan, opts: &ConnectOptions
         };
         if !ok {
             out.push(check(node, format!("file {}", r.path), ok, detail));
+        } else if facts.not_live.contains(&r.path) {
+            out.push(check(
+                node,
+                format!("file {}", r.path),
+                false,
+                "what it configures is not in effect (changed by hand?); run deploy",
+            ));
         }
     }
     let drift_free = out.iter().filter(|c| c.check.starts_with("file ")).count() == 0;

@@ -61,6 +61,7 @@ pub fn binary(name: &str, artifact: &Artifact) -> Resource {
         group: "root".into(),
         secret: false,
         part: super::Part::default(),
+        live_check: None,
         service: None,
         on_change: Vec::new(),
     }

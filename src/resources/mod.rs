@@ -189,6 +189,10 @@ pub struct Resource {
     /// What to run when this resource changed.
     pub on_change: Vec<Action>,
     pub part: Part,
+    /// A shell command that fails when what this file configures is not live (rules
+    /// flushed by hand, say); gather runs it, and a deploy then runs `on_change` again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live_check: Option<String>,
 }
 
 impl Resource {
@@ -207,7 +211,14 @@ impl Resource {
             service: None,
             on_change: Vec::new(),
             part: Part::default(),
+            live_check: None,
         }
+    }
+
+    /// Sets the command that checks what this file configures is live.
+    pub fn live_check(mut self, cmd: impl Into<String>) -> Self {
+        self.live_check = Some(cmd.into());
+        self
     }
 
     /// Puts the resource in `part`.

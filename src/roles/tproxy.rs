@@ -84,7 +84,10 @@ pub fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
     );
     out.resources.push(
         firewall::rules(RULES, t.render("tproxy.rules.j2", vars.clone())?, UNIT)
-            .in_part(Part::Setup),
+            .in_part(Part::Setup)
+            .live_check(format!(
+                "iptables -t mangle -C PREROUTING -j {CHAIN} && ip rule show fwmark {MARK}/{MARK} lookup {TABLE} | grep -q . && ip route show table {TABLE} | grep -q '^local default'"
+            )),
     );
     out.resources.push(
         firewall::rules(
@@ -92,7 +95,8 @@ pub fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
             t.render("tproxy-backends.rules.j2", vars)?,
             UNIT,
         )
-        .in_part(Part::Backends),
+        .in_part(Part::Backends)
+        .live_check(format!("iptables -t mangle -C OUTPUT -j {CHAIN_OUT}")),
     );
     let mut u = unit::running(UNIT, Vec::new());
     u.part = Part::Setup;
