@@ -1059,6 +1059,32 @@ fn wireguard_tunnels_carry_traffic_and_grow_without_restarts() {
     }
     assert!(!s.contains(&private), "status printed a private key");
 
+    // A peer removed by hand: status sees it, deploy puts it back without a restart.
+    assert!(
+        ssh(1, "wg set wg0 peer $(wg show wg0 peers | head -1) remove")
+            .status
+            .success()
+    );
+    let out = env.vds(&["status"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        squeezed(&out)
+            .contains("h1 file /etc/wireguard/wg0.conf FAIL what it configures is not in effect"),
+        "{}",
+        text(&out)
+    );
+    let tunnel = invocation(1, "wg-quick@wg0.service");
+    let out = env.vds(&["deploy"]);
+    assert!(
+        stdout(&out).contains("put back what these configure"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(invocation(1, "wg-quick@wg0.service"), tunnel);
+    assert_eq!(stdout(&ssh(1, "wg show wg0 peers | wc -l")).trim(), "2");
+    assert_eq!(echo_from(1, "10.99.0.2", 9000), "through-the-tunnel\n");
+    assert_eq!(echo_from(1, "10.99.0.3", 9100), "through-the-tunnel\n");
+
     // A stopped tunnel is reported, in the words of the seed's alert.
     assert!(ssh(3, "systemctl stop wg-quick@wg0").status.success());
     let out = env.vds(&["status"]);

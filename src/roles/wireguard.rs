@@ -7,7 +7,7 @@ use minijinja::context;
 
 use super::{Ctx, Output};
 use crate::inventory::{Topology, WgMember, WgNetwork};
-use crate::resources::{Part, dropin, unit, wireguard};
+use crate::resources::{Part, Resource, dropin, unit, wireguard};
 use crate::templates::TemplateError;
 
 /// Public keys read from the nodes: (node, interface) → key. Private keys never leave them.
@@ -78,7 +78,7 @@ fn interface(
         },
     )?;
     out.resources
-        .push(wireguard::config(iface, conf).in_part(Part::Setup));
+        .push(live_check(ctx, w, me, wireguard::config(iface, conf)).in_part(Part::Setup));
     // What only takes effect when the interface comes up (its address, its key, userspace)
     // sits in the unit's drop-in: a change there restarts the tunnel; peer changes only
     // reload it.
@@ -99,6 +99,30 @@ fn interface(
     spec.part = Part::Setup;
     out.units.push(spec);
     Ok(())
+}
+
+/// With every key known: the interface must run with this node's key and exactly the
+/// planned peers (a peer removed by hand, or a key lost, is put back by a reload).
+fn live_check(ctx: &Ctx, w: &WgNetwork, me: &WgMember, r: Resource) -> Resource {
+    let key = |node: &str| ctx.keys.0.get(&(node.to_string(), w.interface.clone()));
+    let Some(own) = key(&me.node) else {
+        return r;
+    };
+    let Some(mut peers) = w
+        .peers_of(&me.node)
+        .iter()
+        .map(|p| key(&p.node).cloned())
+        .collect::<Option<Vec<String>>>()
+    else {
+        return r;
+    };
+    peers.sort();
+    let i = crate::shell::quote(&w.interface);
+    r.live_check(format!(
+        "[ \"$(wg show {i} public-key)\" = {own} ] && [ \"$(wg show {i} peers | sort | tr '\\n' ' ')\" = {peers} ]",
+        own = crate::shell::quote(own),
+        peers = crate::shell::quote(&(peers.join(" ") + " ")),
+    ))
 }
 
 /// Where `node`'s peer `p` is reached: its endpoint, else its node's public IP and the port.
