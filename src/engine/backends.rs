@@ -4,21 +4,15 @@ use std::collections::BTreeMap;
 
 use super::gather::Facts;
 use super::status::Check;
-use crate::inventory::{Inventory, Service};
+use crate::inventory::Inventory;
 use crate::roles::replicas;
 use crate::shell::quote;
 
-/// The balanced services of `node`.
-fn balanced<'a>(inv: &'a Inventory, node: &'a str) -> impl Iterator<Item = &'a Service> {
-    inv.services
-        .iter()
-        .filter(move |s| s.node == node && s.balancer.is_some())
-}
-
 /// Script lines printing `show stat` of every stats socket on `node` as `@stat` lines.
 pub fn script(inv: &Inventory, node: &str) -> String {
-    let mut sockets: Vec<&str> = balanced(inv, node)
-        .filter_map(|s| Some(s.balancer.as_ref()?.stats_socket.as_str()))
+    let mut sockets: Vec<&str> = inv
+        .balanced_on(node)
+        .map(|(_, b)| b.stats_socket.as_str())
         .collect();
     sockets.sort();
     sockets.dedup();
@@ -44,7 +38,7 @@ pub fn checks(inv: &Inventory, node: &str, stdout: &str, facts: &Facts) -> Vec<C
     }
     let no_socat = stdout.lines().any(|l| l == "@stat-nosocat");
     let mut out = Vec::new();
-    for s in balanced(inv, node) {
+    for (s, _) in inv.balanced_on(node) {
         for n in 1..=s.replicas {
             let server = format!("{}-{n}", s.name);
             let unit = replicas::instance(s, n);

@@ -74,6 +74,17 @@ impl Inventory {
         self.nodes.iter().find(|n| n.name == name)
     }
 
+    /// The services on `node` that have a balancer, each with its balancer.
+    pub fn balanced_on<'a>(
+        &'a self,
+        node: &'a str,
+    ) -> impl Iterator<Item = (&'a Service, &'a Balancer)> + 'a {
+        self.services
+            .iter()
+            .filter(move |s| s.node == node)
+            .filter_map(|s| Some((s, s.balancer.as_ref()?)))
+    }
+
     /// Every secret value the inventory holds, for redaction of all output.
     pub fn secrets(&self) -> Vec<String> {
         let services = self.services.iter().filter_map(|s| s.secret.clone());

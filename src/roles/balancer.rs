@@ -11,13 +11,7 @@ use crate::templates::TemplateError;
 
 /// Adds haproxy.cfg and the haproxy unit when services on `ctx.node` have a balancer.
 pub fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
-    let balanced: Vec<(&Service, &Balancer)> = ctx
-        .inv
-        .services
-        .iter()
-        .filter(|s| s.node == ctx.node.name)
-        .filter_map(|s| Some((s, s.balancer.as_ref()?)))
-        .collect();
+    let balanced: Vec<(&Service, &Balancer)> = ctx.inv.balanced_on(&ctx.node.name).collect();
     let Some(&(_, first)) = balanced.first() else {
         return Ok(());
     };

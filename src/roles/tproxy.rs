@@ -33,21 +33,16 @@ pub const TABLE: u32 = 100;
 pub fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
     let transparent: Vec<_> = ctx
         .inv
-        .services
-        .iter()
-        .filter(|s| s.node == ctx.node.name)
-        .filter(|s| s.balancer.as_ref().is_some_and(|b| b.transparent))
+        .balanced_on(&ctx.node.name)
+        .filter(|(_, b)| b.transparent)
         .collect();
     if transparent.is_empty() {
         return Ok(());
     }
-    let frontend_ports: Vec<u16> = transparent
-        .iter()
-        .filter_map(|s| Some(s.balancer.as_ref()?.port))
-        .collect();
+    let frontend_ports: Vec<u16> = transparent.iter().map(|(_, b)| b.port).collect();
     let backend_ports: Vec<u16> = transparent
         .iter()
-        .flat_map(|s| (1..=s.replicas).map(|n| s.replica_port(n)))
+        .flat_map(|(s, _)| (1..=s.replicas).map(|n| s.replica_port(n)))
         .collect();
     let vars = context! {
         node => Value::from(Serde(ctx.node)),
