@@ -226,6 +226,11 @@ impl WgNetwork {
         self.members.iter().find(|m| m.node == node)
     }
 
+    /// Whether `node` is this network's hub.
+    pub fn is_hub(&self, node: &str) -> bool {
+        self.hub.as_deref() == Some(node)
+    }
+
     /// The members `node` peers with.
     pub fn peers_of(&self, node: &str) -> Vec<&WgMember> {
         match (self.topology, self.hub.as_deref()) {
@@ -243,8 +248,7 @@ impl WgNetwork {
             return vec!["0.0.0.0/0".to_string()];
         }
         let mut allowed = vec![p.host_cidr()];
-        let me_is_hub = self.hub.as_deref() == Some(me.node.as_str());
-        if self.topology == Topology::Hub && !me_is_hub {
+        if self.topology == Topology::Hub && !self.is_hub(&me.node) {
             allowed.extend(self.subnet());
         }
         allowed.extend(p.allowed_ips.iter().cloned());

@@ -198,8 +198,7 @@ fn validate_wireguard(inv: &Inventory, c: &mut Collector, names: &[&str]) {
                     ),
                 );
             }
-            let is_hub = w.hub.as_deref() == Some(m.node.as_str());
-            if m.route_all && (w.topology != Topology::Hub || is_hub) {
+            if m.route_all && (w.topology != Topology::Hub || w.is_hub(&m.node)) {
                 c.push(
                     format!("{mpath}.route_all"),
                     "route_all sends a spoke's egress through the hub: only members of a \"hub\" network other than the hub can have it",
@@ -233,7 +232,7 @@ fn validate_wireguard(inv: &Inventory, c: &mut Collector, names: &[&str]) {
                 // Each pair once: in a mesh from its first node, in a hub from the spoke.
                 let once = match w.topology {
                     Topology::Mesh => m.node < p.node,
-                    Topology::Hub => w.hub.as_deref() != Some(m.node.as_str()),
+                    Topology::Hub => !w.is_hub(&m.node),
                 };
                 if once && !reachable(m) && !reachable(p) {
                     c.push(

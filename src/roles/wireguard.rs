@@ -42,7 +42,7 @@ fn interface(
     out: &mut Output,
 ) -> Result<(), TemplateError> {
     let iface = &w.interface;
-    let is_hub = w.hub.as_deref() == Some(me.node.as_str());
+    let is_hub = w.is_hub(&me.node);
     let peers: Vec<minijinja::Value> = w
         .peers_of(&me.node)
         .into_iter()
