@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::resources::Part;
+
 /// Declarative deploys for small proxy infrastructures: a VDS forwarding traffic over a mesh,
 /// HAProxy in front of replicated services, WireGuard tunnels, k3s workloads.
 #[derive(Debug, Parser)]
@@ -54,6 +56,18 @@ pub enum Tag {
     Scale,
     Config,
     Verify,
+}
+
+impl Tag {
+    /// The parts of a deploy this tag selects (`verify` selects none: it runs the checks).
+    pub fn parts(self) -> &'static [Part] {
+        match self {
+            Tag::Setup => &[Part::Setup],
+            Tag::Scale => &[Part::Backends, Part::Balancer],
+            Tag::Config => &[Part::Balancer],
+            Tag::Verify => &[],
+        }
+    }
 }
 
 /// How hosts are reached.

@@ -199,17 +199,7 @@ fn with_keys(loaded: &mut Loaded, connect: &Connect, mode: KeyMode) -> Result<()
 
 /// The parts `--only` tags select (`verify` selects none: it runs the status checks).
 fn parts_of(tags: &[Tag]) -> Vec<Part> {
-    let mut parts: Vec<Part> = tags
-        .iter()
-        .filter_map(|t| match t {
-            Tag::Setup => Part::for_tag("setup"),
-            Tag::Scale => Part::for_tag("scale"),
-            Tag::Config => Part::for_tag("config"),
-            Tag::Verify => None,
-        })
-        .flatten()
-        .copied()
-        .collect();
+    let mut parts: Vec<Part> = tags.iter().flat_map(|t| t.parts()).copied().collect();
     parts.sort();
     parts.dedup();
     parts

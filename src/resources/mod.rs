@@ -90,7 +90,7 @@ impl Kind {
 }
 
 /// The part of a node's setup a resource or unit belongs to. `deploy --only` selects parts
-/// by the names of seed 003's Ansible tags (see [`Part::for_tag`]).
+/// by the names of seed 003's Ansible tags (see `cli::Tag`).
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
@@ -108,16 +108,6 @@ pub enum Part {
 }
 
 impl Part {
-    /// The parts a `--only` tag selects: `setup`, `scale`, `config`; `None` for other names.
-    pub fn for_tag(tag: &str) -> Option<&'static [Part]> {
-        match tag {
-            "setup" => Some(&[Part::Setup]),
-            "scale" => Some(&[Part::Backends, Part::Balancer]),
-            "config" => Some(&[Part::Balancer]),
-            _ => None,
-        }
-    }
-
     /// True for the default part (left out of the manifest).
     pub fn is_default(&self) -> bool {
         *self == Part::Routes
