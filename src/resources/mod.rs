@@ -158,6 +158,14 @@ pub struct UnitSpec {
     pub ports: Vec<u16>,
 }
 
+impl UnitSpec {
+    /// Puts the unit in `part`.
+    pub fn in_part(mut self, part: Part) -> Self {
+        self.part = part;
+        self
+    }
+}
+
 /// One file vds-proxy manages on a host.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Resource {

@@ -62,8 +62,7 @@ pub fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
     out.resources
         .push(dropin::drop_in(haproxy::UNIT, "vds-proxy.conf", dropin).in_part(Part::Setup));
     let ports = balanced.iter().map(|(_, b)| b.port).collect();
-    let mut u = unit::running(haproxy::UNIT, ports);
-    u.part = Part::Balancer;
-    out.units.push(u);
+    out.units
+        .push(unit::running(haproxy::UNIT, ports).in_part(Part::Balancer));
     Ok(())
 }

@@ -63,11 +63,10 @@ fn service(ctx: &Ctx, s: &Service, out: &mut Output) -> Result<(), TemplateError
             r = r.secret();
         }
         out.resources.push(r);
-        let mut u = unit::running(&instance(s, n), vec![s.replica_port(n)]);
+        let mut u = unit::running(&instance(s, n), vec![s.replica_port(n)]).in_part(Part::Backends);
         // Behind a balancer, a replica is stopped only after the balancer dropped it.
         u.late_stop = s.balancer.is_some();
         u.drain_secs = s.balancer.as_ref().map_or(0, |b| b.drain_timeout);
-        u.part = Part::Backends;
         out.units.push(u);
     }
     Ok(())

@@ -93,8 +93,7 @@ pub fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
         .in_part(Part::Backends)
         .live_check(format!("iptables -t mangle -C OUTPUT -j {CHAIN_OUT}")),
     );
-    let mut u = unit::running(UNIT, Vec::new());
-    u.part = Part::Setup;
-    out.units.push(u);
+    out.units
+        .push(unit::running(UNIT, Vec::new()).in_part(Part::Setup));
     Ok(())
 }

@@ -95,9 +95,8 @@ fn interface(
     let u = wireguard::unit(iface);
     out.resources
         .push(dropin::drop_in(&u, "vds-proxy.conf", drop).in_part(Part::Setup));
-    let mut spec = unit::running(&u, Vec::new());
-    spec.part = Part::Setup;
-    out.units.push(spec);
+    out.units
+        .push(unit::running(&u, Vec::new()).in_part(Part::Setup));
     Ok(())
 }
 
