@@ -240,33 +240,19 @@ echo "@step stage"
         let _ = writeln!(s, "systemctl enable {} 2>&1 | sed 's/^/@log /'", q(u));
     }
     for u in &changes.start {
-        let _ = writeln!(
-            s,
-            "echo \"@start {u}\"; systemctl start {} 2>&1 | sed 's/^/@log /'",
-            q(u)
-        );
+        systemctl(&mut s, "start", "start", u);
     }
     for u in &changes.release_units {
         // A unit whose drop-in went away must restart to lose what the drop-in set.
-        let verb = if changes
+        let dropin_gone = changes
             .prune_files
             .iter()
-            .any(|f| f.read_by_systemd() && unit::serves(&f.path, u))
-        {
-            "restart"
+            .any(|f| f.read_by_systemd() && unit::serves(&f.path, u));
+        if dropin_gone {
+            systemctl(&mut s, "restart", "restart", u);
         } else {
-            "try-reload-or-restart"
-        };
-        let tag = if verb == "restart" {
-            "restart"
-        } else {
-            "reload"
-        };
-        let _ = writeln!(
-            s,
-            "echo \"@{tag} {u}\"; systemctl {verb} {} 2>&1 | sed 's/^/@log /'",
-            q(u)
-        );
+            systemctl(&mut s, "reload", "try-reload-or-restart", u);
+        }
     }
     // Restarts before reloads: new or changed backends are up before a balancer reloads.
     let restarts = changes
@@ -288,11 +274,7 @@ echo "@step stage"
             "restart" if facts.unit(u).active != "active" => "start",
             v => v,
         };
-        let _ = writeln!(
-            s,
-            "echo \"@{tag} {u}\"; systemctl {verb} {} 2>&1 | sed 's/^/@log /'",
-            q(u)
-        );
+        systemctl(&mut s, tag, verb, u);
     }
     let touched = changes.touched_units();
     if !touched.is_empty() {
@@ -370,6 +352,16 @@ echo "@step stage"
     }
     s.push_str("echo \"@done\"\n");
     Ok(s)
+}
+
+/// Runs `systemctl VERB UNIT`, reported to [`parse_report`] as `@TAG UNIT`, its output
+/// as log lines.
+fn systemctl(s: &mut String, tag: &str, verb: &str, unit: &str) {
+    let _ = writeln!(
+        s,
+        "echo \"@{tag} {unit}\"; systemctl {verb} {} 2>&1 | sed 's/^/@log /'",
+        quote(unit)
+    );
 }
 
 /// Stops and disables units vds-proxy lets go of; a unit killed by the stop is not left
@@ -453,9 +445,10 @@ pub struct Report {
     pub reloaded: Vec<String>,
     pub started: Vec<String>,
     /// Backends stopped once their connections had closed: (unit, seconds waited).
-    pub drained: Vec<String>,
-    /// Backends stopped with connections still open when the drain time ran out.
-    pub drain_timeouts: Vec<String>,
+    pub drained: Vec<(String, String)>,
+    /// Backends stopped with connections still open when the drain time ran out:
+    /// (unit, connections cut).
+    pub drain_timeouts: Vec<(String, String)>,
     pub done: bool,
 }
 
@@ -478,11 +471,35 @@ pub fn parse_report(stdout: &str) -> Report {
             "@restart" => r.restarted.push(rest),
             "@reload" => r.reloaded.push(rest),
             "@start" => r.started.push(rest),
-            "@drained" => r.drained.push(rest),
-            "@drain-timeout" => r.drain_timeouts.push(rest),
+            "@drained" | "@drain-timeout" => {
+                let (unit, n) = rest.split_once(' ').unwrap_or((&rest, "?"));
+                let list = match tag {
+                    "@drained" => &mut r.drained,
+                    _ => &mut r.drain_timeouts,
+                };
+                list.push((unit.to_string(), n.to_string()));
+            }
             "@done" => r.done = true,
             _ => {}
         }
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_report_reads_restarts_and_drains() {
+        let r = super::parse_report(
+            "@restart a.service\n@start b.service\n@drained echo@2.service 3\n@drain-timeout echo@3.service 1\n@done\n",
+        );
+        assert_eq!(r.restarted, ["a.service"]);
+        assert_eq!(r.started, ["b.service"]);
+        assert_eq!(r.drained, [("echo@2.service".to_string(), "3".to_string())]);
+        assert_eq!(
+            r.drain_timeouts,
+            [("echo@3.service".to_string(), "1".to_string())]
+        );
+        assert!(r.done);
+    }
 }

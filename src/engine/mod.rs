@@ -359,19 +359,15 @@ fn summary_lines(changes: &Changes, report: &apply::Report) -> Vec<String> {
     for f in &changes.prune_files {
         out.push(format!("removed {}", f.path));
     }
-    for d in &report.drained {
-        if let Some((u, secs)) = d.split_once(' ') {
-            out.push(format!(
-                "stopped {u} after its connections closed ({secs} s)"
-            ));
-        }
+    for (u, secs) in &report.drained {
+        out.push(format!(
+            "stopped {u} after its connections closed ({secs} s)"
+        ));
     }
-    for d in &report.drain_timeouts {
-        if let Some((u, n)) = d.split_once(' ') {
-            out.push(format!(
-                "stopped {u} with {n} connection(s) still open: drain_timeout ran out"
-            ));
-        }
+    for (u, n) in &report.drain_timeouts {
+        out.push(format!(
+            "stopped {u} with {n} connection(s) still open: drain_timeout ran out"
+        ));
     }
     for (verb, units) in [
         ("restarted", &report.restarted),
