@@ -292,8 +292,12 @@ fn spawn_checks(
                 );
                 if ok {
                     u.down_until.store(0, Relaxed);
-                } else if u.down_until.load(Relaxed) <= route.now_ms() {
-                    route.mark_down(u);
+                } else {
+                    // Down at least until the next check can say otherwise (a success
+                    // clears it at once); a longer passive back-off is kept.
+                    let next_check = route.cfg.check_interval_ms + route.cfg.connect_timeout_ms;
+                    let hold = next_check.max(route.cfg.backoff_ms).max(1);
+                    u.down_until.fetch_max(route.now_ms() + hold, Relaxed);
                 }
             }
             tokio::select! {
