@@ -157,24 +157,14 @@ fn with_keys(loaded: &mut Loaded, connect: &Connect, mode: KeyMode) -> Result<()
     }
     let (opts, _) = options(loaded, connect);
     let selected: Vec<String> = loaded.plan.hosts.iter().map(|h| h.node.clone()).collect();
-    let others: Vec<String> = loaded
-        .inventory
-        .nodes
-        .iter()
-        .map(|n| n.name.clone())
-        .filter(|n| !selected.contains(n))
-        .collect();
-    let rt = runtime()?;
-    let mut keys = rt.block_on(keys::gather(&loaded.inventory, &selected, &opts, mode))?;
-    if !others.is_empty() {
-        let read = rt.block_on(keys::gather(
-            &loaded.inventory,
-            &others,
-            &opts,
-            KeyMode::Read,
-        ))?;
-        keys.0.extend(read.0);
-    }
+    let mode_of = |node: &str| {
+        if selected.iter().any(|s| s == node) {
+            mode
+        } else {
+            KeyMode::Read
+        }
+    };
+    let keys = runtime()?.block_on(keys::gather(&loaded.inventory, &opts, mode_of))?;
     if mode != KeyMode::Read {
         let missing: Vec<String> = loaded
             .inventory

@@ -59,35 +59,46 @@ fn script(interfaces: &BTreeSet<&str>, mode: KeyMode) -> String {
     s
 }
 
-/// Reads (creating or rotating as `mode` says) the public keys of every member node among
-/// `nodes`. Unless only reading, fails before any host is changed if a node cannot be
-/// reached or has no `wg`.
+/// Reads the public keys of every WireGuard member node, all at once, creating or rotating
+/// them where `mode_of(node)` says so. Fails, before any host is changed, if a node that
+/// is not only read cannot be reached or has no `wg`; reading is best effort (status
+/// reports an unreachable node itself, a dry run shows a placeholder).
 pub async fn gather(
     inv: &Inventory,
-    nodes: &[String],
     opts: &ConnectOptions,
-    mode: KeyMode,
+    mode_of: impl Fn(&str) -> KeyMode,
 ) -> Result<PublicKeys> {
     let mut per_node: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for w in &inv.wireguard {
-        for m in w.members.iter().filter(|m| nodes.contains(&m.node)) {
+        for m in &w.members {
             per_node.entry(&m.node).or_default().insert(&w.interface);
         }
     }
-    let jobs = per_node.iter().map(|(node, ifaces)| async move {
-        let n = inv.node(node).expect("members are validated nodes");
-        let t = transport::connect(n, opts).await?;
-        let out = t.run(&script(ifaces, mode)).await?;
-        opts.pool.put(node, t);
-        anyhow::Ok((node.to_string(), out))
+    let jobs = per_node.iter().map(|(node, ifaces)| {
+        let mode = mode_of(node);
+        async move {
+            let run = async {
+                let n = inv.node(node).expect("members are validated nodes");
+                let t = transport::connect(n, opts).await?;
+                let out = t.run(&script(ifaces, mode)).await?;
+                opts.pool.put(node, t);
+                anyhow::Ok(out)
+            };
+            (node.to_string(), mode, run.await)
+        }
     });
     let mut keys = PublicKeys::default();
     let mut problems = Vec::new();
-    for res in super::futures_join(jobs).await {
-        let (node, out) = match res {
-            Ok(x) => x,
+    for (node, mode, res) in super::futures_join(jobs).await {
+        let mut problem = |p: String| {
+            if mode != KeyMode::Read {
+                problems.push(p);
+            }
+        };
+        let out = match res {
+            Ok(out) => out,
             Err(e) => {
-                problems.push(format!("{e:#}"));
+                problem(format!("{e:#}"));
                 continue;
             }
         };
@@ -95,25 +106,24 @@ pub async fn gather(
             let mut words = line.split_whitespace();
             match (words.next(), words.next(), words.next()) {
                 (Some("@pub"), Some(iface), Some(key)) if is_public_key(key) => {
-                    keys.0.insert((node.clone(), iface.to_string()), key.to_string());
+                    keys.0
+                        .insert((node.clone(), iface.to_string()), key.to_string());
                 }
-                (Some("@pub"), Some(iface), _) => problems.push(format!(
+                (Some("@pub"), Some(iface), _) => problem(format!(
                     "{node}: {iface}'s public key is not a WireGuard key; check {}",
                     wireguard::key_file(iface)
                 )),
-                (Some("@nowg"), _, _) => problems.push(format!(
+                (Some("@nowg"), _, _) => problem(format!(
                     "{node}: the wg command is missing; install wireguard-tools (and wireguard-go for userspace tunnels)"
                 )),
                 (Some("@keyfail"), Some(iface), _) => {
-                    problems.push(format!("{node}: could not generate a key for {iface}"))
+                    problem(format!("{node}: could not generate a key for {iface}"))
                 }
                 _ => {}
             }
         }
     }
-    // Reading is best effort: status reports an unreachable node itself, and a dry run
-    // shows a placeholder for a key it could not read.
-    if !problems.is_empty() && mode != KeyMode::Read {
+    if !problems.is_empty() {
         bail!(
             "reading WireGuard keys failed; no host was changed:\n{}",
             problems.join("\n")
