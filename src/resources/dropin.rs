@@ -12,9 +12,10 @@ impl KindOps for DropInOps {
         let unit = unit_of(&res.path)?;
         // Verify the unit as it will be: its own file followed by the drop-in.
         Some(format!(
-            "d=$(mktemp -d) && f=$(systemctl show -P FragmentPath {u}) && [ -n \"$f\" ] && cat \"$f\" {s} > \"$d\"/{u} && SYSTEMD_LOG_COLOR=0 systemd-analyze verify --man=no \"$d\"/{u} >&2; rc=$?; rm -rf \"$d\"; exit $rc",
+            "d=$(mktemp -d) && f=$(systemctl show -P FragmentPath {u}) && [ -n \"$f\" ] && cat \"$f\" {s} > \"$d\"/{u} && {verify}; rc=$?; rm -rf \"$d\"; exit $rc",
             u = quote(unit),
-            s = quote(staged)
+            s = quote(staged),
+            verify = super::unit::verify(&format!("\"$d\"/{}", quote(unit))),
         ))
     }
 
