@@ -92,7 +92,7 @@ impl Env {
             2,
             "systemctl stop test-echo 2>/dev/null; systemctl reset-failed test-echo 2>/dev/null; systemd-run -q --unit=test-echo socat TCP-LISTEN:9000,fork,reuseaddr EXEC:cat",
         );
-        assert!(out.status.success(), "{}", text(&out));
+        assert_ok(&out);
     }
 }
 
@@ -127,6 +127,21 @@ fn squeezed(o: &Output) -> String {
         .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Fails with the command's whole output unless it succeeded.
+fn assert_ok(o: &Output) {
+    assert!(o.status.success(), "{}", text(o));
+}
+
+/// Fails with the command's whole output unless its stdout holds `needle`.
+fn assert_says(o: &Output, needle: &str) {
+    assert!(stdout(o).contains(needle), "{}", text(o));
+}
+
+/// Like [`assert_says`], for a table row (blanks between columns squeezed to one space).
+fn assert_row(o: &Output, row: &str) {
+    assert!(squeezed(o).contains(row), "{}", text(o));
 }
 
 fn text(o: &Output) -> String {
@@ -169,12 +184,8 @@ fn deploy_forwards_traffic_and_a_second_deploy_restarts_nothing() {
     let env = Env::new("deploy");
     env.inventory(TWO_ROUTES);
     let out = env.vds(&["deploy"]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        stdout(&out).contains("h1    4        changed"),
-        "{}",
-        text(&out)
-    );
+    assert_ok(&out);
+    assert_says(&out, "h1    4        changed");
     // Relay (default forwarder) and socat both reach the echo service on h2.
     assert_eq!(echo(&ip(1), 8443), "ping through vds-proxy\n");
     assert_eq!(echo(&ip(1), 8444), "ping through vds-proxy\n");
@@ -183,12 +194,8 @@ fn deploy_forwards_traffic_and_a_second_deploy_restarts_nothing() {
     let socat = invocation(1, "socat-proxy-api-8444.service");
     assert!(!relay.is_empty() && !socat.is_empty());
     let out = env.vds(&["deploy"]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        stdout(&out).contains("h1    0        ok (no changes)"),
-        "{}",
-        text(&out)
-    );
+    assert_ok(&out);
+    assert_says(&out, "h1    0        ok (no changes)");
     assert_eq!(
         invocation(1, "vds-relay.service"),
         relay,
@@ -197,7 +204,7 @@ fn deploy_forwards_traffic_and_a_second_deploy_restarts_nothing() {
     assert_eq!(invocation(1, "socat-proxy-api-8444.service"), socat);
 
     let out = env.vds(&["status"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert_ok(&out);
     let line = stdout(&out)
         .lines()
         .find(|l| l.contains("route web:8443"))
@@ -211,17 +218,13 @@ fn deploy_forwards_traffic_and_a_second_deploy_restarts_nothing() {
 
     // The same probes from another host of the mesh.
     let out = env.vds(&["status", "--probe-from", "h3"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert_ok(&out);
 
     // With the target service gone, the forwarders accept and close at once: unhealthy.
     assert!(ssh(2, "systemctl stop test-echo").status.success());
     let out = env.vds(&["status", "--format", "json"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        stdout(&out).contains("accepted and closed at once"),
-        "{}",
-        text(&out)
-    );
+    assert_says(&out, "accepted and closed at once");
     let out = env.vds(&["status", "--probe-from", "h3"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
 }
@@ -241,12 +244,8 @@ fn a_relay_config_change_reloads_without_restarting() {
             {"port": 8444, "proxy_node": "h1", "target_node": "h2", "target_port": 9000, "service": "api", "forwarder": "socat"}]"#,
     );
     let out = env.vds(&["deploy"]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        stdout(&out).contains("reloaded vds-relay.service"),
-        "{}",
-        text(&out)
-    );
+    assert_ok(&out);
+    assert_says(&out, "reloaded vds-relay.service");
     assert_eq!(
         invocation(1, "vds-relay.service"),
         relay,
@@ -297,19 +296,15 @@ fn drift_makes_status_fail_and_deploy_repairs_it() {
 
     let out = env.vds(&["status"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        stdout(&out).contains(&format!("file {unit}")),
-        "{}",
-        text(&out)
-    );
-    assert!(stdout(&out).contains("drifted"), "{}", text(&out));
+    assert_says(&out, &format!("file {unit}"));
+    assert_says(&out, "drifted");
     let json = env.vds(&["status", "--format", "json"]);
     assert_eq!(json.status.code(), Some(1));
     assert!(stdout(&json).contains("\"healthy\": false"));
 
     let out = env.vds(&["deploy"]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(stdout(&out).contains("repaired drift"), "{}", text(&out));
+    assert_ok(&out);
+    assert_says(&out, "repaired drift");
     assert!(!stdout(&ssh(1, &format!("cat {unit}"))).contains("edited by hand"));
     assert!(env.vds(&["status"]).status.success());
 }
@@ -324,12 +319,9 @@ fn a_route_dropped_from_the_inventory_is_pruned() {
     );
     let out = env.vds(&["deploy", "--dry-run"]);
     assert!(out.status.success());
-    assert!(
-        stdout(&out).contains(
-            "- /etc/systemd/system/socat-proxy-api-8444.service (no longer in the inventory)"
-        ),
-        "{}",
-        text(&out)
+    assert_says(
+        &out,
+        "- /etc/systemd/system/socat-proxy-api-8444.service (no longer in the inventory)",
     );
     assert!(
         ssh(
@@ -342,11 +334,10 @@ fn a_route_dropped_from_the_inventory_is_pruned() {
     );
 
     let out = env.vds(&["deploy"]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        stdout(&out).contains("removed /etc/systemd/system/socat-proxy-api-8444.service"),
-        "{}",
-        text(&out)
+    assert_ok(&out);
+    assert_says(
+        &out,
+        "removed /etc/systemd/system/socat-proxy-api-8444.service",
     );
     let gone = ssh(
         1,
@@ -366,7 +357,7 @@ fn remove_leaves_nothing_behind() {
     env.inventory(TWO_ROUTES);
     assert!(env.vds(&["deploy"]).status.success());
     let out = env.vds(&["remove"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert_ok(&out);
     let files = stdout(&ssh(
         1,
         "ls /etc/vds-proxy /usr/local/lib/vds-proxy /var/lib/vds-proxy /etc/systemd/system/vds-relay.service /etc/systemd/system/socat-proxy-api-8444.service 2>&1",
@@ -389,11 +380,7 @@ fn remove_leaves_nothing_behind() {
     // Idempotent.
     let again = env.vds(&["remove"]);
     assert!(again.status.success());
-    assert!(
-        stdout(&again).contains("h1    0        ok (no changes)"),
-        "{}",
-        text(&again)
-    );
+    assert_says(&again, "h1    0        ok (no changes)");
 }
 
 #[test]
@@ -417,16 +404,8 @@ fn a_unit_failing_validation_leaves_the_host_exactly_as_it_was() {
     .unwrap();
     let out = env.vds(&["deploy", "--templates", tpl.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        stdout(&out).contains("validation failed; nothing was changed on the host"),
-        "{}",
-        text(&out)
-    );
-    assert!(
-        stdout(&out).contains("socat-proxy-api-8444.service"),
-        "{}",
-        text(&out)
-    );
+    assert_says(&out, "validation failed; nothing was changed on the host");
+    assert_says(&out, "socat-proxy-api-8444.service");
     let after = stdout(&ssh(
         1,
         "sha256sum /etc/systemd/system/*.service /etc/vds-proxy/* /var/lib/vds-proxy/state.json",
@@ -505,8 +484,8 @@ fn concurrent_deploys_to_one_host_are_serialized() {
     };
     let (a, b) = (spawn(), spawn());
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
-    assert!(a.status.success(), "{}", text(&a));
-    assert!(b.status.success(), "{}", text(&b));
+    assert_ok(&a);
+    assert_ok(&b);
     let changed = [&a, &b]
         .iter()
         .filter(|o| stdout(o).contains("h1    4        changed"))
@@ -621,18 +600,14 @@ fn balanced_replicas_scale_without_failed_connections() {
     let orig = stdout(&ssh(1, "sha256sum /etc/haproxy/haproxy.cfg"));
     std::fs::write(env.dir.join("nodes.json"), balanced(2)).unwrap();
     let out = env.vds(&["deploy"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert_ok(&out);
     assert_eq!(echo(&ip(1), 8500), "ping through vds-proxy\n");
     wait_servers_up(2);
 
     // A no-op re-apply does not reload haproxy.
     let worker = haproxy_worker();
     let out = env.vds(&["deploy"]);
-    assert!(
-        stdout(&out).contains("h1    0        ok (no changes)"),
-        "{}",
-        text(&out)
-    );
+    assert_says(&out, "h1    0        ok (no changes)");
     assert_eq!(haproxy_worker(), worker);
 
     // A client keeps opening and using connections through every scaling step.
@@ -654,7 +629,7 @@ fn balanced_replicas_scale_without_failed_connections() {
     for replicas in [3u32, 1] {
         std::fs::write(env.dir.join("nodes.json"), balanced(replicas)).unwrap();
         let out = env.vds(&["deploy"]);
-        assert!(out.status.success(), "{}", text(&out));
+        assert_ok(&out);
         wait_servers_up(replicas as usize);
         let cfg = stdout(&ssh(
             1,
@@ -679,7 +654,7 @@ fn balanced_replicas_scale_without_failed_connections() {
 
     // Remove: the package's haproxy.cfg is back, haproxy still runs, no replica is left.
     let out = env.vds(&["remove"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert_ok(&out);
     assert_eq!(stdout(&ssh(1, "sha256sum /etc/haproxy/haproxy.cfg")), orig);
     assert_eq!(stdout(&ssh(1, "systemctl is-active haproxy")), "active\n");
     let left = stdout(&ssh(
@@ -705,16 +680,8 @@ fn a_broken_haproxy_config_is_caught_before_it_goes_live() {
     .unwrap();
     let out = env.vds(&["deploy", "--templates", tpl.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        stdout(&out).contains("validation failed; nothing was changed"),
-        "{}",
-        text(&out)
-    );
-    assert!(
-        stdout(&out).contains("/etc/haproxy/haproxy.cfg"),
-        "{}",
-        text(&out)
-    );
+    assert_says(&out, "validation failed; nothing was changed");
+    assert_says(&out, "/etc/haproxy/haproxy.cfg");
     assert_eq!(
         stdout(&ssh(1, "sha256sum /etc/haproxy/haproxy.cfg")),
         before
@@ -759,10 +726,10 @@ fn a_transparent_balancer_passes_the_client_address_and_remove_takes_back_only_i
         1,
         "iptables -t mangle -A PREROUTING -p udp --dport 5353 -j MARK --set-mark 0x7 && ip rule add fwmark 0x7 lookup 200",
     );
-    assert!(out.status.success(), "{}", text(&out));
+    assert_ok(&out);
     std::fs::write(env.dir.join("nodes.json"), balanced_peer_echo(2, true)).unwrap();
     let out = env.vds(&["deploy"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert_ok(&out);
     wait_servers_up(2);
 
     // The replica sees this machine's address (the other end of h1's veth), not haproxy's.
@@ -797,16 +764,15 @@ fn a_transparent_balancer_passes_the_client_address_and_remove_takes_back_only_i
 
     // Re-apply and an explicit reload of the rules unit: nothing doubles.
     let out = env.vds(&["deploy"]);
-    assert!(stdout(&out).contains("ok (no changes)"), "{}", text(&out));
+    assert_says(&out, "ok (no changes)");
     assert!(ssh(1, "systemctl reload vds-tproxy").status.success());
     assert_eq!(rules(), live);
 
     let out = env.vds(&["status"]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        squeezed(&out).contains("backend echo/echo-2 ok UP (unit echo@2.service active)"),
-        "{}",
-        text(&out)
+    assert_ok(&out);
+    assert_row(
+        &out,
+        "backend echo/echo-2 ok UP (unit echo@2.service active)",
     );
 
     // Rules flushed by hand: status sees it, deploy puts them back (the files are unchanged).
@@ -820,19 +786,15 @@ fn a_transparent_balancer_passes_the_client_address_and_remove_takes_back_only_i
         text(&out)
     );
     let out = env.vds(&["deploy"]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        stdout(&out).contains("put back what these configure"),
-        "{}",
-        text(&out)
-    );
+    assert_ok(&out);
+    assert_says(&out, "put back what these configure");
     assert_eq!(rules(), live);
     assert_eq!(peer_seen(), "peer=10.213.1.1\n");
 
     // Remove: no rule, route, drop-in, config or unit of vds-proxy is left; the foreign
     // rule and policy rule are untouched, haproxy runs as the package set it up.
     let out = env.vds(&["remove"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert_ok(&out);
     let after = rules();
     assert!(!after.contains("VDS_TPROXY"), "{after}");
     assert!(!after.contains("lookup 100"), "{after}");
@@ -892,7 +854,7 @@ fn a_stopped_replica_is_taken_out_and_put_back_by_the_health_checks() {
     let env = Env::new("failover");
     std::fs::write(env.dir.join("nodes.json"), balanced(2)).unwrap();
     let out = env.vds(&["deploy"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert_ok(&out);
     wait_servers_up(2);
 
     assert!(ssh(1, "systemctl stop echo@2.service").status.success());
@@ -903,11 +865,7 @@ fn a_stopped_replica_is_taken_out_and_put_back_by_the_health_checks() {
     }
     let out = env.vds(&["status"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        squeezed(&out).contains("backend echo/echo-2 FAIL DOWN (unit echo@2.service "),
-        "{}",
-        text(&out)
-    );
+    assert_row(&out, "backend echo/echo-2 FAIL DOWN (unit echo@2.service ");
 
     assert!(ssh(1, "systemctl start echo@2.service").status.success());
     let up = wait_server_state(2, "UP", std::time::Duration::from_secs(7));
@@ -927,16 +885,12 @@ fn only_tags_apply_just_their_parts() {
 
     // setup: the drop-in is unchanged; no replica or haproxy change happens.
     let out = env.vds(&["deploy", "--only", "setup"]);
-    assert!(stdout(&out).contains("ok (no changes)"), "{}", text(&out));
+    assert_says(&out, "ok (no changes)");
 
     // config: haproxy.cfg names the third server, but its unit is not created.
     let out = env.vds(&["deploy", "--only", "config"]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        stdout(&out).contains("updated /etc/haproxy/haproxy.cfg"),
-        "{}",
-        text(&out)
-    );
+    assert_ok(&out);
+    assert_says(&out, "updated /etc/haproxy/haproxy.cfg");
     assert!(!stdout(&out).contains("echo@3"), "{}", text(&out));
     let units = stdout(&ssh(
         1,
@@ -946,20 +900,19 @@ fn only_tags_apply_just_their_parts() {
 
     // scale: the third replica starts; once its health checks pass, verify is healthy.
     let out = env.vds(&["deploy", "--only", "scale"]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(stdout(&out).contains("echo@3.service"), "{}", text(&out));
+    assert_ok(&out);
+    assert_says(&out, "echo@3.service");
     wait_servers_up(3);
     let out = env.vds(&["deploy", "--only", "verify"]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        squeezed(&out).contains("backend echo/echo-3 ok UP (unit echo@3.service active)"),
-        "{}",
-        text(&out)
+    assert_ok(&out);
+    assert_row(
+        &out,
+        "backend echo/echo-3 ok UP (unit echo@3.service active)",
     );
 
     // Everything is in place: a full deploy has nothing left to do.
     let out = env.vds(&["deploy"]);
-    assert!(stdout(&out).contains("ok (no changes)"), "{}", text(&out));
+    assert_says(&out, "ok (no changes)");
     assert!(env.vds(&["remove"]).status.success());
 }
 
@@ -1004,7 +957,7 @@ fn wireguard_tunnels_carry_traffic_and_grow_without_restarts() {
     );
     std::fs::write(env.dir.join("nodes.json"), wireguard_inventory(&[1, 2])).unwrap();
     let out = env.vds(&["deploy"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert_ok(&out);
     // h2 runs the echo service on 9000 (Env::clean); reach it over the tunnel.
     assert_eq!(echo_from(1, "10.99.0.2", 9000), "through-the-tunnel\n");
 
@@ -1022,25 +975,21 @@ fn wireguard_tunnels_carry_traffic_and_grow_without_restarts() {
     // A no-op re-apply restarts nothing and keeps the keys.
     let tunnel = invocation(1, "wg-quick@wg0.service");
     let out = env.vds(&["deploy"]);
-    assert!(
-        squeezed(&out).contains("h1 0 ok (no changes)"),
-        "{}",
-        text(&out)
-    );
+    assert_row(&out, "h1 0 ok (no changes)");
     assert_eq!(invocation(1, "wg-quick@wg0.service"), tunnel);
     assert!(stdout(&ssh(1, "cat /etc/wireguard/wg0.key")).contains(&private));
 
     // A third peer: h1's tunnel is reloaded (wg syncconf), not restarted, and keeps its key.
     std::fs::write(env.dir.join("nodes.json"), wireguard_inventory(&[1, 2, 3])).unwrap();
     let out = env.vds(&["deploy"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert_ok(&out);
     assert_eq!(invocation(1, "wg-quick@wg0.service"), tunnel);
     assert_eq!(echo_from(1, "10.99.0.2", 9000), "through-the-tunnel\n");
     assert_eq!(echo_from(1, "10.99.0.3", 9100), "through-the-tunnel\n");
 
     // --rotate-keys: new keys on every node, the tunnels restart with them and carry on.
     let out = env.vds(&["deploy", "--rotate-keys"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert_ok(&out);
     let rotated = stdout(&ssh(1, "cat /etc/wireguard/wg0.key"));
     assert_ne!(rotated.trim(), private);
     assert!(!text(&out).contains(rotated.trim()));
@@ -1049,7 +998,7 @@ fn wireguard_tunnels_carry_traffic_and_grow_without_restarts() {
     assert_eq!(echo_from(2, "10.99.0.3", 9100), "through-the-tunnel\n");
 
     let out = env.vds(&["status"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert_ok(&out);
     let s = squeezed(&out);
     for (node, peer) in [(1, 2), (1, 3), (2, 1), (3, 1)] {
         assert!(
@@ -1075,11 +1024,7 @@ fn wireguard_tunnels_carry_traffic_and_grow_without_restarts() {
     );
     let tunnel = invocation(1, "wg-quick@wg0.service");
     let out = env.vds(&["deploy"]);
-    assert!(
-        stdout(&out).contains("put back what these configure"),
-        "{}",
-        text(&out)
-    );
+    assert_says(&out, "put back what these configure");
     assert_eq!(invocation(1, "wg-quick@wg0.service"), tunnel);
     assert_eq!(stdout(&ssh(1, "wg show wg0 peers | wc -l")).trim(), "2");
     assert_eq!(echo_from(1, "10.99.0.2", 9000), "through-the-tunnel\n");
@@ -1089,14 +1034,10 @@ fn wireguard_tunnels_carry_traffic_and_grow_without_restarts() {
     assert!(ssh(3, "systemctl stop wg-quick@wg0").status.success());
     let out = env.vds(&["status"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        squeezed(&out).contains("h3 unit wg-quick@wg0.service FAIL inactive"),
-        "{}",
-        text(&out)
-    );
+    assert_row(&out, "h3 unit wg-quick@wg0.service FAIL inactive");
 
     let out = env.vds(&["remove"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert_ok(&out);
     for i in 1..=3 {
         let left = stdout(&ssh(
             i,
@@ -1139,7 +1080,7 @@ fn k3s_manifests_are_placed_in_the_auto_deploy_directory_and_pruned() {
     )
     .unwrap();
     let out = env.vds(&["deploy"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert_ok(&out);
     let listing = stdout(&ssh(2, &format!("cd {dir} && stat -c '%a %n' *")));
     assert_eq!(
         listing,
@@ -1150,20 +1091,15 @@ fn k3s_manifests_are_placed_in_the_auto_deploy_directory_and_pruned() {
 
     let out = env.vds(&["status"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        squeezed(&out).contains("h2 k3s deployment tg/tgweb FAIL kubectl not found on h2"),
-        "{}",
-        text(&out)
+    assert_row(
+        &out,
+        "h2 k3s deployment tg/tgweb FAIL kubectl not found on h2",
     );
 
     // Dropping an app prunes its manifest only.
     std::fs::write(env.dir.join("nodes.json"), k3s_inventory(&["tgweb"])).unwrap();
     let out = env.vds(&["deploy"]);
-    assert!(
-        stdout(&out).contains(&format!("removed {dir}/vds-proxy-tg-tgapi.yaml")),
-        "{}",
-        text(&out)
-    );
+    assert_says(&out, &format!("removed {dir}/vds-proxy-tg-tgapi.yaml"));
     let listing = stdout(&ssh(2, &format!("ls {dir}")));
     assert_eq!(
         listing,
@@ -1227,7 +1163,7 @@ fn a_scale_down_waits_for_open_connections_on_removed_replicas() {
     let start = std::time::Instant::now();
     let out = env.vds(&["deploy"]);
     let took = start.elapsed();
-    assert!(out.status.success(), "{}", text(&out));
+    assert_ok(&out);
     assert!(
         closer.join().unwrap(),
         "a held connection was cut by the scale-down"
@@ -1255,11 +1191,10 @@ fn a_scale_down_waits_for_open_connections_on_removed_replicas() {
     let held = vec![Held::open(), Held::open()];
     std::fs::write(env.dir.join("nodes.json"), inventory(1, 1)).unwrap();
     let out = env.vds(&["deploy"]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        stdout(&out).contains("stopped echo@2.service with 1 connection(s) still open"),
-        "{}",
-        text(&out)
+    assert_ok(&out);
+    assert_says(
+        &out,
+        "stopped echo@2.service with 1 connection(s) still open",
     );
     drop(held);
     assert!(env.vds(&["remove"]).status.success());
@@ -1295,19 +1230,15 @@ fn a_route_all_spoke_sends_its_egress_through_the_hub() {
     )
     .unwrap();
     let out = env.vds(&["deploy"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert_ok(&out);
     assert_eq!(
         seen_by_h3(),
         "peer=10.213.1.2\n",
         "h2's egress leaves through h1"
     );
     let out = env.vds(&["status"]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        squeezed(&out).contains("h2 wireguard wg1 peer h1 ok handshake"),
-        "{}",
-        text(&out)
-    );
+    assert_ok(&out);
+    assert_row(&out, "h2 wireguard wg1 peer h1 ok handshake");
 
     assert!(env.vds(&["remove"]).status.success());
     assert_eq!(
