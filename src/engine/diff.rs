@@ -273,15 +273,16 @@ pub fn diff<'p>(plan: &'p HostPlan, facts: &Facts, only: Option<&[Part]>) -> Cha
     }
 }
 
-/// The manifest describing `resources` and `units` once applied.
-pub fn manifest_for(
+/// The entries describing `resources` and `units` once applied (in plan order; `diff`
+/// sorts the whole manifest once it holds the entries of unselected parts too).
+fn manifest_for(
     resources: &[&Resource],
     units: &[&UnitSpec],
     dirs: Vec<DirEntry>,
     adopted: &BTreeSet<String>,
     adopted_units: &BTreeSet<String>,
 ) -> Manifest {
-    let mut m = Manifest {
+    Manifest {
         files: resources
             .iter()
             .map(|r| FileEntry {
@@ -313,9 +314,7 @@ pub fn manifest_for(
             })
             .collect(),
         dirs,
-    };
-    m.sort();
-    m
+    }
 }
 
 /// Splits units vds-proxy lets go of: stopped before activation, stopped after it, and
