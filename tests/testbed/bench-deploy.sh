@@ -3,9 +3,10 @@
 # next to the cost of one bare SSH connection + round trip. Prints a table.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-cargo build --release -q
+# VDS_PROXY_BIN measures another build (e.g. an older one, for before/after figures).
+[ -n "${VDS_PROXY_BIN:-}" ] || cargo build --release -q
 TB=${TESTBED:-/var/tmp/vds-proxy-testbed}
-V=$PWD/target/release/vds-proxy
+V=${VDS_PROXY_BIN:-$PWD/target/release/vds-proxy}
 printf '%-6s %-14s %-14s %-20s\n' hosts first_deploy noop_deploy bare_ssh_roundtrip
 for n in 3 8; do
   bash tests/testbed/setup.sh "$n" >/dev/null

@@ -4,9 +4,10 @@
 # no-op restarted anything (InvocationIDs before and after). Prints one line per step.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-cargo build --release -q
+# VDS_PROXY_BIN measures another build (e.g. an older one, for before/after figures).
+[ -n "${VDS_PROXY_BIN:-}" ] || cargo build --release -q
 TB=${TESTBED:-/var/tmp/vds-proxy-testbed}
-V=$PWD/target/release/vds-proxy
+V=${VDS_PROXY_BIN:-$PWD/target/release/vds-proxy}
 [ "$(wc -l < "$TB/hosts.txt" 2>/dev/null || echo 0)" -ge 3 ] || bash tests/testbed/setup.sh 3 >/dev/null
 d=$(mktemp -d)
 printf 'ssh_key = "%s/id_ed25519"\nknown_hosts = "%s/known_hosts"\n' "$TB" "$TB" > "$d/vds-proxy.toml"

@@ -11,3 +11,8 @@ for pidfile in "$TESTBED"/hosts/*/pid; do
   fi
   rm -f "$pidfile"
 done
+# The hosts' own cgroups (setup.sh), now empty.
+for c in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified /sys/fs/cgroup; do
+  [ -f "$c/cgroup.procs" ] && [ -d "$c/vds-testbed" ] || continue
+  find "$c/vds-testbed" -mindepth 1 -depth -type d -exec rmdir {} + 2>/dev/null
+done

@@ -59,7 +59,14 @@ for i in $(seq 1 "$N"); do
   printf '[Match]\nName=host0\n\n[Network]\nAddress=10.213.%d.2/24\nGateway=10.213.%d.1\n' "$i" "$i" \
     > "$dir/upper/etc/systemd/network/10-host0.network"
   echo "$h" > "$dir/upper/etc/hostname"
-  setsid systemd-nspawn -q -D "$BASE" --overlay="$BASE:$dir/upper:/" -M "$h" -b \
+  # Each host in its own cgroup (in every hierarchy): with --keep-unit all containers
+  # would otherwise share one payload cgroup, and same-named units on different hosts
+  # (every host's haproxy.service) would share cgroup directories and fail with
+  # status=219/CGROUP under load.
+  H=$h setsid bash -c 'for c in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified /sys/fs/cgroup; do
+      [ -f "$c/cgroup.procs" ] || continue
+      mkdir -p "$c/vds-testbed/$H" && echo $$ > "$c/vds-testbed/$H/cgroup.procs" || true
+    done; exec "$@"' nspawn systemd-nspawn -q -D "$BASE" --overlay="$BASE:$dir/upper:/" -M "$h" -b \
     --register=no --keep-unit --network-veth --bind=/dev/net/tun \
     </dev/null >"$dir/console.log" 2>&1 &
   echo $! > "$dir/pid"
