@@ -5,13 +5,12 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use crate::cli::Global;
-use crate::inventory::{self, InputErrors, Inventory, PathSource};
-use crate::plan::{self, Plan};
+use crate::inventory::{self, InputErrors, Inventory, PathSource, Sections};
+use crate::plan::{self, Plan, PlanError};
 use crate::redact::Redactor;
 use crate::resources::binary::Artifact;
-use crate::roles::wireguard::PublicKeys;
 use crate::settings::{self, Settings};
-use crate::templates::{TemplateError, Templates};
+use crate::templates::Templates;
 
 /// Exit code: everything succeeded / is healthy.
 pub const EXIT_OK: i32 = 0;
@@ -26,7 +25,7 @@ pub enum InputError {
     #[error(transparent)]
     Inventory(#[from] InputErrors),
     #[error(transparent)]
-    Template(#[from] TemplateError),
+    Plan(#[from] PlanError),
     #[error("{0}")]
     Other(String),
 }
@@ -40,15 +39,15 @@ pub struct Loaded {
     /// Connections kept open between the steps of one verb.
     pub pool: std::sync::Arc<crate::transport::Pool>,
     templates: Templates,
-    relay: Artifact,
+    bundle: Artifact,
 }
 
 impl Loaded {
-    /// Renders the plan again with the WireGuard public keys read from the nodes, keeping
-    /// the `--node` selection.
-    pub fn replan(&mut self, keys: &PublicKeys) -> Result<()> {
+    /// Renders the plan again with what the prepare step read from the nodes, keeping the
+    /// `--node` selection.
+    pub fn replan(&mut self, prepared: &Sections) -> Result<()> {
         let selected: Vec<String> = self.plan.hosts.iter().map(|h| h.node.clone()).collect();
-        let mut plan = plan::build(&self.inventory, &self.templates, &self.relay, keys)
+        let mut plan = plan::build(&self.inventory, &self.templates, &self.bundle, prepared)
             .map_err(InputError::from)?;
         plan.hosts.retain(|h| selected.contains(&h.node));
         self.plan = plan;
@@ -94,8 +93,8 @@ pub fn load(global: &Global) -> Result<Loaded> {
     let template_dir = global.templates.clone().or(settings.templates.clone());
     let templates =
         Templates::new(template_dir.as_deref()).map_err(|e| InputError::Other(format!("{e:#}")))?;
-    let relay = relay_artifact(&settings)?;
-    let plan = plan::build(&inventory, &templates, &relay, &PublicKeys::default())
+    let bundle = bundle_artifact(&settings)?;
+    let plan = plan::build(&inventory, &templates, &bundle, &Sections::default())
         .map_err(InputError::from)?;
     let redactor = Redactor::new(inventory.secrets());
     Ok(Loaded {
@@ -105,12 +104,13 @@ pub fn load(global: &Global) -> Result<Loaded> {
         redactor,
         pool: Default::default(),
         templates,
-        relay,
+        bundle,
     })
 }
 
-/// The relay build to ship: `relay_binary` from the settings, else this executable.
-fn relay_artifact(settings: &Settings) -> Result<Artifact> {
+/// The vds-proxy build to ship to nodes that run its bundled servers: `relay_binary` from
+/// the settings, else this executable.
+fn bundle_artifact(settings: &Settings) -> Result<Artifact> {
     let path: PathBuf = match &settings.relay_binary {
         Some(p) => p.clone(),
         None => std::env::current_exe().context("locating the vds-proxy executable")?,

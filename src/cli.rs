@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::resources::Part;
 
 /// Declarative deploys for small proxy infrastructures: a VDS forwarding traffic over a mesh,
-/// HAProxy in front of replicated services, WireGuard tunnels, k3s workloads.
+/// HAProxy (with TPROXY) in front of replicated services, WireGuard tunnels, k3s workloads.
 #[derive(Debug, Parser)]
 #[command(name = "vds-proxy", version, propagate_version = true)]
 pub struct Cli {
@@ -49,7 +49,7 @@ pub struct Targets {
     pub nodes: Vec<String>,
 }
 
-/// A part of a deploy, named after seed 003's Ansible tags.
+/// A part of a deploy (`--only` tags, as Ansible playbooks tag their roles).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Tag {
     Setup,
@@ -82,69 +82,95 @@ pub struct Connect {
     pub parallel: Option<usize>,
 }
 
+/// Flags of `show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub targets: Targets,
+    /// Only the resources of this route/service name
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+    /// Print the routes table (as `vds_proxy.sh show` did); same as --table routes
+    #[arg(long, visible_alias = "route")]
+    pub routes: bool,
+    /// Print a table instead of the plan (routes)
+    #[arg(long, value_name = "NAME", conflicts_with = "routes")]
+    pub table: Option<String>,
+    /// Contact the hosts and print what would change (same as `deploy --dry-run`)
+    #[arg(long)]
+    pub diff: bool,
+    #[command(flatten)]
+    pub connect: Connect,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+}
+
+impl ShowArgs {
+    /// The table asked for, if any.
+    pub fn table(&self) -> Option<&str> {
+        self.table.as_deref().or(self.routes.then_some("routes"))
+    }
+}
+
+/// Flags of `deploy`.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub targets: Targets,
+    /// Print the diff and the actions; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Only these parts: setup (kernel settings, TPROXY rules, HAProxy drop-in, WireGuard
+    /// tunnels), scale (replicas and haproxy.cfg), config (haproxy.cfg), verify (run the
+    /// status checks afterwards); comma-separated or repeated
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "TAG")]
+    pub only: Vec<Tag>,
+    /// Generate new WireGuard keys on the nodes (the old ones are replaced)
+    #[arg(long)]
+    pub rotate_keys: bool,
+    #[command(flatten)]
+    pub connect: Connect,
+}
+
+/// Flags of `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub targets: Targets,
+    /// Probe routes end to end from this node instead of from here
+    #[arg(long, value_name = "NODE")]
+    pub probe_from: Option<String>,
+    #[command(flatten)]
+    pub connect: Connect,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+}
+
+/// Flags of `remove`.
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    #[command(flatten)]
+    pub targets: Targets,
+    /// Only what belongs to this route/service name
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+    #[command(flatten)]
+    pub connect: Connect,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check the inventory and settings; contact no host
     Validate,
     /// Print what would be deployed where (offline unless --diff)
-    Show {
-        #[command(flatten)]
-        targets: Targets,
-        /// Only the resources of this route/service name
-        #[arg(long, value_name = "NAME")]
-        service: Option<String>,
-        /// Print the routes table (as `vds_proxy.sh show` did)
-        #[arg(long, visible_alias = "route")]
-        routes: bool,
-        /// Contact the hosts and print what would change (same as `deploy --dry-run`)
-        #[arg(long)]
-        diff: bool,
-        #[command(flatten)]
-        connect: Connect,
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-    },
+    Show(ShowArgs),
     /// Converge the hosts to the inventory, removing what it no longer has
     #[command(visible_alias = "apply")]
-    Deploy {
-        #[command(flatten)]
-        targets: Targets,
-        /// Print the diff and the actions; change nothing
-        #[arg(long)]
-        dry_run: bool,
-        /// Only these parts, as seed 003's Ansible tags: setup (kernel settings, TPROXY
-        /// rules, haproxy drop-in), scale (replicas and haproxy.cfg), config (haproxy.cfg),
-        /// verify (run the status checks afterwards); comma-separated or repeated
-        #[arg(long, value_enum, value_delimiter = ',', value_name = "TAG")]
-        only: Vec<Tag>,
-        /// Generate new WireGuard keys on the nodes (the old ones are replaced)
-        #[arg(long)]
-        rotate_keys: bool,
-        #[command(flatten)]
-        connect: Connect,
-    },
+    Deploy(DeployArgs),
     /// Health and drift of every node and route; exit 1 when anything is wrong
-    Status {
-        #[command(flatten)]
-        targets: Targets,
-        /// Probe routes end to end from this node instead of from here
-        #[arg(long, value_name = "NODE")]
-        probe_from: Option<String>,
-        #[command(flatten)]
-        connect: Connect,
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-    },
+    Status(StatusArgs),
     /// Stop, disable and delete everything vds-proxy installed
-    Remove {
-        #[command(flatten)]
-        targets: Targets,
-        /// Only what belongs to this route/service name
-        #[arg(long, value_name = "NAME")]
-        service: Option<String>,
-        #[command(flatten)]
-        connect: Connect,
-    },
+    Remove(RemoveArgs),
     /// Run the bundled TCP relay (what the relay unit on a node starts)
     Relay {
         /// Relay config file (TOML)

@@ -3,9 +3,12 @@
 //! The pipeline, one module per step:
 //! [`inventory`] (parse + validate) → [`plan`] (pure: desired resources per host, built by
 //! [`roles`] from [`templates`]) → [`engine`] (gather over a [`transport`], diff, apply, prune).
+//! Each system vds-proxy builds is one folder under `roles/`; each verb one module under
+//! [`commands`]; each resource kind one module under [`resources`].
 
 pub mod app;
 pub mod cli;
+pub mod commands;
 pub mod engine;
 pub mod inventory;
 pub mod plan;

@@ -1,14 +1,13 @@
 //! The plan: a pure function of the inventory giving, per node, the resources it must hold,
 //! the units that must run, and the actions a first deploy would take.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::inventory::{Connection, Inventory};
+use crate::inventory::{Connection, Inventory, Sections};
 use crate::resources::binary::Artifact;
-use crate::resources::{Action, Resource, UnitSpec, unit};
-use crate::roles::wireguard::PublicKeys;
+use crate::resources::{Resource, UnitSpec, unit};
 use crate::roles::{self, Ctx, Output};
 use crate::templates::{TemplateError, Templates};
 
@@ -45,22 +44,6 @@ impl HostPlan {
         out
     }
 
-    /// The actions to run when exactly the resources in `changed` changed (deduplicated,
-    /// daemon-reload first; a reload is dropped where the same unit restarts).
-    pub fn actions_for<'a>(changed: impl IntoIterator<Item = &'a Resource>) -> Vec<Action> {
-        let set: BTreeSet<Action> = changed
-            .into_iter()
-            .flat_map(|r| r.on_change.iter().cloned())
-            .collect();
-        set.iter()
-            .filter(|a| match a {
-                Action::Reload(u) => !set.contains(&Action::Restart(u.clone())),
-                _ => true,
-            })
-            .cloned()
-            .collect()
-    }
-
     /// Keeps only the resources and units of route or service `name`.
     pub fn retain_service(&mut self, name: &str) {
         self.resources
@@ -71,25 +54,46 @@ impl HostPlan {
     }
 }
 
-/// Builds the plan for every active node of `inv`.
+/// Why a plan could not be built: a template failed, or two roles want the same file or
+/// unit on a node (an inventory whose names collide).
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(
+        "node {node}: {what} is wanted by both {first} and {second}; rename one of them in the inventory"
+    )]
+    Clash {
+        node: String,
+        what: String,
+        first: &'static str,
+        second: &'static str,
+    },
+}
+
+/// Builds the plan for every active node of `inv`; `prepared` holds what the prepare step
+/// read from the nodes (empty for an offline plan).
 pub fn build(
     inv: &Inventory,
     templates: &Templates,
-    relay: &Artifact,
-    keys: &PublicKeys,
-) -> Result<Plan, TemplateError> {
+    bundle: &Artifact,
+    prepared: &Sections,
+) -> Result<Plan, PlanError> {
     let mut hosts = Vec::new();
     for node in inv.nodes.iter().filter(|n| n.active) {
         let ctx = Ctx {
             inv,
             node,
             templates,
-            relay,
-            keys,
+            bundle,
+            prepared,
         };
         let mut out = Output::default();
+        let mut owners = Owners::default();
         for role in roles::ALL {
-            role(&ctx, &mut out)?;
+            let (r0, u0) = (out.resources.len(), out.units.len());
+            role.plan(&ctx, &mut out)?;
+            owners.claim(&node.name, role.name(), &out, r0, u0)?;
         }
         hosts.push(HostPlan {
             node: node.name.clone(),
@@ -99,4 +103,41 @@ pub fn build(
         });
     }
     Ok(Plan { hosts })
+}
+
+/// Which role planned each file and unit of one node, so no two claim the same.
+#[derive(Default)]
+struct Owners {
+    files: BTreeMap<String, &'static str>,
+    units: BTreeMap<String, &'static str>,
+}
+
+impl Owners {
+    /// Records what `role` added to `out` (past `r0` resources and `u0` units).
+    fn claim(
+        &mut self,
+        node: &str,
+        role: &'static str,
+        out: &Output,
+        r0: usize,
+        u0: usize,
+    ) -> Result<(), PlanError> {
+        let clash = |what: String, first| PlanError::Clash {
+            node: node.to_string(),
+            what,
+            first,
+            second: role,
+        };
+        for r in &out.resources[r0..] {
+            if let Some(first) = self.files.insert(r.path.clone(), role) {
+                return Err(clash(format!("file {}", r.path), first));
+            }
+        }
+        for u in &out.units[u0..] {
+            if let Some(first) = self.units.insert(u.name.clone(), role) {
+                return Err(clash(format!("unit {}", u.name), first));
+            }
+        }
+        Ok(())
+    }
 }

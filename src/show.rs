@@ -1,7 +1,9 @@
-//! `show`: the plan printed for people (text) or programs (JSON), secrets redacted.
+//! What vds-proxy prints for people (text) or programs (JSON), secrets redacted: the plan
+//! (`show`) and the status table (`status`).
 
 use std::fmt::Write;
 
+use crate::engine::status::Check;
 use crate::inventory::{Connection, Inventory};
 use crate::plan::{HostPlan, Plan};
 use crate::redact::{MASK, Redactor};
@@ -101,32 +103,35 @@ pub fn plan_json(plan: &Plan, redactor: &Redactor) -> String {
     redactor.apply(&serde_json::to_string_pretty(&value).expect("plan serializes")) + "\n"
 }
 
-/// The routes table, as `vds_proxy.sh show` printed it.
-pub fn routes_table(inv: &Inventory) -> String {
+/// The status table, ending with `healthy` or `UNHEALTHY`.
+pub fn status_text(checks: &[Check], redactor: &Redactor) -> String {
     let mut rows = vec![[
-        "DOMAIN".to_string(),
-        "PORT".into(),
-        "PROXY".into(),
-        "TARGET".into(),
-        "SERVICE".into(),
-        "FORWARDER".into(),
+        "NODE".to_string(),
+        "CHECK".into(),
+        "STATE".into(),
+        "DETAIL".into(),
     ]];
-    for r in &inv.routes {
-        let target_ip = inv
-            .node(&r.target_node)
-            .and_then(|n| n.mesh_address())
-            .map(|ip| format!(" ({ip})"))
-            .unwrap_or_default();
+    for c in checks {
         rows.push([
-            r.domain.clone().unwrap_or_else(|| "-".into()),
-            r.port.to_string(),
-            r.proxy_node.clone(),
-            format!("{}:{}{}", r.target_node, r.target_port, target_ip),
-            r.service.clone(),
-            r.forwarder.as_str().to_string(),
+            c.node.clone(),
+            c.check.clone(),
+            if c.ok { "ok" } else { "FAIL" }.to_string(),
+            c.detail.clone(),
         ]);
     }
-    table(&rows)
+    let verdict = if checks.iter().all(|c| c.ok) {
+        "healthy\n"
+    } else {
+        "UNHEALTHY\n"
+    };
+    redactor.apply(&(table(&rows) + verdict))
+}
+
+/// The status checks as JSON.
+pub fn status_json(checks: &[Check], redactor: &Redactor) -> String {
+    let healthy = checks.iter().all(|c| c.ok);
+    let value = serde_json::json!({ "healthy": healthy, "checks": checks });
+    redactor.apply(&serde_json::to_string_pretty(&value).expect("checks serialize")) + "\n"
 }
 
 /// Left-aligned columns separated by two spaces.

@@ -1,75 +1,10 @@
-//! Config templates: embedded in the binary, overridable file by file from a directory.
+//! Config templates: the files in `templates/`, embedded in the binary by the roles that
+//! render them, overridable file by file from a directory.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use minijinja::{Environment, UndefinedBehavior, Value};
-
-/// The templates shipped in `templates/`, embedded at build time.
-pub const EMBEDDED: &[(&str, &str)] = &[
-    (
-        "relay.service.j2",
-        include_str!("../templates/relay.service.j2"),
-    ),
-    ("relay.toml.j2", include_str!("../templates/relay.toml.j2")),
-    (
-        "socat-proxy.service.j2",
-        include_str!("../templates/socat-proxy.service.j2"),
-    ),
-    (
-        "replica@.service.j2",
-        include_str!("../templates/replica@.service.j2"),
-    ),
-    (
-        "replica.env.j2",
-        include_str!("../templates/replica.env.j2"),
-    ),
-    (
-        "haproxy.cfg.j2",
-        include_str!("../templates/haproxy.cfg.j2"),
-    ),
-    (
-        "haproxy-dropin.conf.j2",
-        include_str!("../templates/haproxy-dropin.conf.j2"),
-    ),
-    (
-        "tproxy.rules.j2",
-        include_str!("../templates/tproxy.rules.j2"),
-    ),
-    (
-        "tproxy-backends.rules.j2",
-        include_str!("../templates/tproxy-backends.rules.j2"),
-    ),
-    (
-        "tproxy.sysctl.j2",
-        include_str!("../templates/tproxy.sysctl.j2"),
-    ),
-    ("wg.conf.j2", include_str!("../templates/wg.conf.j2")),
-    (
-        "k8s-namespace.yaml.j2",
-        include_str!("../templates/k8s-namespace.yaml.j2"),
-    ),
-    (
-        "k8s-app.yaml.j2",
-        include_str!("../templates/k8s-app.yaml.j2"),
-    ),
-    (
-        "k8s-job.yaml.j2",
-        include_str!("../templates/k8s-job.yaml.j2"),
-    ),
-    (
-        "k8s-wg-egress.yaml.j2",
-        include_str!("../templates/k8s-wg-egress.yaml.j2"),
-    ),
-    (
-        "wg-dropin.conf.j2",
-        include_str!("../templates/wg-dropin.conf.j2"),
-    ),
-    (
-        "tproxy.service.j2",
-        include_str!("../templates/tproxy.service.j2"),
-    ),
-];
 
 /// A template failed to render; names the template and line.
 #[derive(Debug, thiserror::Error)]
@@ -100,7 +35,7 @@ impl Templates {
         );
         env.add_filter("systemd_escape", systemd_escape);
         env.add_filter("quote", quote);
-        for (name, text) in EMBEDDED {
+        for (name, text) in crate::roles::templates() {
             let text = match overrides {
                 Some(dir) if dir.join(name).is_file() => {
                     let p = dir.join(name);
@@ -109,7 +44,7 @@ impl Templates {
                 }
                 _ => (*text).to_string(),
             };
-            env.add_template_owned(*name, text)
+            env.add_template_owned(name, text)
                 .map_err(|e| anyhow::Error::new(template_error(name, &e, overrides)))?;
         }
         if let Some(dir) = overrides {

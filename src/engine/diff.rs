@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use super::gather::{Facts, needed_dirs};
 use super::state::{DirEntry, FileEntry, Manifest, UnitEntry};
 use crate::plan::HostPlan;
-use crate::resources::{Action, Kind, Part, Resource, UnitSpec, unit};
+use crate::resources::{Action, Kind, Part, Resource, UnitSpec, action, unit};
 
 /// Why a planned file must be written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,8 +27,8 @@ pub struct Changes<'p> {
     pub prune_files: Vec<FileEntry>,
     /// Managed units the plan no longer has: stopped and disabled before activation.
     pub prune_units: Vec<String>,
-    /// Managed units the plan no longer has that stop only after activation (backends
-    /// behind a balancer, which is reloaded without them first).
+    /// Managed units the plan no longer has that stop only after activation (late-stop
+    /// units: what sends them traffic is reloaded without them first).
     pub prune_units_late: Vec<UnitEntry>,
     /// Planned files that exist but were never vds-proxy's: their originals are kept.
     pub adopt: Vec<String>,
@@ -78,11 +78,11 @@ impl Changes<'_> {
     /// Units whose state this apply changes: they must be active afterwards.
     pub fn touched_units(&self) -> BTreeSet<String> {
         let mut out: BTreeSet<String> = self.start.iter().cloned().collect();
-        for a in &self.actions {
-            if let Action::Restart(u) | Action::Reload(u) = a {
-                out.insert(u.clone());
-            }
-        }
+        out.extend(
+            self.actions
+                .iter()
+                .filter_map(|a| a.unit().map(str::to_string)),
+        );
         out
     }
 }
@@ -192,12 +192,13 @@ pub fn diff<'p>(plan: &'p HostPlan, facts: &Facts, only: Option<&[Part]>) -> Cha
         .copied()
         .filter(|r| facts.not_live.contains(&r.path) && !rewritten.contains(r.path.as_str()))
         .collect();
-    let mut actions = HostPlan::actions_for(
+    let mut actions = action::due(
         write
             .iter()
             .filter(|(_, why)| *why != Why::Metadata)
             .map(|(r, _)| *r)
-            .chain(not_live.iter().copied()),
+            .chain(not_live.iter().copied())
+            .flat_map(|r| &r.on_change),
     );
     if prune_files.iter().any(FileEntry::read_by_systemd)
         && !actions.contains(&Action::DaemonReload)
@@ -334,7 +335,7 @@ fn split_late<'a>(
 }
 
 /// The changes that take back what vds-proxy installed on a host: everything, or only the
-/// files and units of route/service `service`. Nothing is written.
+/// files and units of the service named `service`. Nothing is written.
 pub fn removal<'p>(facts: &Facts, service: Option<&str>) -> Changes<'p> {
     let selected = |s: &Option<String>| service.is_none() || s.as_deref() == service;
     let prune_files: Vec<FileEntry> = facts
@@ -397,18 +398,18 @@ mod tests {
     use crate::inventory::Connection;
     use crate::resources::Kind;
 
-    /// A plan with a setup file and one backend replica unit; a host whose manifest also
-    /// has a second replica (the inventory scaled 2 -> 1) with its env file.
+    /// A plan with a setup file and one late-stop instance unit; a host whose manifest also
+    /// has a second instance (the inventory scaled 2 -> 1) with its env file.
     fn scaled_down() -> (HostPlan, Facts) {
         let setup =
             Resource::text(Kind::File, "/etc/a.conf", "a\n".into(), 0o644).in_part(Part::Setup);
-        let mut replica = unit::running("echo@1.service", vec![10000]);
-        replica.part = Part::Backends;
+        let mut instance = unit::running("echo@1.service", vec![10000]);
+        instance.part = Part::Backends;
         let plan = HostPlan {
             node: "h1".into(),
             connection: Connection::Ssh,
             resources: vec![setup],
-            units: vec![replica],
+            units: vec![instance],
         };
         let mut facts = Facts::default();
         facts.manifest.files.push(FileEntry {

@@ -71,57 +71,52 @@ pub fn needed_dirs<'a>(resources: impl IntoIterator<Item = &'a Resource>) -> BTr
     dirs
 }
 
+/// The read-only functions (facts, probes, file contents) every host-reading script uses.
+pub const LIBRARY: &str = include_str!("scripts/gather.sh");
+
+/// `NAME ARG...` with every argument quoted: one call of a script function.
+pub fn call<S: AsRef<str>>(name: &str, args: impl IntoIterator<Item = S>) -> String {
+    let mut line = name.to_string();
+    for a in args {
+        line.push(' ');
+        line.push_str(&quote(a.as_ref()));
+    }
+    line.push('\n');
+    line
+}
+
+/// The library, then the variables its functions read.
+fn prelude() -> String {
+    format!(
+        "{LIBRARY}STATE_FILE={}\nSED_PATHS={}\nSED_UNITS={}\n",
+        quote(STATE_FILE),
+        quote(SED_PATHS),
+        quote(SED_UNITS)
+    )
+}
+
+/// The calls that gather the facts of `plan` (without the library).
+fn calls(plan: &HostPlan) -> String {
+    let mut s = String::from("host_facts\n");
+    s += &call("file_facts", plan.resources.iter().map(|r| &r.path));
+    s += &call("dir_facts", needed_dirs(&plan.resources));
+    s += &call("unit_facts", plan.units.iter().map(|u| &u.name));
+    for r in &plan.resources {
+        if let Some(check) = &r.live_check {
+            s += &call("live_check", [&r.path, check]);
+        }
+    }
+    s
+}
+
+/// The gather script for `plan`; `extra` runs after the facts, before the end marker.
+pub fn script_with(plan: &HostPlan, extra: &str) -> String {
+    format!("{}{}{extra}echo \"@end\"\n", prelude(), calls(plan))
+}
+
 /// The gather script for `plan`.
 pub fn script(plan: &HostPlan) -> String {
-    let paths: Vec<String> = plan.resources.iter().map(|r| quote(&r.path)).collect();
-    let units: Vec<String> = plan.units.iter().map(|u| quote(&u.name)).collect();
-    let dirs: Vec<String> = needed_dirs(&plan.resources)
-        .iter()
-        .map(|d| quote(d))
-        .collect();
-    let s = quote(STATE_FILE);
-    let live: String = plan
-        .resources
-        .iter()
-        .filter_map(|r| {
-            let check = r.live_check.as_ref()?;
-            Some(format!(
-                "[ -f {p} ] && ! {{ {check}; }} >/dev/null 2>&1 && echo \"@notlive {}\"\n",
-                r.path,
-                p = quote(&r.path)
-            ))
-        })
-        .collect();
-    format!(
-        r#"export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-echo "@arch $(uname -m)"
-if [ -r {s} ]; then echo "@state $(sha256sum < {s} | cut -c1-64)"; sed 's/^/@m /' {s}; else echo "@state none"; fi
-{{ [ -r {s} ] && sed -n {sed_paths} {s}; printf '%s\n' {paths}; }} | sort -u | while IFS= read -r p; do
-  [ -n "$p" ] || continue
-  if [ -f "$p" ]; then echo "@file $(sha256sum < "$p" | cut -c1-64) $(stat -c '%a %U %G' "$p") $p"; else echo "@file - - - - $p"; fi
-done
-for d in {dirs}; do if [ -d "$d" ]; then echo "@dir 1 $d"; else echo "@dir 0 $d"; fi; done
-{{ [ -r {s} ] && sed -n {sed_units} {s}; printf '%s\n' {units}; }} | sort -u | grep . | xargs -r systemctl show -p Id -p ActiveState -p UnitFileState -p InvocationID -- 2>/dev/null | sed 's/^/@u /'
-{live}echo "@end"
-"#,
-        sed_paths = quote(SED_PATHS),
-        sed_units = quote(SED_UNITS),
-        paths = if paths.is_empty() {
-            "''".to_string()
-        } else {
-            paths.join(" ")
-        },
-        dirs = if dirs.is_empty() {
-            "''".to_string()
-        } else {
-            dirs.join(" ")
-        },
-        units = if units.is_empty() {
-            "''".to_string()
-        } else {
-            units.join(" ")
-        },
-    )
+    script_with(plan, "")
 }
 
 /// Runs the gather script on a host.

@@ -1,6 +1,6 @@
-//! End-to-end probes: a TCP connection through a route's public port must reach the target.
+//! End-to-end probes: a TCP connection to a public port must reach what is behind it.
 //!
-//! A forwarder accepts the connection even when its target is down, then closes it at once.
+//! A proxy accepts the connection even when its target is down, then closes it at once.
 //! So a probe connects, then waits briefly: a connection that stays open or yields data went
 //! through; one closed straight away with no data did not.
 
@@ -9,12 +9,12 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use crate::shell::quote;
+use super::gather::{LIBRARY, call};
 use crate::transport::Transport;
 
 /// How long a probe waits for the connection, and then for an early close.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// A forwarder that cannot reach its target closes well within this.
+/// A proxy that cannot reach its target closes well within this.
 pub const CLOSE_WINDOW: Duration = Duration::from_millis(700);
 
 /// Result of one probe.
@@ -36,7 +36,7 @@ pub async fn from_here(host: &str, port: u16) -> ProbeResult {
     match tokio::time::timeout(CLOSE_WINDOW, s.read(&mut buf)).await {
         Err(_) => ProbeResult::Reached,
         Ok(Ok(0)) => ProbeResult::Failed(format!(
-            "{addr} accepted and closed at once: the forwarder cannot reach its target"
+            "{addr} accepted and closed at once: the proxy cannot reach its target"
         )),
         Ok(Ok(_)) => ProbeResult::Reached,
         Ok(Err(e)) => ProbeResult::Failed(format!("{addr}: {e}")),
@@ -45,19 +45,13 @@ pub async fn from_here(host: &str, port: u16) -> ProbeResult {
 
 /// Probes `host:port` from another host, with bash's `/dev/tcp`.
 pub async fn from_host(t: &dyn Transport, host: &str, port: u16) -> ProbeResult {
-    let target = format!("/dev/tcp/{host}/{port}");
-    let script = format!(
-        "timeout 4 bash -c {} ; echo \"@probe $?\"\n",
-        quote(&format!(
-            "exec 3<>{target} || exit 3; timeout 0.7 cat <&3 >/dev/null; rc=$?; [ $rc = 124 ] && exit 0; exit 4"
-        ))
-    );
+    let script = format!("{LIBRARY}{}", call("probe", [host, &port.to_string()]));
     match t.run(&script).await {
         Err(e) => ProbeResult::Failed(e.to_string()),
         Ok(out) => match out.stdout.trim().strip_prefix("@probe ") {
             Some("0") => ProbeResult::Reached,
             Some("4") => ProbeResult::Failed(format!(
-                "{host}:{port} accepted and closed at once: the forwarder cannot reach its target"
+                "{host}:{port} accepted and closed at once: the proxy cannot reach its target"
             )),
             Some(code) => ProbeResult::Failed(format!(
                 "{host}:{port} not reachable from {} (exit {code})",

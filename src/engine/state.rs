@@ -20,7 +20,7 @@ pub struct FileEntry {
     pub kind: String,
     #[serde(default)]
     pub service: Option<String>,
-    /// The file existed before vds-proxy took it over (e.g. a package's haproxy.cfg); its
+    /// The file existed before vds-proxy took it over (e.g. a package's own config); its
     /// original is kept under [`ORIG_DIR`] and put back when vds-proxy lets go of it.
     #[serde(default, skip_serializing_if = "is_false")]
     pub adopted: bool,
@@ -57,7 +57,7 @@ pub struct UnitEntry {
     pub unit: String,
     #[serde(default)]
     pub service: Option<String>,
-    /// Stopped only after the rest of an apply is active (a backend behind a balancer).
+    /// Stopped only after the rest of an apply is active (a backend behind a proxy that is reloaded first).
     #[serde(default, skip_serializing_if = "is_false")]
     pub late_stop: bool,
     /// Seconds to wait for its connections to close before it is stopped (late stop).
@@ -66,7 +66,7 @@ pub struct UnitEntry {
     /// TCP ports it listens on (whose connections a drain waits for).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<u16>,
-    /// It was enabled or running before vds-proxy managed it (e.g. the haproxy package's
+    /// It was enabled or running before vds-proxy managed it (e.g. a package's
     /// unit): letting go of it reloads it instead of stopping it.
     #[serde(default, skip_serializing_if = "is_false")]
     pub adopted: bool,

@@ -1,33 +1,37 @@
-//! `status`: reachability, units, listening ports, drift and end-to-end probes, read-only.
+//! `status`: reachability, units, drift, what each role checks, and end-to-end probes —
+//! read-only. One round trip per host: the gather script with every role's status lines.
 
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use serde::Serialize;
 
+use super::gather::{self, LIBRARY, call};
 use super::probe::{self, ProbeResult};
-use super::{backends, gather, tunnels, workloads};
 use crate::inventory::Inventory;
 use crate::plan::{HostPlan, Plan};
-use crate::shell::quote;
+use crate::roles::{self, StatusInput};
 use crate::transport::{self, ConnectOptions, Transport};
 
 /// One line of the status table.
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
     pub node: String,
-    /// What was checked: `ssh`, `unit NAME`, `port N`, `file PATH`, `route SERVICE:PORT`.
+    /// What was checked: `ssh`, `unit NAME`, `file PATH`, or what a role names its checks.
     pub check: String,
     pub ok: bool,
     pub detail: String,
 }
 
-fn check(node: &str, what: String, ok: bool, detail: impl Into<String>) -> Check {
-    Check {
-        node: node.to_string(),
-        check: what,
-        ok,
-        detail: detail.into(),
+impl Check {
+    /// A check of `node`.
+    pub fn new(node: &str, check: impl Into<String>, ok: bool, detail: impl Into<String>) -> Self {
+        Check {
+            node: node.to_string(),
+            check: check.into(),
+            ok,
+            detail: detail.into(),
+        }
     }
 }
 
@@ -40,12 +44,9 @@ pub async fn read_files(
     if paths.is_empty() {
         return Ok(out);
     }
-    let list: Vec<String> = paths.iter().map(|p| quote(p)).collect();
-    let script = format!(
-        "for p in {}; do if [ -f \"$p\" ]; then echo \"@content $p\"; base64 -w0 \"$p\"; echo; fi; done\n",
-        list.join(" ")
-    );
-    let res = t.run(&script).await?;
+    let res = t
+        .run(&format!("{LIBRARY}{}", call("read_files", paths)))
+        .await?;
     let mut lines = res.stdout.lines();
     while let Some(line) = lines.next() {
         if let Some(path) = line.strip_prefix("@content ") {
@@ -62,130 +63,129 @@ pub async fn read_files(
     Ok(out)
 }
 
+/// The status script of `plan`: the facts, the listening ports, then every role's lines.
+pub fn script(inv: &Inventory, plan: &HostPlan) -> String {
+    let mut extra = String::from("listening\n");
+    for role in roles::ALL {
+        extra += &role.status_script(inv, &plan.node);
+    }
+    gather::script_with(plan, &extra)
+}
+
 /// Every check of one host.
 pub async fn host_checks(inv: &Inventory, plan: &HostPlan, opts: &ConnectOptions) -> Vec<Check> {
-    let node = &plan.node;
+    let node = plan.node.as_str();
     let n = inv.node(node).expect("plan nodes are in the inventory");
     let t = match transport::connect(n, opts).await {
         Ok(t) => t,
-        Err(e) => return vec![check(node, "ssh".into(), false, e.to_string())],
+        Err(e) => return vec![Check::new(node, "ssh", false, e.to_string())],
     };
-    let mut out = vec![check(node, "ssh".into(), true, "reachable")];
-    let script = format!(
-        "{}echo \"@listen-begin\"; ss -Htln 2>/dev/null | awk '{{print \"@listen \" $4}}'\n{}",
-        gather::script(plan),
-        backends::script(inv, node) + &tunnels::script(inv, node) + &workloads::script(inv, node)
-    );
-    let facts = match t.run(&script).await {
-        Ok(o) if o.status == 0 => match gather::parse(&o.stdout) {
-            Ok(f) => (f, o.stdout),
-            Err(e) => {
-                out.push(check(node, "state".into(), false, format!("{e:#}")));
-                return out;
-            }
-        },
+    let mut out = vec![Check::new(node, "ssh", true, "reachable")];
+    let stdout = match t.run(&script(inv, plan)).await {
+        Ok(o) if o.status == 0 => o.stdout,
         Ok(o) => {
-            out.push(check(
-                node,
-                "state".into(),
-                false,
-                o.stderr.trim().to_string(),
-            ));
+            out.push(Check::new(node, "state", false, o.stderr.trim()));
             return out;
         }
         Err(e) => {
-            out.push(check(node, "state".into(), false, e.to_string()));
+            out.push(Check::new(node, "state", false, e.to_string()));
             return out;
         }
     };
-    let (facts, stdout) = facts;
+    let facts = match gather::parse(&stdout) {
+        Ok(f) => f,
+        Err(e) => {
+            out.push(Check::new(node, "state", false, format!("{e:#}")));
+            return out;
+        }
+    };
+    out.extend(unit_checks(plan, &facts));
+    out.extend(file_checks(plan, &facts));
+    let listening: Vec<u16> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("@listen "))
+        .filter_map(|a| a.rsplit(':').next()?.parse().ok())
+        .collect();
+    let seen = StatusInput {
+        stdout: &stdout,
+        facts: &facts,
+        listening: &listening,
+    };
+    for role in roles::ALL {
+        out.extend(role.status_checks(inv, node, &seen));
+    }
+    out
+}
 
+/// Every planned unit must be active; a managed unit the plan no longer has is reported.
+fn unit_checks(plan: &HostPlan, facts: &gather::Facts) -> Vec<Check> {
     let mut units: Vec<String> = plan.units.iter().map(|u| u.name.clone()).collect();
     for u in &facts.manifest.units {
         if !units.contains(&u.unit) {
             units.push(u.unit.clone());
         }
     }
-    for u in units {
-        let f = facts.unit(&u);
-        let planned = plan.units.iter().any(|p| p.name == u);
-        let (ok, detail) = match (planned, f.active.as_str()) {
-            (true, "active") => (true, "active".to_string()),
-            (true, other) => (
-                false,
-                format!(
-                    "{} (expected active)",
-                    if other.is_empty() { "unknown" } else { other }
+    units
+        .into_iter()
+        .map(|u| {
+            let f = facts.unit(&u);
+            let planned = plan.units.iter().any(|p| p.name == u);
+            let (ok, detail) = match (planned, f.active.as_str()) {
+                (true, "active") => (true, "active".to_string()),
+                (true, other) => (
+                    false,
+                    format!(
+                        "{} (expected active)",
+                        if other.is_empty() { "unknown" } else { other }
+                    ),
                 ),
-            ),
-            (false, _) => (
-                false,
-                "no longer in the inventory; run deploy to remove it".to_string(),
-            ),
-        };
-        out.push(check(node, format!("unit {u}"), ok, detail));
-    }
+                (false, _) => (
+                    false,
+                    "no longer in the inventory; run deploy to remove it".to_string(),
+                ),
+            };
+            Check::new(&plan.node, format!("unit {u}"), ok, detail)
+        })
+        .collect()
+}
 
-    // Files: changed by hand since the last deploy (drift), or not yet deployed.
+/// Files changed by hand since the last deploy (drift), not yet deployed, or whose
+/// configuration is not in effect; one summary row when all are as deployed.
+fn file_checks(plan: &HostPlan, facts: &gather::Facts) -> Vec<Check> {
+    let mut out = Vec::new();
     for r in &plan.resources {
         let live = facts.files.get(&r.path).cloned().flatten();
         let recorded = facts.manifest.file(&r.path);
-        let (ok, detail) = match (&live, recorded) {
-            (None, _) => (false, "missing; run deploy".to_string()),
-            (Some(l), Some(m)) if l.sha256 != m.sha256 => (
-                false,
-                "drifted: changed on the host since the last deploy".to_string(),
-            ),
-            (Some(l), _) if l.sha256 != r.sha256 => (
-                false,
-                "out of date: the inventory changed; run deploy".to_string(),
-            ),
-            _ => (true, "as deployed".to_string()),
+        let problem = match (&live, recorded) {
+            (None, _) => Some("missing; run deploy"),
+            (Some(l), Some(m)) if l.sha256 != m.sha256 => {
+                Some("drifted: changed on the host since the last deploy")
+            }
+            (Some(l), _) if l.sha256 != r.sha256 => {
+                Some("out of date: the inventory changed; run deploy")
+            }
+            _ if facts.not_live.contains(&r.path) => {
+                Some("what it configures is not in effect (changed by hand?); run deploy")
+            }
+            _ => None,
         };
-        if !ok {
-            out.push(check(node, format!("file {}", r.path), ok, detail));
-        } else if facts.not_live.contains(&r.path) {
-            out.push(check(
-                node,
-                format!("file {}", r.path),
-                false,
-                "what it configures is not in effect (changed by hand?); run deploy",
-            ));
+        if let Some(p) = problem {
+            out.push(Check::new(&plan.node, format!("file {}", r.path), false, p));
         }
     }
-    let drift_free = out.iter().filter(|c| c.check.starts_with("file ")).count() == 0;
-    if drift_free {
-        out.push(check(
-            node,
-            "files".into(),
+    if out.is_empty() {
+        out.push(Check::new(
+            &plan.node,
+            "files",
             true,
             format!("{} managed file(s) as deployed", plan.resources.len()),
-        ));
-    }
-
-    out.extend(backends::checks(inv, node, &stdout, &facts));
-    out.extend(tunnels::checks(inv, node, &stdout));
-    out.extend(workloads::checks(inv, node, &stdout));
-
-    let listening: Vec<u16> = stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("@listen "))
-        .filter_map(|a| a.rsplit(':').next()?.parse().ok())
-        .collect();
-    for r in inv.routes.iter().filter(|r| &r.proxy_node == node) {
-        let ok = listening.contains(&r.port);
-        out.push(check(
-            node,
-            format!("port {}", r.port),
-            ok,
-            if ok { "listening" } else { "nothing listens" },
         ));
     }
     out
 }
 
-/// End-to-end probes of every route whose proxy node is in the plan.
-pub async fn route_checks(
+/// End-to-end probes of what the planned nodes serve, from here or from `probe_from`.
+pub async fn probe_checks(
     inv: &Inventory,
     plan: &Plan,
     opts: &ConnectOptions,
@@ -194,42 +194,23 @@ pub async fn route_checks(
     let from = match probe_from.and_then(|n| inv.node(n)) {
         Some(n) => match transport::connect(n, opts).await {
             Ok(t) => Some(t),
-            Err(e) => {
-                return vec![check(&n.name, "probe-from".into(), false, e.to_string())];
-            }
+            Err(e) => return vec![Check::new(&n.name, "probe-from", false, e.to_string())],
         },
         None => None,
     };
     let mut out = Vec::new();
-    for r in &inv.routes {
-        if !plan.hosts.iter().any(|h| h.node == r.proxy_node) {
-            continue;
+    for h in &plan.hosts {
+        for p in roles::ALL.iter().flat_map(|r| r.probes(inv, &h.node)) {
+            let res = match &from {
+                Some(t) => probe::from_host(t.as_ref(), &p.host, p.port).await,
+                None => probe::from_here(&p.host, p.port).await,
+            };
+            let (ok, detail) = match res {
+                ProbeResult::Reached => (true, p.reached),
+                ProbeResult::Failed(e) => (false, e),
+            };
+            out.push(Check::new(&p.node, p.check, ok, detail));
         }
-        let proxy = inv.node(&r.proxy_node).expect("validated");
-        let host = proxy
-            .public_ip
-            .map(|ip| ip.to_string())
-            .unwrap_or_else(|| proxy.ssh_destination());
-        let res = match &from {
-            Some(t) => probe::from_host(t.as_ref(), &host, r.port).await,
-            None => probe::from_here(&host, r.port).await,
-        };
-        let (ok, detail) = match res {
-            ProbeResult::Reached => (
-                true,
-                format!(
-                    "{host}:{} reaches {}:{}",
-                    r.port, r.target_node, r.target_port
-                ),
-            ),
-            ProbeResult::Failed(e) => (false, e),
-        };
-        out.push(check(
-            &r.proxy_node,
-            format!("route {}:{}", r.service, r.port),
-            ok,
-            detail,
-        ));
     }
     out
 }

@@ -1,16 +1,38 @@
-//! The inventory: `nodes.json` parsed, checked and turned into typed nodes, routes and services.
+//! The inventory: `nodes.json` read and checked. Nodes are read here; every other
+//! top-level key belongs to the role (system) that reads it into its own section (see
+//! [`crate::roles`]), so adding a system does not touch this module.
 
+mod claims;
 mod error;
-mod model;
-mod parse;
+mod node;
 mod reader;
-mod validate;
+mod sections;
 
+use std::any::Any;
 use std::path::{Path, PathBuf};
 
-pub use error::{Collector, InputError, InputErrors};
-pub use model::*;
-pub use parse::{is_hostname, is_safe_name};
+use serde_json::Value;
+
+pub use claims::Claims;
+pub use error::{Collector, InputError, InputErrors, suggest};
+pub use node::{Connection, Node};
+pub use reader::{
+    ABSOLUTE_PATH, Check, Fields, HOSTNAME, SAFE_NAME, is_hostname, is_one_line, is_safe_name,
+    kind, parse_cidr, port_value,
+};
+pub use sections::Sections;
+
+use crate::roles;
+
+/// Everything `nodes.json` declares, after validation.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    /// The file it was read from.
+    pub source: PathBuf,
+    pub nodes: Vec<Node>,
+    /// Each role's section, by type.
+    sections: Sections,
+}
 
 /// Where the inventory path came from, for verbose output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,8 +54,8 @@ pub fn resolve_path(flag: Option<&Path>, env: Option<&str>) -> (PathBuf, PathSou
 /// Reads, parses and validates the inventory at `path`, reporting every problem at once.
 pub fn load(path: &Path) -> Result<Inventory, InputErrors> {
     let mut c = Collector::new(path.display().to_string());
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
+    match std::fs::read_to_string(path) {
+        Ok(text) => from_str(path, &text),
         Err(e) => {
             c.push(
                 "$",
@@ -41,58 +63,115 @@ pub fn load(path: &Path) -> Result<Inventory, InputErrors> {
                     "cannot read the inventory: {e}; pass --inventory PATH or set NODES_CONFIG"
                 ),
             );
-            return c.finish(empty(path));
+            c.finish(Inventory::empty(path))
         }
-    };
-    from_str(path, &text)
+    }
 }
 
 /// Parses and validates inventory text; `path` names it in messages.
 pub fn from_str(path: &Path, text: &str) -> Result<Inventory, InputErrors> {
     let mut c = Collector::new(path.display().to_string());
-    let inv = parse::parse(path, text, &mut c);
+    let inv = parse(path, text, &mut c);
     if c.is_empty() || !inv.nodes.is_empty() {
-        validate::validate(&inv, &mut c);
+        node::validate(&inv.nodes, &mut c);
+        let mut claims = Claims::default();
+        for role in roles::ALL {
+            role.validate(&inv, &mut c, &mut claims);
+        }
     }
     c.finish(inv)
 }
 
-fn empty(path: &Path) -> Inventory {
-    Inventory {
-        source: path.to_path_buf(),
-        nodes: Vec::new(),
-        routes: Vec::new(),
-        services: Vec::new(),
-        wireguard: Vec::new(),
-        k3s: None,
+fn parse(path: &Path, text: &str, c: &mut Collector) -> Inventory {
+    let mut inv = Inventory::empty(path);
+    let root: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            let s = e.to_string();
+            let message = s.rfind(" at line ").map_or(s.as_str(), |i| &s[..i]);
+            c.push_at(e.line(), e.column(), format!("invalid JSON: {message}"));
+            return inv;
+        }
+    };
+    let keys: Vec<&'static str> = std::iter::once("nodes")
+        .chain(roles::ALL.iter().flat_map(|r| r.keys().iter().copied()))
+        .collect();
+    let Some(top) = Fields::new(c, "$", &root, &keys) else {
+        return inv;
+    };
+    for (path, v) in top.opt_array(c, "nodes") {
+        if let Some(n) = node::parse(c, &path, v) {
+            inv.nodes.push(n);
+        }
     }
+    for role in roles::ALL {
+        role.parse(&top, c, &mut inv.sections);
+    }
+    inv
 }
 
 impl Inventory {
+    /// An inventory with no nodes and every role's section empty.
+    fn empty(path: &Path) -> Self {
+        // Every role reads an empty object: its section exists, empty.
+        let nothing = Value::Object(serde_json::Map::new());
+        let mut c = Collector::new("");
+        let mut sections = Sections::default();
+        if let Some(top) = Fields::new(&mut c, "$", &nothing, &[]) {
+            for role in roles::ALL {
+                role.parse(&top, &mut c, &mut sections);
+            }
+        }
+        Inventory {
+            source: path.to_path_buf(),
+            nodes: Vec::new(),
+            sections,
+        }
+    }
+
     /// The node called `name`.
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.name == name)
     }
 
-    /// The services on `node` that have a balancer, each with its balancer.
-    pub fn balanced_on<'a>(
-        &'a self,
-        node: &'a str,
-    ) -> impl Iterator<Item = (&'a Service, &'a Balancer)> + 'a {
-        self.services
-            .iter()
-            .filter(move |s| s.node == node)
-            .filter_map(|s| Some((s, s.balancer.as_ref()?)))
+    /// The section of type `T`, which a registered role read.
+    pub fn section<T: Any + Send + Sync>(&self) -> &T {
+        self.sections.get::<T>().unwrap_or_else(|| {
+            panic!(
+                "no inventory section {}: its role is not in roles::ALL",
+                std::any::type_name::<T>()
+            )
+        })
     }
 
     /// Every secret value the inventory holds, for redaction of all output.
     pub fn secrets(&self) -> Vec<String> {
-        let services = self.services.iter().filter_map(|s| s.secret.clone());
-        let apps = self
-            .k3s
-            .iter()
-            .flat_map(|k| &k.apps)
-            .flat_map(|a| a.secret_env.values().cloned());
-        services.chain(apps).collect()
+        roles::ALL.iter().flat_map(|r| r.secrets(self)).collect()
+    }
+
+    /// Checks that `name`, found at `path`, is an active node; returns true if it is.
+    pub fn check_node_ref(&self, c: &mut Collector, path: &str, name: &str) -> bool {
+        if name.is_empty() {
+            return false;
+        }
+        match self.node(name) {
+            None => {
+                let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
+                let hint = match suggest(name, &names) {
+                    Some(s) => format!("did you mean \"{s}\"?"),
+                    None => format!("known nodes: {}", names.join(", ")),
+                };
+                c.push(path, format!("node \"{name}\" does not exist; {hint}"));
+                false
+            }
+            Some(n) if !n.active => {
+                c.push(
+                    path,
+                    format!("node \"{name}\" is inactive (\"active\": false); activate it or remove this entry"),
+                );
+                false
+            }
+            Some(_) => true,
+        }
     }
 }

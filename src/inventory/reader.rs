@@ -1,7 +1,8 @@
 //! Typed reading of a JSON object that records every problem with its JSON path.
 //!
 //! serde stops at the first error; operators want all of them at once, with paths,
-//! so the inventory is read from a `serde_json::Value` through this small helper.
+//! so the inventory is read from a `serde_json::Value` through this small helper. Roles
+//! read their own sections with it.
 
 use std::net::IpAddr;
 
@@ -13,7 +14,7 @@ use super::error::{Collector, suggest};
 pub struct Fields<'v> {
     path: String,
     map: &'v Map<String, Value>,
-    known: &'static [&'static str],
+    known: &'v [&'static str],
 }
 
 impl<'v> Fields<'v> {
@@ -22,7 +23,7 @@ impl<'v> Fields<'v> {
         c: &mut Collector,
         path: &str,
         value: &'v Value,
-        known: &'static [&'static str],
+        known: &'v [&'static str],
     ) -> Option<Self> {
         match value {
             Value::Object(map) => {
@@ -166,6 +167,97 @@ impl<'v> Fields<'v> {
         }
     }
 
+    /// An optional string that must pass `check`.
+    pub fn checked_str(&self, c: &mut Collector, key: &str, check: &Check) -> Option<String> {
+        let s = self.opt_str(c, key)?;
+        if (check.ok)(&s) {
+            Some(s)
+        } else {
+            c.push(self.path_of(key), format!("\"{s}\" {}", check.hint));
+            None
+        }
+    }
+
+    /// A required string that must pass `check`.
+    pub fn req_checked_str(&self, c: &mut Collector, key: &str, check: &Check) -> Option<String> {
+        self.req_str(c, key)?;
+        self.checked_str(c, key, check)
+    }
+
+    /// An optional one-line string (no control characters).
+    pub fn one_line(&self, c: &mut Collector, key: &str) -> Option<String> {
+        let s = self.opt_str(c, key)?;
+        if is_one_line(&s) {
+            Some(s)
+        } else {
+            c.push(
+                self.path_of(key),
+                "must be a single line without control characters",
+            );
+            None
+        }
+    }
+
+    /// One of the named `options`; `default` when absent (or after an error).
+    pub fn choice<T: Copy + PartialEq>(
+        &self,
+        c: &mut Collector,
+        key: &str,
+        options: &[(&str, T)],
+        default: T,
+    ) -> T {
+        let default_name = options.iter().find(|(_, v)| *v == default).map(|(n, _)| *n);
+        match self.opt_str(c, key) {
+            None => default,
+            Some(s) => match options.iter().find(|(name, _)| *name == s) {
+                Some((_, v)) => *v,
+                None => {
+                    c.push(
+                        self.path_of(key),
+                        format!(
+                            "unknown {key} \"{s}\"; expected {}",
+                            choices(options, default_name)
+                        ),
+                    );
+                    default
+                }
+            },
+        }
+    }
+
+    /// An optional array of strings, each turned into a `T` by `item` (or reported with
+    /// `hint`, "expected ..."); `what` names the items when the value is not an array.
+    pub fn list<T>(
+        &self,
+        c: &mut Collector,
+        key: &str,
+        what: &str,
+        hint: &str,
+        item: impl Fn(&str) -> Option<T>,
+    ) -> Vec<T> {
+        match self.get(key) {
+            None => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| match v.as_str().and_then(&item) {
+                    Some(t) => Some(t),
+                    None => {
+                        c.push(format!("{}[{i}]", self.path_of(key)), hint);
+                        None
+                    }
+                })
+                .collect(),
+            Some(other) => {
+                c.push(
+                    self.path_of(key),
+                    format!("expected an array of {what}, found {}", kind(other)),
+                );
+                Vec::new()
+            }
+        }
+    }
+
     /// An optional array; each element is handed to `each` with its path.
     pub fn opt_array(&self, c: &mut Collector, key: &str) -> Vec<(String, &'v Value)> {
         match self.get(key) {
@@ -183,6 +275,86 @@ impl<'v> Fields<'v> {
                 Vec::new()
             }
         }
+    }
+}
+
+/// Checked strings: a predicate and, for a value that fails it, what would be valid.
+pub struct Check {
+    pub ok: fn(&str) -> bool,
+    /// Completes "\"VALUE\" ..." in the message, e.g. "is not a valid host name; ...".
+    pub hint: &'static str,
+}
+
+/// `[a-z0-9][a-z0-9-]*`, at most 63: names that end up in unit and file names.
+pub const SAFE_NAME: Check = Check {
+    ok: is_safe_name,
+    hint: "is not a safe name; use lowercase letters, digits and '-', starting with a letter or digit (at most 63 characters), e.g. \"vds-1\"",
+};
+/// A DNS name.
+pub const HOSTNAME: Check = Check {
+    ok: is_hostname,
+    hint: "is not a valid host name; expected e.g. \"tg.example.com\"",
+};
+/// An absolute path that is safe to put in configs.
+pub const ABSOLUTE_PATH: Check = Check {
+    ok: is_absolute_path,
+    hint: "is not an absolute path; expected e.g. \"/opt/certs/letsencrypt/tg.example.com\"",
+};
+
+/// A name that ends up in unit file names and remote commands: `[a-z0-9][a-z0-9-]*`.
+pub fn is_safe_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
+/// A DNS name or address usable as an SSH destination or a domain.
+pub fn is_hostname(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && label
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        })
+}
+
+/// Free text that goes into a config line: one line, printable.
+pub fn is_one_line(s: &str) -> bool {
+    !s.chars().any(char::is_control)
+}
+
+fn is_absolute_path(p: &str) -> bool {
+    p.starts_with('/') && is_one_line(p) && !p.contains(['"', '\\'])
+}
+
+/// `ADDRESS/PREFIX` with a prefix that fits the address family.
+pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
+    let (a, p) = s.split_once('/')?;
+    let ip: IpAddr = a.parse().ok()?;
+    let prefix: u8 = p.parse().ok()?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    (prefix <= max).then_some((ip, prefix))
+}
+
+/// "\"a\", \"b\" or \"c\"", the default marked, for "expected ..." messages.
+fn choices<T>(options: &[(&str, T)], default: Option<&str>) -> String {
+    let words: Vec<String> = options
+        .iter()
+        .map(|(name, _)| match default {
+            Some(d) if d == *name => format!("\"{name}\" (default)"),
+            _ => format!("\"{name}\""),
+        })
+        .collect();
+    match words.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => words.join(""),
     }
 }
 

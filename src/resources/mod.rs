@@ -5,6 +5,7 @@
 //! each kind answers that in its own module through [`KindOps`]. Adding a kind means adding
 //! a module, its variant and one arm in [`Kind::ops`].
 
+pub mod action;
 pub mod binary;
 pub mod dropin;
 pub mod file;
@@ -17,6 +18,8 @@ pub mod wireguard;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize, Serializer};
+
+pub use action::Action;
 use sha2::{Digest, Sha256};
 
 /// The kind of a resource.
@@ -44,7 +47,8 @@ pub enum Kind {
 /// What a kind contributes to the engine.
 pub trait KindOps {
     /// A shell command (already quoted) that exits non-zero if the staged copy at `staged`
-    /// must not go live; `None` when the kind has no validator.
+    /// must not go live; `None` when the kind has no validator. It runs inside the apply
+    /// script, so it may call its functions (`verify_unit FILE`, `verify_dropin UNIT FILE`).
     fn validate(&self, res: &Resource, staged: &str) -> Option<String>;
 
     /// systemd reads it: a change or removal needs `daemon-reload`, and it is verified only
@@ -90,7 +94,7 @@ impl Kind {
 }
 
 /// The part of a node's setup a resource or unit belongs to. `deploy --only` selects parts
-/// by the names of seed 003's Ansible tags (see `cli::Tag`).
+/// by tag (see `cli::Tag`).
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
@@ -100,9 +104,9 @@ pub enum Part {
     Setup,
     /// Replicated backends (tag `scale`).
     Backends,
-    /// Balancer configuration (tags `scale` and `config`).
+    /// Load balancer configuration (tags `scale` and `config`).
     Balancer,
-    /// Relays and forwarders of routes (no tag: only full deploys touch them).
+    /// Everything else, e.g. route forwarders (no tag: only full deploys touch them).
     #[default]
     Routes,
 }
@@ -126,18 +130,6 @@ pub enum Content {
         /// `uname -m` of the machines it runs on.
         arch: String,
     },
-}
-
-/// What must run on a host after resources changed.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(tag = "action", content = "unit", rename_all = "kebab-case")]
-pub enum Action {
-    /// `systemctl daemon-reload`: a unit file changed.
-    DaemonReload,
-    /// `systemctl reload UNIT`: a config it re-reads changed.
-    Reload(String),
-    /// `systemctl restart UNIT`: its unit file, binary or a config it only reads at start changed.
-    Restart(String),
 }
 
 /// A systemd unit that must be enabled and running.

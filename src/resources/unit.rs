@@ -12,17 +12,12 @@ pub struct UnitOps;
 impl KindOps for UnitOps {
     fn validate(&self, _res: &Resource, staged: &str) -> Option<String> {
         // The staged copy keeps the unit's file name, so verify sees the right unit type.
-        Some(verify(&quote(staged)))
+        Some(format!("verify_unit {}", quote(staged)))
     }
 
     fn systemd(&self) -> bool {
         true
     }
-}
-
-/// The command that verifies the unit file at `file` (a shell word, already quoted).
-pub fn verify(file: &str) -> String {
-    format!("SYSTEMD_LOG_COLOR=0 systemd-analyze verify --man=no {file} >&2")
 }
 
 /// A unit file resource named `name` (e.g. `vds-relay.service`) with its rendered text.

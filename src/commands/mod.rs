@@ -1,0 +1,106 @@
+//! The verbs, one module each. They load the inventory and plan ([`crate::app`]), select
+//! hosts, and hand the work to the engine.
+
+mod deploy;
+mod remove;
+mod show;
+mod status;
+mod validate;
+
+use anyhow::Result;
+
+use crate::app::{self, Loaded};
+use crate::cli::{Cli, Command, Connect, Targets};
+use crate::engine::{self, Mode};
+use crate::plan::HostPlan;
+use crate::roles::PrepareMode;
+use crate::transport::ConnectOptions;
+
+/// Runs the command line; returns the exit code.
+pub fn run(cli: Cli) -> Result<i32> {
+    if let Command::Relay { config } = &cli.command {
+        crate::relay::run(config)?;
+        return Ok(0);
+    }
+    let mut loaded = app::load(&cli.global)?;
+    let verbose = cli.global.verbose;
+    match cli.command {
+        Command::Validate => validate::run(&loaded),
+        Command::Show(args) => show::run(&mut loaded, args, verbose),
+        Command::Deploy(args) => deploy::run(&mut loaded, args, verbose),
+        Command::Remove(args) => remove::run(&mut loaded, args, verbose),
+        Command::Status(args) => status::run(&mut loaded, args),
+        Command::Relay { .. } => unreachable!("handled above"),
+    }
+}
+
+/// Keeps only the `--node` hosts; an unknown name is an input error.
+fn select(loaded: &mut Loaded, targets: &Targets) -> Result<()> {
+    if targets.nodes.is_empty() {
+        return Ok(());
+    }
+    for n in &targets.nodes {
+        if !loaded.plan.hosts.iter().any(|h| &h.node == n) {
+            return Err(app::InputError::Other(format!(
+                "--node {n}: no such active node in the inventory"
+            ))
+            .into());
+        }
+    }
+    loaded
+        .plan
+        .hosts
+        .retain(|h| targets.nodes.contains(&h.node));
+    Ok(())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Connection options; every step of one verb shares the same connection pool.
+fn options(loaded: &Loaded, connect: &Connect) -> (ConnectOptions, usize) {
+    let mut opts = ConnectOptions::new(&loaded.settings, connect.accept_new_host_keys);
+    opts.pool = loaded.pool.clone();
+    (opts, connect.parallel.unwrap_or(loaded.settings.parallel))
+}
+
+/// Runs the prepare step (the selected hosts in `mode`, the others only read) and plans
+/// again with what it read.
+fn prepare(loaded: &mut Loaded, connect: &Connect, mode: PrepareMode) -> Result<()> {
+    let (opts, _) = options(loaded, connect);
+    let selected: Vec<String> = loaded.plan.hosts.iter().map(|h| h.node.clone()).collect();
+    let mode_of = |node: &str| {
+        if selected.iter().any(|s| s == node) {
+            mode
+        } else {
+            PrepareMode::Read
+        }
+    };
+    let prepared = runtime()?.block_on(engine::prepare::run(&loaded.inventory, &opts, mode_of))?;
+    loaded.replan(&prepared)
+}
+
+/// Converges (or cleans) every selected host in `mode`; prints the summary, returns the
+/// exit code.
+fn converge(loaded: &Loaded, connect: &Connect, mode: Mode, verbose: bool) -> Result<i32> {
+    let (opts, parallel) = options(loaded, connect);
+    let results = runtime()?.block_on(engine::for_each_host(
+        &loaded.plan.hosts,
+        parallel,
+        verbose,
+        |host: &HostPlan, progress| {
+            engine::converge_host(
+                &loaded.inventory,
+                host,
+                &opts,
+                mode,
+                &loaded.redactor,
+                progress,
+            )
+        },
+    ));
+    Ok(engine::summarize(&results, &loaded.redactor))
+}

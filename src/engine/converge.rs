@@ -1,0 +1,192 @@
+//! Converging one host: gather → diff → apply (or describe, for a dry run), again if the
+//! host changed under us.
+
+use anyhow::{Result, bail};
+
+use super::apply::{self, Report};
+use super::diff::{self, Changes, Why};
+use super::fanout::{HostResult, Outcome, Progress};
+use super::gather::{self, Facts};
+use super::{Mode, describe};
+use crate::inventory::Inventory;
+use crate::plan::HostPlan;
+use crate::redact::Redactor;
+use crate::resources::Content;
+use crate::transport::{self, ConnectOptions, Transport};
+
+/// Converges (or cleans) one host. Never panics on host errors: they become a failed result.
+pub async fn converge_host(
+    inv: &Inventory,
+    plan: &HostPlan,
+    opts: &ConnectOptions,
+    mode: Mode<'_>,
+    redactor: &Redactor,
+    progress: Progress,
+) -> HostResult {
+    let node = inv
+        .node(&plan.node)
+        .expect("plan nodes are in the inventory");
+    progress.step("connecting");
+    let t = match transport::connect(node, opts).await {
+        Ok(t) => t,
+        Err(e) => return HostResult::failed(&plan.node, e.to_string()),
+    };
+    match converge(t.as_ref(), plan, mode, redactor, &progress).await {
+        Ok(r) => r,
+        Err(e) => HostResult::failed(&plan.node, format!("{e:#}")),
+    }
+}
+
+fn result(plan: &HostPlan, outcome: Outcome, changed: usize, details: Vec<String>) -> HostResult {
+    HostResult {
+        node: plan.node.clone(),
+        outcome,
+        changed,
+        details,
+    }
+}
+
+async fn converge(
+    t: &dyn Transport,
+    plan: &HostPlan,
+    mode: Mode<'_>,
+    redactor: &Redactor,
+    progress: &Progress,
+) -> Result<HostResult> {
+    // Another deploy may change the host between gather and apply; the apply script notices
+    // (exit 76) and the host is gathered again.
+    for _attempt in 0..5 {
+        progress.step("gathering");
+        let facts = gather::gather(t, plan).await?;
+        check_arch(t, plan, &facts)?;
+        let changes = match mode {
+            Mode::Deploy { only, .. } => diff::diff(plan, &facts, only),
+            Mode::Remove { service } => diff::removal(&facts, service),
+        };
+        let mut details = Vec::new();
+        if !changes.not_live.is_empty() {
+            details.push(format!(
+                "put back what these configure (it was not in effect): {}",
+                changes.not_live.join(", ")
+            ));
+        }
+        if !changes.drifted.is_empty() && matches!(mode, Mode::Deploy { .. }) {
+            details.push(format!(
+                "repaired drift (changed by hand): {}",
+                changes.drifted.join(", ")
+            ));
+        }
+        if changes.is_empty() {
+            return Ok(result(plan, Outcome::Unchanged, 0, Vec::new()));
+        }
+        if let Mode::Deploy { dry_run: true, .. } = mode {
+            let text = describe::describe(t, &changes, redactor).await?;
+            return Ok(result(plan, Outcome::Planned, changes.count(), vec![text]));
+        }
+        progress.step(&format!("applying {} change(s)", changes.count()));
+        let script = apply::script(&changes, &facts, &plan.units)?;
+        let out = t.run(&script).await?;
+        let report = apply::parse_report(&out.stdout);
+        match out.status {
+            0 if report.done => {
+                details.extend(summary_lines(&changes, &report));
+                return Ok(result(plan, Outcome::Changed, changes.count(), details));
+            }
+            apply::EXIT_STALE => continue,
+            apply::EXIT_LOCKED => bail!(
+                "another deploy has held {} for {} s; try again when it is done",
+                apply::LOCK_FILE,
+                apply::LOCK_WAIT_SECS
+            ),
+            apply::EXIT_INVALID => bail!(invalid_message(&report)),
+            code => bail!(failure_message(code, &report, &out.stderr)),
+        }
+    }
+    bail!("the host kept changing under this deploy (other deploys?); try again")
+}
+
+fn invalid_message(report: &Report) -> String {
+    let mut msg = String::from("validation failed; nothing was changed on the host:");
+    for (path, log) in &report.invalid {
+        msg.push_str(&format!("\n  {path}:"));
+        for l in log {
+            msg.push_str(&format!("\n    {l}"));
+        }
+    }
+    msg
+}
+
+fn failure_message(code: i32, report: &Report, stderr: &str) -> String {
+    let mut msg = format!("apply failed (exit {code})");
+    if report.rolled_back {
+        msg.push_str("; the previous files were restored and re-activated");
+    }
+    for e in &report.errors {
+        msg.push_str(&format!("\n  {e}"));
+    }
+    for u in &report.failed_units {
+        msg.push_str(&format!(
+            "\n  unit {u} did not come up; its last journal lines:"
+        ));
+    }
+    for j in &report.journal {
+        msg.push_str(&format!("\n    {j}"));
+    }
+    if !stderr.trim().is_empty() {
+        msg.push_str(&format!("\n  stderr: {}", stderr.trim()));
+    }
+    msg
+}
+
+fn check_arch(t: &dyn Transport, plan: &HostPlan, facts: &Facts) -> Result<()> {
+    for r in &plan.resources {
+        if let Content::Local { arch, .. } = &r.content
+            && arch != &facts.arch
+        {
+            bail!(
+                "{} is {} but the vds-proxy build at hand is for {}; build one with `cargo build --release --target {}-unknown-linux-gnu` and set relay_binary in vds-proxy.toml",
+                t.label(),
+                facts.arch,
+                arch,
+                facts.arch
+            );
+        }
+    }
+    Ok(())
+}
+
+fn summary_lines(changes: &Changes, report: &Report) -> Vec<String> {
+    let mut out = Vec::new();
+    for (r, why) in &changes.write {
+        let w = match why {
+            Why::New => "created",
+            Why::Content => "updated",
+            Why::Metadata => "mode/owner fixed",
+        };
+        out.push(format!("{w} {}", r.path));
+    }
+    for f in &changes.prune_files {
+        out.push(format!("removed {}", f.path));
+    }
+    for (u, secs) in &report.drained {
+        out.push(format!(
+            "stopped {u} after its connections closed ({secs} s)"
+        ));
+    }
+    for (u, n) in &report.drain_timeouts {
+        out.push(format!(
+            "stopped {u} with {n} connection(s) still open: drain_timeout ran out"
+        ));
+    }
+    for (verb, units) in [
+        ("restarted", &report.restarted),
+        ("reloaded", &report.reloaded),
+        ("started", &report.started),
+        ("ran", &report.ran),
+    ] {
+        if !units.is_empty() {
+            out.push(format!("{verb} {}", units.join(", ")));
+        }
+    }
+    out
+}

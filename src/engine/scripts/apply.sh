@@ -1,0 +1,234 @@
+# shellcheck shell=sh disable=SC2015,SC2016
+# (SC2016: commands handed to validate/run are single-quoted on purpose: they run later.)
+# (SC2015: `a && b || fail` is meant: fail runs when any step fails.)
+# The fixed part of every apply script: the functions that the generated part (data and
+# calls, written by engine/apply.rs) uses to stage, validate, install, activate and check
+# the changes of one host, and to put everything back if anything fails.
+#
+# Set by the generated part before any call: STATE_DIR STATE_FILE ORIG_DIR LOCK_FILE
+# LOCK_WAIT T (transaction directory) EXIT_INVALID EXIT_LOCKED EXIT_STALE.
+# Reports go to stdout as "@tag ..." lines, read by engine/apply.rs.
+
+export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+umask 022
+
+# begin MANIFEST_HASH: takes the host lock, checks the manifest is still the one gathered
+# (else another deploy ran meanwhile), makes the transaction directory.
+begin() {
+  mkdir -p "$STATE_DIR" || exit 1
+  exec 9>"$LOCK_FILE"
+  if ! flock -w "$LOCK_WAIT" 9; then echo "@locked"; exit "$EXIT_LOCKED"; fi
+  cur=none
+  [ -r "$STATE_FILE" ] && cur=$(sha256sum < "$STATE_FILE" | cut -c1-64)
+  [ "$cur" = "$1" ] || { echo "@stale"; exit "$EXIT_STALE"; }
+  rm -rf "$T"
+  trap 'rm -rf "$T"; [ -e "$STATE_FILE" ] || { rmdir "$ORIG_DIR" "$STATE_DIR"; } 2>/dev/null' EXIT
+  mkdir -p "$T/old" "$T/new" || exit 1
+  : > "$T/journal"
+  : > "$T/units"
+  bad=0 armed=0
+}
+
+# step NAME: reports the step now running.
+step() { echo "@step $1"; }
+
+# stage N NAME: writes standard input (base64) to $T/new/N/NAME, the staged copy of change N.
+stage() { mkdir "$T/new/$1" && base64 -d > "$T/new/$1/$2" || bad=1; }
+
+# validate PATH COMMAND: runs COMMAND (which names a staged copy); on failure reports PATH
+# invalid with the command's output.
+validate() {
+  if ! (eval "$2") > "$T/v.log" 2>&1; then
+    echo "@invalid $1"
+    sed 's/^/@log /' "$T/v.log"
+    bad=1
+  fi
+}
+
+# end_validation: stops before anything changed if a validation failed.
+end_validation() {
+  [ "$bad" = 0 ] && return 0
+  undo_files
+  exit "$EXIT_INVALID"
+}
+
+# verify_unit FILE: systemd's own check of a unit file.
+verify_unit() { SYSTEMD_LOG_COLOR=0 systemd-analyze verify --man=no "$1" >&2; }
+
+# verify_dropin UNIT STAGED: the unit as it will be (its own file followed by the staged
+# drop-in) passes systemd's check.
+verify_dropin() {
+  d=$(mktemp -d) || return 1
+  f=$(systemctl show -P FragmentPath "$1")
+  if [ -n "$f" ] && cat "$f" "$2" > "$d/$1"; then verify_unit "$d/$1"; rc=$?; else rc=1; fi
+  rm -rf "$d"
+  return "$rc"
+}
+
+# fail PATH: reports what could not be installed and puts everything back.
+fail() { echo "@error cannot install $1"; rollback; exit 1; }
+
+# put N PATH MODE OWNER GROUP: installs the staged copy of change N at PATH atomically (temp
+# file beside it, mode and owner set, rename), the previous version kept for rollback.
+put() {
+  dir=${2%/*}
+  mkdir -p "${dir:-/}" || fail "$2"
+  if [ -e "$2" ]; then cp -p "$2" "$T/old/$1" || fail "$2"; fi
+  cp "$T/new/$1/${2##*/}" "$2.vds-tmp" && chmod "$3" "$2.vds-tmp" && chown "$4:$5" "$2.vds-tmp" &&
+    mv -f "$2.vds-tmp" "$2" || fail "$2"
+  echo "$1 $2" >> "$T/journal"
+}
+
+# set_meta PATH MODE OWNER GROUP: fixes mode and owner of an unchanged file.
+set_meta() { chmod "$2" "$1" && chown "$3:$4" "$1" || fail "$1"; }
+
+# adopt PATH KEY: keeps the original of a file vds-proxy takes over, once.
+adopt() { mkdir -p "$ORIG_DIR" && { [ -e "$ORIG_DIR/$2" ] || cp -p "$1" "$ORIG_DIR/$2"; } || fail "$1"; }
+
+# make_dir DIR: creates a directory vds-proxy will manage (removed again on rollback).
+make_dir() { mkdir -p "$1" || fail "$1"; echo "dir $1" >> "$T/journal"; }
+
+# prune N PATH [KEY]: deletes a file vds-proxy no longer manages, or puts back the original
+# KEY it adopted; the file is kept for rollback.
+prune() {
+  [ -e "$2" ] || return 0
+  cp -p "$2" "$T/old/p$1" || fail "$2"
+  echo "p$1 $2" >> "$T/journal"
+  if [ -n "${3:-}" ] && [ -e "$ORIG_DIR/$3" ]; then
+    cp -p "$ORIG_DIR/$3" "$2.vds-tmp" && mv -f "$2.vds-tmp" "$2" || fail "$2"
+  else
+    rm -f "$2" || fail "$2"
+  fi
+}
+
+# undo_files: puts every file of the journal back, newest first, then removes the
+# directories this apply created (once the files in them are gone).
+undo_files() {
+  tac "$T/journal" | while read -r key path; do
+    if [ "$key" = dir ]; then
+      continue
+    elif [ -e "$T/old/$key" ]; then
+      cp -p "$T/old/$key" "$path.vds-tmp" && mv -f "$path.vds-tmp" "$path"
+    else
+      rm -f "$path"
+    fi
+  done
+  tac "$T/journal" | while read -r key path; do
+    if [ "$key" = dir ]; then rmdir "$path" 2>/dev/null; fi
+  done
+}
+
+# arm: from here on a rollback also reloads systemd and brings units back (before, only
+# binaries went live).
+arm() { armed=1; }
+
+# was UNIT ACTIVE ENABLED NEWLY_ENABLED: how a unit this apply touches was before it, so a
+# rollback can bring it back.
+was() { echo "$1 $2 $3 $4" >> "$T/units"; }
+
+# rollback: files first, then every touched unit as it was.
+rollback() {
+  echo "@rollback"
+  undo_files
+  [ "$armed" = 1 ] || return 0
+  systemctl daemon-reload
+  while read -r u active enabled newly; do
+    if [ "$enabled" = enabled ]; then
+      systemctl enable "$u" >/dev/null 2>&1
+    elif [ "$newly" = 1 ]; then
+      systemctl disable "$u" >/dev/null 2>&1
+    fi
+    if [ "$active" = active ]; then
+      systemctl restart "$u" >/dev/null 2>&1
+    else
+      systemctl stop "$u" >/dev/null 2>&1
+    fi
+  done < "$T/units"
+}
+
+# daemon_reload: systemd reads the changed unit files.
+daemon_reload() { systemctl daemon-reload || { rollback; exit 1; }; }
+
+# enable_unit UNIT
+enable_unit() { systemctl enable "$1" 2>&1 | sed 's/^/@log /'; }
+
+# unit TAG VERB UNIT: runs `systemctl VERB UNIT`, reported as "@TAG UNIT".
+unit() { echo "@$1 $3"; systemctl "$2" "$3" 2>&1 | sed 's/^/@log /'; }
+
+# run NAME COMMAND: an activation command; it must succeed.
+run() {
+  echo "@ran $1"
+  if ! (eval "$2") > "$T/run.log" 2>&1; then
+    echo "@error $1 failed"
+    sed 's/^/@log /' "$T/run.log"
+    rollback
+    exit 1
+  fi
+}
+
+# stop_unit UNIT: stops and disables a unit vds-proxy lets go of; a unit killed by the
+# stop is not left "failed" behind.
+stop_unit() {
+  systemctl disable --now "$1" >/dev/null 2>&1
+  systemctl reset-failed "$1" >/dev/null 2>&1
+}
+
+# settle: gives started units a moment before they are checked.
+settle() { sleep 1; failed=0; }
+
+# check_active UNIT: the unit must be active; else its last journal lines are reported.
+check_active() { systemctl is-active --quiet "$1" || unit_failed "$1" "$1"; }
+
+# check_listening UNIT PORT: the unit must listen on TCP PORT within 5 s (a unit can be
+# active and still not serve, e.g. a proxy that keeps its old worker when a reload fails).
+check_listening() {
+  i=0
+  until ss -Htln | awk '{print $4}' | grep -q ":$2\$"; do
+    i=$((i + 1))
+    if [ "$i" -ge 50 ]; then unit_failed "$1" "$1 (not listening on port $2)"; return; fi
+    sleep 0.1
+  done
+}
+
+# unit_failed UNIT WHAT
+unit_failed() {
+  echo "@unitfail $2"
+  journalctl -u "$1" -n 15 --no-pager -o cat 2>/dev/null | sed 's/^/@journal /'
+  failed=1
+}
+
+# end_checks: rolls back if a touched unit did not come up.
+end_checks() { [ "$failed" = 0 ] || { rollback; exit 1; }; }
+
+# drain UNIT SECONDS PORT...: waits until no established connection uses one of the unit's
+# ports (a late-stop unit whose traffic source was reloaded without it), at most SECONDS.
+drain() {
+  u=$1 max=$(($2 * 5))
+  shift 2
+  filter=""
+  for p in "$@"; do filter="${filter:+$filter or }sport = :$p"; done
+  i=0
+  while n=$(ss -Htn state established "( $filter )" | wc -l) && [ "$n" -gt 0 ] && [ "$i" -lt "$max" ]; do
+    sleep 0.2
+    i=$((i + 1))
+  done
+  if [ "$n" -gt 0 ]; then echo "@drain-timeout $u $n"; else echo "@drained $u $((i / 5))"; fi
+}
+
+# forget_orig KEY: the original of a released file is back in place; its copy goes.
+forget_orig() { rm -f "$ORIG_DIR/$1"; }
+
+# remove_extra PATH: a file that goes away with a pruned one (a private key beside a config).
+remove_extra() { rm -f "$1"; }
+
+# write_manifest: standard input (base64) becomes the manifest, atomically.
+write_manifest() { base64 -d > "$STATE_FILE.tmp" || exit 1; mv -f "$STATE_FILE.tmp" "$STATE_FILE"; }
+
+# remove_manifest: nothing is managed any more.
+remove_manifest() { rm -f "$STATE_FILE"; }
+
+# prune_dir DIR: a directory vds-proxy created and nothing needs, if empty.
+prune_dir() { rmdir "$1" 2>/dev/null; }
+
+# finish: the apply is complete.
+finish() { echo "@done"; }

@@ -1,0 +1,217 @@
+//! HAProxy in front of replicated services: one `haproxy.cfg` per node with a TCP frontend
+//! and a health-checked backend per balanced service, reloaded gracefully, running as its
+//! own user through a drop-in. Reads the `balancer` object of a service (parsed here,
+//! stored with the service).
+//!
+//! Plan in `plan.rs`; status: each replica's state in HAProxy (`status.sh`).
+
+mod plan;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::replicas::{self, Service};
+use super::{Ctx, Output, Role, StatusInput};
+use crate::engine::status::Check;
+use crate::inventory::{Claims, Collector, Fields, Inventory};
+use crate::shell::quote;
+use crate::templates::TemplateError;
+
+/// The HAProxy frontend in front of a replicated service.
+#[derive(Debug, Clone, Serialize)]
+pub struct Balancer {
+    pub port: u16,
+    pub algorithm: String,
+    pub check: String,
+    pub transparent: bool,
+    pub stats_socket: String,
+    pub stats_address: String,
+    /// Seconds a scale-down waits for a removed replica's connections to close.
+    pub drain_timeout: u32,
+    /// Where haproxy reaches the replicas; see [`backend_address`].
+    pub backend_address: Option<IpAddr>,
+}
+
+const KEYS: &[&str] = &[
+    "port",
+    "algorithm",
+    "check",
+    "transparent",
+    "stats_socket",
+    "stats_address",
+    "backend_address",
+    "drain_timeout",
+];
+
+const ALGORITHMS: &[(&str, &str)] = &[
+    ("leastconn", "leastconn"),
+    ("roundrobin", "roundrobin"),
+    ("source", "source"),
+    ("first", "first"),
+    ("static-rr", "static-rr"),
+];
+
+/// Reads a service's `balancer` object at `path`.
+pub fn parse(c: &mut Collector, path: &str, v: &Value) -> Option<Balancer> {
+    let f = Fields::new(c, path, v, KEYS)?;
+    let algorithm = f
+        .choice(c, "algorithm", ALGORITHMS, "leastconn")
+        .to_string();
+    let check = f
+        .one_line(c, "check")
+        .unwrap_or_else(|| "inter 2000 fall 3 rise 2".into());
+    let stats_socket = f
+        .opt_str(c, "stats_socket")
+        .unwrap_or_else(|| "/run/haproxy/admin.sock".into());
+    let name_ok = stats_socket.strip_prefix("/run/haproxy/").is_some_and(|n| {
+        !n.is_empty()
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    });
+    if !name_ok {
+        c.push(
+            f.path_of("stats_socket"),
+            "expected a socket in /run/haproxy/ (haproxy runs as user haproxy and can only create it there), e.g. \"/run/haproxy/admin.sock\"",
+        );
+    }
+    let stats_address = f
+        .opt_str(c, "stats_address")
+        .unwrap_or_else(|| "127.0.0.1:8404".into());
+    if stats_address.parse::<std::net::SocketAddr>().is_err() {
+        c.push(
+            f.path_of("stats_address"),
+            format!("\"{stats_address}\" is not an address:port; expected e.g. \"127.0.0.1:8404\""),
+        );
+    }
+    Some(Balancer {
+        port: f.opt_port(c, "port").unwrap_or(443),
+        algorithm,
+        check,
+        transparent: f.bool_or(c, "transparent", false),
+        stats_socket,
+        stats_address,
+        backend_address: f.opt_ip(c, "backend_address"),
+        drain_timeout: f.opt_uint(c, "drain_timeout", 0, 86_400).unwrap_or(30) as u32,
+    })
+}
+
+/// The services on `node` that have a balancer, each with its balancer.
+pub fn balanced_on<'a>(
+    inv: &'a Inventory,
+    node: &'a str,
+) -> impl Iterator<Item = (&'a Service, &'a Balancer)> + 'a {
+    replicas::of(inv)
+        .iter()
+        .filter(move |s| s.node == node)
+        .filter_map(|s| Some((s, s.balancer.as_ref()?)))
+}
+
+/// The address haproxy connects to the replicas of `s` on: the balancer's
+/// `backend_address`, else for a transparent balancer the node's mesh or public address
+/// (a reply from 127.0.0.1 cannot be routed back to a client address), else 127.0.0.1.
+pub fn backend_address(inv: &Inventory, s: &Service) -> Option<IpAddr> {
+    let b = s.balancer.as_ref()?;
+    if let Some(a) = b.backend_address {
+        return Some(a);
+    }
+    if !b.transparent {
+        return Some(IpAddr::from([127, 0, 0, 1]));
+    }
+    let node = inv.node(&s.node)?;
+    node.tailscale_ip.or(node.public_ip)
+}
+
+/// The HAProxy role.
+pub struct System;
+
+impl Role for System {
+    fn name(&self) -> &'static str {
+        "balancer"
+    }
+
+    fn validate(&self, inv: &Inventory, c: &mut Collector, claims: &mut Claims) {
+        for (i, s) in replicas::of(inv).iter().enumerate() {
+            let Some(b) = &s.balancer else { continue };
+            let base = format!("$.services[{i}]");
+            claims.port(inv, c, &s.node, b.port, format!("{base}.balancer.port"));
+            let usable = backend_address(inv, s).is_some_and(|a| !a.is_loopback());
+            if b.transparent && !usable {
+                c.push(
+                    format!("{base}.balancer.backend_address"),
+                    "a transparent balancer needs a non-loopback address of the node to reach its replicas on (replies from 127.0.0.1 cannot be routed back to a client address); set backend_address, or tailscale_ip or public_ip on the node",
+                );
+            }
+        }
+    }
+
+    fn templates(&self) -> &'static [(&'static str, &'static str)] {
+        plan::TEMPLATES
+    }
+
+    fn plan(&self, ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
+        plan::plan(ctx, out)
+    }
+
+    fn status_script(&self, inv: &Inventory, node: &str) -> String {
+        let mut sockets: Vec<String> = balanced_on(inv, node)
+            .map(|(_, b)| quote(&b.stats_socket))
+            .collect();
+        if sockets.is_empty() {
+            return String::new();
+        }
+        sockets.sort();
+        sockets.dedup();
+        format!(
+            "{}haproxy_stats {}\n",
+            include_str!("status.sh"),
+            sockets.join(" ")
+        )
+    }
+
+    fn status_checks(&self, inv: &Inventory, node: &str, seen: &StatusInput) -> Vec<Check> {
+        let mut state: BTreeMap<(String, String), String> = BTreeMap::new();
+        for line in seen.stdout.lines().filter_map(|l| l.strip_prefix("@stat ")) {
+            let f: Vec<&str> = line.split(',').collect();
+            if f.len() > 17 && !line.starts_with('#') {
+                state.insert((f[0].to_string(), f[1].to_string()), f[17].to_string());
+            }
+        }
+        let no_socat = seen.stdout.lines().any(|l| l == "@stat-nosocat");
+        let mut out = Vec::new();
+        for (s, _) in balanced_on(inv, node) {
+            for n in 1..=s.replicas {
+                let server = format!("{}-{n}", s.name);
+                let unit = replicas::instance(s, n);
+                let unit_state = match seen.facts.unit(&unit).active.as_str() {
+                    "" => "unknown".to_string(),
+                    a => a.to_string(),
+                };
+                let (ok, detail) = match state.get(&(s.name.clone(), server.clone())) {
+                    _ if no_socat => (
+                        false,
+                        "cannot read the stats socket: socat is not installed on the host"
+                            .to_string(),
+                    ),
+                    None => (
+                        false,
+                        format!("not in haproxy's stats (unit {unit} {unit_state}); run deploy"),
+                    ),
+                    Some(st) => (
+                        st == "UP" || st == "DRAIN",
+                        format!("{st} (unit {unit} {unit_state})"),
+                    ),
+                };
+                out.push(Check::new(
+                    node,
+                    format!("backend {}/{server}", s.name),
+                    ok,
+                    detail,
+                ));
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,229 @@
+//! Routes: a public port on a proxy node forwarded to a port on a target node, by the
+//! bundled relay (one process for all of a node's routes) or by socat units exactly as
+//! `vds_proxy.sh` wrote them.
+//!
+//! Inventory key `routes`; plan in `plan.rs`; status: each route's port listens on its
+//! proxy node and is probed end to end.
+
+mod plan;
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{Ctx, Output, Probe, Role, StatusInput};
+use crate::engine::status::Check;
+use crate::inventory::{Claims, Collector, Fields, HOSTNAME, Inventory, SAFE_NAME, Sections};
+use crate::templates::TemplateError;
+
+pub use plan::{RELAY_CONFIG, RELAY_UNIT, socat_unit_name};
+
+/// Which program forwards a route's port on its proxy node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Forwarder {
+    /// The relay bundled in vds-proxy (`vds-proxy relay`), one process per node.
+    Relay,
+    /// `socat TCP-LISTEN:...,fork`, exactly as `vds_proxy.sh` deployed it.
+    Socat,
+}
+
+const FORWARDERS: &[(&str, Forwarder)] =
+    &[("relay", Forwarder::Relay), ("socat", Forwarder::Socat)];
+
+impl Forwarder {
+    /// The name used in the inventory and in tables.
+    pub fn as_str(self) -> &'static str {
+        FORWARDERS
+            .iter()
+            .find(|(_, f)| *f == self)
+            .map_or("?", |(n, _)| n)
+    }
+}
+
+/// A public port on a proxy node forwarded to a port on a target node.
+#[derive(Debug, Clone, Serialize)]
+pub struct Route {
+    pub domain: Option<String>,
+    pub port: u16,
+    /// Address the proxy node listens on (default `0.0.0.0`).
+    pub listen: IpAddr,
+    pub proxy_node: String,
+    pub target_node: String,
+    pub target_port: u16,
+    pub service: String,
+    pub ssl: bool,
+    pub description: Option<String>,
+    pub forwarder: Forwarder,
+}
+
+/// The routes of the inventory.
+#[derive(Debug, Default)]
+struct Section(Vec<Route>);
+
+/// The routes of `inv`.
+pub fn of(inv: &Inventory) -> &[Route] {
+    &inv.section::<Section>().0
+}
+
+const KEYS: &[&str] = &[
+    "domain",
+    "port",
+    "listen",
+    "proxy_node",
+    "target_node",
+    "target_port",
+    "service",
+    "ssl",
+    "description",
+    "forwarder",
+];
+
+fn parse_route(c: &mut Collector, path: &str, v: &Value) -> Option<Route> {
+    let f = Fields::new(c, path, v, KEYS)?;
+    let forwarder = f.choice(c, "forwarder", FORWARDERS, Forwarder::Relay);
+    Some(Route {
+        domain: f.checked_str(c, "domain", &HOSTNAME),
+        port: f.req_port(c, "port").unwrap_or(0),
+        listen: f
+            .opt_ip(c, "listen")
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        proxy_node: f.req_str(c, "proxy_node").unwrap_or_default(),
+        target_node: f.req_str(c, "target_node").unwrap_or_default(),
+        target_port: f.req_port(c, "target_port").unwrap_or(0),
+        service: f
+            .req_checked_str(c, "service", &SAFE_NAME)
+            .unwrap_or_default(),
+        ssl: f.bool_or(c, "ssl", false),
+        description: f.one_line(c, "description"),
+        forwarder,
+    })
+}
+
+/// The routes table, as `vds_proxy.sh show` printed it.
+pub fn table(inv: &Inventory) -> String {
+    let mut rows = vec![[
+        "DOMAIN".to_string(),
+        "PORT".into(),
+        "PROXY".into(),
+        "TARGET".into(),
+        "SERVICE".into(),
+        "FORWARDER".into(),
+    ]];
+    for r in of(inv) {
+        let target_ip = inv
+            .node(&r.target_node)
+            .and_then(|n| n.mesh_address())
+            .map(|ip| format!(" ({ip})"))
+            .unwrap_or_default();
+        rows.push([
+            r.domain.clone().unwrap_or_else(|| "-".into()),
+            r.port.to_string(),
+            r.proxy_node.clone(),
+            format!("{}:{}{}", r.target_node, r.target_port, target_ip),
+            r.service.clone(),
+            r.forwarder.as_str().to_string(),
+        ]);
+    }
+    crate::show::table(&rows)
+}
+
+/// The routes role.
+pub struct System;
+
+impl Role for System {
+    fn name(&self) -> &'static str {
+        "routes"
+    }
+
+    fn keys(&self) -> &'static [&'static str] {
+        &["routes"]
+    }
+
+    fn parse(&self, top: &Fields, c: &mut Collector, into: &mut Sections) {
+        let routes = top
+            .opt_array(c, "routes")
+            .into_iter()
+            .filter_map(|(path, v)| parse_route(c, &path, v))
+            .collect();
+        into.insert(Section(routes));
+    }
+
+    fn validate(&self, inv: &Inventory, c: &mut Collector, claims: &mut Claims) {
+        for (i, r) in of(inv).iter().enumerate() {
+            let base = format!("$.routes[{i}]");
+            inv.check_node_ref(c, &format!("{base}.proxy_node"), &r.proxy_node);
+            if inv.check_node_ref(c, &format!("{base}.target_node"), &r.target_node)
+                && inv
+                    .node(&r.target_node)
+                    .is_some_and(|t| t.mesh_address().is_none())
+            {
+                c.push(
+                    format!("{base}.target_node"),
+                    format!(
+                        "target node \"{}\" has no address to forward to; give it a tailscale_ip or public_ip",
+                        r.target_node
+                    ),
+                );
+            }
+            claims.port(inv, c, &r.proxy_node, r.port, format!("{base}.port"));
+        }
+    }
+
+    fn summary(&self, inv: &Inventory) -> Option<String> {
+        Some(format!("{} route(s)", of(inv).len()))
+    }
+
+    fn table(&self, inv: &Inventory) -> Option<(&'static str, String)> {
+        Some(("routes", table(inv)))
+    }
+
+    fn templates(&self) -> &'static [(&'static str, &'static str)] {
+        plan::TEMPLATES
+    }
+
+    fn plan(&self, ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
+        plan::plan(ctx, out)
+    }
+
+    fn status_checks(&self, inv: &Inventory, node: &str, seen: &StatusInput) -> Vec<Check> {
+        of(inv)
+            .iter()
+            .filter(|r| r.proxy_node == node)
+            .map(|r| {
+                let ok = seen.listening.contains(&r.port);
+                Check::new(
+                    node,
+                    format!("port {}", r.port),
+                    ok,
+                    if ok { "listening" } else { "nothing listens" },
+                )
+            })
+            .collect()
+    }
+
+    fn probes(&self, inv: &Inventory, node: &str) -> Vec<Probe> {
+        of(inv)
+            .iter()
+            .filter(|r| r.proxy_node == node)
+            .filter_map(|r| {
+                let proxy = inv.node(&r.proxy_node)?;
+                let host = proxy
+                    .public_ip
+                    .map(|ip| ip.to_string())
+                    .unwrap_or_else(|| proxy.ssh_destination());
+                Some(Probe {
+                    node: r.proxy_node.clone(),
+                    check: format!("route {}:{}", r.service, r.port),
+                    reached: format!(
+                        "{host}:{} reaches {}:{}",
+                        r.port, r.target_node, r.target_port
+                    ),
+                    host,
+                    port: r.port,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,88 @@
+//! WireGuard tunnels: one `wg-quick` interface per network on each member, in a full mesh
+//! or around a hub (a spoke can send all its egress through the hub). Private keys are
+//! made on the nodes in the prepare step (`keys.rs`) and never leave them.
+//!
+//! Inventory key `wireguard` (`model.rs`, `parse.rs`); plan in `plan.rs`; status: each
+//! peer's latest handshake (`status.rs`).
+
+mod keys;
+mod model;
+mod parse;
+mod plan;
+mod status;
+
+use std::collections::BTreeMap;
+
+pub use keys::PublicKeys;
+pub use model::{Topology, WgMember, WgNetwork};
+pub use parse::is_interface_name;
+
+use super::{Ctx, Output, PrepareMode, Prepared, Role, StatusInput};
+use crate::engine::status::Check;
+use crate::inventory::{Claims, Collector, Fields, Inventory, Sections};
+use crate::templates::TemplateError;
+
+#[derive(Debug, Default)]
+struct Section(Vec<WgNetwork>);
+
+/// The WireGuard networks of `inv`.
+pub fn of(inv: &Inventory) -> &[WgNetwork] {
+    &inv.section::<Section>().0
+}
+
+/// The WireGuard role.
+pub struct System;
+
+impl Role for System {
+    fn name(&self) -> &'static str {
+        "wireguard"
+    }
+
+    fn keys(&self) -> &'static [&'static str] {
+        &["wireguard"]
+    }
+
+    fn parse(&self, top: &Fields, c: &mut Collector, into: &mut Sections) {
+        let networks = top
+            .opt_array(c, "wireguard")
+            .into_iter()
+            .filter_map(|(path, v)| parse::network(c, &path, v))
+            .collect();
+        into.insert(Section(networks));
+    }
+
+    fn validate(&self, inv: &Inventory, c: &mut Collector, _claims: &mut Claims) {
+        parse::validate(inv, of(inv), c);
+    }
+
+    fn templates(&self) -> &'static [(&'static str, &'static str)] {
+        plan::TEMPLATES
+    }
+
+    fn plan(&self, ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
+        plan::plan(ctx, out)
+    }
+
+    fn prepare_script(&self, inv: &Inventory, node: &str, mode: PrepareMode) -> Option<String> {
+        keys::script(of(inv), node, mode)
+    }
+
+    fn prepare_read(
+        &self,
+        inv: &Inventory,
+        outputs: &BTreeMap<String, Prepared>,
+        into: &mut Sections,
+    ) -> Vec<String> {
+        let (keys, problems) = keys::read(of(inv), outputs);
+        into.insert(keys);
+        problems
+    }
+
+    fn status_script(&self, inv: &Inventory, node: &str) -> String {
+        status::script(of(inv), node)
+    }
+
+    fn status_checks(&self, inv: &Inventory, node: &str, seen: &StatusInput) -> Vec<Check> {
+        status::checks(of(inv), node, seen.stdout)
+    }
+}
