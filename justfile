@@ -19,12 +19,13 @@ build:
 lint:
     cargo fmt --all -- --check
     cargo clippy --all-targets -- -D warnings
+    shellcheck -s sh src/engine/scripts/*.sh src/roles/*/*.sh
 
 # Deploy wall-time figures on 3 and 8 testbed hosts.
 bench-deploy:
     bash tests/testbed/bench-deploy.sh
 
-# Apply timings of the balancer (seed 003) and a WireGuard mesh on 3 testbed hosts (release build)
+# Apply timings of a transparent HAProxy with replicas and a WireGuard mesh on 3 testbed hosts (release build)
 bench-stack:
     bash tests/testbed/bench-stack.sh
 

@@ -4,11 +4,12 @@
 use std::path::{Path, PathBuf};
 
 use vds_proxy::inventory;
+use vds_proxy::inventory::Sections;
 use vds_proxy::plan::{self, Plan};
 use vds_proxy::redact::Redactor;
 use vds_proxy::resources::Kind;
 use vds_proxy::resources::binary::Artifact;
-use vds_proxy::roles::wireguard::PublicKeys;
+use vds_proxy::roles::wireguard::{self, PublicKeys};
 use vds_proxy::show;
 use vds_proxy::templates::Templates;
 
@@ -23,10 +24,10 @@ fn fake_relay() -> Artifact {
 
 /// Stand-ins for the WireGuard public keys read from the nodes: 32 bytes in base64, like
 /// real keys, derived from node and interface so snapshots are stable.
-fn fake_keys(inv: &inventory::Inventory) -> PublicKeys {
+fn fake_keys(inv: &inventory::Inventory) -> Sections {
     use base64::Engine as _;
     let mut keys = PublicKeys::default();
-    for w in &inv.wireguard {
+    for w in wireguard::of(inv) {
         for m in &w.members {
             let digest =
                 vds_proxy::resources::sha256_hex(format!("{}/{}", m.node, w.interface).as_bytes());
@@ -39,7 +40,9 @@ fn fake_keys(inv: &inventory::Inventory) -> PublicKeys {
             );
         }
     }
-    keys
+    let mut prepared = Sections::default();
+    prepared.insert(keys);
+    prepared
 }
 
 /// `systemd-analyze verify` (see [`must_pass`]).
@@ -92,7 +95,7 @@ fn mesh_example_plan() {
     let r = Redactor::new(inv.secrets());
     insta::assert_snapshot!("mesh_text", show::plan_text(&inv, &plan, &r));
     insta::assert_snapshot!("mesh_json", show::plan_json(&plan, &r));
-    insta::assert_snapshot!("mesh_routes", show::routes_table(&inv));
+    insta::assert_snapshot!("mesh_routes", vds_proxy::roles::routes::table(&inv));
 }
 
 #[test]

@@ -1,0 +1,261 @@
+//! The shell that runs on hosts, as generated for representative plans: every script is
+//! snapshotted, parsed by `sh -n` and checked by shellcheck (a missing shellcheck fails
+//! the test: `apt-get install shellcheck`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use vds_proxy::engine::diff::{self, Changes};
+use vds_proxy::engine::gather::{Facts, FileFacts, UnitFacts};
+use vds_proxy::engine::{apply, gather, status};
+use vds_proxy::inventory::{self, Inventory, Sections};
+use vds_proxy::plan::{self, HostPlan};
+use vds_proxy::resources::binary::Artifact;
+use vds_proxy::roles::{self, PrepareMode};
+use vds_proxy::templates::Templates;
+
+const NODES: &str = r#""nodes": [
+  {"name": "h1", "public_ip": "10.213.1.2", "tailscale_ip": "10.213.1.2"},
+  {"name": "h2", "public_ip": "10.213.2.2", "tailscale_ip": "10.213.2.2"}]"#;
+
+fn inventory(sections: &str) -> Inventory {
+    let text = format!("{{{NODES}, {sections}}}");
+    inventory::from_str(Path::new("scripts.json"), &text).expect("valid inventory")
+}
+
+/// A small stand-in for the vds-proxy build, with fixed bytes so snapshots are stable.
+fn bundle() -> Artifact {
+    let p = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fake-vds-proxy");
+    std::fs::write(&p, b"#!/bin/sh\necho fake vds-proxy\n").unwrap();
+    Artifact::from_file(p, std::env::consts::ARCH).unwrap()
+}
+
+/// The plan of node `node` (h1 unless said).
+fn host_plan(inv: &Inventory, node: &str) -> HostPlan {
+    let t = Templates::new(None).unwrap();
+    let plan = plan::build(inv, &t, &bundle(), &Sections::default()).unwrap();
+    plan.hosts.into_iter().find(|h| h.node == node).unwrap()
+}
+
+/// A host as a full deploy of `plan` leaves it: every file, directory and unit in place.
+fn deployed(plan: &HostPlan) -> Facts {
+    let changes = diff::diff(plan, &Facts::default(), None);
+    let mut f = Facts {
+        arch: std::env::consts::ARCH.into(),
+        state_hash: "1".repeat(64),
+        manifest: changes.manifest.clone(),
+        ..Facts::default()
+    };
+    for r in &plan.resources {
+        let facts = FileFacts {
+            sha256: r.sha256.clone(),
+            mode: r.mode,
+            owner: r.owner.clone(),
+            group: r.group.clone(),
+        };
+        f.files.insert(r.path.clone(), Some(facts));
+    }
+    for d in gather::needed_dirs(&plan.resources) {
+        f.dirs.insert(d, true);
+    }
+    for u in &plan.units {
+        let unit = UnitFacts {
+            active: "active".into(),
+            enabled: "enabled".into(),
+            invocation: "1".into(),
+        };
+        f.units.insert(u.name.clone(), unit);
+    }
+    f
+}
+
+/// A host nothing was deployed to, its directories missing.
+fn empty_host(plan: &HostPlan) -> Facts {
+    let mut f = Facts {
+        arch: std::env::consts::ARCH.into(),
+        state_hash: "none".into(),
+        ..Facts::default()
+    };
+    for d in gather::needed_dirs(&plan.resources) {
+        f.dirs.insert(d, false);
+    }
+    f
+}
+
+/// Fails unless `sh -n` and shellcheck accept `script`.
+fn check_shell(name: &str, script: &str) {
+    let p = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.sh"));
+    std::fs::write(&p, script).unwrap();
+    let sh = Command::new("sh").arg("-n").arg(&p).output().unwrap();
+    assert!(
+        sh.status.success(),
+        "{name}: sh -n: {}",
+        String::from_utf8_lossy(&sh.stderr)
+    );
+    let sc = Command::new("shellcheck")
+        .args(["-s", "sh", "-f", "gcc"])
+        .arg(&p)
+        .output()
+        .unwrap_or_else(|e| panic!("shellcheck: {e}; install it: apt-get install shellcheck"));
+    assert!(
+        sc.status.success(),
+        "{name}: shellcheck:\n{}",
+        String::from_utf8_lossy(&sc.stdout)
+    );
+}
+
+/// Snapshots `script` (without the fixed library, which is checked on its own) and checks it.
+fn snapshot(name: &str, script: &str, library: &str) {
+    check_shell(name, script);
+    assert!(script.contains(library), "{name}: the library is missing");
+    insta::assert_snapshot!(name, script.replacen(library, "<library>\n", 1));
+}
+
+fn apply_script(changes: &Changes, facts: &Facts, plan: &HostPlan) -> String {
+    apply::script(changes, facts, &plan.units).unwrap()
+}
+
+const RELAY_ROUTE: &str = r#""routes": [{"port": 8443, "proxy_node": "h1", "target_node": "h2", "target_port": 9000, "service": "web"}]"#;
+
+fn balanced(replicas: u32) -> String {
+    format!(
+        r#""services": [{{"name": "echo", "node": "h1", "replicas": {replicas}, "exec": ["/usr/bin/socat", "TCP-LISTEN:{{port}},fork,reuseaddr", "EXEC:cat"], "balancer": {{"port": 8500, "transparent": true}}}}]"#
+    )
+}
+
+#[test]
+fn a_new_host_gets_the_relay_binary_and_its_unit() {
+    let inv = inventory(RELAY_ROUTE);
+    let plan = host_plan(&inv, "h1");
+    let facts = empty_host(&plan);
+    let changes = diff::diff(&plan, &facts, None);
+    let script = apply_script(&changes, &facts, &plan);
+    snapshot("apply_new_host_relay", &script, apply::LIBRARY);
+}
+
+#[test]
+fn a_new_host_with_a_package_config_adopts_it_and_can_roll_back_its_units() {
+    let inv = inventory(&balanced(2));
+    let plan = host_plan(&inv, "h1");
+    let mut facts = empty_host(&plan);
+    // Debian's haproxy package: its config exists and its unit runs.
+    let package = FileFacts {
+        sha256: "2".repeat(64),
+        mode: 0o644,
+        owner: "root".into(),
+        group: "root".into(),
+    };
+    facts
+        .files
+        .insert("/etc/haproxy/haproxy.cfg".into(), Some(package));
+    facts.dirs.insert("/etc/haproxy".into(), true);
+    let running = UnitFacts {
+        active: "active".into(),
+        enabled: "enabled".into(),
+        invocation: "1".into(),
+    };
+    facts.units.insert("haproxy.service".into(), running);
+    let changes = diff::diff(&plan, &facts, None);
+    assert_eq!(changes.adopt, ["/etc/haproxy/haproxy.cfg"]);
+    let script = apply_script(&changes, &facts, &plan);
+    assert!(
+        script.contains("was haproxy.service active enabled 0"),
+        "{script}"
+    );
+    snapshot("apply_new_host_balancer_adopts", &script, apply::LIBRARY);
+}
+
+#[test]
+fn a_scale_down_drains_the_removed_replica_before_stopping_it() {
+    let three = host_plan(&inventory(&balanced(3)), "h1");
+    let facts = deployed(&three);
+    let two = host_plan(&inventory(&balanced(2)), "h1");
+    let changes = diff::diff(&two, &facts, None);
+    let script = apply_script(&changes, &facts, &two);
+    assert!(script.contains("drain echo@3.service 30 10002"), "{script}");
+    snapshot("apply_scale_down_drain", &script, apply::LIBRARY);
+}
+
+#[test]
+fn remove_takes_back_files_units_and_directories() {
+    let plan = host_plan(&inventory(&format!("{RELAY_ROUTE}, {}", balanced(2))), "h1");
+    let facts = deployed(&plan);
+    let changes = diff::removal(&facts, None);
+    let script = apply_script(&changes, &facts, &plan);
+    snapshot("apply_remove", &script, apply::LIBRARY);
+}
+
+#[test]
+fn a_no_op_is_one_gather_script() {
+    let plan = host_plan(&inventory(&format!("{RELAY_ROUTE}, {}", balanced(2))), "h1");
+    let facts = deployed(&plan);
+    assert!(diff::diff(&plan, &facts, None).is_empty());
+    snapshot("gather", &gather::script(&plan), gather::LIBRARY);
+}
+
+#[test]
+fn status_runs_every_role_probe_in_the_same_round_trip() {
+    let inv = inventory(&format!(
+        r#"{RELAY_ROUTE}, {}, "wireguard": [{{"members": [{{"node": "h1", "address": "10.99.0.1/24"}}, {{"node": "h2", "address": "10.99.0.2/24"}}]}}], "k3s": {{"node": "h1", "apps": [{{"name": "web", "image": "nginx:1", "port": 80}}]}}"#,
+        balanced(2)
+    ));
+    let plan = host_plan(&inv, "h1");
+    let script = status::script(&inv, &plan);
+    for f in ["haproxy_stats", "wg_peers", "k8s_ready", "listening"] {
+        assert!(
+            script.contains(&format!("\n{f}")),
+            "{f} is not called:\n{script}"
+        );
+    }
+    snapshot("status", &script, gather::LIBRARY);
+}
+
+#[test]
+fn the_prepare_step_makes_keys_on_the_node() {
+    let inv = inventory(
+        r#""wireguard": [{"members": [{"node": "h1", "address": "10.99.0.1/24"}, {"node": "h2", "address": "10.99.0.2/24"}]}]"#,
+    );
+    for (mode, name) in [
+        (PrepareMode::Read, "prepare_read"),
+        (PrepareMode::Create, "prepare_create"),
+        (PrepareMode::Rotate, "prepare_rotate"),
+    ] {
+        let script: String = roles::ALL
+            .iter()
+            .filter_map(|r| r.prepare_script(&inv, "h1", mode))
+            .collect();
+        check_shell(name, &script);
+        insta::assert_snapshot!(name, script);
+    }
+}
+
+#[test]
+fn the_shell_libraries_pass_shellcheck() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut found = 0;
+    for dir in ["src/engine/scripts", "src/roles"] {
+        for entry in walk(&root.join(dir)) {
+            if entry.extension().is_some_and(|e| e == "sh") {
+                found += 1;
+                check_shell(
+                    &entry.file_stem().unwrap().to_string_lossy(),
+                    &std::fs::read_to_string(&entry).unwrap(),
+                );
+            }
+        }
+    }
+    assert!(found >= 5, "only {found} shell files found");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
