@@ -24,20 +24,45 @@ impl fmt::Display for InputError {
     }
 }
 
-/// All the problems found in the input; the CLI prints each and exits with code 2.
+/// How many problems are printed; the rest are counted.
+pub const SHOWN: usize = 50;
+
+/// All the problems found in the input; the CLI prints the first [`SHOWN`] and a count of
+/// the rest, and exits with code 2.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct InputErrors(pub Vec<InputError>);
 
 impl fmt::Display for InputErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
+        for (i, e) in self.0.iter().take(SHOWN).enumerate() {
             if i > 0 {
                 writeln!(f)?;
             }
             write!(f, "{e}")?;
         }
+        if self.0.len() > SHOWN {
+            write!(
+                f,
+                "\n... and {} more problem(s) like these; fix the ones above first",
+                self.0.len() - SHOWN
+            )?;
+        }
         Ok(())
     }
+}
+
+/// `text` with control characters (escape sequences, newlines) shown as escapes, so a
+/// value echoed from the input can neither drive the terminal nor forge a line.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        if ch.is_control() {
+            out.extend(ch.escape_default());
+        } else {
+            out.push(ch);
+        }
+    }
+    out
 }
 
 /// Collects problems while a document is read, so that all are reported at once.
@@ -56,14 +81,20 @@ impl Collector {
         }
     }
 
-    /// Records a problem at `path`.
+    /// Records a problem at `path` (control characters in it are escaped).
     pub fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.errors.push(InputError {
             file: self.file.clone(),
-            path: path.into(),
+            path: printable(&path.into()),
             position: None,
-            message: message.into(),
+            message: printable(&message.into()),
         });
+    }
+
+    /// True when so many problems were recorded that more details (say, "did you mean"
+    /// searches) would not be printed anyway.
+    pub fn is_full(&self) -> bool {
+        self.errors.len() >= SHOWN
     }
 
     /// Records a syntax problem at a line and column.
@@ -72,7 +103,7 @@ impl Collector {
             file: self.file.clone(),
             path: "$".into(),
             position: Some((line, col)),
-            message: message.into(),
+            message: printable(&message.into()),
         });
     }
 
@@ -98,8 +129,11 @@ impl Collector {
 
 /// The closest candidate to `word` by edit distance, if it is close enough to be a likely typo.
 pub fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let len = word.chars().count();
     candidates
         .iter()
+        // A candidate whose length is far off cannot be close: skip the distance.
+        .filter(|c| c.chars().count().abs_diff(len) <= 2.max(c.len() / 3))
         .map(|c| (levenshtein(word, c), *c))
         .filter(|(d, c)| *d <= 2.max(c.len() / 3))
         .min_by_key(|(d, _)| *d)
