@@ -10,7 +10,9 @@ use crate::redact::{MASK, Redactor};
 use crate::resources::{Content, Resource};
 
 /// The plan as text: per node, each resource with its content, then the activation steps.
-pub fn plan_text(inv: &Inventory, plan: &Plan, redactor: &Redactor) -> String {
+/// Secrets are left out by structure: a resource that holds one shows neither its content
+/// nor its digest.
+pub fn plan_text(inv: &Inventory, plan: &Plan) -> String {
     let mut out = String::new();
     for host in &plan.hosts {
         let node = inv
@@ -42,7 +44,7 @@ pub fn plan_text(inv: &Inventory, plan: &Plan, redactor: &Redactor) -> String {
         }
         out.push('\n');
     }
-    redactor.apply(&out)
+    out
 }
 
 fn resource_text(out: &mut String, r: &Resource) {
@@ -78,8 +80,9 @@ fn resource_text(out: &mut String, r: &Resource) {
     }
 }
 
-/// The plan as JSON; secret resources have their content replaced by the mask.
-pub fn plan_json(plan: &Plan, redactor: &Redactor) -> String {
+/// The plan as JSON; secret resources have their content and digest replaced by the mask
+/// (a digest of a weak secret can be reversed with a dictionary).
+pub fn plan_json(plan: &Plan) -> String {
     let hosts: Vec<HostPlan> = plan
         .hosts
         .iter()
@@ -87,6 +90,7 @@ pub fn plan_json(plan: &Plan, redactor: &Redactor) -> String {
             let mut h = h.clone();
             for r in h.resources.iter_mut().filter(|r| r.secret) {
                 r.content = Content::Text(MASK.to_string());
+                r.sha256 = MASK.to_string();
             }
             h
         })
@@ -100,7 +104,7 @@ pub fn plan_json(plan: &Plan, redactor: &Redactor) -> String {
             "activate": h.first_deploy_actions(),
         })).collect::<Vec<_>>(),
     });
-    redactor.apply(&serde_json::to_string_pretty(&value).expect("plan serializes")) + "\n"
+    serde_json::to_string_pretty(&value).expect("plan serializes") + "\n"
 }
 
 /// The status table, ending with `healthy` or `UNHEALTHY`.

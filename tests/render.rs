@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use vds_proxy::inventory;
 use vds_proxy::inventory::Sections;
 use vds_proxy::plan::{self, Plan};
-use vds_proxy::redact::Redactor;
 use vds_proxy::resources::Kind;
 use vds_proxy::resources::binary::Artifact;
 use vds_proxy::roles::wireguard::{self, PublicKeys};
@@ -85,25 +84,22 @@ fn plan_of(path: &str) -> (inventory::Inventory, Plan) {
 #[test]
 fn seed_example_plan() {
     let (inv, plan) = plan_of("inventory/nodes.example.json");
-    let r = Redactor::new(inv.secrets());
-    insta::assert_snapshot!("seed_text", show::plan_text(&inv, &plan, &r));
+    insta::assert_snapshot!("seed_text", show::plan_text(&inv, &plan));
 }
 
 #[test]
 fn mesh_example_plan() {
     let (inv, plan) = plan_of("examples/mesh.json");
-    let r = Redactor::new(inv.secrets());
-    insta::assert_snapshot!("mesh_text", show::plan_text(&inv, &plan, &r));
-    insta::assert_snapshot!("mesh_json", show::plan_json(&plan, &r));
+    insta::assert_snapshot!("mesh_text", show::plan_text(&inv, &plan));
+    insta::assert_snapshot!("mesh_json", show::plan_json(&plan));
     insta::assert_snapshot!("mesh_routes", vds_proxy::roles::routes::table(&inv));
 }
 
 #[test]
 fn plans_are_deterministic() {
-    let (inv, a) = plan_of("examples/mesh.json");
+    let (_, a) = plan_of("examples/mesh.json");
     let (_, b) = plan_of("examples/mesh.json");
-    let r = Redactor::new(inv.secrets());
-    assert_eq!(show::plan_json(&a, &r), show::plan_json(&b, &r));
+    assert_eq!(show::plan_json(&a), show::plan_json(&b));
 }
 
 #[test]
@@ -384,8 +380,7 @@ fn rendered_k8s_manifests_validate_against_the_kubernetes_schemas() {
 #[test]
 fn seed_003_containers_render_docker_units() {
     let (inv, plan) = plan_of("examples/seed003.json");
-    let r = Redactor::new(inv.secrets());
-    insta::assert_snapshot!("seed003_text", show::plan_text(&inv, &plan, &r));
+    insta::assert_snapshot!("seed003_text", show::plan_text(&inv, &plan));
     let unit = plan.hosts[0]
         .resources
         .iter()

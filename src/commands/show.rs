@@ -27,8 +27,8 @@ pub fn run(loaded: &mut Loaded, args: ShowArgs, verbose: bool) -> Result<i32> {
     }
     let out = match (args.table(), args.format) {
         (Some(name), _) => table(loaded, name)?,
-        (None, Format::Json) => show::plan_json(&loaded.plan, &loaded.redactor),
-        (None, Format::Text) => show::plan_text(&loaded.inventory, &loaded.plan, &loaded.redactor),
+        (None, Format::Json) => show::plan_json(&loaded.plan),
+        (None, Format::Text) => show::plan_text(&loaded.inventory, &loaded.plan),
     };
     print!("{out}");
     Ok(0)
