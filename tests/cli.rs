@@ -112,7 +112,7 @@ const BAD: &[(&str, &str, &[&str])] = &[
     ),
     (
         "bad-secret",
-        r#"{"nodes": [{"name": "a"}], "services": [{"name": "mt", "node": "a", "exec": ["x"], "secret": "xyz"}]}"#,
+        r#"{"nodes": [{"name": "a"}], "services": [{"name": "mt", "node": "a", "exec": ["/bin/x"], "secret": "xyz"}]}"#,
         &[
             "$.services[0].secret: the secret must be 32 hexadecimal characters (generate one with `openssl rand -hex 16`)",
         ],

@@ -7,6 +7,7 @@ mod error;
 mod node;
 mod reader;
 mod sections;
+mod strict;
 
 use std::any::Any;
 use std::path::{Path, PathBuf};
@@ -54,18 +55,38 @@ pub fn resolve_path(flag: Option<&Path>, env: Option<&str>) -> (PathBuf, PathSou
 /// Reads, parses and validates the inventory at `path`, reporting every problem at once.
 pub fn load(path: &Path) -> Result<Inventory, InputErrors> {
     let mut c = Collector::new(path.display().to_string());
-    match std::fs::read_to_string(path) {
-        Ok(text) => from_str(path, &text),
-        Err(e) => {
-            c.push(
-                "$",
-                format!(
-                    "cannot read the inventory: {e}; pass --inventory PATH or set NODES_CONFIG"
-                ),
-            );
-            c.finish(Inventory::empty(path))
-        }
+    match std::fs::read(path) {
+        Ok(bytes) => match text_of(&bytes) {
+            Ok(text) => return from_str(path, text),
+            Err((line, col, message)) => c.push_at(line, col, message),
+        },
+        Err(e) => c.push(
+            "$",
+            format!("cannot read the inventory: {e}; pass --inventory PATH or set NODES_CONFIG"),
+        ),
     }
+    c.finish(Inventory::empty(path))
+}
+
+/// The file's text, or where and why it is not UTF-8 text (line, column, message).
+pub fn text_of(bytes: &[u8]) -> Result<&str, (usize, usize, String)> {
+    if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        return Err((
+            1,
+            1,
+            "the file starts with a byte order mark (BOM); save it as UTF-8 without one".into(),
+        ));
+    }
+    std::str::from_utf8(bytes).map_err(|e| {
+        let good = &bytes[..e.valid_up_to()];
+        let line = good.iter().filter(|b| **b == b'\n').count() + 1;
+        let col = good.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+        (
+            line,
+            col,
+            "the file is not UTF-8 text (an invalid byte here); save it as UTF-8".into(),
+        )
+    })
 }
 
 /// Parses and validates inventory text; `path` names it in messages.
@@ -75,6 +96,14 @@ pub fn from_str(path: &Path, text: &str) -> Result<Inventory, InputErrors> {
     if c.is_empty() || !inv.nodes.is_empty() {
         node::validate(&inv.nodes, &mut c);
         let mut claims = Claims::default();
+        // vds-proxy reaches a node over SSH on this port: nothing else may take it.
+        for (i, n) in inv.nodes.iter().enumerate() {
+            let first = !inv.nodes[..i].iter().any(|m| m.name == n.name);
+            if n.connection == Connection::Ssh && first {
+                let path = format!("$.nodes[{i}].ssh_port (sshd, which vds-proxy connects to)");
+                claims.port(&inv, &mut c, &n.name.clone(), n.ssh_port, path);
+            }
+        }
         for role in roles::ALL {
             role.validate(&inv, &mut c, &mut claims);
         }
@@ -84,8 +113,8 @@ pub fn from_str(path: &Path, text: &str) -> Result<Inventory, InputErrors> {
 
 fn parse(path: &Path, text: &str, c: &mut Collector) -> Inventory {
     let mut inv = Inventory::empty(path);
-    let root: Value = match serde_json::from_str(text) {
-        Ok(v) => v,
+    let root: Value = match serde_json::from_str::<strict::Strict>(text) {
+        Ok(v) => v.0,
         Err(e) => {
             let s = e.to_string();
             let message = s.rfind(" at line ").map_or(s.as_str(), |i| &s[..i]);
@@ -158,10 +187,17 @@ impl Inventory {
             None => {
                 let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
                 let hint = match suggest(name, &names) {
+                    _ if c.is_full() => String::new(),
                     Some(s) => format!("did you mean \"{s}\"?"),
+                    None if names.len() > 10 => format!(
+                        "known nodes: {}, ... ({} in all)",
+                        names[..10].join(", "),
+                        names.len()
+                    ),
                     None => format!("known nodes: {}", names.join(", ")),
                 };
-                c.push(path, format!("node \"{name}\" does not exist; {hint}"));
+                let sep = if hint.is_empty() { "" } else { "; " };
+                c.push(path, format!("node \"{name}\" does not exist{sep}{hint}"));
                 false
             }
             Some(n) if !n.active => {

@@ -101,7 +101,16 @@ pub fn parse(c: &mut Collector, path: &str, v: &Value) -> Option<Node> {
         ssh_port: f.opt_port(c, "ssh_port").unwrap_or(22),
         connection,
         ports: ports_map(c, &f),
-        ram_gb: f.opt_f64(c, "ram_gb"),
+        ram_gb: f.opt_f64(c, "ram_gb").filter(|gb| {
+            let ok = *gb >= 0.0;
+            if !ok {
+                c.push(
+                    f.path_of("ram_gb"),
+                    format!("{gb} GB of memory? expected 0 or more"),
+                );
+            }
+            ok
+        }),
         active: f.bool_or(c, "active", true),
     })
 }

@@ -184,6 +184,31 @@ impl<'v> Fields<'v> {
         self.checked_str(c, key, check)
     }
 
+    /// A required reference to a node by name (checked against the nodes in `validate`).
+    pub fn req_ref(&self, c: &mut Collector, key: &str) -> Option<String> {
+        let s = self.req_str(c, key)?;
+        if s.is_empty() {
+            c.push(self.path_of(key), "is empty; name a node of \"nodes\"");
+            return None;
+        }
+        Some(s)
+    }
+
+    /// An optional description for a unit or config comment: one printable line without
+    /// backslashes, at most [`DESCRIPTION_MAX`] characters.
+    pub fn description(&self, c: &mut Collector, key: &str) -> Option<String> {
+        let s = self.opt_str(c, key)?;
+        if is_one_line(&s) && !s.contains('\\') && s.chars().count() <= DESCRIPTION_MAX {
+            Some(s)
+        } else {
+            c.push(
+                self.path_of(key),
+                format!("expected one line of at most {DESCRIPTION_MAX} characters, without control characters or backslashes"),
+            );
+            None
+        }
+    }
+
     /// An optional one-line string (no control characters).
     pub fn one_line(&self, c: &mut Collector, key: &str) -> Option<String> {
         let s = self.opt_str(c, key)?;
@@ -277,6 +302,9 @@ impl<'v> Fields<'v> {
         }
     }
 }
+
+/// The longest description accepted (it goes into a unit's `Description=` line).
+pub const DESCRIPTION_MAX: usize = 200;
 
 /// Checked strings: a predicate and, for a value that fails it, what would be valid.
 pub struct Check {

@@ -54,15 +54,55 @@ const ALGORITHMS: &[(&str, &str)] = &[
     ("static-rr", "static-rr"),
 ];
 
+/// HAProxy's health check timing when the inventory says nothing.
+pub const DEFAULT_CHECK: &str = "inter 2000 fall 3 rise 2";
+
+/// A health check's timing, `inter 2000 fall 3 rise 2`: only these settings, each once, with
+/// whole numbers; anything else (`disabled`, `addr`, `port`, a comment) is refused, since
+/// it would go into haproxy.cfg as it is.
+pub fn health_check(text: &str) -> Option<String> {
+    const SETTINGS: &[(&str, u32, u32)] = &[
+        ("inter", 100, 3_600_000),
+        ("fastinter", 100, 3_600_000),
+        ("downinter", 100, 3_600_000),
+        ("fall", 1, 100),
+        ("rise", 1, 100),
+    ];
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if words.is_empty() || !words.len().is_multiple_of(2) {
+        return None;
+    }
+    let mut seen = Vec::new();
+    for pair in words.chunks(2) {
+        let (min, max) = SETTINGS
+            .iter()
+            .find(|(k, _, _)| *k == pair[0])
+            .map(|(_, lo, hi)| (*lo, *hi))?;
+        let n: u32 = pair[1].parse().ok()?;
+        if !(min..=max).contains(&n) || seen.contains(&pair[0]) {
+            return None;
+        }
+        seen.push(pair[0]);
+    }
+    Some(words.join(" "))
+}
+
 /// Reads a service's `balancer` object at `path`.
 pub fn parse(c: &mut Collector, path: &str, v: &Value) -> Option<Balancer> {
     let f = Fields::new(c, path, v, KEYS)?;
     let algorithm = f
         .choice(c, "algorithm", ALGORITHMS, "leastconn")
         .to_string();
-    let check = f
-        .one_line(c, "check")
-        .unwrap_or_else(|| "inter 2000 fall 3 rise 2".into());
+    let check = match f.opt_str(c, "check") {
+        None => DEFAULT_CHECK.to_string(),
+        Some(text) => health_check(&text).unwrap_or_else(|| {
+            c.push(
+                f.path_of("check"),
+                format!("\"{text}\" is not a health check; expected settings from inter, fastinter, downinter (milliseconds), fall and rise (counts), e.g. \"{DEFAULT_CHECK}\""),
+            );
+            DEFAULT_CHECK.to_string()
+        }),
+    };
     let stats_socket = f
         .opt_str(c, "stats_socket")
         .unwrap_or_else(|| "/run/haproxy/admin.sock".into());
@@ -133,10 +173,34 @@ impl Role for System {
     }
 
     fn validate(&self, inv: &Inventory, c: &mut Collector, claims: &mut Claims) {
+        // One haproxy per node: the first balancer on a node sets its stats socket and page.
+        let mut first_on: BTreeMap<&str, (usize, &Balancer)> = BTreeMap::new();
         for (i, s) in replicas::of(inv).iter().enumerate() {
             let Some(b) = &s.balancer else { continue };
             let base = format!("$.services[{i}]");
             claims.port(inv, c, &s.node, b.port, format!("{base}.balancer.port"));
+            match first_on.get(s.node.as_str()) {
+                None => {
+                    first_on.insert(&s.node, (i, b));
+                    if let Ok(a) = b.stats_address.parse::<std::net::SocketAddr>() {
+                        let what = format!("{base}.balancer.stats_address (HAProxy's stats page)");
+                        claims.port(inv, c, &s.node, a.port(), what);
+                    }
+                }
+                Some((j, first)) => {
+                    for (key, mine, theirs) in [
+                        ("stats_socket", &b.stats_socket, &first.stats_socket),
+                        ("stats_address", &b.stats_address, &first.stats_address),
+                    ] {
+                        if mine != theirs {
+                            c.push(
+                                format!("{base}.balancer.{key}"),
+                                format!("\"{mine}\" differs from $.services[{j}].balancer.{key} (\"{theirs}\"), but the balancers of one node are one HAProxy with one {key}; give every balancer of this node the same value"),
+                            );
+                        }
+                    }
+                }
+            }
             let usable = backend_address(inv, s).is_some_and(|a| !a.is_loopback());
             if b.transparent && !usable {
                 c.push(

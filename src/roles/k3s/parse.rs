@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::model::{K3s, K3sApp, K3sEgress, K3sJob};
 use crate::inventory::{
-    ABSOLUTE_PATH, Claims, Collector, Fields, Inventory, SAFE_NAME, is_safe_name, kind,
+    ABSOLUTE_PATH, Check, Claims, Collector, Fields, Inventory, is_one_line, is_safe_name, kind,
 };
 use crate::roles::replicas::image;
 
@@ -31,15 +31,38 @@ const APP_KEYS: &[&str] = &[
     "env",
     "secret_env",
 ];
+/// A Kubernetes name that must be an RFC 1123 label (namespaces, jobs, label values).
+const DNS_LABEL: Check = Check {
+    ok: is_dns_label,
+    hint: "is not a Kubernetes name; use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit, e.g. \"tg\"",
+};
+/// A Kubernetes Service name: an RFC 1035 label (it starts with a letter).
+const DNS_1035: Check = Check {
+    ok: is_dns_1035,
+    hint: "is not a Kubernetes Service name; use at most 63 lowercase letters, digits and '-', starting with a letter and ending with a letter or digit, e.g. \"web\"",
+};
+
+fn is_dns_label(s: &str) -> bool {
+    is_safe_name(s) && !s.ends_with('-')
+}
+
+fn is_dns_1035(s: &str) -> bool {
+    is_dns_label(s) && s.starts_with(|c: char| c.is_ascii_lowercase())
+}
+
+/// The shortest `secret_env` value accepted: anything shorter is no secret, and could not
+/// be told apart from other text in output.
+pub const SECRET_MIN: usize = 8;
+
 const JOB_KEYS: &[&str] = &["name", "image", "parallelism", "completions", "ttl_seconds"];
 const EGRESS_KEYS: &[&str] = &["image", "secret"];
 
 /// Reads the `k3s` object.
 pub fn k3s(c: &mut Collector, path: &str, v: &Value) -> Option<K3s> {
     let f = Fields::new(c, path, v, KEYS)?;
-    let node = f.req_str(c, "node").unwrap_or_default();
+    let node = f.req_ref(c, "node").unwrap_or_default();
     let namespace = f
-        .checked_str(c, "namespace", &SAFE_NAME)
+        .checked_str(c, "namespace", &DNS_LABEL)
         .unwrap_or_else(|| "vds-proxy".into());
     let manifests_dir = f
         .checked_str(c, "manifests_dir", &ABSOLUTE_PATH)
@@ -55,7 +78,7 @@ pub fn k3s(c: &mut Collector, path: &str, v: &Value) -> Option<K3s> {
         .filter_map(|(p, j)| {
             let f = Fields::new(c, &p, j, JOB_KEYS)?;
             Some(K3sJob {
-                name: f.req_checked_str(c, "name", &SAFE_NAME).unwrap_or_default(),
+                name: f.req_checked_str(c, "name", &DNS_LABEL).unwrap_or_default(),
                 image: image(c, &f),
                 parallelism: f.opt_uint(c, "parallelism", 1, 10_000).unwrap_or(1) as u32,
                 completions: f.opt_uint(c, "completions", 1, 1_000_000).unwrap_or(1) as u32,
@@ -68,7 +91,7 @@ pub fn k3s(c: &mut Collector, path: &str, v: &Value) -> Option<K3s> {
         Some(K3sEgress {
             image: image(c, &f),
             secret: f
-                .checked_str(c, "secret", &SAFE_NAME)
+                .checked_str(c, "secret", &DNS_LABEL)
                 .unwrap_or_else(|| "wg-egress".into()),
         })
     });
@@ -109,15 +132,23 @@ fn k3s_app(c: &mut Collector, path: &str, v: &Value) -> Option<K3sApp> {
     );
     let env = env_map(c, &f, "env");
     let secret_env = env_map(c, &f, "secret_env");
+    for (k, v) in &secret_env {
+        if v.chars().count() < SECRET_MIN {
+            c.push(
+                format!("{}.{k}", f.path_of("secret_env")),
+                format!("a secret shorter than {SECRET_MIN} characters is no secret (and could not be told apart in output); use a longer one, or put the value in \"env\""),
+            );
+        }
+    }
     Some(K3sApp {
-        name: f.req_checked_str(c, "name", &SAFE_NAME).unwrap_or_default(),
+        name: f.req_checked_str(c, "name", &DNS_1035).unwrap_or_default(),
         image: image(c, &f),
         replicas: f.opt_uint(c, "replicas", 0, 1000).unwrap_or(1) as u32,
         port: f.req_port(c, "port").unwrap_or(1),
         host_port,
         node_port,
         tls_dir: f.checked_str(c, "tls_dir", &ABSOLUTE_PATH),
-        role: f.checked_str(c, "role", &SAFE_NAME),
+        role: f.checked_str(c, "role", &DNS_LABEL),
         allow_from,
         env,
         secret_env,
@@ -137,12 +168,12 @@ fn env_map(c: &mut Collector, f: &Fields, key: &str) -> BTreeMap<String, String>
                     .is_some_and(|ch| ch.is_ascii_alphabetic() || ch == '_')
                     && k.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
                 match v.as_str() {
-                    Some(val) if name_ok => {
+                    Some(val) if name_ok && is_one_line(val) => {
                         env.insert(k.clone(), val.to_string());
                     }
                     _ => c.push(
                         format!("{}.{k}", f.path_of(key)),
-                        "expected NAME (letters, digits, '_') with a string value",
+                        "expected NAME (letters, digits, '_') with a one-line string value (no control characters)",
                     ),
                 }
             }
@@ -168,6 +199,35 @@ pub fn validate(inv: &Inventory, k: &K3s, c: &mut Collector, claims: &mut Claims
         .chain(["job"])
         .collect();
     let mut apps: BTreeMap<&str, usize> = BTreeMap::new();
+    // Every object gets its own manifest file (see plan.rs): no two may share one.
+    let mut files: BTreeMap<String, String> = BTreeMap::new();
+    let mut file = |c: &mut Collector, stem: String, path: String| {
+        if let Some(first) = files.get(&stem) {
+            c.push(
+                &path,
+                format!("its manifest would be vds-proxy-{}-{stem}.yaml, the file of {first}; rename it", k.namespace),
+            );
+        } else {
+            files.insert(stem, path);
+        }
+    };
+    file(c, "namespace".into(), "the namespace".into());
+    if k.egress.is_some() {
+        file(c, "wg-egress".into(), "$.k3s.egress".into());
+    }
+    for (i, j) in k.jobs.iter().enumerate() {
+        file(
+            c,
+            format!("job-{}", j.name),
+            format!("$.k3s.jobs[{i}].name"),
+        );
+    }
+    for (i, a) in k.apps.iter().enumerate() {
+        // (two apps of one name are reported as such below)
+        if !k.apps[..i].iter().any(|b| b.name == a.name) {
+            file(c, a.name.clone(), format!("$.k3s.apps[{i}].name"));
+        }
+    }
     for (i, a) in k.apps.iter().enumerate() {
         let base = format!("$.k3s.apps[{i}]");
         if let Some(first) = apps.insert(&a.name, i) {

@@ -12,7 +12,9 @@ use serde_json::Value;
 
 use super::balancer::{self, Balancer};
 use super::{Ctx, Output, Role};
-use crate::inventory::{Claims, Collector, Fields, Inventory, SAFE_NAME, Sections, is_one_line};
+use crate::inventory::{
+    Claims, Collector, Fields, Inventory, SAFE_NAME, Sections, is_hostname, is_one_line,
+};
 use crate::templates::TemplateError;
 
 pub use plan::instance;
@@ -41,9 +43,9 @@ pub struct Service {
 }
 
 impl Service {
-    /// Port of replica `n` (1-based).
+    /// Port of replica `n` (1-based); validation keeps every replica's port within range.
     pub fn replica_port(&self, n: u32) -> u16 {
-        self.base_port + (n as u16) - 1
+        (u32::from(self.base_port) + n - 1).min(65535) as u16
     }
 }
 
@@ -68,36 +70,127 @@ const KEYS: &[&str] = &[
     "container_port",
 ];
 
-/// A container image reference: one word of printable characters.
+/// A container image reference as Docker takes it: `[registry[:port]/]path[:tag][@digest]`,
+/// lowercase path components; required.
 pub fn image(c: &mut Collector, f: &Fields) -> String {
     let image = f.req_str(c, "image").unwrap_or_default();
-    if !image.is_empty()
-        && (image
-            .chars()
-            .any(|ch| ch.is_whitespace() || ch.is_control())
-            || image.len() > 255)
-    {
+    if f.get("image").is_some() && !is_image_reference(&image) {
         c.push(
             f.path_of("image"),
             format!(
-                "\"{image}\" is not an image reference; expected e.g. \"ghcr.io/example/tgweb:1.4\""
+                "\"{image}\" is not an image reference; expected e.g. \"ghcr.io/example/tgweb:1.4\" or \"telegrammessenger/proxy:latest\""
             ),
         );
     }
     image
 }
 
+/// `[registry[:port]/]name[/name...][:tag][@sha256:hex]`.
+pub fn is_image_reference(s: &str) -> bool {
+    let (rest, digest) = match s.split_once('@') {
+        Some((r, d)) => (r, Some(d)),
+        None => (s, None),
+    };
+    let digest_ok = digest.is_none_or(|d| {
+        d.strip_prefix("sha256:")
+            .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+    });
+    let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+    let (path, tag) = match rest[last_slash..].rfind(':') {
+        Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
+        None => (rest, None),
+    };
+    let tag_ok = tag.is_none_or(|t| {
+        !t.is_empty()
+            && t.len() <= 128
+            && !t.starts_with(['.', '-'])
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    });
+    let mut parts: Vec<&str> = path.split('/').collect();
+    let registry_ok = match parts.first() {
+        Some(first) if parts.len() > 1 && (first.contains(['.', ':']) || *first == "localhost") => {
+            let host = parts.remove(0);
+            let (h, port) = host.split_once(':').unwrap_or((host, "1"));
+            is_hostname(h) && port.parse::<u16>().is_ok_and(|p| p > 0)
+        }
+        _ => true,
+    };
+    let component = |p: &str| {
+        let b = p.as_bytes();
+        !b.is_empty()
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"._-".contains(c))
+    };
+    s.len() <= 255
+        && digest_ok
+        && tag_ok
+        && registry_ok
+        && !parts.is_empty()
+        && parts.iter().all(|p| component(p))
+}
+
+/// Unit names systemd, Debian's packages and vds-proxy itself use: a service of that name
+/// would write `/etc/systemd/system/NAME@.service` over theirs (a service `user` or
+/// `getty` breaks logins). Names starting `systemd-` are refused too.
+pub const RESERVED: &[&str] = &[
+    "autovt",
+    "console-getty",
+    "container-getty",
+    "containerd",
+    "cron",
+    "dbus",
+    "docker",
+    "emergency",
+    "getty",
+    "haproxy",
+    "ifdown",
+    "ifup",
+    "init",
+    "k3s",
+    "kexec",
+    "modprobe",
+    "networking",
+    "nginx",
+    "postgresql",
+    "rescue",
+    "redis",
+    "rsyslog",
+    "serial-getty",
+    "socat-proxy",
+    "ssh",
+    "sshd",
+    "tailscaled",
+    "user",
+    "user-runtime-dir",
+    "vds-relay",
+    "vds-tproxy",
+    "wg-quick",
+];
+
 fn parse_service(c: &mut Collector, path: &str, v: &Value) -> Option<Service> {
     let f = Fields::new(c, path, v, KEYS)?;
     let image = f.get("image").is_some().then(|| image(c, &f));
     let exec = match f.get("exec") {
-        Some(Value::Array(items)) if !items.is_empty() => f.list(
-            c,
-            "exec",
-            "strings",
-            "expected a one-line string argument",
-            |s| is_one_line(s).then(|| s.to_string()),
-        ),
+        Some(Value::Array(items)) if !items.is_empty() => {
+            // In ExecStart=, a leading + - @ ! or : would be a systemd prefix (+ runs the
+            // command as root outside the sandbox): the command is an absolute path.
+            if image.is_none() && items[0].as_str().is_some_and(|w| !w.starts_with('/')) {
+                c.push(
+                    format!("{}[0]", f.path_of("exec")),
+                    "the command must be an absolute path, e.g. \"/usr/bin/socat\"",
+                );
+            }
+            f.list(
+                c,
+                "exec",
+                "strings",
+                "expected a one-line string argument",
+                |s| is_one_line(s).then(|| s.to_string()),
+            )
+        }
         None if image.is_some() => Vec::new(),
         _ => {
             c.push(
@@ -121,12 +214,12 @@ fn parse_service(c: &mut Collector, path: &str, v: &Value) -> Option<Service> {
         .and_then(|b| balancer::parse(c, &f.path_of("balancer"), b));
     Some(Service {
         name: f.req_checked_str(c, "name", &SAFE_NAME).unwrap_or_default(),
-        node: f.req_str(c, "node").unwrap_or_default(),
+        node: f.req_ref(c, "node").unwrap_or_default(),
         replicas: f.opt_uint(c, "replicas", 0, 64).unwrap_or(1) as u32,
         base_port: f.opt_port(c, "base_port").unwrap_or(10000),
         exec,
         secret,
-        description: f.one_line(c, "description"),
+        description: f.description(c, "description"),
         balancer,
         image,
         container_port: f.opt_port(c, "container_port").unwrap_or(443),
@@ -166,6 +259,15 @@ impl Role for System {
                     format!(
                         "duplicate service name \"{}\" (first used at $.services[{first}])",
                         s.name
+                    ),
+                );
+            }
+            if RESERVED.contains(&s.name.as_str()) || s.name.starts_with("systemd-") {
+                c.push(
+                    format!("{base}.name"),
+                    format!(
+                        "\"{}\" is the name of a system unit (its units would replace {}@.service); pick another name",
+                        s.name, s.name
                     ),
                 );
             }

@@ -89,14 +89,14 @@ fn parse_route(c: &mut Collector, path: &str, v: &Value) -> Option<Route> {
         listen: f
             .opt_ip(c, "listen")
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-        proxy_node: f.req_str(c, "proxy_node").unwrap_or_default(),
-        target_node: f.req_str(c, "target_node").unwrap_or_default(),
+        proxy_node: f.req_ref(c, "proxy_node").unwrap_or_default(),
+        target_node: f.req_ref(c, "target_node").unwrap_or_default(),
         target_port: f.req_port(c, "target_port").unwrap_or(0),
         service: f
             .req_checked_str(c, "service", &SAFE_NAME)
             .unwrap_or_default(),
         ssl: f.bool_or(c, "ssl", false),
-        description: f.one_line(c, "description"),
+        description: f.description(c, "description"),
         forwarder,
     })
 }
@@ -168,6 +168,21 @@ impl Role for System {
                 );
             }
             claims.port(inv, c, &r.proxy_node, r.port, format!("{base}.port"));
+            if r.proxy_node == r.target_node && r.port == r.target_port && r.port != 0 {
+                c.push(
+                    format!("{base}.target_port"),
+                    format!(
+                        "the route would forward port {} of \"{}\" to itself; point it at the port the service listens on",
+                        r.port, r.proxy_node
+                    ),
+                );
+            }
+            if r.forwarder == Forwarder::Socat && r.listen.is_ipv6() {
+                c.push(
+                    format!("{base}.listen"),
+                    "a socat route listens on an IPv4 address; use the relay (the default forwarder) to listen on IPv6",
+                );
+            }
         }
     }
 

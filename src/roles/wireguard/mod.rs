@@ -51,8 +51,8 @@ impl Role for System {
         into.insert(Section(networks));
     }
 
-    fn validate(&self, inv: &Inventory, c: &mut Collector, _claims: &mut Claims) {
-        parse::validate(inv, of(inv), c);
+    fn validate(&self, inv: &Inventory, c: &mut Collector, claims: &mut Claims) {
+        parse::validate(inv, of(inv), c, claims);
     }
 
     fn templates(&self) -> &'static [(&'static str, &'static str)] {

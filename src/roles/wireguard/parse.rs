@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use serde_json::Value;
 
 use super::model::{Topology, WgMember, WgNetwork};
-use crate::inventory::{Collector, Fields, Inventory, is_hostname, parse_cidr};
+use crate::inventory::{Claims, Collector, Fields, Inventory, is_hostname, parse_cidr};
 
 const KEYS: &[&str] = &[
     "interface",
@@ -27,12 +27,30 @@ const MEMBER_KEYS: &[&str] = &[
     "userspace",
 ];
 
-/// A network interface name: what `ip link` and `wg-quick@NAME` accept, and safe in paths.
+/// A network interface name: what `ip link` and `wg-quick@NAME` accept, safe in paths and
+/// never taken for an option (it starts with a letter or digit).
 pub fn is_interface_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 15
+    s.len() <= 15
+        && s.bytes()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         && s.bytes()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_')
+}
+
+/// `host:port` where host is a DNS name or an IPv4 address, or `[IPv6]:port`.
+pub fn is_endpoint(s: &str) -> bool {
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return false;
+    };
+    let port_ok = port.parse::<u16>().is_ok_and(|p| p > 0);
+    let host_ok = match host.strip_prefix('[') {
+        Some(inner) => inner
+            .strip_suffix(']')
+            .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok()),
+        None => !host.contains([':', '[', ']']) && is_hostname(host),
+    };
+    port_ok && host_ok
 }
 
 /// Reads one entry of `wireguard`.
@@ -71,7 +89,7 @@ pub fn network(c: &mut Collector, path: &str, v: &Value) -> Option<WgNetwork> {
 
 fn member(c: &mut Collector, path: &str, v: &Value) -> Option<WgMember> {
     let f = Fields::new(c, path, v, MEMBER_KEYS)?;
-    let node = f.req_str(c, "node").unwrap_or_default();
+    let node = f.req_ref(c, "node").unwrap_or_default();
     let (address, prefix) = match f.req_str(c, "address") {
         Some(a) => parse_cidr(&a).unwrap_or_else(|| {
             c.push(
@@ -85,16 +103,13 @@ fn member(c: &mut Collector, path: &str, v: &Value) -> Option<WgMember> {
         None => (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
     };
     let endpoint = f.opt_str(c, "endpoint");
-    if let Some(e) = &endpoint {
-        let ok = e.rsplit_once(':').is_some_and(|(h, p)| {
-            is_hostname(h.trim_matches(['[', ']'])) && p.parse::<u16>().is_ok_and(|p| p > 0)
-        });
-        if !ok {
-            c.push(
-                f.path_of("endpoint"),
-                format!("\"{e}\" is not host:port; expected e.g. \"203.0.113.10:51820\""),
-            );
-        }
+    if let Some(e) = &endpoint
+        && !is_endpoint(e)
+    {
+        c.push(
+            f.path_of("endpoint"),
+            format!("\"{e}\" is not host:port; expected e.g. \"203.0.113.10:51820\", \"vpn.example.com:51820\" or \"[2001:db8::10]:51820\""),
+        );
     }
     let allowed_ips = f.list(
         c,
@@ -115,7 +130,7 @@ fn member(c: &mut Collector, path: &str, v: &Value) -> Option<WgMember> {
 }
 
 /// Checks every network of `inv` across the inventory.
-pub fn validate(inv: &Inventory, networks: &[WgNetwork], c: &mut Collector) {
+pub fn validate(inv: &Inventory, networks: &[WgNetwork], c: &mut Collector, claims: &mut Claims) {
     let mut interfaces: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, w) in networks.iter().enumerate() {
         let base = format!("$.wireguard[{i}]");
@@ -139,6 +154,13 @@ pub fn validate(inv: &Inventory, networks: &[WgNetwork], c: &mut Collector) {
         for (j, m) in w.members.iter().enumerate() {
             let mpath = format!("{base}.members[{j}]");
             inv.check_node_ref(c, &format!("{mpath}.node"), &m.node);
+            claims.udp_port(
+                inv,
+                c,
+                &m.node,
+                w.port,
+                format!("{base}.port ({})", w.interface),
+            );
             if let Some(first) = nodes.insert(&m.node, j) {
                 c.push(
                     format!("{mpath}.node"),
