@@ -161,6 +161,177 @@ const BAD: &[(&str, &str, &[&str])] = &[
             "$.services[0].balancer.backend_address: a transparent balancer needs a non-loopback address of the node to reach its replicas on (replies from 127.0.0.1 cannot be routed back to a client address); set backend_address, or tailscale_ip or public_ip on the node",
         ],
     ),
+    // Hardening: inputs that could hurt a host or mislead a program that reads them.
+    (
+        "unit-name",
+        r#"{"nodes": [{"name": "a", "public_ip": "203.0.113.1"}, {"name": "b", "public_ip": "203.0.113.2"}], "services": [{"name": "user", "node": "a", "exec": ["/bin/true"]}]}"#,
+        &[
+            "$.services[0].name: \"user\" is the name of a system unit (its units would replace user@.service); pick another name",
+        ],
+    ),
+    (
+        "k8s-file-namespace",
+        r#"{"nodes": [{"name": "a", "public_ip": "203.0.113.1"}, {"name": "b", "public_ip": "203.0.113.2"}], "k3s": {"node": "a", "apps": [{"name": "namespace", "image": "nginx:1", "port": 80}]}}"#,
+        &[
+            "$.k3s.apps[0].name: its manifest would be vds-proxy-vds-proxy-namespace.yaml, the file of the namespace; rename it",
+        ],
+    ),
+    (
+        "k8s-file-job",
+        r#"{"nodes": [{"name": "a", "public_ip": "203.0.113.1"}, {"name": "b", "public_ip": "203.0.113.2"}], "k3s": {"node": "a", "apps": [{"name": "job-warmup", "image": "nginx:1", "port": 80}], "jobs": [{"name": "warmup", "image": "busybox:1"}]}}"#,
+        &[
+            "$.k3s.apps[0].name: its manifest would be vds-proxy-vds-proxy-job-warmup.yaml, the file of $.k3s.jobs[0].name; rename it",
+        ],
+    ),
+    (
+        "k8s-file-egress",
+        r#"{"nodes": [{"name": "a", "public_ip": "203.0.113.1"}, {"name": "b", "public_ip": "203.0.113.2"}], "k3s": {"node": "a", "apps": [{"name": "wg-egress", "image": "nginx:1", "port": 80}], "egress": {"image": "wg:1"}}}"#,
+        &[
+            "$.k3s.apps[0].name: its manifest would be vds-proxy-vds-proxy-wg-egress.yaml, the file of $.k3s.egress; rename it",
+        ],
+    ),
+    (
+        "k8s-name",
+        r#"{"nodes": [{"name": "a", "public_ip": "203.0.113.1"}, {"name": "b", "public_ip": "203.0.113.2"}], "k3s": {"node": "a", "apps": [{"name": "1web", "image": "nginx:1", "port": 80}]}}"#,
+        &[
+            "$.k3s.apps[0].name: \"1web\" is not a Kubernetes Service name; use at most 63 lowercase letters, digits and '-', starting with a letter and ending with a letter or digit, e.g. \"web\"",
+        ],
+    ),
+    (
+        "empty-refs",
+        r#"{"nodes": [{"name": "a", "public_ip": "203.0.113.1"}, {"name": "b", "public_ip": "203.0.113.2"}], "routes": [{"port": 8443, "proxy_node": "", "target_node": "", "target_port": 1, "service": "web"}], "services": [{"name": "s", "node": "", "exec": ["/bin/true"]}], "k3s": {"node": ""}, "wireguard": [{"members": [{"node": "", "address": "10.8.0.1/24"}, {"node": "a", "address": "10.8.0.2/24"}]}]}"#,
+        &[
+            "$.routes[0].proxy_node: is empty; name a node of \"nodes\"",
+            "$.routes[0].target_node: is empty; name a node of \"nodes\"",
+            "$.services[0].node: is empty; name a node of \"nodes\"",
+            "$.wireguard[0].members[0].node: is empty; name a node of \"nodes\"",
+            "$.k3s.node: is empty; name a node of \"nodes\"",
+        ],
+    ),
+    (
+        "stats-port",
+        r#"{"nodes": [{"name": "a", "public_ip": "203.0.113.1"}, {"name": "b", "public_ip": "203.0.113.2"}], "services": [{"name": "s", "node": "a", "exec": ["/bin/true"], "balancer": {"port": 443}}], "routes": [{"port": 8404, "proxy_node": "a", "target_node": "b", "target_port": 1, "service": "web"}]}"#,
+        &[
+            "$.services[0].balancer.stats_address (HAProxy's stats page): port 8404 on node \"a\" is already used by $.routes[0].port; pick another port",
+        ],
+    ),
+    (
+        "ssh-port",
+        r#"{"nodes": [{"name": "a", "public_ip": "203.0.113.1"}, {"name": "b", "public_ip": "203.0.113.2"}], "routes": [{"port": 22, "proxy_node": "a", "target_node": "b", "target_port": 22, "service": "web"}]}"#,
+        &[
+            "$.routes[0].port: port 22 on node \"a\" is already used by $.nodes[0].ssh_port (sshd, which vds-proxy connects to); pick another port",
+        ],
+    ),
+    (
+        "wg-udp",
+        r#"{"nodes": [{"name": "a", "public_ip": "203.0.113.1"}, {"name": "b", "public_ip": "203.0.113.2"}], "wireguard": [{"interface": "wg0", "members": [{"node": "a", "address": "10.8.0.1/24"}, {"node": "b", "address": "10.8.0.2/24"}]}, {"interface": "wg1", "members": [{"node": "a", "address": "10.9.0.1/24"}, {"node": "b", "address": "10.9.0.2/24"}]}]}"#,
+        &[
+            "$.wireguard[1].port (wg1): UDP port 51820 on node \"a\" is already used by $.wireguard[0].port (wg0); pick another port",
+            "$.wireguard[1].port (wg1): UDP port 51820 on node \"b\" is already used by $.wireguard[0].port (wg0); pick another port",
+        ],
+    ),
+    (
+        "two-balancers",
+        r#"{"nodes": [{"name": "a", "public_ip": "203.0.113.1"}, {"name": "b", "public_ip": "203.0.113.2"}], "services": [{"name": "s", "node": "a", "exec": ["/bin/true"], "balancer": {"port": 443}}, {"name": "t", "node": "a", "base_port": 11000, "exec": ["/bin/true"], "balancer": {"port": 444, "stats_socket": "/run/haproxy/other.sock", "stats_address": "127.0.0.1:8405"}}]}"#,
+        &[
+            "$.services[1].balancer.stats_socket: \"/run/haproxy/other.sock\" differs from $.services[0].balancer.stats_socket (\"/run/haproxy/admin.sock\"), but the balancers of one node are one HAProxy with one stats_socket; give every balancer of this node the same value",
+            "$.services[1].balancer.stats_address: \"127.0.0.1:8405\" differs from $.services[0].balancer.stats_address (\"127.0.0.1:8404\"), but the balancers of one node are one HAProxy with one stats_address; give every balancer of this node the same value",
+        ],
+    ),
+    (
+        "route-loop",
+        r#"{"nodes": [{"name": "a", "public_ip": "203.0.113.1"}, {"name": "b", "public_ip": "203.0.113.2"}], "routes": [{"port": 8443, "proxy_node": "a", "target_node": "a", "target_port": 8443, "service": "web"}]}"#,
+        &[
+            "$.routes[0].target_port: the route would forward port 8443 of \"a\" to itself; point it at the port the service listens on",
+        ],
+    ),
+    (
+        "check-text",
+        r#"{"nodes": [{"name": "a", "public_ip": "203.0.113.1"}, {"name": "b", "public_ip": "203.0.113.2"}], "services": [{"name": "s", "node": "a", "exec": ["/bin/true"], "balancer": {"check": "inter 2000 disabled addr 10.9.9.9 port 22 # x"}}]}"#,
+        &[
+            "$.services[0].balancer.check: \"inter 2000 disabled addr 10.9.9.9 port 22 # x\" is not a health check; expected settings from inter, fastinter, downinter (milliseconds), fall and rise (counts), e.g. \"inter 2000 fall 3 rise 2\"",
+        ],
+    ),
+    (
+        "exec-prefix",
+        r#"{"nodes": [{"name": "a", "public_ip": "203.0.113.1"}, {"name": "b", "public_ip": "203.0.113.2"}], "services": [{"name": "s", "node": "a", "exec": ["+/bin/sh", "-c", "id"]}]}"#,
+        &["$.services[0].exec[0]: the command must be an absolute path, e.g. \"/usr/bin/socat\""],
+    ),
+    (
+        "image-flag",
+        r#"{"nodes": [{"name": "a", "public_ip": "203.0.113.1"}, {"name": "b", "public_ip": "203.0.113.2"}], "services": [{"name": "s", "node": "a", "image": "--privileged"}, {"name": "t", "node": "a", "base_port": 11000, "image": ""}]}"#,
+        &[
+            "$.services[0].image: \"--privileged\" is not an image reference; expected e.g. \"ghcr.io/example/tgweb:1.4\" or \"telegrammessenger/proxy:latest\"",
+            "$.services[1].image: \"\" is not an image reference; expected e.g. \"ghcr.io/example/tgweb:1.4\" or \"telegrammessenger/proxy:latest\"",
+        ],
+    ),
+    (
+        "wg-iface",
+        r#"{"nodes": [{"name": "a", "public_ip": "203.0.113.1"}, {"name": "b", "public_ip": "203.0.113.2"}], "wireguard": [{"interface": "-h", "members": [{"node": "a", "address": "10.8.0.1/24"}, {"node": "b", "address": "10.8.0.2/24"}]}]}"#,
+        &[
+            "$.wireguard[0].interface: \"-h\" is not an interface name; use at most 15 lowercase letters, digits, '-' or '_', e.g. \"wg0\"",
+        ],
+    ),
+    (
+        "wg-endpoint",
+        r#"{"nodes": [{"name": "a", "public_ip": "203.0.113.1"}, {"name": "b", "public_ip": "203.0.113.2"}], "wireguard": [{"members": [{"node": "a", "address": "10.8.0.1/24", "endpoint": "vpn.example.com]:51820"}, {"node": "b", "address": "10.8.0.2/24", "endpoint": "[[host:+51820"}]}]}"#,
+        &[
+            "$.wireguard[0].members[0].endpoint: \"vpn.example.com]:51820\" is not host:port; expected e.g. \"203.0.113.10:51820\", \"vpn.example.com:51820\" or \"[2001:db8::10]:51820\"",
+            "$.wireguard[0].members[1].endpoint: \"[[host:+51820\" is not host:port; expected e.g. \"203.0.113.10:51820\", \"vpn.example.com:51820\" or \"[2001:db8::10]:51820\"",
+        ],
+    ),
+    (
+        "socat-v6",
+        r#"{"nodes": [{"name": "a", "public_ip": "203.0.113.1"}, {"name": "b", "public_ip": "203.0.113.2"}], "routes": [{"port": 8443, "listen": "::1", "forwarder": "socat", "proxy_node": "a", "target_node": "b", "target_port": 1, "service": "web"}]}"#,
+        &[
+            "$.routes[0].listen: a socat route listens on an IPv4 address; use the relay (the default forwarder) to listen on IPv6",
+        ],
+    ),
+    (
+        "ram",
+        r#"{"nodes": [{"name": "a", "ram_gb": -2}]}"#,
+        &["$.nodes[0].ram_gb: -2 GB of memory? expected 0 or more"],
+    ),
+    (
+        "env-control",
+        "{\"nodes\": [{\"name\": \"a\", \"public_ip\": \"203.0.113.1\"}, {\"name\": \"b\", \"public_ip\": \"203.0.113.2\"}], \"k3s\": {\"node\": \"a\", \"apps\": [{\"name\": \"web\", \"image\": \"nginx:1\", \"port\": 80, \"env\": {\"A\": \"x\\u0001y\"}}]}}",
+        &[
+            "$.k3s.apps[0].env.A: expected NAME (letters, digits, '_') with a one-line string value (no control characters)",
+        ],
+    ),
+    (
+        "port-overflow",
+        r#"{"nodes": [{"name": "a", "public_ip": "203.0.113.1"}, {"name": "b", "public_ip": "203.0.113.2"}], "services": [{"name": "s", "node": "a", "base_port": 65535, "replicas": 2, "exec": ["/bin/true"]}]}"#,
+        &[
+            "$.services[0].replicas: 2 replicas from base_port 65535 would need port 65536; lower base_port or replicas",
+        ],
+    ),
+    (
+        "short-secret",
+        r#"{"nodes": [{"name": "a", "public_ip": "203.0.113.1"}, {"name": "b", "public_ip": "203.0.113.2"}], "k3s": {"node": "a", "apps": [{"name": "web", "image": "nginx:1", "port": 80, "secret_env": {"P": "1"}}]}}"#,
+        &[
+            "$.k3s.apps[0].secret_env.P: a secret shorter than 8 characters is no secret (and could not be told apart in output); use a longer one, or put the value in \"env\"",
+        ],
+    ),
+    (
+        "escape",
+        "{\"nodes\": [{\"name\": \"a\\u001b[31mred\"}]}",
+        &[
+            "$.nodes[0].name: \"a\\u{1b}[31mred\" is not a safe name; use lowercase letters, digits and '-', starting with a letter or digit (at most 63 characters), e.g. \"vds-1\"",
+        ],
+    ),
+    (
+        "description",
+        r#"{"nodes": [{"name": "a", "public_ip": "203.0.113.1"}, {"name": "b", "public_ip": "203.0.113.2"}], "routes": [{"port": 8443, "proxy_node": "a", "target_node": "b", "target_port": 1, "service": "web", "description": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}]}"#,
+        &[
+            "$.routes[0].description: expected one line of at most 200 characters, without control characters or backslashes",
+        ],
+    ),
+    (
+        "duplicate-key",
+        "{\"nodes\": [{\"name\": \"a\"}],\n \"nodes\": [{\"name\": \"b\"}]}",
+        &["2:8: invalid JSON: key \"nodes\" appears twice in one object; keep one"],
+    ),
 ];
 
 #[test]
@@ -187,6 +358,82 @@ fn every_bad_inventory_gives_its_messages_and_exit_2() {
             .collect();
         assert_eq!(got, want, "{name}");
     }
+}
+
+#[test]
+fn a_bom_or_bytes_that_are_not_utf8_are_named_with_their_position() {
+    for (name, bytes, want) in [
+        (
+            "bom",
+            &b"\xef\xbb\xbf{\"nodes\": []}"[..],
+            "1:1: the file starts with a byte order mark (BOM); save it as UTF-8 without one",
+        ),
+        (
+            "latin1",
+            &b"{\"nodes\": [\n{\"name\": \"a\xff\"}]}"[..],
+            "2:12: the file is not UTF-8 text (an invalid byte here); save it as UTF-8",
+        ),
+    ] {
+        let path = tmp_inventory(name, "");
+        std::fs::write(&path, bytes).unwrap();
+        let out = bin().arg("-i").arg(&path).arg("validate").output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim(), format!("error: {}:{want}", path.display()));
+    }
+}
+
+#[test]
+fn thousands_of_problems_print_fifty_and_a_count() {
+    let nodes: Vec<String> = (0..20).map(|i| format!(r#"{{"name": "n{i}"}}"#)).collect();
+    let routes: Vec<String> = (0..4000)
+        .map(|i| {
+            format!(
+                r#"{{"port": {}, "proxy_node": "x{i}", "target_node": "y{i}", "target_port": 1, "service": "s{i}"}}"#,
+                8000 + i
+            )
+        })
+        .collect();
+    let text = format!(
+        r#"{{"nodes": [{}], "routes": [{}]}}"#,
+        nodes.join(","),
+        routes.join(",")
+    );
+    let path = tmp_inventory("thousands", &text);
+    let out = bin().arg("-i").arg(&path).arg("validate").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 51, "{stderr}");
+    assert_eq!(
+        lines[50],
+        "error: ... and 7950 more problem(s) like these; fix the ones above first"
+    );
+    assert!(stderr.len() < 10_000, "{} bytes", stderr.len());
+}
+
+#[test]
+fn a_bad_relay_config_is_bad_input() {
+    let dir = std::env::temp_dir().join(format!("vds-cli-{}-relay", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("relay.toml");
+    std::fs::write(
+        &cfg,
+        "[[route]]\nname = \"a\"\nlisten = \"127.0.0.1:1\"\nupstreams = []\n",
+    )
+    .unwrap();
+    let out = bin()
+        .arg("relay")
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("route a has no upstreams"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

@@ -405,3 +405,41 @@ fn seed_003_containers_render_docker_units() {
     .unwrap();
     must_pass(VERIFY, &file);
 }
+
+/// Secrets stay out of `show` by structure: every file whose content holds a secret value is
+/// marked secret, and the JSON and text plans show neither its content nor its digest (a
+/// digest of a weak secret can be reversed with a dictionary).
+#[test]
+fn secret_files_show_neither_content_nor_digest() {
+    let (inv, plan) = plan_of("examples/mesh.json");
+    let secrets = inv.secrets();
+    assert!(secrets.len() >= 2, "the example holds secrets");
+    let resources: Vec<_> = plan.hosts.iter().flat_map(|h| &h.resources).collect();
+    for r in &resources {
+        let holds = r
+            .text_content()
+            .is_some_and(|t| secrets.iter().any(|s| t.contains(s.as_str())));
+        assert!(!holds || r.secret, "{} holds a secret but is not marked", r.path);
+    }
+    let json_text = show::plan_json(&plan);
+    let text = show::plan_text(&inv, &plan);
+    let json: serde_json::Value = serde_json::from_str(&json_text).unwrap();
+    let mut masked = 0;
+    for h in json["hosts"].as_array().unwrap() {
+        for r in h["resources"].as_array().unwrap() {
+            if r["secret"] == true {
+                assert_eq!(r["content"], "<redacted>", "{}", r["path"]);
+                assert_eq!(r["sha256"], "<redacted>", "{}", r["path"]);
+                masked += 1;
+            }
+        }
+    }
+    assert_eq!(masked, resources.iter().filter(|r| r.secret).count());
+    for r in resources.iter().filter(|r| r.secret) {
+        assert!(!json_text.contains(&r.sha256), "digest of {} in JSON", r.path);
+        assert!(!text.contains(&r.sha256), "digest of {} in text", r.path);
+    }
+    for s in &secrets {
+        assert!(!json_text.contains(s.as_str()) && !text.contains(s.as_str()));
+    }
+}

@@ -19,6 +19,8 @@ use crate::transport::ConnectOptions;
 /// Runs the command line; returns the exit code.
 pub fn run(cli: Cli) -> Result<i32> {
     if let Command::Relay { config } = &cli.command {
+        // A config that does not load is bad input (exit 2), like every other.
+        crate::relay::config::load(config).map_err(|e| app::InputError::Other(format!("{e:#}")))?;
         crate::relay::run(config)?;
         return Ok(0);
     }
