@@ -419,7 +419,11 @@ fn secret_files_show_neither_content_nor_digest() {
         let holds = r
             .text_content()
             .is_some_and(|t| secrets.iter().any(|s| t.contains(s.as_str())));
-        assert!(!holds || r.secret, "{} holds a secret but is not marked", r.path);
+        assert!(
+            !holds || r.secret,
+            "{} holds a secret but is not marked",
+            r.path
+        );
     }
     let json_text = show::plan_json(&plan);
     let text = show::plan_text(&inv, &plan);
@@ -436,7 +440,11 @@ fn secret_files_show_neither_content_nor_digest() {
     }
     assert_eq!(masked, resources.iter().filter(|r| r.secret).count());
     for r in resources.iter().filter(|r| r.secret) {
-        assert!(!json_text.contains(&r.sha256), "digest of {} in JSON", r.path);
+        assert!(
+            !json_text.contains(&r.sha256),
+            "digest of {} in JSON",
+            r.path
+        );
         assert!(!text.contains(&r.sha256), "digest of {} in text", r.path);
     }
     for s in &secrets {

@@ -864,6 +864,34 @@ fn wait_server_state(n: u32, want: &str, limit: std::time::Duration) -> std::tim
     }
 }
 
+/// A service whose unit would replace one the host already has from a package is refused
+/// at deploy, before anything changed (offline, names of well-known units are refused too).
+#[test]
+fn a_unit_that_would_replace_the_hosts_own_is_refused() {
+    let env = Env::new("vendor");
+    let vendor = "/lib/systemd/system/pkgsvc@.service";
+    assert_ok(&ssh(
+        1,
+        &format!("printf '[Service]\\nExecStart=/bin/true\\n' > {vendor}"),
+    ));
+    let inv = r#"{"nodes": [{"name": "h1", "public_ip": "10.213.1.2"}],
+        "services": [{"name": "pkgsvc", "node": "h1", "exec": ["/usr/bin/sleep", "600"]}]}"#;
+    std::fs::write(env.dir.join("nodes.json"), inv).unwrap();
+    let out = env.vds(&["deploy"]);
+    let _ = ssh(1, &format!("rm -f {vendor}"));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_says(
+        &out,
+        "would replace the host's own unit(s) pkgsvc@.service (the host has /lib/systemd/system/pkgsvc@.service); nothing was changed",
+    );
+    assert!(
+        ssh(1, "test ! -e /etc/systemd/system/pkgsvc@.service && test ! -e /var/lib/vds-proxy/state.json")
+            .status
+            .success(),
+        "something was installed"
+    );
+}
+
 /// A stopped replica is DOWN within ~6 s (inter 2000 fall 3) while a steady client loses
 /// no connection, and UP again within ~4 s (rise 2) once it is back.
 #[test]

@@ -59,6 +59,9 @@ async fn converge(
         progress.step("gathering");
         let facts = gather::gather(t, plan).await?;
         check_arch(t, plan, &facts)?;
+        if let Mode::Deploy { .. } = mode {
+            check_vendor_units(t, &facts)?;
+        }
         let changes = match mode {
             Mode::Deploy { only, .. } => diff::diff(plan, &facts, only),
             Mode::Remove { service } => diff::removal(&facts, service),
@@ -153,6 +156,24 @@ fn check_arch(t: &dyn Transport, plan: &HostPlan, facts: &Facts) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A unit file of vds-proxy's in /etc/systemd/system would silently replace one of systemd
+/// or a package of the same name (a service named `getty` would break logins): refuse.
+fn check_vendor_units(t: &dyn Transport, facts: &Facts) -> Result<()> {
+    if facts.vendor_units.is_empty() {
+        return Ok(());
+    }
+    let found: Vec<String> = facts
+        .vendor_units
+        .iter()
+        .map(|(name, path)| format!("{name} (the host has {path})"))
+        .collect();
+    bail!(
+        "{}: would replace the host's own unit(s) {}; nothing was changed. Rename what the inventory calls by that name",
+        t.label(),
+        found.join(", ")
+    )
 }
 
 fn summary_lines(changes: &Changes, report: &Report) -> Vec<String> {

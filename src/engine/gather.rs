@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 
 use super::state::{Manifest, SED_PATHS, SED_UNITS, STATE_FILE};
 use crate::plan::HostPlan;
-use crate::resources::Resource;
+use crate::resources::{Kind, Resource};
 use crate::shell::quote;
 use crate::transport::Transport;
 
@@ -47,6 +47,8 @@ pub struct Facts {
     pub units: BTreeMap<String, UnitFacts>,
     /// Planned files whose live check failed: what they configure is not in effect.
     pub not_live: BTreeSet<String>,
+    /// Planned unit files that systemd or a package already installed: name → its path.
+    pub vendor_units: BTreeMap<String, String>,
 }
 
 impl Facts {
@@ -69,6 +71,10 @@ pub fn needed_dirs<'a>(resources: impl IntoIterator<Item = &'a Resource>) -> BTr
         }
     }
     dirs
+}
+
+fn base_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }
 
 /// The read-only functions (facts, probes, file contents) every host-reading script uses.
@@ -101,6 +107,8 @@ fn calls(plan: &HostPlan) -> String {
     s += &call("file_facts", plan.resources.iter().map(|r| &r.path));
     s += &call("dir_facts", needed_dirs(&plan.resources));
     s += &call("unit_facts", plan.units.iter().map(|u| &u.name));
+    let unit_files = plan.resources.iter().filter(|r| r.kind == Kind::Unit);
+    s += &call("vendor_units", unit_files.map(|r| base_name(&r.path)));
     for r in &plan.resources {
         if let Some(check) = &r.live_check {
             s += &call("live_check", [&r.path, check]);
@@ -169,6 +177,11 @@ pub fn parse(stdout: &str) -> Result<Facts> {
                     group: group.to_string(),
                 });
                 f.files.insert(path.to_string(), facts);
+            }
+            "@vendor" => {
+                if let Some((name, path)) = rest.split_once(' ') {
+                    f.vendor_units.insert(name.to_string(), path.to_string());
+                }
             }
             "@notlive" => {
                 f.not_live.insert(rest.to_string());

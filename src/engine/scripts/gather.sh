@@ -44,6 +44,16 @@ unit_facts() {
     sed 's/^/@u /'
 }
 
+# vendor_units NAME...: unit files of these names that systemd or a package installed
+# ("@vendor NAME PATH"): a unit file of vds-proxy's in /etc would replace them.
+vendor_units() {
+  for u in "$@"; do
+    for d in /lib/systemd/system /usr/lib/systemd/system; do
+      if [ -e "$d/$u" ]; then echo "@vendor $u $d/$u"; break; fi
+    done
+  done
+}
+
 # live_check PATH COMMAND: when PATH exists and COMMAND fails, what PATH configures is not
 # in effect (rules flushed by hand, say).
 live_check() {
