@@ -1013,6 +1013,11 @@ fn wireguard_tunnels_carry_traffic_and_grow_without_restarts() {
     std::fs::write(env.dir.join("nodes.json"), wireguard_inventory(&[1, 2])).unwrap();
     let out = env.vds(&["deploy"]);
     assert_ok(&out);
+    // Right after deploying a fresh mesh, before any traffic, status is healthy: deploy
+    // and status start the handshakes themselves (what CI runs: deploy, then status).
+    let st = env.vds(&["status"]);
+    assert_eq!(st.status.code(), Some(0), "{}", text(&st));
+    assert_row(&st, "h1 wireguard wg0 peer h2 ok handshake");
     // h2 runs the echo service on 9000 (Env::clean); reach it over the tunnel.
     assert_eq!(echo_from(1, "10.99.0.2", 9000), "through-the-tunnel\n");
 
@@ -1039,6 +1044,8 @@ fn wireguard_tunnels_carry_traffic_and_grow_without_restarts() {
     let out = env.vds(&["deploy"]);
     assert_ok(&out);
     assert_eq!(invocation(1, "wg-quick@wg0.service"), tunnel);
+    let st = env.vds(&["status"]);
+    assert_eq!(st.status.code(), Some(0), "{}", text(&st));
     assert_eq!(echo_from(1, "10.99.0.2", 9000), "through-the-tunnel\n");
     assert_eq!(echo_from(1, "10.99.0.3", 9100), "through-the-tunnel\n");
 

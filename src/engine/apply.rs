@@ -315,7 +315,13 @@ fn verify(changes: &Changes, plan_units: &[UnitSpec]) -> String {
             s += &call("check_listening", [u.name.clone(), p.to_string()]);
         }
     }
-    s + "end_checks\n"
+    s += "end_checks\n";
+    for u in plan_units.iter().filter(|u| touched.contains(&u.name)) {
+        if let Some(script) = &u.settle {
+            s += &call("settle_unit", [u.name.as_str(), script]);
+        }
+    }
+    s
 }
 
 /// Late-stop units: what was reloaded without them still serves the connections it had on
@@ -381,6 +387,8 @@ pub struct Report {
     pub started: Vec<String>,
     /// Activation commands that ran.
     pub ran: Vec<String>,
+    /// What settle scripts said.
+    pub notes: Vec<String>,
     /// Late-stop units stopped once their connections had closed: (unit, seconds waited).
     pub drained: Vec<(String, String)>,
     /// Late-stop units stopped with connections still open when the drain time ran out:
@@ -409,6 +417,7 @@ pub fn parse_report(stdout: &str) -> Report {
             "@reload" => r.reloaded.push(rest),
             "@start" => r.started.push(rest),
             "@ran" => r.ran.push(rest),
+            "@note" => r.notes.push(rest),
             "@drained" | "@drain-timeout" => {
                 let (unit, n) = rest.split_once(' ').unwrap_or((&rest, "?"));
                 let list = match tag {

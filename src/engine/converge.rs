@@ -209,5 +209,6 @@ fn summary_lines(changes: &Changes, report: &Report) -> Vec<String> {
             out.push(format!("{verb} {}", units.join(", ")));
         }
     }
+    out.extend(report.notes.iter().cloned());
     out
 }

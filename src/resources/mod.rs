@@ -148,6 +148,11 @@ pub struct UnitSpec {
     pub part: Part,
     /// TCP ports it listens on once active: checked after every apply that touched it.
     pub ports: Vec<u16>,
+    /// A script run after an apply (re)started or reloaded the unit, that waits a bounded
+    /// time until it works (a tunnel's first handshake); what it prints is reported, and it
+    /// cannot fail the apply.
+    #[serde(skip)]
+    pub settle: Option<String>,
 }
 
 impl UnitSpec {

@@ -42,6 +42,7 @@ pub fn running(name: &str, ports: Vec<u16>) -> UnitSpec {
         drain_secs: 0,
         part: Part::default(),
         ports,
+        settle: None,
     }
 }
 

@@ -197,6 +197,10 @@ unit_failed() {
   failed=1
 }
 
+# settle_unit UNIT SCRIPT: runs a unit's settle script (it waits until the unit works);
+# what it prints is reported as notes, and it cannot fail the apply.
+settle_unit() { (eval "$2") 2>&1 | sed "s/^/@note $1: /"; }
+
 # end_checks: rolls back if a touched unit did not come up.
 end_checks() { [ "$failed" = 0 ] || { rollback; exit 1; }; }
 

@@ -96,8 +96,11 @@ fn interface(
     let u = wireguard::unit(iface);
     out.resources
         .push(dropin::drop_in(&u, "vds-proxy.conf", drop).in_part(Part::Setup));
-    out.units
-        .push(unit::running(&u, Vec::new()).in_part(Part::Setup));
+    let mut spec = unit::running(&u, Vec::new()).in_part(Part::Setup);
+    // After the tunnel came up or changed, start the handshakes and wait for them, so that
+    // a status right after the deploy sees a working tunnel.
+    spec.settle = Some(super::status::settle(w, &me.node));
+    out.units.push(spec);
     Ok(())
 }
 

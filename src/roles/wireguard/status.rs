@@ -8,18 +8,44 @@ use super::model::WgNetwork;
 use crate::engine::status::Check;
 use crate::shell::quote;
 
-/// `wg_peers` (status.sh) for every interface `node` has.
+/// How long `status` and a deploy wait for the first handshake of a fresh tunnel.
+pub const HANDSHAKE_WAIT_SECS: u32 = 8;
+
+/// `wg_handshake` (status.sh) for interface `w` of `node`: starts a handshake with every
+/// peer and waits for them; the status script and the deploy's settle step both run it.
+pub fn handshake(w: &WgNetwork, node: &str) -> String {
+    let peers: Vec<String> = w
+        .peers_of(node)
+        .iter()
+        .map(|p| quote(&p.address.to_string()))
+        .collect();
+    format!(
+        "wg_handshake {} {HANDSHAKE_WAIT_SECS} {} {}\n",
+        quote(&w.interface),
+        w.handshake_timeout,
+        peers.join(" ")
+    )
+}
+
+/// The settle script of interface `w`'s unit on `node`.
+pub fn settle(w: &WgNetwork, node: &str) -> String {
+    format!("{}{}", include_str!("status.sh"), handshake(w, node))
+}
+
+/// For every interface `node` has: a handshake with each peer (bounded wait), then
+/// `wg_peers` (status.sh).
 pub fn script(networks: &[WgNetwork], node: &str) -> String {
-    let ifaces: Vec<String> = networks
+    let mine: Vec<&WgNetwork> = networks
         .iter()
         .filter(|w| w.member(node).is_some())
-        .map(|w| quote(&w.interface))
         .collect();
-    if ifaces.is_empty() {
+    if mine.is_empty() {
         return String::new();
     }
+    let handshakes: String = mine.iter().map(|w| handshake(w, node)).collect();
+    let ifaces: Vec<String> = mine.iter().map(|w| quote(&w.interface)).collect();
     format!(
-        "{}wg_peers {}\n",
+        "{}{handshakes}wg_peers {}\n",
         include_str!("status.sh"),
         ifaces.join(" ")
     )
