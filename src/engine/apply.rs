@@ -243,6 +243,12 @@ fn prune(changes: &Changes) -> String {
     for u in &changes.prune_units {
         s += &call("stop_unit", [u]);
     }
+    for f in &changes.prune_files {
+        let unload = Kind::from_name(&f.kind).and_then(|k| k.ops().before_remove(&f.path));
+        if let Some(cmd) = unload {
+            s += &call("unload", [f.path.as_str(), &cmd]);
+        }
+    }
     for (j, f) in changes.prune_files.iter().enumerate() {
         // An adopted file gets its original back; anything else is deleted.
         let mut args = vec![j.to_string(), f.path.clone()];
@@ -387,8 +393,10 @@ pub struct Report {
     pub started: Vec<String>,
     /// Activation commands that ran.
     pub ran: Vec<String>,
-    /// What settle scripts said.
+    /// What settle scripts and unload commands said.
     pub notes: Vec<String>,
+    /// Pruned files whose configuration was taken back first.
+    pub unloaded: Vec<String>,
     /// Late-stop units stopped once their connections had closed: (unit, seconds waited).
     pub drained: Vec<(String, String)>,
     /// Late-stop units stopped with connections still open when the drain time ran out:
@@ -418,6 +426,7 @@ pub fn parse_report(stdout: &str) -> Report {
             "@start" => r.started.push(rest),
             "@ran" => r.ran.push(rest),
             "@note" => r.notes.push(rest),
+            "@unloaded" => r.unloaded.push(rest),
             "@drained" | "@drain-timeout" => {
                 let (unit, n) = rest.split_once(' ').unwrap_or((&rest, "?"));
                 let list = match tag {

@@ -189,6 +189,9 @@ fn summary_lines(changes: &Changes, report: &Report) -> Vec<String> {
     for f in &changes.prune_files {
         out.push(format!("removed {}", f.path));
     }
+    for p in &report.unloaded {
+        out.push(format!("took back what {p} configured before removing it"));
+    }
     for (u, secs) in &report.drained {
         out.push(format!(
             "stopped {u} after its connections closed ({secs} s)"

@@ -56,6 +56,9 @@ pub async fn describe(
     }
     for f in &changes.prune_files {
         out.push_str(&format!("- {} (no longer in the inventory)\n", f.path));
+        if let Some(cmd) = Kind::from_name(&f.kind).and_then(|k| k.ops().before_remove(&f.path)) {
+            out.push_str(&format!("would run first: {cmd}\n"));
+        }
     }
     for u in &changes.prune_units {
         out.push_str(&format!("would stop and disable {u}\n"));

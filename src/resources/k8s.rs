@@ -1,9 +1,11 @@
-//! Kubernetes manifests for k3s's auto-deploy directory: k3s applies what appears there.
+//! Kubernetes manifests for k3s's auto-deploy directory: k3s applies what appears there,
+//! but keeps the objects when the file is deleted, so pruning deletes them first.
 //!
 //! No host-side validator: a server-side dry run needs the namespace the same delivery
 //! creates. Rendered manifests are checked against the official schemas in the tests.
 
 use super::{Kind, KindOps, Resource};
+use crate::shell::quote;
 
 /// Behaviour of [`super::Kind::K8s`].
 pub struct K8sOps;
@@ -11,6 +13,13 @@ pub struct K8sOps;
 impl KindOps for K8sOps {
     fn validate(&self, _res: &Resource, _staged: &str) -> Option<String> {
         None
+    }
+
+    fn before_remove(&self, path: &str) -> Option<String> {
+        Some(format!(
+            "k3s kubectl delete --ignore-not-found -f {}",
+            quote(path)
+        ))
     }
 }
 

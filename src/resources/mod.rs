@@ -57,6 +57,13 @@ pub trait KindOps {
         false
     }
 
+    /// A shell command that takes back what the file at `path` configured, run before the
+    /// file is pruned (k3s keeps a manifest's objects when the file goes). A failure is
+    /// reported, and the file still goes.
+    fn before_remove(&self, _path: &str) -> Option<String> {
+        None
+    }
+
     /// Files on the host that belong with the one at `path` and go away with it (a
     /// WireGuard config's private key), deleted once the apply succeeded.
     fn also_remove(&self, _path: &str) -> Vec<String> {

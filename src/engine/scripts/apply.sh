@@ -101,6 +101,17 @@ prune() {
   fi
 }
 
+# unload PATH COMMAND: takes back what PATH configured before the file goes (COMMAND
+# deletes a manifest's objects, say); a failure is reported, and the file still goes.
+unload() {
+  if (eval "$2") > "$T/unload.log" 2>&1; then
+    echo "@unloaded $1"
+  else
+    echo "@note could not take back what $1 configured; it may still be in effect:"
+    sed 's/^/@note   /' "$T/unload.log"
+  fi
+}
+
 # undo_files: puts every file of the journal back, newest first, then removes the
 # directories this apply created (once the files in them are gone).
 undo_files() {

@@ -1,30 +1,48 @@
-//! k3s deployment readiness for `status`, read with `kubectl` on the k3s node.
+//! k3s status, read on the k3s node with its kubectl (`status.sh`): each app's deployment
+//! readiness, and objects vds-proxy made that the inventory no longer has (left behind).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::K3s;
 use crate::engine::status::Check;
 use crate::shell::quote;
 
-/// `k8s_ready` (status.sh) when `node` is the k3s node and runs apps.
+/// The status lines when `node` is the k3s node.
 pub fn script(k: Option<&K3s>, node: &str) -> String {
-    match k.filter(|k| k.node == node && !k.apps.is_empty()) {
-        Some(k) => format!(
-            "{}k8s_ready {}\n",
-            include_str!("status.sh"),
-            quote(&k.namespace)
-        ),
-        None => String::new(),
-    }
+    let Some(k) = k.filter(|k| k.node == node) else {
+        return String::new();
+    };
+    let ns = quote(&k.namespace);
+    let ready = if k.apps.is_empty() {
+        String::new()
+    } else {
+        format!("k8s_ready {ns}\n")
+    };
+    format!("{}{ready}k8s_objects {ns}\n", include_str!("status.sh"))
 }
 
-/// One check per app: its deployment has as many ready replicas as it wants.
+/// The names (label `app.kubernetes.io/name`) objects of `k` may carry.
+fn expected(k: &K3s) -> BTreeSet<&str> {
+    let apps = k.apps.iter().map(|a| a.name.as_str());
+    let jobs = k.jobs.iter().map(|j| j.name.as_str());
+    let egress = k.egress.iter().map(|_| "wg-egress");
+    apps.chain(jobs).chain(egress).chain([""]).collect()
+}
+
+/// One check per app (its deployment has as many ready replicas as it wants), and one per
+/// object left behind.
 pub fn checks(k: Option<&K3s>, node: &str, stdout: &str) -> Vec<Check> {
     let Some(k) = k.filter(|k| k.node == node) else {
         return Vec::new();
     };
+    let tagged = |tag: &'static str| {
+        stdout
+            .lines()
+            .filter_map(move |l| l.strip_prefix(tag))
+            .collect::<Vec<&str>>()
+    };
     let mut ready: BTreeMap<String, u32> = BTreeMap::new();
-    for l in stdout.lines().filter_map(|l| l.strip_prefix("@k8s ")) {
+    for l in tagged("@k8s ") {
         let mut f = l.split_whitespace();
         if let Some(name) = f.next() {
             ready.insert(
@@ -33,15 +51,14 @@ pub fn checks(k: Option<&K3s>, node: &str, stdout: &str) -> Vec<Check> {
             );
         }
     }
-    let errors: Vec<&str> = stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("@k8s-err "))
-        .collect();
+    let errors = tagged("@k8s-err ");
     let no_kubectl = stdout.lines().any(|l| l == "@k8s-nokubectl");
-    k.apps
+    let ns = &k.namespace;
+    let mut out: Vec<Check> = k
+        .apps
         .iter()
         .map(|a| {
-            let (ns, name, wanted) = (&k.namespace, &a.name, a.replicas);
+            let (name, wanted) = (&a.name, a.replicas);
             let (ok, detail) = if no_kubectl {
                 (
                     false,
@@ -63,5 +80,22 @@ pub fn checks(k: Option<&K3s>, node: &str, stdout: &str) -> Vec<Check> {
             };
             Check::new(node, format!("k3s deployment {ns}/{name}"), ok, detail)
         })
-        .collect()
+        .collect();
+    let wanted = expected(k);
+    for l in tagged("@k8s-obj ") {
+        let (object, app) = l.split_once(' ').unwrap_or((l, ""));
+        if !wanted.contains(app) {
+            let (kind, name) = object.split_once('/').unwrap_or((object, ""));
+            out.push(Check::new(
+                node,
+                format!("k3s object {ns}/{object}"),
+                false,
+                format!(
+                    "left behind: \"{app}\" is no longer in the inventory; delete it with `k3s kubectl -n {ns} delete {} {name}`",
+                    kind.to_lowercase()
+                ),
+            ));
+        }
+    }
+    out
 }
