@@ -1380,3 +1380,34 @@ fn a_route_all_spoke_sends_its_egress_through_the_hub() {
     );
     ssh(3, "systemctl stop peer-echo");
 }
+
+/// Words of a replica's command that systemd would otherwise interpret (`%n`, `${SECRET}`,
+/// quotes, a trailing backslash, a `;`) are accepted on purpose: they are quoted so that
+/// systemd runs exactly the words given, which the replica's own output shows.
+#[test]
+fn replica_commands_run_exactly_the_words_given() {
+    let env = Env::new("argv");
+    let inv = r#"{"nodes": [{"name": "h1", "public_ip": "10.213.1.2"}],
+        "services": [{"name": "argv", "node": "h1", "replicas": 1, "base_port": 65535,
+          "exec": ["/bin/sh", "-c", "printf '<%s>' \"$@\"; echo; exec socat TCP-LISTEN:$PORT,fork,reuseaddr EXEC:cat", "sh",
+                   "%n", "${SECRET}", "x\"y", "a\\", "b;c", "{port}"]}]}"#;
+    std::fs::write(env.dir.join("nodes.json"), inv).unwrap();
+    let out = env.vds(&["deploy"]);
+    assert_ok(&out);
+    let mut seen = String::new();
+    for _ in 0..50 {
+        seen = stdout(&ssh(
+            1,
+            "journalctl _SYSTEMD_INVOCATION_ID=$(systemctl show -P InvocationID argv@1.service) -o cat --no-pager | grep '^<'",
+        ));
+        if !seen.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(seen, "<%n><${SECRET}><x\"y><a\\><b;c><65535>\n");
+    // No description given: the unit says whose replica it is.
+    let unit = stdout(&ssh(1, "systemctl show -P Description argv@1.service"));
+    assert_eq!(unit, "vds-proxy replica of argv (replica 1)\n");
+    assert!(env.vds(&["remove"]).status.success());
+}
