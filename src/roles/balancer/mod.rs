@@ -279,3 +279,27 @@ impl Role for System {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::health_check;
+
+    #[test]
+    fn a_health_check_is_only_timing_settings() {
+        assert_eq!(
+            health_check("inter  2000 fall 3   rise 2").as_deref(),
+            Some("inter 2000 fall 3 rise 2")
+        );
+        assert!(health_check("fastinter 500 downinter 1000").is_some());
+        for bad in [
+            "",
+            "inter 2000 disabled addr 10.9.9.9 port 22 # x",
+            "inter",
+            "inter 2000 inter 3000",
+            "fall 0",
+            "rise two",
+        ] {
+            assert_eq!(health_check(bad), None, "{bad}");
+        }
+    }
+}

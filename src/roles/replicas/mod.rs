@@ -311,3 +311,35 @@ impl Role for System {
         plan::plan(ctx, out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_image_reference;
+
+    #[test]
+    fn image_references_are_what_docker_takes() {
+        for ok in [
+            "nginx",
+            "telegrammessenger/proxy:latest",
+            "ghcr.io/example/tgweb:1.4",
+            "localhost:5000/app",
+            "registry.example:443/a/b_c.d-e:v1.2_3",
+            "alpine@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ] {
+            assert!(is_image_reference(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "--privileged",
+            "Nginx",
+            "nginx latest",
+            "nginx:",
+            "a/-b",
+            "x\\",
+            "nginx@sha256:00",
+            "ghcr.io:0/a",
+        ] {
+            assert!(!is_image_reference(bad), "{bad}");
+        }
+    }
+}

@@ -228,3 +228,37 @@ pub fn validate(inv: &Inventory, networks: &[WgNetwork], c: &mut Collector, clai
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{is_endpoint, is_interface_name};
+
+    #[test]
+    fn endpoints_are_host_port_or_bracketed_ipv6_port() {
+        for ok in [
+            "203.0.113.10:51820",
+            "vpn.example.com:51820",
+            "[2001:db8::10]:51820",
+        ] {
+            assert!(is_endpoint(ok), "{ok}");
+        }
+        for bad in [
+            "vpn.example.com]:51820",
+            "[[host:+51820",
+            "2001:db8::10:51820",
+            "[vpn.example.com]:51820",
+            "host:0",
+            "host",
+        ] {
+            assert!(!is_endpoint(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn interface_names_never_look_like_options() {
+        assert!(is_interface_name("wg0"));
+        assert!(!is_interface_name("-h"));
+        assert!(!is_interface_name("_x"));
+        assert!(!is_interface_name("wg0-far-too-long"));
+    }
+}
