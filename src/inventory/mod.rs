@@ -128,11 +128,7 @@ fn parse(path: &Path, text: &str, c: &mut Collector) -> Inventory {
     let Some(top) = Fields::new(c, "$", &root, &keys) else {
         return inv;
     };
-    for (path, v) in top.opt_array(c, "nodes") {
-        if let Some(n) = node::parse(c, &path, v) {
-            inv.nodes.push(n);
-        }
-    }
+    inv.nodes = top.objects(c, "nodes", node::parse);
     for role in roles::ALL {
         role.parse(&top, c, &mut inv.sections);
     }

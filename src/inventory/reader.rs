@@ -283,6 +283,20 @@ impl<'v> Fields<'v> {
         }
     }
 
+    /// An optional array of objects, each read by `item` (with its JSON path); the ones it
+    /// could not read are left out (their problems are recorded).
+    pub fn objects<T>(
+        &self,
+        c: &mut Collector,
+        key: &str,
+        item: impl Fn(&mut Collector, &str, &'v Value) -> Option<T>,
+    ) -> Vec<T> {
+        self.opt_array(c, key)
+            .into_iter()
+            .filter_map(|(path, v)| item(c, &path, v))
+            .collect()
+    }
+
     /// An optional array; each element is handed to `each` with its path.
     pub fn opt_array(&self, c: &mut Collector, key: &str) -> Vec<(String, &'v Value)> {
         match self.get(key) {

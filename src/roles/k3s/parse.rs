@@ -67,11 +67,7 @@ pub fn k3s(c: &mut Collector, path: &str, v: &Value) -> Option<K3s> {
     let manifests_dir = f
         .checked_str(c, "manifests_dir", &ABSOLUTE_PATH)
         .unwrap_or_else(|| "/var/lib/rancher/k3s/server/manifests".into());
-    let apps = f
-        .opt_array(c, "apps")
-        .into_iter()
-        .filter_map(|(p, a)| k3s_app(c, &p, a))
-        .collect();
+    let apps = f.objects(c, "apps", k3s_app);
     let jobs = f
         .opt_array(c, "jobs")
         .into_iter()

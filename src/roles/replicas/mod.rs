@@ -239,11 +239,7 @@ impl Role for System {
     }
 
     fn parse(&self, top: &Fields, c: &mut Collector, into: &mut Sections) {
-        let services = top
-            .opt_array(c, "services")
-            .into_iter()
-            .filter_map(|(path, v)| parse_service(c, &path, v))
-            .collect();
+        let services = top.objects(c, "services", parse_service);
         into.insert(Section(services));
     }
 

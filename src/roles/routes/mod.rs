@@ -142,11 +142,7 @@ impl Role for System {
     }
 
     fn parse(&self, top: &Fields, c: &mut Collector, into: &mut Sections) {
-        let routes = top
-            .opt_array(c, "routes")
-            .into_iter()
-            .filter_map(|(path, v)| parse_route(c, &path, v))
-            .collect();
+        let routes = top.objects(c, "routes", parse_route);
         into.insert(Section(routes));
     }
 

@@ -43,11 +43,7 @@ impl Role for System {
     }
 
     fn parse(&self, top: &Fields, c: &mut Collector, into: &mut Sections) {
-        let networks = top
-            .opt_array(c, "wireguard")
-            .into_iter()
-            .filter_map(|(path, v)| parse::network(c, &path, v))
-            .collect();
+        let networks = top.objects(c, "wireguard", parse::network);
         into.insert(Section(networks));
     }
 

@@ -69,11 +69,7 @@ pub fn network(c: &mut Collector, path: &str, v: &Value) -> Option<WgNetwork> {
         &[("mesh", Topology::Mesh), ("hub", Topology::Hub)],
         Topology::Mesh,
     );
-    let members = f
-        .opt_array(c, "members")
-        .into_iter()
-        .filter_map(|(p, m)| member(c, &p, m))
-        .collect();
+    let members = f.objects(c, "members", member);
     Some(WgNetwork {
         interface,
         port: f.opt_port(c, "port").unwrap_or(51820),
