@@ -585,3 +585,90 @@ fn active_checks_keep_running_after_a_reload() {
         before
     );
 }
+
+/// A log reader that stalls (here: a stderr pipe nobody reads any more) does not slow
+/// forwarding: once the pipe and the relay's queue are full, log records are dropped and
+/// counted, and every connection still goes through.
+#[test]
+fn a_stalled_log_reader_does_not_slow_forwarding() {
+    use std::io::BufRead;
+    let up = echo_server();
+    let (listen, m) = (free_port(), free_port());
+    let dir = std::env::temp_dir().join(format!("vds-relay-stall-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("relay.toml");
+    let text = format!(
+        "metrics = \"127.0.0.1:{m}\"\n{}",
+        route("stall", listen, &[up], "")
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vds-proxy"))
+        .arg("relay")
+        .arg("--config")
+        .arg(&cfg)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read until the relay serves, then never read again: the pipe fills up.
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("serving") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "relay did not start");
+    }
+    // Far more log lines than a pipe (64 KiB) and the relay's queue hold.
+    let per_thread = 3_000;
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            thread::spawn(move || {
+                for _ in 0..per_thread {
+                    assert_eq!(roundtrip(listen, b"x"), b"x");
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("every connection went through");
+    }
+    let text = metrics(m);
+    assert_eq!(metric(&text, "connections_total", "stall"), 4 * per_thread);
+    let dropped: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("vds_relay_log_dropped_total "))
+        .expect("log_dropped_total exported")
+        .parse()
+        .unwrap();
+    assert!(dropped > 2_000, "only {dropped} records dropped");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// `log = "off"` and `"errors"`: no line per connection, failures still for `errors`.
+#[test]
+fn routes_log_every_connection_only_failures_or_nothing() {
+    let up = echo_server();
+    let dead = free_port();
+    let (a, b, c) = (free_port(), free_port(), free_port());
+    let relay = Relay::start(&format!(
+        "{}{}{}",
+        route("all", a, &[up], ""),
+        route("quiet", b, &[dead], "log = \"errors\""),
+        route("silent", c, &[dead], "log = \"off\"")
+    ));
+    assert_eq!(roundtrip(a, b"1"), b"1");
+    for port in [b, c] {
+        // No upstream: the relay accepts and closes (or resets) at once.
+        let mut s = connect(port);
+        let _ = s.read_to_end(&mut Vec::new());
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !(relay.log().contains("route=all client=") && relay.log().contains("route=quiet")) {
+        assert!(Instant::now() < deadline, "{}", relay.log());
+        thread::sleep(Duration::from_millis(20));
+    }
+    thread::sleep(Duration::from_millis(200));
+    let log = relay.log();
+    assert!(log.contains("route=all client=") && log.contains("end=closed"), "{log}");
+    assert!(log.contains("route=quiet client=") && log.contains("no upstream reachable"), "{log}");
+    assert!(!log.contains("route=silent"), "{log}");
+}

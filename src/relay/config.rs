@@ -73,6 +73,34 @@ pub struct RouteConfig {
     /// Active TCP health checks of every upstream at this interval; 0 = off.
     #[serde(default)]
     pub check_interval_ms: u64,
+    /// What the route logs: every connection (default), only failures, or nothing.
+    #[serde(default)]
+    pub log: LogLevel,
+}
+
+/// How much a route logs.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// One line per connection, and every failure.
+    #[default]
+    All,
+    /// Only failures (an upstream that cannot be reached, a bad PROXY header, I/O errors).
+    Errors,
+    /// Nothing.
+    Off,
+}
+
+impl LogLevel {
+    /// Whether each connection gets its line.
+    pub fn all(self) -> bool {
+        self == LogLevel::All
+    }
+
+    /// Whether failures are logged.
+    pub fn errors(self) -> bool {
+        self != LogLevel::Off
+    }
 }
 
 impl RouteConfig {

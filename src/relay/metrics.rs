@@ -134,15 +134,12 @@ impl Stats {
             }
         }
         for (name, v) in [
-            ("accept_errors_total", &self.accept_errors),
-            ("reloads_total", &self.reloads),
-            ("reload_failures_total", &self.reload_failures),
+            ("accept_errors_total", self.accept_errors.load(Relaxed)),
+            ("reloads_total", self.reloads.load(Relaxed)),
+            ("reload_failures_total", self.reload_failures.load(Relaxed)),
+            ("log_dropped_total", super::log::dropped()),
         ] {
-            let _ = writeln!(
-                out,
-                "# TYPE vds_relay_{name} counter\nvds_relay_{name} {}",
-                v.load(Relaxed)
-            );
+            let _ = writeln!(out, "# TYPE vds_relay_{name} counter\nvds_relay_{name} {v}");
         }
         out
     }

@@ -9,6 +9,7 @@
 //! config is logged and the old one keeps serving), SIGTERM stops accepting and drains.
 
 pub mod config;
+pub mod log;
 pub mod metrics;
 pub mod proxy_protocol;
 
@@ -41,7 +42,9 @@ pub fn run(path: &Path) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(serve(path, cfg))
+    let res = rt.block_on(serve(path, cfg));
+    log::flush(Duration::from_secs(1));
+    res
 }
 
 /// One upstream and its health.
@@ -112,18 +115,24 @@ impl Route {
                     return Some((u.addr, s));
                 }
                 Ok(Err(e)) => {
-                    eprintln!(
-                        "relay: route={} upstream={} connect failed: {e}",
-                        self.cfg.name, u.addr
-                    );
+                    if self.cfg.log.errors() {
+                        crate::relay_log!(
+                            "relay: route={} upstream={} connect failed: {e}",
+                            self.cfg.name,
+                            u.addr
+                        );
+                    }
                     self.stats.upstream_failures.fetch_add(1, Relaxed);
                     self.mark_down(u);
                 }
                 Err(_) => {
-                    eprintln!(
-                        "relay: route={} upstream={} connect timed out",
-                        self.cfg.name, u.addr
-                    );
+                    if self.cfg.log.errors() {
+                        crate::relay_log!(
+                            "relay: route={} upstream={} connect timed out",
+                            self.cfg.name,
+                            u.addr
+                        );
+                    }
                     self.stats.upstream_failures.fetch_add(1, Relaxed);
                     self.mark_down(u);
                 }
@@ -157,7 +166,7 @@ async fn serve(path: &Path, cfg: Config) -> Result<()> {
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
     notify("READY=1");
-    eprintln!("relay: serving {} route(s)", listeners.len());
+    crate::relay_log!("relay: serving {} route(s)", listeners.len());
     loop {
         tokio::select! {
             _ = hup.recv() => {
@@ -170,11 +179,11 @@ async fn serve(path: &Path, cfg: Config) -> Result<()> {
                     Ok(cfg) => {
                         stats.reloads.fetch_add(1, Relaxed);
                         drain_timeout = Duration::from_millis(cfg.drain_timeout_ms);
-                        eprintln!("relay: reloaded, serving {} route(s)", listeners.len());
+                        crate::relay_log!("relay: reloaded, serving {} route(s)", listeners.len());
                     }
                     Err(e) => {
                         stats.reload_failures.fetch_add(1, Relaxed);
-                        eprintln!("relay: reload rejected, the previous config keeps serving: {e:#}");
+                        crate::relay_log!("relay: reload rejected, the previous config keeps serving: {e:#}");
                     }
                 }
                 notify("READY=1");
@@ -191,7 +200,7 @@ async fn serve(path: &Path, cfg: Config) -> Result<()> {
     let deadline = Instant::now() + drain_timeout;
     let open = stats.open();
     if open > 0 {
-        eprintln!(
+        crate::relay_log!(
             "relay: draining {open} connection(s) for at most {} ms",
             drain_timeout.as_millis()
         );
@@ -202,7 +211,7 @@ async fn serve(path: &Path, cfg: Config) -> Result<()> {
     if let Some(t) = metrics_task {
         t.abort();
     }
-    eprintln!(
+    crate::relay_log!(
         "relay: stopped with {} connection(s) still open",
         stats.open()
     );
@@ -339,7 +348,7 @@ async fn accept_loop(
                 Err(e) => {
                     // EMFILE/ENFILE and friends: count, back off a little, keep serving.
                     stats.accept_errors.fetch_add(1, Relaxed);
-                    eprintln!("relay: accept failed: {e}");
+                    crate::relay_log!("relay: accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             },
@@ -371,17 +380,21 @@ async fn handle(client: TcpStream, peer: SocketAddr, route: &Route) {
             }
             Err(e) => {
                 stats.bad_proxy_header.fetch_add(1, Relaxed);
-                eprintln!("relay: route={} client={peer} rejected: {e}", cfg.name);
+                if cfg.log.errors() {
+                    crate::relay_log!("relay: route={} client={peer} rejected: {e}", cfg.name);
+                }
                 return;
             }
         }
     }
     let Some((upstream_addr, mut upstream)) = route.connect().await else {
         stats.no_upstream.fetch_add(1, Relaxed);
-        eprintln!(
-            "relay: route={} client={src} no upstream reachable",
-            cfg.name
-        );
+        if cfg.log.errors() {
+            crate::relay_log!(
+                "relay: route={} client={src} no upstream reachable",
+                cfg.name
+            );
+        }
         return;
     };
     tune(&client, cfg);
@@ -395,14 +408,17 @@ async fn handle(client: TcpStream, peer: SocketAddr, route: &Route) {
         && let Err(e) = upstream.write_all(&head).await
     {
         stats.errors.fetch_add(1, Relaxed);
-        eprintln!(
-            "relay: route={} client={src} upstream={upstream_addr} write failed: {e}",
-            cfg.name
-        );
+        if cfg.log.errors() {
+            crate::relay_log!(
+                "relay: route={} client={src} upstream={upstream_addr} write failed: {e}",
+                cfg.name
+            );
+        }
         return;
     }
     stats.bytes_in.fetch_add(early.len() as u64, Relaxed);
     let (up, down, end) = pump(client, upstream, cfg.idle_timeout(), stats).await;
+    let failed = matches!(end, End::Error(_));
     let end = match end {
         End::Closed => "closed".to_string(),
         End::IdleTimeout => {
@@ -414,7 +430,10 @@ async fn handle(client: TcpStream, peer: SocketAddr, route: &Route) {
             format!("error ({e})")
         }
     };
-    eprintln!(
+    if !(cfg.log.all() || failed && cfg.log.errors()) {
+        return;
+    }
+    crate::relay_log!(
         "relay: route={} client={src} upstream={upstream_addr} bytes_up={} bytes_down={down} duration_ms={} end={end}",
         cfg.name,
         up + early.len() as u64,
@@ -554,6 +573,6 @@ fn notify(state: &str) {
         sock.send_to(state.as_bytes(), Path::new(&path))
     };
     if let Err(e) = res {
-        eprintln!("relay: cannot notify systemd: {e}");
+        crate::relay_log!("relay: cannot notify systemd: {e}");
     }
 }

@@ -56,6 +56,34 @@ pub struct Route {
     pub ssl: bool,
     pub description: Option<String>,
     pub forwarder: Forwarder,
+    /// What the relay logs for this route.
+    pub log: RouteLog,
+}
+
+/// What the relay logs for a route: a line per connection, only failures, or nothing (for
+/// high-rate routes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteLog {
+    All,
+    Errors,
+    Off,
+}
+
+const LOG_LEVELS: &[(&str, RouteLog)] = &[
+    ("all", RouteLog::All),
+    ("errors", RouteLog::Errors),
+    ("off", RouteLog::Off),
+];
+
+impl RouteLog {
+    /// The name in the inventory and the relay's config.
+    pub fn as_str(self) -> &'static str {
+        LOG_LEVELS
+            .iter()
+            .find(|(_, l)| *l == self)
+            .map_or("all", |(n, _)| n)
+    }
 }
 
 /// The routes of the inventory.
@@ -78,6 +106,7 @@ const KEYS: &[&str] = &[
     "ssl",
     "description",
     "forwarder",
+    "log",
 ];
 
 fn parse_route(c: &mut Collector, path: &str, v: &Value) -> Option<Route> {
@@ -98,6 +127,7 @@ fn parse_route(c: &mut Collector, path: &str, v: &Value) -> Option<Route> {
         ssl: f.bool_or(c, "ssl", false),
         description: f.description(c, "description"),
         forwarder,
+        log: f.choice(c, "log", LOG_LEVELS, RouteLog::All),
     })
 }
 
@@ -171,6 +201,12 @@ impl Role for System {
                         "the route would forward port {} of \"{}\" to itself; point it at the port the service listens on",
                         r.port, r.proxy_node
                     ),
+                );
+            }
+            if r.forwarder == Forwarder::Socat && r.log != RouteLog::All {
+                c.push(
+                    format!("{base}.log"),
+                    "socat routes log nothing of their own; \"log\" is for the relay (the default forwarder)",
                 );
             }
             if r.forwarder == Forwarder::Socat && r.listen.is_ipv6() {

@@ -99,6 +99,7 @@ fn relay(ctx: &Ctx, routes: &[&Route], out: &mut Output) -> Result<(), TemplateE
                 service => r.service.clone(),
                 port => r.port,
                 listen_socket => socket(r.listen, r.port),
+                log => r.log.as_str(),
                 upstream => format!("{}:{}", target_host(ctx, r), r.target_port),
             }
         })
