@@ -36,6 +36,8 @@ testbed-up n="3":
 testbed-down:
     bash tests/testbed/down.sh
 
-# The relay against socat and HAProxy on loopback: connections/s, throughput, latency, memory.
+# The relay unit as deployed on the test hosts next to HAProxy (with and without tcplog) and
+# socat, then the same three on loopback: connections/s, throughput, latency, memory, CPU.
 bench-relay:
+    bash benches/relay/hosts.sh
     bash benches/relay/run.sh

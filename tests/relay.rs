@@ -614,7 +614,10 @@ fn a_stalled_log_reader_does_not_slow_forwarding() {
     let mut line = String::new();
     while !line.contains("serving") {
         line.clear();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "relay did not start");
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "relay did not start"
+        );
     }
     // Far more log lines than a pipe (64 KiB) and the relay's queue hold.
     let per_thread = 3_000;
@@ -668,7 +671,13 @@ fn routes_log_every_connection_only_failures_or_nothing() {
     }
     thread::sleep(Duration::from_millis(200));
     let log = relay.log();
-    assert!(log.contains("route=all client=") && log.contains("end=closed"), "{log}");
-    assert!(log.contains("route=quiet client=") && log.contains("no upstream reachable"), "{log}");
+    assert!(
+        log.contains("route=all client=") && log.contains("end=closed"),
+        "{log}"
+    );
+    assert!(
+        log.contains("route=quiet client=") && log.contains("no upstream reachable"),
+        "{log}"
+    );
     assert!(!log.contains("route=silent"), "{log}");
 }

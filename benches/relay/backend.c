@@ -1,7 +1,7 @@
 #define _GNU_SOURCE
 /* Benchmark backend: a small epoll server, faster than what it measures.
  * Port A echoes what it reads; port B ("source") writes zeros as fast as the peer reads.
- * Usage: backend ECHO_PORT SOURCE_PORT */
+ * Usage: backend ECHO_PORT SOURCE_PORT [any]  (loopback only, unless "any") */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -19,16 +19,19 @@
 static unsigned char kind[MAXFD]; /* 1 listen-echo 2 listen-source 3 echo 4 source */
 static char buf[1 << 16];
 
+static int any = 0; /* listen on every address, not just loopback */
+
 static int listen_on(int port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(any ? INADDR_ANY : INADDR_LOOPBACK)};
   if (bind(fd, (struct sockaddr *)&a, sizeof a) || listen(fd, 4096)) { perror("bind/listen"); exit(1); }
   return fd;
 }
 
 int main(int argc, char **argv) {
-  if (argc != 3) { fprintf(stderr, "usage: backend ECHO_PORT SOURCE_PORT\n"); return 2; }
+  if (argc < 3 || argc > 4) { fprintf(stderr, "usage: backend ECHO_PORT SOURCE_PORT [any]\n"); return 2; }
+  any = argc == 4 && strcmp(argv[3], "any") == 0;
   signal(SIGPIPE, SIG_IGN);
   int ep = epoll_create1(0);
   int ports[2] = {atoi(argv[1]), atoi(argv[2])};

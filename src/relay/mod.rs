@@ -324,12 +324,20 @@ async fn accept_loop(
     mut stop: watch::Receiver<bool>,
     stats: Arc<Stats>,
 ) {
+    let mut tuned: Option<Arc<Route>> = None;
     loop {
         tokio::select! {
             _ = stop.changed() => return,
             res = l.accept() => match res {
                 Ok((client, peer)) => {
                     let route = route.borrow().clone();
+                    // Accepted sockets inherit the listener's options: set them again when a
+                    // reload changed the route (this client got the previous ones).
+                    if !tuned.as_ref().is_some_and(|t| Arc::ptr_eq(t, &route)) {
+                        tune(socket2::SockRef::from(&l), &route.cfg);
+                        tune(socket2::SockRef::from(&client), &route.cfg);
+                        tuned = Some(route.clone());
+                    }
                     let open = route.stats.open.load(Relaxed) as usize;
                     if open >= route.cfg.max_connections {
                         route.stats.refused.fetch_add(1, Relaxed);
@@ -368,7 +376,11 @@ async fn handle(client: TcpStream, peer: SocketAddr, route: &Route) {
     let cfg = &route.cfg;
     let stats = &route.stats;
     let mut client = client;
-    let local = client.local_addr().unwrap_or(cfg.listen);
+    // Only a PROXY header sent upstream needs the address the client connected to.
+    let local = match cfg.send_proxy {
+        Some(_) => client.local_addr().unwrap_or(cfg.listen),
+        None => cfg.listen,
+    };
     let (mut src, mut dst, mut early) = (peer, local, Vec::new());
     if cfg.accept_proxy {
         match read_proxy_header(&mut client).await {
@@ -397,8 +409,7 @@ async fn handle(client: TcpStream, peer: SocketAddr, route: &Route) {
         }
         return;
     };
-    tune(&client, cfg);
-    tune(&upstream, cfg);
+    tune(socket2::SockRef::from(&upstream), cfg);
     let mut head = Vec::new();
     if let Some(v) = cfg.send_proxy {
         head = proxy_protocol::encode(v, src, dst);
@@ -441,13 +452,18 @@ async fn handle(client: TcpStream, peer: SocketAddr, route: &Route) {
     );
 }
 
-fn tune(s: &TcpStream, cfg: &RouteConfig) {
-    let _ = s.set_nodelay(true);
+/// TCP_NODELAY and keepalive as the route wants them. Set on a listener, they are
+/// inherited by every connection it accepts (no system call per client); upstream sockets
+/// get them after connecting.
+fn tune(s: socket2::SockRef, cfg: &RouteConfig) {
+    let _ = s.set_tcp_nodelay(true);
     if cfg.keepalive_secs > 0 {
         let ka = socket2::TcpKeepalive::new()
             .with_time(Duration::from_secs(cfg.keepalive_secs))
             .with_interval(Duration::from_secs(cfg.keepalive_secs.clamp(1, 30)));
-        let _ = socket2::SockRef::from(s).set_tcp_keepalive(&ka);
+        let _ = s.set_tcp_keepalive(&ka);
+    } else {
+        let _ = s.set_keepalive(false);
     }
 }
 
@@ -574,5 +590,29 @@ fn notify(state: &str) {
     };
     if let Err(e) = res {
         crate::relay_log!("relay: cannot notify systemd: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `tune` sets on a listener is what every accepted connection has: the relay
+    /// relies on it instead of setting options per client.
+    #[test]
+    fn accepted_sockets_inherit_the_listeners_tuning() {
+        let cfg: RouteConfig = toml::from_str(
+            "name = \"t\"\nlisten = \"127.0.0.1:1\"\nupstreams = [\"127.0.0.1:2\"]\nkeepalive_secs = 42\n",
+        )
+        .unwrap();
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        tune(socket2::SockRef::from(&l), &cfg);
+        let _c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (a, _) = l.accept().unwrap();
+        let s = socket2::SockRef::from(&a);
+        assert!(s.tcp_nodelay().unwrap());
+        assert!(s.keepalive().unwrap());
+        assert_eq!(s.tcp_keepalive_time().unwrap(), Duration::from_secs(42));
+        assert_eq!(s.tcp_keepalive_interval().unwrap(), Duration::from_secs(30));
     }
 }

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# `just bench-relay` first table: forwarders as users run them, on the test hosts. h1 runs
+# the relay unit that `vds-proxy deploy` installs (journald logging by default, hardened
+# unit), next to HAProxy 2.6 (TCP mode, with and without `option tcplog` to the journal)
+# and socat fork, all on h1 and all forwarding to the same C epoll backend on h2; the load
+# comes from this machine. One run, every forwarder measured the same way; the ratio column
+# compares with HAProxy without logging. Bounded: every step runs a few seconds, and what
+# the script starts on the hosts is stopped at exit.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SECS=${SECS:-3}
+TB=${TESTBED:-/var/tmp/vds-proxy-testbed}
+[ "$(wc -l < "$TB/hosts.txt" 2>/dev/null || echo 0)" -ge 2 ] || bash tests/testbed/setup.sh 3 >/dev/null
+on() { ssh -o BatchMode=yes -o UserKnownHostsFile="$TB/known_hosts" -i "$TB/id_ed25519" "root@10.213.$1.2" "$2"; }
+H1=10.213.1.2 H2=10.213.2.2
+ECHO=20001 SRC=20002
+W=$(mktemp -d /tmp/vds-bench-hosts.XXXXXX)
+V=${VDS_PROXY_BIN:-$PWD/target/release/vds-proxy}
+cleanup() {
+  [ -n "${tw_before:-}" ] && on 1 "sysctl -qw net.ipv4.tcp_tw_reuse=$tw_before" || true
+  on 1 'systemctl stop bench-haproxy bench-haproxy-log bench-socat-echo bench-socat-src 2>/dev/null; systemctl reset-failed bench-haproxy bench-haproxy-log bench-socat-echo bench-socat-src 2>/dev/null' || true
+  on 2 'systemctl stop bench-backend 2>/dev/null; systemctl reset-failed bench-backend 2>/dev/null' || true
+  if [ -f "$W/nodes.json" ]; then "$V" -i "$W/nodes.json" remove >/dev/null 2>&1 || true; fi
+  rm -rf "$W"
+}
+trap cleanup EXIT
+trap "exit 1" INT TERM
+sysctl -qw net.ipv4.tcp_tw_reuse=1 || true
+# Every forwarder connects to the backend from h1: at thousands of short connections a
+# second the ~28k local ports towards one backend are all in TIME_WAIT within seconds, and
+# connect() then spends its time searching for a free one (whichever forwarder runs later
+# is slowed down). Let h1 reuse TIME_WAIT ports, as a busy proxy host should
+# (README: "Many short connections"), and give each forwarder a fresh start.
+tw_before=$(on 1 'sysctl -n net.ipv4.tcp_tw_reuse')
+on 1 'sysctl -qw net.ipv4.tcp_tw_reuse=1'
+
+gcc -O2 -o "$W/backend" benches/relay/backend.c
+[ -n "${VDS_PROXY_BIN:-}" ] || cargo build --release -q
+LOAD=$(cargo bench --bench relay-load --no-run --message-format=json 2>/dev/null \
+  | sed -n 's/.*"executable":"\([^"]*relay_load[^"]*\)".*/\1/p' | tail -1)
+[ -x "$LOAD" ] || { echo "bench-relay: load client not built" >&2; exit 1; }
+
+# The backend on h2.
+on 2 "systemctl stop bench-backend 2>/dev/null; rm -f /usr/local/bin/bench-backend" || true
+scp -q -o BatchMode=yes -o UserKnownHostsFile="$TB/known_hosts" -i "$TB/id_ed25519" "$W/backend" "root@$H2:/usr/local/bin/bench-backend"
+on 2 "systemctl stop bench-backend 2>/dev/null; systemctl reset-failed bench-backend 2>/dev/null; systemd-run -q --unit=bench-backend -p LimitNOFILE=20000 /usr/local/bin/bench-backend $ECHO $SRC any"
+
+# The relay, deployed by vds-proxy: default logging (one journal line per connection).
+printf 'ssh_key = "%s/id_ed25519"\nknown_hosts = "%s/known_hosts"\n' "$TB" "$TB" > "$W/vds-proxy.toml"
+cat > "$W/nodes.json" <<JSON
+{"nodes": [{"name": "h1", "public_ip": "$H1", "tailscale_ip": "$H1"},
+           {"name": "h2", "public_ip": "$H2", "tailscale_ip": "$H2"}],
+ "routes": [
+   {"port": 21001, "proxy_node": "h1", "target_node": "h2", "target_port": $ECHO, "service": "echo"},
+   {"port": 21002, "proxy_node": "h1", "target_node": "h2", "target_port": $SRC, "service": "source"},
+   {"port": 21003, "proxy_node": "h1", "target_node": "h2", "target_port": $ECHO, "service": "echo-quiet", "log": "off"},
+   {"port": 21004, "proxy_node": "h1", "target_node": "h2", "target_port": $SRC, "service": "source-quiet", "log": "off"}]}
+JSON
+"$V" -i "$W/nodes.json" deploy >/dev/null
+
+# HAProxy and socat on h1, as transient units with CPU accounting.
+haproxy_cfg() { # port-offset log?
+  printf 'global\n  maxconn 8000\n%s\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 1h\n  timeout server 1h\n%s\n' \
+    "$([ "$2" = log ] && echo '  log /dev/log local0')" "$([ "$2" = log ] && printf '  log global\n  option tcplog')"
+  printf 'frontend echo\n  bind :%d\n  default_backend echo\nbackend echo\n  server s %s:%d\n' $((22001 + $1)) "$H2" $ECHO
+  printf 'frontend source\n  bind :%d\n  default_backend source\nbackend source\n  server s %s:%d\n' $((22002 + $1)) "$H2" $SRC
+}
+haproxy_cfg 0 nolog > "$W/haproxy.cfg"
+haproxy_cfg 10 log > "$W/haproxy-log.cfg"
+for f in haproxy haproxy-log; do
+  on 1 "cat > /run/bench-$f.cfg" < "$W/$f.cfg"
+  on 1 "haproxy -c -q -f /run/bench-$f.cfg && systemctl stop bench-$f 2>/dev/null; systemctl reset-failed bench-$f 2>/dev/null; systemd-run -q --unit=bench-$f -p CPUAccounting=yes -p LimitNOFILE=20000 haproxy -db -f /run/bench-$f.cfg"
+done
+on 1 "systemd-run -q --unit=bench-socat-echo -p CPUAccounting=yes -p LimitNOFILE=20000 socat TCP-LISTEN:23001,fork,reuseaddr,backlog=4096 TCP:$H2:$ECHO
+      systemd-run -q --unit=bench-socat-src -p CPUAccounting=yes socat TCP-LISTEN:23002,fork,reuseaddr,backlog=4096 TCP:$H2:$SRC"
+sleep 1
+
+# CPU time (clock ticks, 1/100 s) of a unit's main process, its threads and the children it
+# reaped (socat's forks).
+cpu_ticks() { on 1 "awk '{print \$14 + \$15 + \$16 + \$17}' /proc/\$(systemctl show -P MainPID $1)/stat"; }
+# Proportional set size (kB) of every process of a unit.
+pss() { on 1 "t=0; for p in \$(cat /sys/fs/cgroup/systemd\$(systemctl show -P ControlGroup $1)/cgroup.procs 2>/dev/null); do v=\$(awk '/^Pss:/ {print \$2}' /proc/\$p/smaps_rollup 2>/dev/null); t=\$((t + \${v:-0})); done; echo \$t"; }
+idle_cost() { # unit port count -> bytes per idle connection
+  local before after
+  before=$(pss "$1")
+  coproc HOLD { "$LOAD" idle "$H1:$2" "$3"; }
+  read -r _ <&"${HOLD[0]}"
+  sleep 0.5
+  after=$(pss "$1")
+  exec {HOLD[1]}>&-; wait "$HOLD_PID" 2>/dev/null || true
+  echo $(( (after - before) * 1024 / $3 ))
+}
+
+printf '%-22s %9s %6s %6s %9s %9s %9s %8s %8s %10s %9s\n' forwarder conn/s x fails "MB/s x1" "MB/s x16" "x(16)" "p50 us" "p99 us" "B/idle@1k" "us CPU/c"
+base_cps=0 base_b16=0
+for spec in "haproxy bench-haproxy 22001 22002" "haproxy+tcplog bench-haproxy-log 22011 22012" \
+            "relay(deployed) vds-relay.service 21001 21002" "relay,log=off vds-relay.service 21003 21004" \
+            "socat-fork bench-socat-echo 23001 23002"; do
+  set -- $spec
+  name=$1 unit=$2 eport=$3 sport=$4
+  sleep 2 # let TIME_WAIT of the previous run drain a little
+  c0=$(cpu_ticks "$unit")
+  read -r cps fails < <("$LOAD" cps "$H1:$eport" 4 "$SECS")
+  c1=$(cpu_ticks "$unit")
+  b1=$("$LOAD" bulk "$H1:$sport" 1 "$SECS")
+  b16=$("$LOAD" bulk "$H1:$sport" 16 "$SECS")
+  read -r p50 p99 < <("$LOAD" latency "$H1:$eport" 5000)
+  idle=$(idle_cost "$unit" "$eport" 1000)
+  cpu=$(awk -v a="$c0" -v b="$c1" -v r="$cps" -v s="$SECS" 'BEGIN { if (r > 0) printf "%.0f", (b - a) * 10000 / (r * s); else print "-" }')
+  [ "$name" = haproxy ] && { base_cps=$cps; base_b16=$b16; }
+  ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+  printf '%-22s %9s %6s %6s %9s %9s %9s %8s %8s %10s %9s\n' "$name" "$cps" "$(ratio "$cps" "$base_cps")" "$fails" "$b1" "$b16" "$(ratio "$b16" "$base_b16")" "$p50" "$p99" "$idle" "$cpu"
+done
+echo "x: ratio to HAProxy without logging; bulk: MB/s read through the forwarder from a source on h2; latency: 64-byte round trips on one connection; us CPU/c: the forwarder's CPU time per short connection"
