@@ -20,6 +20,7 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --all-targets -- -D warnings
     shellcheck -s sh src/engine/scripts/*.sh src/roles/*/*.sh
+    shellcheck -s bash tests/testbed/*.sh benches/relay/*.sh .ci/run
 
 # Deploy wall-time figures on 3 and 8 testbed hosts.
 bench-deploy:

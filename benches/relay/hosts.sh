@@ -17,7 +17,7 @@ ECHO=20001 SRC=20002
 W=$(mktemp -d /tmp/vds-bench-hosts.XXXXXX)
 V=${VDS_PROXY_BIN:-$PWD/target/release/vds-proxy}
 cleanup() {
-  [ -n "${tw_before:-}" ] && on 1 "sysctl -qw net.ipv4.tcp_tw_reuse=$tw_before" || true
+  if [ -n "${tw_before:-}" ]; then on 1 "sysctl -qw net.ipv4.tcp_tw_reuse=$tw_before" || true; fi
   on 1 'systemctl stop bench-haproxy bench-haproxy-log bench-socat-echo bench-socat-src 2>/dev/null; systemctl reset-failed bench-haproxy bench-haproxy-log bench-socat-echo bench-socat-src 2>/dev/null' || true
   on 2 'systemctl stop bench-backend 2>/dev/null; systemctl reset-failed bench-backend 2>/dev/null' || true
   if [ -f "$W/nodes.json" ]; then "$V" -i "$W/nodes.json" remove >/dev/null 2>&1 || true; fi
@@ -87,7 +87,9 @@ idle_cost() { # unit port count -> bytes per idle connection
   read -r _ <&"${HOLD[0]}"
   sleep 0.5
   after=$(pss "$1")
-  exec {HOLD[1]}>&-; wait "$HOLD_PID" 2>/dev/null || true
+  local fd=${HOLD[1]}
+  exec {fd}>&-
+  wait "$HOLD_PID" 2>/dev/null || true
   echo $(( (after - before) * 1024 / $3 ))
 }
 
@@ -96,8 +98,7 @@ base_cps=0 base_b16=0
 for spec in "haproxy bench-haproxy 22001 22002" "haproxy+tcplog bench-haproxy-log 22011 22012" \
             "relay(deployed) vds-relay.service 21001 21002" "relay,log=off vds-relay.service 21003 21004" \
             "socat-fork bench-socat-echo 23001 23002"; do
-  set -- $spec
-  name=$1 unit=$2 eport=$3 sport=$4
+  read -r name unit eport sport <<< "$spec"
   sleep 2 # let TIME_WAIT of the previous run drain a little
   c0=$(cpu_ticks "$unit")
   read -r cps fails < <("$LOAD" cps "$H1:$eport" 4 "$SECS")

@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SECS=${SECS:-3}
-command -v haproxy >/dev/null && command -v socat >/dev/null && command -v gcc >/dev/null \
-  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy socat gcc >/dev/null; }
+if ! { command -v haproxy && command -v socat && command -v gcc; } >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy socat gcc >/dev/null
+fi
 W=$(mktemp -d /tmp/vds-bench-relay.XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; pkill -P $$ 2>/dev/null || true; rm -rf "$W"; }
@@ -69,7 +70,7 @@ CFG
 haproxy -db -f "$W/haproxy.cfg" >"$W/haproxy.log" 2>&1 & pids+=($!); HAPROXY=$!
 
 socat TCP-LISTEN:23001,fork,reuseaddr,backlog=4096 TCP:127.0.0.1:$ECHO 2>/dev/null & pids+=($!); SOCAT1=$!
-socat TCP-LISTEN:23002,fork,reuseaddr,backlog=4096 TCP:127.0.0.1:$SRC 2>/dev/null & pids+=($!); SOCAT2=$!
+socat TCP-LISTEN:23002,fork,reuseaddr,backlog=4096 TCP:127.0.0.1:$SRC 2>/dev/null & pids+=($!)
 sleep 1
 for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || { echo "bench-relay: a proxy or the backend did not start" >&2; cat "$W/haproxy.log" >&2; exit 1; }; done
 
@@ -77,7 +78,7 @@ for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || { echo "bench-relay: a pro
 pss_tree() {
   local total=0 p
   for p in $(pstree -p "$1" 2>/dev/null | grep -o '([0-9]*)' | tr -d '()' || echo "$1"); do
-    total=$(( total + $(awk '/^Pss:/ {print $2}' /proc/$p/smaps_rollup 2>/dev/null || echo 0) ))
+    total=$(( total + $(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0) ))
   done
   echo $total
 }
@@ -85,10 +86,12 @@ idle_cost() { # name port pid count -> bytes per connection
   local before after
   before=$(pss_tree "$3")
   coproc HOLD { "$LOAD" idle "127.0.0.1:$2" "$4"; }
-  local line; read -r line <&"${HOLD[0]}"
+  read -r _ <&"${HOLD[0]}"
   sleep 0.5
   after=$(pss_tree "$3")
-  exec {HOLD[1]}>&-; wait "$HOLD_PID" 2>/dev/null || true
+  local fd=${HOLD[1]}
+  exec {fd}>&-
+  wait "$HOLD_PID" 2>/dev/null || true
   echo $(( (after - before) * 1024 / $4 ))
 }
 
@@ -97,15 +100,14 @@ direct_lat=$("$LOAD" latency 127.0.0.1:$ECHO 20000)
 printf '%-8s %12s %10s %10s %10s %10s %10s %14s %14s\n' direct \
   "$("$LOAD" cps 127.0.0.1:$ECHO 4 "$SECS" | cut -d' ' -f1)" - \
   "$("$LOAD" bulk 127.0.0.1:$SRC 1 "$SECS")" "$("$LOAD" bulk 127.0.0.1:$SRC 32 "$SECS")" \
-  $direct_lat - -
+  "${direct_lat% *}" "${direct_lat#* }" - -
 for spec in "relay 21001 21002 $RELAY" "haproxy 22001 22002 $HAPROXY" "socat 23001 23002 $SOCAT1"; do
-  set -- $spec
-  name=$1 eport=$2 sport=$3 pid=$4
+  read -r name eport sport pid <<< "$spec"
   sleep 2  # let TIME_WAIT from the previous run drain a little
-  read -r cps fails < <("$LOAD" cps 127.0.0.1:$eport 4 "$SECS")
-  b1=$("$LOAD" bulk 127.0.0.1:$sport 1 "$SECS")
-  b32=$("$LOAD" bulk 127.0.0.1:$sport 32 "$SECS")
-  read -r p50 p99 < <("$LOAD" latency 127.0.0.1:$eport 20000)
+  read -r cps fails < <("$LOAD" cps "127.0.0.1:$eport" 4 "$SECS")
+  b1=$("$LOAD" bulk "127.0.0.1:$sport" 1 "$SECS")
+  b32=$("$LOAD" bulk "127.0.0.1:$sport" 32 "$SECS")
+  read -r p50 p99 < <("$LOAD" latency "127.0.0.1:$eport" 20000)
   i1=$(idle_cost "$name" "$eport" "$pid" 1000)
   if [ "$name" = socat ] && [ "${SOCAT_10K:-0}" != 1 ]; then i10="(skipped)"; else i10=$(idle_cost "$name" "$eport" "$pid" "$BIG"); fi
   printf '%-8s %12s %10s %10s %10s %10s %10s %14s %14s\n' "$name" "$cps" "$fails" "$b1" "$b32" "$p50" "$p99" "$i1" "$i10"

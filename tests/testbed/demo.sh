@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The main job in one command: build vds-proxy, boot two local test hosts, deploy to them
-# the seed 000 routes (h1 = the VDS, h2 = the node behind it), seed 003's replicas behind a
+# forwarded routes (h1 = the VDS, h2 = the node behind it), replicas behind a
 # transparent HAProxy on the VDS, and a WireGuard tunnel between the two; print status.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export DEBIAN_FRONTEND=noninteractive
-command -v debootstrap >/dev/null && command -v systemd-nspawn >/dev/null && command -v socat >/dev/null \
-  || { apt-get update -qq && apt-get install -y -qq debootstrap systemd-container openssh-client iproute2 socat >/dev/null; }
+if ! { command -v debootstrap && command -v systemd-nspawn && command -v socat; } >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq debootstrap systemd-container openssh-client iproute2 socat >/dev/null
+fi
 cargo build --release
 bash tests/testbed/setup.sh 2
 TB=${TESTBED:-/var/tmp/vds-proxy-testbed}

@@ -13,6 +13,6 @@ for pidfile in "$TESTBED"/hosts/*/pid; do
 done
 # The hosts' own cgroups (setup.sh), now empty.
 for c in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified /sys/fs/cgroup; do
-  [ -f "$c/cgroup.procs" ] && [ -d "$c/vds-testbed" ] || continue
+  if [ ! -f "$c/cgroup.procs" ] || [ ! -d "$c/vds-testbed" ]; then continue; fi
   find "$c/vds-testbed" -mindepth 1 -depth -type d -exec rmdir {} + 2>/dev/null
 done

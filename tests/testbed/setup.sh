@@ -14,7 +14,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 
 [ "$(id -u)" = 0 ] || { echo "testbed: must run as root (systemd-nspawn, ip netns)" >&2; exit 1; }
 missing=()
-for c in debootstrap systemd-nspawn ssh ssh-keygen ip; do command -v $c >/dev/null || missing+=($c); done
+for c in debootstrap systemd-nspawn ssh ssh-keygen ip; do command -v $c >/dev/null || missing+=("$c"); done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "testbed: missing commands: ${missing[*]}; run: apt-get install -y debootstrap systemd-container openssh-client iproute2" >&2
   exit 1
@@ -63,6 +63,7 @@ for i in $(seq 1 "$N"); do
   # would otherwise share one payload cgroup, and same-named units on different hosts
   # (every host's haproxy.service) would share cgroup directories and fail with
   # status=219/CGROUP under load.
+  # shellcheck disable=SC2016 # the inner script expands its own variables
   H=$h setsid bash -c 'for c in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified /sys/fs/cgroup; do
       [ -f "$c/cgroup.procs" ] || continue
       mkdir -p "$c/vds-testbed/$H" && echo $$ > "$c/vds-testbed/$H/cgroup.procs" || true
