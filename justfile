@@ -4,8 +4,12 @@
 demo:
     bash tests/testbed/demo.sh
 
-# Every test: unit, snapshot, CLI and real-host (testbed) tests.
+# Every test: unit, snapshot, CLI and real-host (testbed) tests; the test hosts it boots
+# are stopped afterwards, whatever the result.
 test:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    trap 'bash tests/testbed/down.sh' EXIT
     bash tests/testbed/setup.sh
     cargo nextest run --no-fail-fast
 
