@@ -20,7 +20,7 @@ use anyhow::{Context, Result};
 use base64::Engine as _;
 
 use super::diff::{Changes, Why};
-use super::gather::{Facts, call};
+use super::gather::{Facts, base_name, call};
 use super::state::{ORIG_DIR, STATE_DIR, STATE_FILE, orig_name};
 use crate::resources::{Content, Kind, Resource, UnitSpec, unit};
 use crate::shell::quote;
@@ -69,10 +69,6 @@ fn bytes_of(r: &Resource) -> Result<Vec<u8>> {
             std::fs::read(source).with_context(|| format!("reading {}", source.display()))
         }
     }
-}
-
-fn base_name(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
 }
 
 /// A change to stage: its index, resource and staged path.

@@ -73,7 +73,8 @@ pub fn needed_dirs<'a>(resources: impl IntoIterator<Item = &'a Resource>) -> BTr
     dirs
 }
 
-fn base_name(path: &str) -> &str {
+/// The file name of `path` (after its last `/`).
+pub fn base_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 

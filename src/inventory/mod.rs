@@ -19,7 +19,7 @@ pub use error::{Collector, InputError, InputErrors, suggest};
 pub use node::{Connection, Node};
 pub use reader::{
     ABSOLUTE_PATH, Check, Fields, HOSTNAME, SAFE_NAME, is_hostname, is_one_line, is_safe_name,
-    kind, parse_cidr, port_value,
+    kind, name_of, parse_cidr, port_value,
 };
 pub use sections::Sections;
 

@@ -385,6 +385,15 @@ pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
     (prefix <= max).then_some((ip, prefix))
 }
 
+/// The name `value` has among `options` (the table [`Fields::choice`] reads it with).
+pub fn name_of<T: PartialEq>(options: &[(&'static str, T)], value: T) -> &'static str {
+    options
+        .iter()
+        .find(|(_, v)| *v == value)
+        .map(|(n, _)| *n)
+        .expect("every value has a name in its table")
+}
+
 /// "\"a\", \"b\" or \"c\"", the default marked, for "expected ..." messages.
 fn choices<T>(options: &[(&str, T)], default: Option<&str>) -> String {
     let words: Vec<String> = options

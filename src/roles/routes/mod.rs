@@ -14,7 +14,9 @@ use serde_json::Value;
 
 use super::{Ctx, Output, Probe, Role, StatusInput};
 use crate::engine::status::Check;
-use crate::inventory::{Claims, Collector, Fields, HOSTNAME, Inventory, SAFE_NAME, Sections};
+use crate::inventory::{
+    Claims, Collector, Fields, HOSTNAME, Inventory, SAFE_NAME, Sections, name_of,
+};
 use crate::templates::TemplateError;
 
 pub use plan::{RELAY_CONFIG, RELAY_UNIT, socat_unit_name};
@@ -35,10 +37,7 @@ const FORWARDERS: &[(&str, Forwarder)] =
 impl Forwarder {
     /// The name used in the inventory and in tables.
     pub fn as_str(self) -> &'static str {
-        FORWARDERS
-            .iter()
-            .find(|(_, f)| *f == self)
-            .map_or("?", |(n, _)| n)
+        name_of(FORWARDERS, self)
     }
 }
 
@@ -79,10 +78,7 @@ const LOG_LEVELS: &[(&str, RouteLog)] = &[
 impl RouteLog {
     /// The name in the inventory and the relay's config.
     pub fn as_str(self) -> &'static str {
-        LOG_LEVELS
-            .iter()
-            .find(|(_, l)| *l == self)
-            .map_or("all", |(n, _)| n)
+        name_of(LOG_LEVELS, self)
     }
 }
 

@@ -20,10 +20,8 @@ pub const TEMPLATES: &[(&str, &str)] = &[
 
 /// The keys read in the prepare step (none yet: placeholders).
 fn keys<'a>(ctx: &'a Ctx) -> &'a PublicKeys {
-    static NONE: std::sync::OnceLock<PublicKeys> = std::sync::OnceLock::new();
-    ctx.prepared
-        .get::<PublicKeys>()
-        .unwrap_or_else(|| NONE.get_or_init(PublicKeys::default))
+    static NONE: PublicKeys = PublicKeys(std::collections::BTreeMap::new());
+    ctx.prepared.get::<PublicKeys>().unwrap_or(&NONE)
 }
 
 /// Adds the interfaces of every network `ctx.node` is a member of.
