@@ -18,8 +18,8 @@ pub use claims::Claims;
 pub use error::{Collector, InputError, InputErrors, suggest};
 pub use node::{Connection, Node};
 pub use reader::{
-    ABSOLUTE_PATH, Check, Fields, HOSTNAME, SAFE_NAME, is_hostname, is_one_line, is_safe_name,
-    kind, name_of, parse_cidr, port_value,
+    ABSOLUTE_PATH, Check, Fields, HOSTNAME, SAFE_NAME, is_host_port, is_hostname, is_one_line,
+    is_safe_name, kind, name_of, parse_cidr, port_value,
 };
 pub use sections::Sections;
 

@@ -367,6 +367,22 @@ pub fn is_hostname(s: &str) -> bool {
         })
 }
 
+/// `host:port` where host is a DNS name or an IPv4 address, or `[IPv6]:port` (a WireGuard
+/// endpoint, an upstream).
+pub fn is_host_port(s: &str) -> bool {
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return false;
+    };
+    let port_ok = port.parse::<u16>().is_ok_and(|p| p > 0);
+    let host_ok = match host.strip_prefix('[') {
+        Some(inner) => inner
+            .strip_suffix(']')
+            .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok()),
+        None => !host.contains([':', '[', ']']) && is_hostname(host),
+    };
+    port_ok && host_ok
+}
+
 /// Free text that goes into a config line: one line, printable.
 pub fn is_one_line(s: &str) -> bool {
     !s.chars().any(char::is_control)

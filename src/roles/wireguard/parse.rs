@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use serde_json::Value;
 
 use super::model::{Topology, WgMember, WgNetwork};
-use crate::inventory::{Claims, Collector, Fields, Inventory, is_hostname, parse_cidr};
+use crate::inventory::{Claims, Collector, Fields, Inventory, is_host_port, parse_cidr};
 
 const KEYS: &[&str] = &[
     "interface",
@@ -36,21 +36,6 @@ pub fn is_interface_name(s: &str) -> bool {
             .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         && s.bytes()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_')
-}
-
-/// `host:port` where host is a DNS name or an IPv4 address, or `[IPv6]:port`.
-pub fn is_endpoint(s: &str) -> bool {
-    let Some((host, port)) = s.rsplit_once(':') else {
-        return false;
-    };
-    let port_ok = port.parse::<u16>().is_ok_and(|p| p > 0);
-    let host_ok = match host.strip_prefix('[') {
-        Some(inner) => inner
-            .strip_suffix(']')
-            .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok()),
-        None => !host.contains([':', '[', ']']) && is_hostname(host),
-    };
-    port_ok && host_ok
 }
 
 /// Reads one entry of `wireguard`.
@@ -100,7 +85,7 @@ fn member(c: &mut Collector, path: &str, v: &Value) -> Option<WgMember> {
     };
     let endpoint = f.opt_str(c, "endpoint");
     if let Some(e) = &endpoint
-        && !is_endpoint(e)
+        && !is_host_port(e)
     {
         c.push(
             f.path_of("endpoint"),
@@ -227,7 +212,8 @@ pub fn validate(inv: &Inventory, networks: &[WgNetwork], c: &mut Collector, clai
 
 #[cfg(test)]
 mod tests {
-    use super::{is_endpoint, is_interface_name};
+    use super::is_interface_name;
+    use crate::inventory::is_host_port;
 
     #[test]
     fn endpoints_are_host_port_or_bracketed_ipv6_port() {
@@ -236,7 +222,7 @@ mod tests {
             "vpn.example.com:51820",
             "[2001:db8::10]:51820",
         ] {
-            assert!(is_endpoint(ok), "{ok}");
+            assert!(is_host_port(ok), "{ok}");
         }
         for bad in [
             "vpn.example.com]:51820",
@@ -246,7 +232,7 @@ mod tests {
             "host:0",
             "host",
         ] {
-            assert!(!is_endpoint(bad), "{bad}");
+            assert!(!is_host_port(bad), "{bad}");
         }
     }
 
