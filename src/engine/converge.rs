@@ -127,6 +127,10 @@ fn failure_message(code: i32, report: &Report, stderr: &str) -> String {
     for e in &report.errors {
         msg.push_str(&format!("\n  {e}"));
     }
+    // What the failed command printed (its last lines).
+    for l in &report.log[report.log.len().saturating_sub(15)..] {
+        msg.push_str(&format!("\n    {l}"));
+    }
     for u in &report.failed_units {
         msg.push_str(&format!(
             "\n  unit {u} did not come up; its last journal lines:"

@@ -108,8 +108,15 @@ fn calls(plan: &HostPlan) -> String {
     s += &call("file_facts", plan.resources.iter().map(|r| &r.path));
     s += &call("dir_facts", needed_dirs(&plan.resources));
     s += &call("unit_facts", plan.units.iter().map(|u| &u.name));
-    let unit_files = plan.resources.iter().filter(|r| r.kind == Kind::Unit);
-    s += &call("vendor_units", unit_files.map(|r| base_name(&r.path)));
+    let unit_files: Vec<&str> = plan
+        .resources
+        .iter()
+        .filter(|r| r.kind == Kind::Unit)
+        .map(|r| base_name(&r.path))
+        .collect();
+    if !unit_files.is_empty() {
+        s += &call("vendor_units", unit_files);
+    }
     for r in &plan.resources {
         if let Some(check) = &r.live_check {
             s += &call("live_check", [&r.path, check]);

@@ -145,7 +145,7 @@ mod tests {
                 path: "/etc/systemd/system/a.service".into(),
                 sha256: "ab".into(),
                 kind: "unit".into(),
-                service: Some("web".into()),
+                service: Some("front".into()),
                 adopted: true,
                 part: Part::Setup,
             }],
