@@ -5,6 +5,7 @@
 //! each kind answers that in its own module through [`KindOps`]. Adding a kind means adding
 //! a module, its variant and one arm in [`Kind::ops`].
 
+pub mod acme;
 pub mod action;
 pub mod binary;
 pub mod dropin;
@@ -12,6 +13,7 @@ pub mod file;
 pub mod firewall;
 pub mod haproxy;
 pub mod k8s;
+pub mod nginx;
 pub mod unit;
 pub mod wireguard;
 
@@ -42,6 +44,10 @@ pub enum Kind {
     Wireguard,
     /// A Kubernetes manifest in k3s's auto-deploy directory.
     K8s,
+    /// An nginx configuration.
+    Nginx,
+    /// An ACME certificate request (certbot).
+    Acme,
 }
 
 /// What a kind contributes to the engine.
@@ -83,6 +89,8 @@ impl Kind {
             Kind::DropIn => &dropin::DropInOps,
             Kind::Wireguard => &wireguard::WireguardOps,
             Kind::K8s => &k8s::K8sOps,
+            Kind::Nginx => &nginx::NginxOps,
+            Kind::Acme => &acme::AcmeOps,
         }
     }
 

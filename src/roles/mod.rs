@@ -12,6 +12,7 @@ pub mod k3s;
 pub mod replicas;
 pub mod routes;
 pub mod tproxy;
+pub mod web;
 pub mod wireguard;
 
 use std::collections::BTreeMap;
@@ -32,6 +33,7 @@ pub const ALL: &[&dyn Role] = &[
     &balancer::System,
     &wireguard::System,
     &k3s::System,
+    &web::System,
 ];
 
 /// What a role reads when it plans one node.
