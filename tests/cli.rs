@@ -332,6 +332,40 @@ const BAD: &[(&str, &str, &[&str])] = &[
         "{\"nodes\": [{\"name\": \"a\"}],\n \"nodes\": [{\"name\": \"b\"}]}",
         &["2:8: invalid JSON: key \"nodes\" appears twice in one object; keep one"],
     ),
+    (
+        "web-injection",
+        r#"{"nodes": [{"name": "a"}], "acme": {"directory": "http://ca.example/dir", "email": "ops"},
+            "sites": [{"name": "app", "node": "a", "domains": ["*.example.com", "app.example.com"], "tls": "files",
+              "headers": {"X-A": "v\"; return 200; \"", "Bad Name": "x"}, "max_body": "10 mb",
+              "locations": [{"path": "/api { return 200; }", "upstream": "127.0.0.1:8000;"},
+                            {"path": "/", "upstream": "127.0.0.1:3000", "rate_limit": {"rate": "fast"}}]},
+                      {"name": "app", "node": "b", "domains": ["app.example.com"], "locations": []}]}"#,
+        &[
+            "$.acme.directory: \"http://ca.example/dir\" is not an https:// URL; expected e.g. \"https://acme-v02.api.letsencrypt.org/directory\"",
+            "$.acme.email: \"ops\" is not an email address; expected e.g. \"ops@example.com\"",
+            "$.sites[0].domains[0]: expected a domain name like \"app.example.com\" (no wildcards, no addresses)",
+            "$.sites[0].tls: \"files\" needs \"certificate\" and \"certificate_key\": the paths of the certificate chain and its key on the node",
+            "$.sites[0].headers[\"Bad Name\"]: is not a header name; use letters, digits and dashes",
+            "$.sites[0].headers[\"X-A\"]: header values are one line of at most 1000 characters without '\"', '\\' or '$'",
+            "$.sites[0].locations[0].path: \"/api { return 200; }\" is not a URL path prefix; expected e.g. \"/\" or \"/api/\" (letters, digits and / . _ ~ - only)",
+            "$.sites[0].locations[0].upstream: \"127.0.0.1:8000;\" is not host:port; expected e.g. \"127.0.0.1:3000\"",
+            "$.sites[0].locations[1].rate_limit.rate: \"fast\" is not a rate; expected requests per second or minute, e.g. \"10r/s\" or \"300r/m\"",
+            "$.sites[0].max_body: \"10 mb\" is not a size; expected a number with an optional k, m or g, e.g. \"10m\"",
+            "$.sites[1].name: site \"app\" is already defined at $.sites[0]; give each site its own name",
+            "$.sites[1].node: node \"b\" does not exist; did you mean \"a\"?",
+        ],
+    ),
+    (
+        "web-ports",
+        r#"{"nodes": [{"name": "a", "public_ip": "203.0.113.10"}],
+            "routes": [{"port": 443, "proxy_node": "a", "target_node": "a", "target_port": 9000, "service": "x"}],
+            "sites": [{"name": "one", "node": "a", "domains": ["a.example.com"], "locations": [{"path": "/", "upstream": "127.0.0.1:1"}]},
+                      {"name": "two", "node": "a", "domains": ["a.example.com"], "tls": "off", "locations": [{"path": "/", "upstream": "127.0.0.1:2"}]}]}"#,
+        &[
+            "$.sites[0].https_port: port 443 on node \"a\" is already used by $.routes[0].port; pick another port",
+            "$.sites[1].domains[0]: \"a.example.com\" is already served on port 80 of node \"a\" by $.sites[0]",
+        ],
+    ),
 ];
 
 #[test]

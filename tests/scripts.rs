@@ -259,3 +259,38 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+const WEB: &str = r#""sites": [
+  {"name": "app", "node": "h1", "domains": ["app.example.com"], "locations": [{"path": "/", "upstream": "127.0.0.1:3000"}]},
+  {"name": "plain", "node": "h1", "domains": ["plain.example.com"], "tls": "off", "http_port": 8080, "locations": [{"path": "/", "upstream": "127.0.0.1:3001"}]}]"#;
+
+#[test]
+fn the_web_edge_prepares_placeholders_and_checks_each_site() {
+    let inv = inventory(WEB);
+    for (mode, name) in [
+        (PrepareMode::Read, "web_prepare_read"),
+        (PrepareMode::Create, "web_prepare_create"),
+    ] {
+        let script: String = roles::ALL
+            .iter()
+            .filter_map(|r| r.prepare_script(&inv, "h1", mode))
+            .collect();
+        check_shell(name, &script);
+        insta::assert_snapshot!(name, script);
+    }
+    let plan = host_plan(&inv, "h1");
+    let script = status::script(&inv, &plan);
+    assert!(
+        script.contains(
+            "\nweb_site app https 443 app.example.com /var/lib/vds-proxy/certs/app/fullchain.pem\n"
+        ),
+        "{script}"
+    );
+    assert!(
+        script.contains("\nweb_site plain http 8080 plain.example.com -\n"),
+        "{script}"
+    );
+    snapshot("web_status", &script, gather::LIBRARY);
+    // The certificate tool as installed on the node.
+    check_shell("web-certs", &vds_proxy::roles::web::tool_text());
+}
