@@ -210,6 +210,14 @@ fn status_runs_every_role_probe_in_the_same_round_trip() {
     snapshot("status", &script, gather::LIBRARY);
 }
 
+/// Every role's prepare script for h1 in `mode`.
+fn prepare_script(inv: &Inventory, mode: PrepareMode) -> String {
+    roles::ALL
+        .iter()
+        .filter_map(|r| r.prepare_script(inv, "h1", mode))
+        .collect()
+}
+
 #[test]
 fn the_prepare_step_makes_keys_on_the_node() {
     let inv = inventory(
@@ -220,10 +228,7 @@ fn the_prepare_step_makes_keys_on_the_node() {
         (PrepareMode::Create, "prepare_create"),
         (PrepareMode::Rotate, "prepare_rotate"),
     ] {
-        let script: String = roles::ALL
-            .iter()
-            .filter_map(|r| r.prepare_script(&inv, "h1", mode))
-            .collect();
+        let script = prepare_script(&inv, mode);
         check_shell(name, &script);
         insta::assert_snapshot!(name, script);
     }
@@ -271,10 +276,7 @@ fn the_web_edge_prepares_placeholders_and_checks_each_site() {
         (PrepareMode::Read, "web_prepare_read"),
         (PrepareMode::Create, "web_prepare_create"),
     ] {
-        let script: String = roles::ALL
-            .iter()
-            .filter_map(|r| r.prepare_script(&inv, "h1", mode))
-            .collect();
+        let script = prepare_script(&inv, mode);
         check_shell(name, &script);
         insta::assert_snapshot!(name, script);
     }

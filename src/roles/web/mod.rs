@@ -20,9 +20,9 @@ pub use model::{Acme, Location, RateLimit, Site, Tls};
 pub use plan::tool_text;
 
 use super::{Ctx, Output, PrepareMode, Prepared, Role, StatusInput};
+use crate::engine::gather::call;
 use crate::engine::status::Check;
 use crate::inventory::{Claims, Collector, Fields, Inventory, Sections};
-use crate::shell::quote;
 use crate::templates::TemplateError;
 
 /// Where nginx finds each ACME site's certificate: `SITE/fullchain.pem`, `SITE/privkey.pem`
@@ -82,21 +82,17 @@ impl Role for System {
     fn table(&self, inv: &Inventory) -> Option<(&'static str, String)> {
         let mut t = String::from("SITE\tNODE\tDOMAINS\tTLS\tLOCATIONS\n");
         for s in of(inv) {
-            let tls = match &s.tls {
-                Tls::Off => "off",
-                Tls::Acme => "acme",
-                Tls::Files { .. } => "files",
-            };
             let locations: Vec<String> = s
                 .locations
                 .iter()
                 .map(|l| format!("{} → {}", l.path, l.upstream))
                 .collect();
             t += &format!(
-                "{}\t{}\t{}\t{tls}\t{}\n",
+                "{}\t{}\t{}\t{}\t{}\n",
                 s.name,
                 s.node,
                 s.domains.join(","),
+                s.tls.name(),
                 locations.join(", ")
             );
         }
@@ -121,17 +117,16 @@ impl Role for System {
         } else {
             "create"
         };
-        let acme: Vec<String> = sites
-            .iter()
-            .filter(|s| s.tls == Tls::Acme)
-            .map(|s| quote(&s.name))
-            .collect();
+        let args = [mode, CERT_DIR, WEBROOT].into_iter().chain(
+            sites
+                .iter()
+                .filter(|s| s.tls == Tls::Acme)
+                .map(|s| s.name.as_str()),
+        );
         Some(format!(
-            "{}web_prepare {mode} {} {} {}\n",
+            "{}{}",
             include_str!("prepare.sh"),
-            quote(CERT_DIR),
-            quote(WEBROOT),
-            acme.join(" ")
+            call("web_prepare", args)
         ))
     }
 
@@ -164,23 +159,16 @@ impl Role for System {
             let Some(domain) = site.domains.first() else {
                 continue;
             };
-            let (scheme, port, cert) = match &site.tls {
-                Tls::Off => ("http", site.http_port, "-".to_string()),
-                Tls::Acme => (
-                    "https",
-                    site.https_port,
-                    format!("{CERT_DIR}/{}/fullchain.pem", site.name),
-                ),
-                Tls::Files { certificate, .. } => ("https", site.https_port, certificate.clone()),
+            let (scheme, port, cert) = match site.certificate() {
+                None => ("http", site.http_port, "-".to_string()),
+                Some((chain, _)) => ("https", site.https_port, chain),
             };
             if s.is_empty() {
                 s += include_str!("status.sh");
             }
-            s += &format!(
-                "web_site {} {scheme} {port} {} {}\n",
-                quote(&site.name),
-                quote(domain),
-                quote(&cert)
+            s += &call(
+                "web_site",
+                [&site.name, scheme, &port.to_string(), domain, &cert],
             );
         }
         s

@@ -58,10 +58,42 @@ pub struct Site {
     pub locations: Vec<Location>,
 }
 
+impl Tls {
+    /// The mode's name in the inventory.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Tls::Off => "off",
+            Tls::Acme => "acme",
+            Tls::Files { .. } => "files",
+        }
+    }
+}
+
 impl Site {
     /// True when the site answers over HTTPS.
     pub fn tls(&self) -> bool {
         self.tls != Tls::Off
+    }
+
+    /// The ports nginx listens on for this site, each with its inventory key.
+    pub fn ports(&self) -> Vec<(&'static str, u16)> {
+        let mut p = vec![("http_port", self.http_port)];
+        if self.tls() {
+            p.push(("https_port", self.https_port));
+        }
+        p
+    }
+
+    /// The certificate chain and key nginx loads for this site (none for HTTP only).
+    pub fn certificate(&self) -> Option<(String, String)> {
+        match &self.tls {
+            Tls::Off => None,
+            Tls::Acme => Some((
+                format!("{}/{}/fullchain.pem", super::CERT_DIR, self.name),
+                format!("{}/{}/privkey.pem", super::CERT_DIR, self.name),
+            )),
+            Tls::Files { certificate, key } => Some((certificate.clone(), key.clone())),
+        }
     }
 }
 

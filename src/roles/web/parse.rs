@@ -323,11 +323,7 @@ pub fn validate(inv: &Inventory, sites: &[Site], c: &mut Collector, claims: &mut
                 "HTTP and HTTPS need different ports",
             );
         }
-        let mut listen = vec![("http_port", s.http_port)];
-        if s.tls() {
-            listen.push(("https_port", s.https_port));
-        }
-        for (key, port) in listen {
+        for (key, port) in s.ports() {
             if ports.insert((&s.node, port)) {
                 claims.port(inv, c, &s.node, port, format!("{base}.{key}"));
             }

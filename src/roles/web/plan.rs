@@ -34,18 +34,6 @@ pub fn tool_text() -> String {
     )
 }
 
-/// The certificate and key nginx loads for `site`.
-fn cert_paths(site: &Site) -> Option<(String, String)> {
-    match &site.tls {
-        Tls::Off => None,
-        Tls::Acme => Some((
-            format!("{CERT_DIR}/{}/fullchain.pem", site.name),
-            format!("{CERT_DIR}/{}/privkey.pem", site.name),
-        )),
-        Tls::Files { certificate, key } => Some((certificate.clone(), key.clone())),
-    }
-}
-
 /// What the request file of an ACME site says (read by the tool, one `key value` a line).
 fn request_text(site: &Site, acme: &Acme) -> String {
     let mut s = format!(
@@ -79,7 +67,7 @@ pub fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
                     zones.push(context! { name => zone, rate => limit.rate.clone() });
                 }
             }
-            let (certificate, certificate_key) = cert_paths(s).unzip();
+            let (certificate, certificate_key) = s.certificate().unzip();
             context! {
                 name => s.name.clone(),
                 domains => s.domains.clone(),
@@ -139,13 +127,8 @@ pub fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
     }
     let mut ports: Vec<u16> = sites
         .iter()
-        .flat_map(|s| {
-            let mut p = vec![s.http_port];
-            if s.tls() {
-                p.push(s.https_port);
-            }
-            p
-        })
+        .flat_map(|s| s.ports())
+        .map(|(_, port)| port)
         .collect();
     ports.sort_unstable();
     ports.dedup();
