@@ -7,12 +7,37 @@ use std::collections::BTreeMap;
 use super::{Collector, Inventory};
 
 /// The claims made so far, each with the JSON path that made it.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Claims {
     ports: BTreeMap<(String, &'static str, u16), String>,
 }
 
+/// A port something vds-proxy deploys listens on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    pub udp: bool,
+    pub port: u16,
+    /// The JSON path that claimed it, e.g. `$.routes[0].port`.
+    pub by: String,
+}
+
 impl Claims {
+    /// Every port claimed on `node`: TCP first, each in port order.
+    pub fn on(&self, node: &str) -> Vec<Claimed> {
+        let mut out: Vec<Claimed> = self
+            .ports
+            .iter()
+            .filter(|((n, _, _), _)| n == node)
+            .map(|((_, what, port), by)| Claimed {
+                udp: *what == "UDP port",
+                port: *port,
+                by: by.clone(),
+            })
+            .collect();
+        out.sort_by_key(|c| (c.udp, c.port));
+        out
+    }
+
     /// `path` says something listens on TCP `port` of `node`; a port claimed before is an
     /// error. Unknown nodes and port 0 (already reported) are skipped.
     pub fn port(

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-pub use claims::Claims;
+pub use claims::{Claimed, Claims};
 pub use error::{Collector, InputError, InputErrors, suggest};
 pub use node::{Connection, Node};
 pub use reader::{
@@ -33,6 +33,8 @@ pub struct Inventory {
     pub nodes: Vec<Node>,
     /// Each role's section, by type.
     sections: Sections,
+    /// The ports each node's systems listen on (sshd included), from validation.
+    claims: Claims,
 }
 
 /// Where the inventory path came from, for verbose output.
@@ -92,7 +94,7 @@ pub fn text_of(bytes: &[u8]) -> Result<&str, (usize, usize, String)> {
 /// Parses and validates inventory text; `path` names it in messages.
 pub fn from_str(path: &Path, text: &str) -> Result<Inventory, InputErrors> {
     let mut c = Collector::new(path.display().to_string());
-    let inv = parse(path, text, &mut c);
+    let mut inv = parse(path, text, &mut c);
     if c.is_empty() || !inv.nodes.is_empty() {
         node::validate(&inv.nodes, &mut c);
         let mut claims = Claims::default();
@@ -107,6 +109,7 @@ pub fn from_str(path: &Path, text: &str) -> Result<Inventory, InputErrors> {
         for role in roles::ALL {
             role.validate(&inv, &mut c, &mut claims);
         }
+        inv.claims = claims;
     }
     c.finish(inv)
 }
@@ -151,7 +154,13 @@ impl Inventory {
             source: path.to_path_buf(),
             nodes: Vec::new(),
             sections,
+            claims: Claims::default(),
         }
+    }
+
+    /// The ports the systems of `node` listen on, sshd's included.
+    pub fn claimed_on(&self, node: &str) -> Vec<Claimed> {
+        self.claims.on(node)
     }
 
     /// The node called `name`.
