@@ -49,6 +49,12 @@ pub trait Transport: Send + Sync {
     fn label(&self) -> &str;
     /// Runs `script` with `sh -s` (as root: through sudo where configured).
     fn run<'a>(&'a self, script: &'a str) -> BoxFuture<'a, Result<Output, TransportError>>;
+    /// A new connection to the same host, independent of this one (for SSH a new TCP
+    /// connection and login, not a channel of the open one), opened within `timeout`.
+    fn reopen(
+        &self,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<Box<dyn Transport>, TransportError>>;
 }
 
 /// How connections are opened.
@@ -125,6 +131,7 @@ pub async fn connect(
 }
 
 /// The machine vds-proxy runs on.
+#[derive(Clone)]
 pub struct Local {
     label: String,
     timeout: Duration,
@@ -134,6 +141,13 @@ pub struct Local {
 impl Transport for Local {
     fn label(&self) -> &str {
         &self.label
+    }
+
+    fn reopen(
+        &self,
+        _timeout: Duration,
+    ) -> BoxFuture<'_, Result<Box<dyn Transport>, TransportError>> {
+        Box::pin(async move { Ok(Box::new(self.clone()) as Box<dyn Transport>) })
     }
 
     fn run<'a>(&'a self, script: &'a str) -> BoxFuture<'a, Result<Output, TransportError>> {
@@ -208,6 +222,9 @@ pub struct Ssh {
     session: openssh::Session,
     sudo: bool,
     timeout: Duration,
+    /// What it was opened with, for [`Transport::reopen`].
+    node: Node,
+    opts: ConnectOptions,
 }
 
 impl Ssh {
@@ -252,6 +269,8 @@ impl Ssh {
             session,
             sudo: node.sudo,
             timeout: opts.command_timeout,
+            node: node.clone(),
+            opts: opts.clone(),
         })
     }
 }
@@ -278,6 +297,17 @@ fn classify(host: String, secs: u64, e: &openssh::Error) -> TransportError {
 impl Transport for Ssh {
     fn label(&self) -> &str {
         &self.label
+    }
+
+    fn reopen(
+        &self,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<Box<dyn Transport>, TransportError>> {
+        Box::pin(async move {
+            let mut opts = self.opts.clone();
+            opts.connect_timeout = timeout.min(opts.connect_timeout);
+            Ok(Box::new(Ssh::connect(&self.node, &opts).await?) as Box<dyn Transport>)
+        })
     }
 
     fn run<'a>(&'a self, script: &'a str) -> BoxFuture<'a, Result<Output, TransportError>> {

@@ -4,6 +4,7 @@
 use anyhow::{Result, bail};
 
 use super::apply::{self, Report};
+use super::confirm;
 use super::diff::{self, Changes, Why};
 use super::fanout::{HostResult, Outcome, Progress};
 use super::gather::{self, Facts};
@@ -90,9 +91,11 @@ async fn converge(
         let script = apply::script(&changes, &facts, &plan.units)?;
         let out = t.run(&script).await?;
         let report = apply::parse_report(&out.stdout);
+        let guarded = confirm::pending(plan, &changes);
         match out.status {
             0 if report.done => {
                 details.extend(summary_lines(&changes, &report));
+                details.extend(confirm::confirm(t, &guarded, progress).await?);
                 return Ok(result(plan, Outcome::Changed, changes.count(), details));
             }
             apply::EXIT_STALE => continue,
@@ -102,7 +105,13 @@ async fn converge(
                 apply::LOCK_WAIT_SECS
             ),
             apply::EXIT_INVALID => bail!(invalid_message(&report)),
-            code => bail!(failure_message(code, &report, &out.stderr)),
+            code => {
+                let mut msg = failure_message(code, &report, &out.stderr);
+                for note in confirm::armed_notes(&guarded, &report) {
+                    msg.push_str(&format!("\n  {note}"));
+                }
+                bail!(msg)
+            }
         }
     }
     bail!("the host kept changing under this deploy (other deploys?); try again")

@@ -1,13 +1,15 @@
 //! The deploy engine, one module per step:
 //! [`gather`] (one round trip per host: what is there now) → [`diff`] (only the needed
 //! changes) → [`apply`] (stage, validate, install, activate, check, roll back on failure),
-//! driven per host by [`converge`] and fanned out over the hosts by [`fanout`]. [`prepare`]
+//! driven per host by [`converge`] and fanned out over the hosts by [`fanout`];
+//! [`confirm`] checks over a new connection that a change did not lock vds-proxy out. [`prepare`]
 //! runs before planning, [`status`] reads health and drift, [`describe`] prints a dry run.
 //!
 //! The engine knows the systems it deploys only through [`crate::roles::Role`]; the shell
 //! it runs on hosts is in `scripts/`.
 
 pub mod apply;
+pub mod confirm;
 pub mod converge;
 pub mod describe;
 pub mod diff;

@@ -62,6 +62,7 @@ pub fn binary(name: &str, artifact: &Artifact) -> Resource {
         secret: false,
         part: super::Part::default(),
         live_check: None,
+        confirm: None,
         service: None,
         on_change: Vec::new(),
     }

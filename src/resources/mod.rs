@@ -13,6 +13,7 @@ pub mod file;
 pub mod firewall;
 pub mod haproxy;
 pub mod k8s;
+pub mod nftables;
 pub mod nginx;
 pub mod unit;
 pub mod wireguard;
@@ -48,6 +49,8 @@ pub enum Kind {
     Nginx,
     /// An ACME certificate request (certbot).
     Acme,
+    /// An nftables rule set (`nft -f` input) loaded with a revert armed (see [`Confirm`]).
+    Nftables,
 }
 
 /// What a kind contributes to the engine.
@@ -91,6 +94,7 @@ impl Kind {
             Kind::K8s => &k8s::K8sOps,
             Kind::Nginx => &nginx::NginxOps,
             Kind::Acme => &acme::AcmeOps,
+            Kind::Nftables => &nftables::NftablesOps,
         }
     }
 
@@ -203,6 +207,20 @@ pub struct Resource {
     /// flushed by hand, say); gather runs it, and a deploy then runs `on_change` again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub live_check: Option<String>,
+    /// A change that could cut the deploy off from the host (firewall rules): its
+    /// activation arms a revert on the host, which only `confirm` over a new SSH
+    /// connection cancels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirm: Option<Confirm>,
+}
+
+/// How a change that could lock vds-proxy out is confirmed (see [`Resource::confirm`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Confirm {
+    /// Run over a new SSH connection after the change went live: cancels the revert.
+    pub command: String,
+    /// Seconds after which the host puts the previous version back by itself.
+    pub revert_after: u32,
 }
 
 impl Resource {
@@ -222,7 +240,17 @@ impl Resource {
             on_change: Vec::new(),
             part: Part::default(),
             live_check: None,
+            confirm: None,
         }
+    }
+
+    /// Makes the change one that must be confirmed over a new connection (see [`Confirm`]).
+    pub fn confirm(mut self, command: impl Into<String>, revert_after: u32) -> Self {
+        self.confirm = Some(Confirm {
+            command: command.into(),
+            revert_after,
+        });
+        self
     }
 
     /// Sets the command that checks what this file configures is live.
