@@ -366,6 +366,28 @@ const BAD: &[(&str, &str, &[&str])] = &[
             "$.sites[1].domains[0]: \"a.example.com\" is already served on port 80 of node \"a\" by $.sites[0]",
         ],
     ),
+    (
+        "firewall-values",
+        r#"{"nodes": [{"name": "a"}],
+            "firewalls": [{"node": "a", "revert_after": 5, "trusted_interfaces": ["eth0; accept", "a-very-long-interface-name"],
+                           "allow": [{"port": "90-80"}, {"port": 70000, "protocol": "icmp"}, {"port": 53, "from": ["10.0.0.0/33", "example.com"]},
+                                     {"port": 25, "from": []}, {"from": ["10.0.0.1"]}]},
+                          {"node": "a"}, {"node": "b"}]}"#,
+        &[
+            "$.firewalls[0].allow[0].port: \"90-80\" is not a port; expected a whole number from 1 to 65535 or a range like \"60000-60100\"",
+            "$.firewalls[0].allow[1].port: 70000 is not a port; expected a whole number from 1 to 65535 or a range like \"60000-60100\"",
+            "$.firewalls[0].allow[1].protocol: unknown protocol \"icmp\"; expected \"tcp\" (default) or \"udp\"",
+            "$.firewalls[0].allow[2].from[0]: expected an address or network like \"203.0.113.7\" or \"10.0.0.0/8\"",
+            "$.firewalls[0].allow[2].from[1]: expected an address or network like \"203.0.113.7\" or \"10.0.0.0/8\"",
+            "$.firewalls[0].allow[3].from: an empty list would allow nobody; leave \"from\" out to allow everyone",
+            "$.firewalls[0].allow[4].port: required port is missing; expected a port like 5432 or a range like \"60000-60100\"",
+            "$.firewalls[0].trusted_interfaces[0]: expected an interface name like \"tailscale0\" or \"wg0\" (letters, digits, _ . -, at most 15)",
+            "$.firewalls[0].trusted_interfaces[1]: expected an interface name like \"tailscale0\" or \"wg0\" (letters, digits, _ . -, at most 15)",
+            "$.firewalls[0].revert_after: expected a whole number from 10 to 3600, found 5",
+            "$.firewalls[1].node: node \"a\" already has a firewall at $.firewalls[0]; put all its rules in one entry",
+            "$.firewalls[2].node: node \"b\" does not exist; did you mean \"a\"?",
+        ],
+    ),
 ];
 
 #[test]

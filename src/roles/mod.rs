@@ -1,5 +1,5 @@
 //! Roles: one module folder per system vds-proxy can build (forwarded routes, replicated
-//! services, HAProxy, TPROXY, WireGuard, k3s workloads). A role owns everything about its
+//! services, HAProxy, TPROXY, WireGuard, k3s workloads, the web edge, the firewall). A role owns everything about its
 //! system — its inventory section (model, parsing, validation, the ports it claims, its
 //! secrets), its plan (resources and units), the templates it renders, its status checks
 //! and anything it must read from the nodes before planning — and the rest of vds-proxy
@@ -8,6 +8,7 @@
 //! Adding a system: see "Adding a system" in README.md.
 
 pub mod balancer;
+pub mod firewall;
 pub mod k3s;
 pub mod replicas;
 pub mod routes;
@@ -34,6 +35,8 @@ pub const ALL: &[&dyn Role] = &[
     &wireguard::System,
     &k3s::System,
     &web::System,
+    // Last: it reads the ports every other system claims.
+    &firewall::System,
 ];
 
 /// What a role reads when it plans one node.

@@ -1,0 +1,31 @@
+//! nftables rule sets: one file loaded with `nft -f` (a single transaction), checked with
+//! `nft -c -f` before it goes live. Loading is done by the firewall tool, which arms a
+//! revert first; removing the file first takes its table out of the kernel.
+
+use super::{Kind, KindOps, Resource};
+use crate::shell::quote;
+
+/// The tool that loads, confirms, reverts and checks the rules on the node.
+pub const TOOL: &str = "/usr/local/lib/vds-proxy/firewall";
+/// The rules file.
+pub const RULES: &str = "/etc/vds-proxy/firewall.nft";
+/// The nftables table vds-proxy owns; nothing else is touched.
+pub const TABLE: &str = "inet vds_proxy";
+
+/// Behaviour of [`super::Kind::Nftables`].
+pub struct NftablesOps;
+
+impl KindOps for NftablesOps {
+    fn validate(&self, _res: &Resource, staged: &str) -> Option<String> {
+        Some(format!("nft -c -f {}", quote(staged)))
+    }
+
+    fn before_remove(&self, _path: &str) -> Option<String> {
+        Some(format!("{TOOL} forget"))
+    }
+}
+
+/// The rules file with `text`.
+pub fn rules(text: String) -> Resource {
+    Resource::text(Kind::Nftables, RULES, text, 0o644)
+}
