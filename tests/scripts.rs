@@ -296,3 +296,10 @@ fn the_web_edge_prepares_placeholders_and_checks_each_site() {
     // The certificate tool as installed on the node.
     check_shell("web-certs", &vds_proxy::roles::web::tool_text());
 }
+
+/// The firewall tool as installed on a node (its settings, then `firewall.sh`) passes
+/// `sh -n` and shellcheck.
+#[test]
+fn the_installed_firewall_tool_passes_shellcheck() {
+    check_shell("firewall-tool", &vds_proxy::roles::firewall::tool_text());
+}

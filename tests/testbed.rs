@@ -1668,6 +1668,21 @@ fn web_sites_get_acme_certificates_and_serve_https() {
         "h1 site app ok HTTPS 200, serves the certificate on file",
     );
     assert_row(&out, "h1 certificate app ok 1825 days left");
+    assert_row(
+        &out,
+        "h1 nginx ok active, running /etc/nginx/nginx.conf as it is on disk",
+    );
+
+    // nginx.conf newer than nginx's last reload (a deploy cut short before the reload):
+    // status says nginx runs an older configuration, and a deploy reloads it.
+    assert_ok(&ssh(1, "sleep 1; touch /etc/nginx/nginx.conf"));
+    let out = env.vds(&["status"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_row(&out, "h1 nginx FAIL runs an older configuration");
+    let out = env.vds(&["deploy"]);
+    assert_ok(&out);
+    assert_says(&out, "reloaded nginx.service");
+    assert_ok(&env.vds(&["status"]));
 
     // Renewal through certbot (the drop-in tells its timer runs which CA to trust) swaps
     // the certificate nginx serves while a client keeps asking: no request fails.

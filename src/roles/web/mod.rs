@@ -171,6 +171,9 @@ impl Role for System {
                 [&site.name, scheme, &port.to_string(), domain, &cert],
             );
         }
+        if !s.is_empty() {
+            s += &call("web_nginx", [crate::resources::nginx::CONFIG]);
+        }
         s
     }
 
@@ -183,7 +186,12 @@ impl Role for System {
                 rows.insert(f[0], f[1..].to_vec());
             }
         }
-        let mut out = Vec::new();
+        let mut out: Vec<Check> = seen
+            .stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("@nginx "))
+            .map(|l| nginx_check(node, l))
+            .collect();
         for site in sites_on(inv, node) {
             let Some(r) = rows.get(site.name.as_str()) else {
                 continue;
@@ -234,4 +242,32 @@ impl Role for System {
         }
         out
     }
+}
+
+/// The `nginx` row from "ACTIVE FILE_MTIME LAST_LOAD": running, and not older than its
+/// config file (a deploy cut short between writing nginx.conf and reloading leaves that).
+fn nginx_check(node: &str, line: &str) -> Check {
+    let f: Vec<&str> = line.split(' ').collect();
+    let (active, mtime, last) = match f[..] {
+        [a, m, l] => (a, m.parse::<i64>().ok(), l.parse::<i64>().ok()),
+        _ => ("-", None, None),
+    };
+    let config = crate::resources::nginx::CONFIG;
+    let (ok, detail) = match (active, mtime, last) {
+        ("active", Some(m), Some(l)) if m > l => (
+            false,
+            format!(
+                "runs an older configuration: {config} changed after nginx last loaded it; deploy (or reload nginx)"
+            ),
+        ),
+        ("active", Some(_), Some(_)) => {
+            (true, format!("active, running {config} as it is on disk"))
+        }
+        ("active", _, _) => (
+            true,
+            "active (when it last loaded its configuration is not in the journal)".to_string(),
+        ),
+        (state, _, _) => (false, format!("nginx is {state}; deploy starts it")),
+    };
+    Check::new(node, "nginx", ok, detail)
 }
