@@ -128,8 +128,15 @@ pub struct DeployArgs {
     /// Generate new WireGuard keys on the nodes (the old ones are replaced)
     #[arg(long)]
     pub rotate_keys: bool,
+    /// With --dry-run: exit 3 when there are changes to apply (0 none, 1 failure, 2 bad
+    /// input), as Terraform's -detailed-exitcode
+    #[arg(long, requires = "dry_run")]
+    pub detailed_exitcode: bool,
     #[command(flatten)]
     pub connect: Connect,
+    /// Result per host as text (a table) or one JSON document
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
 }
 
 /// Flags of `status`.
@@ -156,6 +163,9 @@ pub struct RemoveArgs {
     pub service: Option<String>,
     #[command(flatten)]
     pub connect: Connect,
+    /// Result per host as text (a table) or one JSON document
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
 }
 
 #[derive(Debug, Subcommand)]

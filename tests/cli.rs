@@ -630,3 +630,22 @@ fn broken_template_override_is_an_input_error_naming_the_template() {
         "{stderr}"
     );
 }
+
+/// `--detailed-exitcode` only means something for a dry run: without `--dry-run` it is a
+/// usage error (exit 2), and no host is contacted.
+#[test]
+fn detailed_exitcode_needs_a_dry_run() {
+    let path = tmp_inventory(
+        "detailed",
+        r#"{"nodes": [{"name": "a", "public_ip": "192.0.2.1"}]}"#,
+    );
+    let out = bin()
+        .arg("-i")
+        .arg(&path)
+        .args(["deploy", "--detailed-exitcode"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--dry-run"), "{stderr}");
+}

@@ -183,9 +183,15 @@ const TWO_ROUTES: &str = r#"[
 fn deploy_forwards_traffic_and_a_second_deploy_restarts_nothing() {
     let env = Env::new("deploy");
     env.inventory(TWO_ROUTES);
+    // A dry run with changes pending exits 3 when asked to (Terraform's detailed codes).
+    let out = env.vds(&["deploy", "--dry-run", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_says(&out, "planned (dry run)");
     let out = env.vds(&["deploy"]);
     assert_ok(&out);
     assert_says(&out, "h1    4        changed");
+    let out = env.vds(&["deploy", "--dry-run", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // Relay (default forwarder) and socat both reach the echo service on h2.
     assert_eq!(echo(&ip(1), 8443), "ping through vds-proxy\n");
     assert_eq!(echo(&ip(1), 8444), "ping through vds-proxy\n");
@@ -466,6 +472,55 @@ fn an_unreachable_host_fails_alone() {
     assert!(o.contains("ghost (10.213.3.2:2): cannot connect"), "{o}");
     assert!(o.contains("h1     3        changed"), "{o}");
     assert_eq!(echo(&ip(1), 8443), "ping through vds-proxy\n");
+
+    // The same as one JSON document (the schema README documents), after a change on h1.
+    env.inventory_with(
+        r#"[{"port": 8444, "proxy_node": "h1", "target_node": "h2", "target_port": 9000, "service": "web"},
+            {"port": 8443, "proxy_node": "ghost", "target_node": "h2", "target_port": 9000, "service": "web2", "forwarder": "socat"}]"#,
+        r#", {"name": "ghost", "public_ip": "10.213.3.2", "ssh_port": 2}"#,
+    );
+    let out = env.vds(&["deploy", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("one JSON document");
+    assert_eq!(
+        (
+            &doc["changed"],
+            &doc["unchanged"],
+            &doc["planned"],
+            &doc["failed"]
+        ),
+        (&1.into(), &2.into(), &0.into(), &1.into()),
+        "{doc:#}"
+    );
+    let host = |name: &str| {
+        doc["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["node"] == name)
+            .unwrap_or_else(|| panic!("{name} in {doc:#}"))
+            .clone()
+    };
+    let h1 = host("h1");
+    assert_eq!(h1["result"], "changed", "{doc:#}");
+    assert_eq!(
+        h1["files"],
+        serde_json::json!([{"change": "updated", "path": "/etc/vds-proxy/relay.toml"}]),
+        "{doc:#}"
+    );
+    assert_eq!(
+        h1["actions"],
+        serde_json::json!(["reloaded vds-relay.service"]),
+        "{doc:#}"
+    );
+    assert_eq!(h1["error"], serde_json::Value::Null);
+    let ghost = host("ghost");
+    assert_eq!(ghost["result"], "failed", "{doc:#}");
+    assert!(
+        ghost["error"].as_str().unwrap().contains("cannot connect"),
+        "{doc:#}"
+    );
+    assert_eq!(host("h2")["result"], "unchanged", "{doc:#}");
 }
 
 #[test]

@@ -27,10 +27,14 @@ pub fn run(loaded: &mut Loaded, args: DeployArgs, verbose: bool) -> Result<i32> 
             dry_run: args.dry_run,
             only,
         };
-        code = super::converge(loaded, &args.connect, mode, verbose)?;
+        let how = crate::engine::Summary {
+            json: args.format == Format::Json,
+            detailed_exitcode: args.detailed_exitcode,
+        };
+        code = super::converge(loaded, &args.connect, mode, verbose, how)?;
     }
     if verify && code == 0 && !args.dry_run {
-        code = super::status::report(loaded, &args.connect, None, Format::Text)?;
+        code = super::status::report(loaded, &args.connect, None, args.format)?;
     }
     Ok(code)
 }

@@ -85,9 +85,15 @@ fn prepare(loaded: &mut Loaded, connect: &Connect, mode: PrepareMode) -> Result<
     loaded.replan(&prepared)
 }
 
-/// Converges (or cleans) every selected host in `mode`; prints the summary, returns the
-/// exit code.
-fn converge(loaded: &Loaded, connect: &Connect, mode: Mode, verbose: bool) -> Result<i32> {
+/// Converges (or cleans) every selected host in `mode`; prints the summary as `how` says,
+/// returns the exit code.
+fn converge(
+    loaded: &Loaded,
+    connect: &Connect,
+    mode: Mode,
+    verbose: bool,
+    how: engine::Summary,
+) -> Result<i32> {
     let (opts, parallel) = options(loaded, connect);
     let results = runtime()?.block_on(engine::for_each_host(
         &loaded.plan.hosts,
@@ -104,5 +110,5 @@ fn converge(loaded: &Loaded, connect: &Connect, mode: Mode, verbose: bool) -> Re
             )
         },
     ));
-    Ok(engine::summarize(&results, &loaded.redactor))
+    Ok(engine::summarize(&results, &loaded.redactor, how))
 }

@@ -4,8 +4,8 @@
 use anyhow::Result;
 
 use crate::app::Loaded;
-use crate::cli::RemoveArgs;
-use crate::engine::Mode;
+use crate::cli::{Format, RemoveArgs};
+use crate::engine::{Mode, Summary};
 
 /// Runs `remove`.
 pub fn run(loaded: &mut Loaded, args: RemoveArgs, verbose: bool) -> Result<i32> {
@@ -13,5 +13,9 @@ pub fn run(loaded: &mut Loaded, args: RemoveArgs, verbose: bool) -> Result<i32> 
     let mode = Mode::Remove {
         service: args.service.as_deref(),
     };
-    super::converge(loaded, &args.connect, mode, verbose)
+    let how = Summary {
+        json: args.format == Format::Json,
+        detailed_exitcode: false,
+    };
+    super::converge(loaded, &args.connect, mode, verbose, how)
 }

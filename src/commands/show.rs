@@ -23,7 +23,11 @@ pub fn run(loaded: &mut Loaded, args: ShowArgs, verbose: bool) -> Result<i32> {
             dry_run: true,
             only: None,
         };
-        return super::converge(loaded, &args.connect, mode, verbose);
+        let how = crate::engine::Summary {
+            json: args.format == Format::Json,
+            detailed_exitcode: false,
+        };
+        return super::converge(loaded, &args.connect, mode, verbose, how);
     }
     let out = match (args.table(), args.format) {
         (Some(name), _) => table(loaded, name)?,

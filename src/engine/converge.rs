@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 use super::apply::{self, Report};
 use super::confirm;
 use super::diff::{self, Changes, Why};
-use super::fanout::{HostResult, Outcome, Progress};
+use super::fanout::{FileChange, HostResult, Outcome, Progress};
 use super::gather::{self, Facts};
 use super::{Mode, describe};
 use crate::inventory::Inventory;
@@ -38,12 +38,19 @@ pub async fn converge_host(
     }
 }
 
-fn result(plan: &HostPlan, outcome: Outcome, changed: usize, details: Vec<String>) -> HostResult {
+fn result(
+    plan: &HostPlan,
+    outcome: Outcome,
+    files: Vec<FileChange>,
+    notes: Vec<String>,
+) -> HostResult {
     HostResult {
         node: plan.node.clone(),
         outcome,
-        changed,
-        details,
+        files,
+        actions: Vec::new(),
+        notes,
+        error: None,
     }
 }
 
@@ -67,25 +74,26 @@ async fn converge(
             Mode::Deploy { only, .. } => diff::diff(plan, &facts, only),
             Mode::Remove { service } => diff::removal(&facts, service),
         };
-        let mut details = Vec::new();
+        let mut notes = Vec::new();
         if !changes.not_live.is_empty() {
-            details.push(format!(
+            notes.push(format!(
                 "put back what these configure (it was not in effect): {}",
                 changes.not_live.join(", ")
             ));
         }
         if !changes.drifted.is_empty() && matches!(mode, Mode::Deploy { .. }) {
-            details.push(format!(
+            notes.push(format!(
                 "repaired drift (changed by hand): {}",
                 changes.drifted.join(", ")
             ));
         }
         if changes.is_empty() {
-            return Ok(result(plan, Outcome::Unchanged, 0, Vec::new()));
+            return Ok(result(plan, Outcome::Unchanged, Vec::new(), Vec::new()));
         }
         if let Mode::Deploy { dry_run: true, .. } = mode {
             let text = describe::describe(t, &changes, redactor).await?;
-            return Ok(result(plan, Outcome::Planned, changes.count(), vec![text]));
+            let files = file_changes(&changes);
+            return Ok(result(plan, Outcome::Planned, files, vec![text]));
         }
         progress.step(&format!("applying {} change(s)", changes.count()));
         let script = apply::script(&changes, &facts, &plan.units)?;
@@ -94,9 +102,19 @@ async fn converge(
         let guarded = confirm::pending(plan, &changes);
         match out.status {
             0 if report.done => {
-                details.extend(summary_lines(&changes, &report));
-                details.extend(confirm::confirm(t, &guarded, progress).await?);
-                return Ok(result(plan, Outcome::Changed, changes.count(), details));
+                let mut r = result(plan, Outcome::Changed, file_changes(&changes), notes);
+                r.actions = actions(&report);
+                r.notes.extend(report.notes.iter().cloned());
+                // Applied, but a change that could lock the deploy out is not confirmed:
+                // the host reverts it; what was applied is still reported.
+                match confirm::confirm(t, &guarded, progress).await {
+                    Ok(lines) => r.notes.extend(lines),
+                    Err(e) => {
+                        r.outcome = Outcome::Failed;
+                        r.error = Some(format!("{e:#}"));
+                    }
+                }
+                return Ok(r);
             }
             apply::EXIT_STALE => continue,
             apply::EXIT_LOCKED => bail!(
@@ -189,19 +207,26 @@ fn check_vendor_units(t: &dyn Transport, facts: &Facts) -> Result<()> {
     )
 }
 
-fn summary_lines(changes: &Changes, report: &Report) -> Vec<String> {
-    let mut out = Vec::new();
-    for (r, why) in &changes.write {
-        let w = match why {
+/// The files an apply writes and removes.
+fn file_changes(changes: &Changes) -> Vec<FileChange> {
+    let written = changes.write.iter().map(|(r, why)| FileChange {
+        change: match why {
             Why::New => "created",
             Why::Content => "updated",
             Why::Metadata => "mode/owner fixed",
-        };
-        out.push(format!("{w} {}", r.path));
-    }
-    for f in &changes.prune_files {
-        out.push(format!("removed {}", f.path));
-    }
+        },
+        path: r.path.clone(),
+    });
+    let removed = changes.prune_files.iter().map(|f| FileChange {
+        change: "removed",
+        path: f.path.clone(),
+    });
+    written.chain(removed).collect()
+}
+
+/// What the apply ran, as its report says.
+fn actions(report: &Report) -> Vec<String> {
+    let mut out = Vec::new();
     for p in &report.unloaded {
         out.push(format!("took back what {p} configured before removing it"));
     }
@@ -225,6 +250,5 @@ fn summary_lines(changes: &Changes, report: &Report) -> Vec<String> {
             out.push(format!("{verb} {}", units.join(", ")));
         }
     }
-    out.extend(report.notes.iter().cloned());
     out
 }

@@ -13,7 +13,8 @@ use crate::redact::Redactor;
 use crate::show::table;
 
 /// How one host ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Outcome {
     /// Changes were applied.
     Changed,
@@ -25,15 +26,28 @@ pub enum Outcome {
     Failed,
 }
 
-/// The result of one host, for the summary table.
-#[derive(Debug, Clone)]
+/// One file written or removed (or that would be, in a dry run).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FileChange {
+    /// `created`, `updated`, `mode/owner fixed` or `removed`.
+    pub change: &'static str,
+    pub path: String,
+}
+
+/// The result of one host, for the summary table (or `--format json`).
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct HostResult {
     pub node: String,
+    #[serde(rename = "result")]
     pub outcome: Outcome,
-    /// How many resources were (or would be) written or removed.
-    pub changed: usize,
-    /// Lines to print below the table.
-    pub details: Vec<String>,
+    /// Files written or removed (or that would be).
+    pub files: Vec<FileChange>,
+    /// What ran: units restarted, reloaded, started, stopped; activation commands.
+    pub actions: Vec<String>,
+    /// Everything else worth saying (drift repaired, confirmations, a dry run's diff).
+    pub notes: Vec<String>,
+    /// Why the host failed.
+    pub error: Option<String>,
 }
 
 impl HostResult {
@@ -42,9 +56,27 @@ impl HostResult {
         HostResult {
             node: node.to_string(),
             outcome: Outcome::Failed,
-            changed: 0,
-            details: vec![message],
+            files: Vec::new(),
+            actions: Vec::new(),
+            notes: Vec::new(),
+            error: Some(message),
         }
+    }
+
+    /// The lines printed below the summary table.
+    fn lines(&self) -> Vec<String> {
+        // A dry run's notes hold the diff, which names the files already.
+        let shown = if self.outcome == Outcome::Planned {
+            &[][..]
+        } else {
+            &self.files[..]
+        };
+        let files = shown.iter().map(|f| format!("{} {}", f.change, f.path));
+        files
+            .chain(self.actions.iter().cloned())
+            .chain(self.notes.iter().cloned())
+            .chain(self.error.iter().cloned())
+            .collect()
     }
 }
 
@@ -145,8 +177,61 @@ where
         .collect()
 }
 
-/// Prints the summary table and details; returns the exit code (0 all ok, 1 some failed).
-pub fn summarize(results: &[HostResult], redactor: &Redactor) -> i32 {
+/// How the summary is printed and what the exit code says.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Summary {
+    /// One JSON document instead of the table.
+    pub json: bool,
+    /// Exit 3 when a dry run found changes (Terraform's `-detailed-exitcode`).
+    pub detailed_exitcode: bool,
+}
+
+/// Exit code of a dry run with `--detailed-exitcode` that found changes.
+pub const EXIT_CHANGES_PENDING: i32 = 3;
+
+/// Prints the summary (table and details, or JSON); returns the exit code: 1 when a host
+/// failed, else 3 for pending changes when asked, else 0.
+pub fn summarize(results: &[HostResult], redactor: &Redactor, how: Summary) -> i32 {
+    let results: Vec<HostResult> = results.iter().map(|r| redacted(r, redactor)).collect();
+    if how.json {
+        let count = |o: Outcome| results.iter().filter(|r| r.outcome == o).count();
+        let doc = serde_json::json!({
+            "hosts": results,
+            "changed": count(Outcome::Changed),
+            "unchanged": count(Outcome::Unchanged),
+            "planned": count(Outcome::Planned),
+            "failed": count(Outcome::Failed),
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("results serialize")
+        );
+    } else {
+        print!("{}", text(&results));
+    }
+    if results.iter().any(|r| r.outcome == Outcome::Failed) {
+        1
+    } else if how.detailed_exitcode && results.iter().any(|r| r.outcome == Outcome::Planned) {
+        EXIT_CHANGES_PENDING
+    } else {
+        0
+    }
+}
+
+/// Every string of `r` with secrets replaced.
+fn redacted(r: &HostResult, redactor: &Redactor) -> HostResult {
+    let all = |v: &[String]| v.iter().map(|s| redactor.apply(s)).collect();
+    HostResult {
+        node: r.node.clone(),
+        outcome: r.outcome,
+        files: r.files.clone(),
+        actions: all(&r.actions),
+        notes: all(&r.notes),
+        error: r.error.as_ref().map(|e| redactor.apply(e)),
+    }
+}
+
+fn text(results: &[HostResult]) -> String {
     let mut rows = vec![["HOST".to_string(), "CHANGED".into(), "RESULT".into()]];
     for r in results {
         let outcome = match r.outcome {
@@ -155,21 +240,24 @@ pub fn summarize(results: &[HostResult], redactor: &Redactor) -> i32 {
             Outcome::Planned => "planned (dry run)",
             Outcome::Failed => "FAILED",
         };
-        rows.push([r.node.clone(), r.changed.to_string(), outcome.to_string()]);
+        rows.push([
+            r.node.clone(),
+            r.files.len().to_string(),
+            outcome.to_string(),
+        ]);
     }
     let mut out = table(&rows);
-    for r in results.iter().filter(|r| !r.details.is_empty()) {
+    for r in results {
+        let lines = r.lines();
+        if lines.is_empty() {
+            continue;
+        }
         out.push_str(&format!("\n{}:\n", r.node));
-        for d in &r.details {
+        for d in &lines {
             for line in d.lines() {
                 out.push_str(&format!("  {line}\n"));
             }
         }
     }
-    print!("{}", redactor.apply(&out));
-    if results.iter().any(|r| r.outcome == Outcome::Failed) {
-        1
-    } else {
-        0
-    }
+    out
 }
