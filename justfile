@@ -20,6 +20,11 @@ test-offline:
 build:
     cargo build --release
 
+# The manual page, from the same definitions as the flags: target/man/vds-proxy.1
+man:
+    mkdir -p target/man
+    cargo run -q -- man > target/man/vds-proxy.1
+
 lint:
     cargo fmt --all -- --check
     cargo clippy --all-targets -- -D warnings

@@ -7,7 +7,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::resources::Part;
 
 /// Declarative deploys for small proxy infrastructures: a VDS forwarding traffic over a mesh,
-/// HAProxy (with TPROXY) in front of replicated services, WireGuard tunnels, k3s workloads.
+/// HAProxy (with TPROXY) in front of replicated services, WireGuard tunnels, k3s workloads,
+/// nginx sites with ACME certificates, and firewalls that cannot lock you out.
 #[derive(Debug, Parser)]
 #[command(name = "vds-proxy", version, propagate_version = true)]
 pub struct Cli {
@@ -181,6 +182,13 @@ pub enum Command {
     Status(StatusArgs),
     /// Stop, disable and delete everything vds-proxy installed
     Remove(RemoveArgs),
+    /// Print a shell completion script (e.g. `vds-proxy completions bash > /etc/bash_completion.d/vds-proxy`)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff; `vds-proxy man | man -l -`)
+    Man,
     /// Run the bundled TCP relay (what the relay unit on a node starts)
     Relay {
         /// Relay config file (TOML)

@@ -649,3 +649,53 @@ fn detailed_exitcode_needs_a_dry_run() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--dry-run"), "{stderr}");
 }
+
+/// `completions bash` prints a script bash accepts that completes the verbs and flags;
+/// zsh and fish scripts come from the same definitions.
+#[test]
+fn completions_cover_the_verbs_and_flags() {
+    let out = bin().args(["completions", "bash"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let script = String::from_utf8(out.stdout).unwrap();
+    for word in [
+        "deploy",
+        "status",
+        "remove",
+        "--detailed-exitcode",
+        "--only",
+    ] {
+        assert!(script.contains(word), "{word} missing");
+    }
+    let file = std::env::temp_dir().join(format!("vds-completion-{}.bash", std::process::id()));
+    std::fs::write(&file, &script).unwrap();
+    let check = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    for shell in ["zsh", "fish"] {
+        let out = bin().args(["completions", shell]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("deploy"),
+            "{shell}"
+        );
+    }
+}
+
+/// `man` prints a roff manual page naming the verbs.
+#[test]
+fn the_man_page_is_roff_with_the_verbs() {
+    let out = bin().arg("man").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(page.contains(".TH vds-proxy 1"), "{page}");
+    for verb in ["deploy", "status", "remove", "completions"] {
+        assert!(page.contains(verb), "{verb} missing");
+    }
+}

@@ -2,6 +2,7 @@
 //! hosts, and hand the work to the engine.
 
 mod deploy;
+mod help;
 mod remove;
 mod show;
 mod status;
@@ -24,6 +25,11 @@ pub fn run(cli: Cli) -> Result<i32> {
         crate::relay::run(config)?;
         return Ok(0);
     }
+    match &cli.command {
+        Command::Completions { shell } => return help::completions(*shell),
+        Command::Man => return help::man(),
+        _ => {}
+    }
     let mut loaded = app::load(&cli.global)?;
     let verbose = cli.global.verbose;
     match cli.command {
@@ -32,7 +38,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Deploy(args) => deploy::run(&mut loaded, args, verbose),
         Command::Remove(args) => remove::run(&mut loaded, args, verbose),
         Command::Status(args) => status::run(&mut loaded, args),
-        Command::Relay { .. } => unreachable!("handled above"),
+        Command::Relay { .. } | Command::Completions { .. } | Command::Man => {
+            unreachable!("handled above")
+        }
     }
 }
 
