@@ -8,6 +8,8 @@
 # the script starts on the hosts is stopped at exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=benches/relay/lib.sh
+. benches/relay/lib.sh
 SECS=${SECS:-3}
 TB=${TESTBED:-/var/tmp/vds-proxy-testbed}
 [ "$(wc -l < "$TB/hosts.txt" 2>/dev/null || echo 0)" -ge 2 ] || bash tests/testbed/setup.sh 3 >/dev/null
@@ -80,18 +82,6 @@ sleep 1
 cpu_ticks() { on 1 "awk '{print \$14 + \$15 + \$16 + \$17}' /proc/\$(systemctl show -P MainPID $1)/stat"; }
 # Proportional set size (kB) of every process of a unit.
 pss() { on 1 "t=0; for p in \$(cat /sys/fs/cgroup/systemd\$(systemctl show -P ControlGroup $1)/cgroup.procs 2>/dev/null); do v=\$(awk '/^Pss:/ {print \$2}' /proc/\$p/smaps_rollup 2>/dev/null); t=\$((t + \${v:-0})); done; echo \$t"; }
-idle_cost() { # unit port count -> bytes per idle connection
-  local before after
-  before=$(pss "$1")
-  coproc HOLD { "$LOAD" idle "$H1:$2" "$3"; }
-  read -r _ <&"${HOLD[0]}"
-  sleep 0.5
-  after=$(pss "$1")
-  local fd=${HOLD[1]}
-  exec {fd}>&-
-  wait "$HOLD_PID" 2>/dev/null || true
-  echo $(( (after - before) * 1024 / $3 ))
-}
 
 printf '%-22s %9s %6s %6s %9s %9s %9s %8s %8s %10s %9s\n' forwarder conn/s x fails "MB/s x1" "MB/s x16" "x(16)" "p50 us" "p99 us" "B/idle@1k" "us CPU/c"
 base_cps=0 base_b16=0
@@ -106,7 +96,7 @@ for spec in "haproxy bench-haproxy 22001 22002" "haproxy+tcplog bench-haproxy-lo
   b1=$("$LOAD" bulk "$H1:$sport" 1 "$SECS")
   b16=$("$LOAD" bulk "$H1:$sport" 16 "$SECS")
   read -r p50 p99 < <("$LOAD" latency "$H1:$eport" 5000)
-  idle=$(idle_cost "$unit" "$eport" 1000)
+  idle=$(idle_cost "$H1:$eport" 1000 pss "$unit")
   cpu=$(awk -v a="$c0" -v b="$c1" -v r="$cps" -v s="$SECS" 'BEGIN { if (r > 0) printf "%.0f", (b - a) * 10000 / (r * s); else print "-" }')
   [ "$name" = haproxy ] && { base_cps=$cps; base_b16=$b16; }
   ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }

@@ -4,6 +4,8 @@
 # Prints one table. Bounded: every load step runs a few seconds; everything is stopped at exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=benches/relay/lib.sh
+. benches/relay/lib.sh
 SECS=${SECS:-3}
 if ! { command -v haproxy && command -v socat && command -v gcc; } >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy socat gcc >/dev/null
@@ -82,18 +84,6 @@ pss_tree() {
   done
   echo $total
 }
-idle_cost() { # name port pid count -> bytes per connection
-  local before after
-  before=$(pss_tree "$3")
-  coproc HOLD { "$LOAD" idle "127.0.0.1:$2" "$4"; }
-  read -r _ <&"${HOLD[0]}"
-  sleep 0.5
-  after=$(pss_tree "$3")
-  local fd=${HOLD[1]}
-  exec {fd}>&-
-  wait "$HOLD_PID" 2>/dev/null || true
-  echo $(( (after - before) * 1024 / $4 ))
-}
 
 printf '%-8s %12s %10s %10s %10s %10s %10s %14s %14s\n' proxy "conn/s" fails "MB/s x1" "MB/s x32" "p50 us" "p99 us" "B/idle@1000" "B/idle@$BIG"
 direct_lat=$("$LOAD" latency 127.0.0.1:$ECHO 20000)
@@ -108,8 +98,8 @@ for spec in "relay 21001 21002 $RELAY" "haproxy 22001 22002 $HAPROXY" "socat 230
   b1=$("$LOAD" bulk "127.0.0.1:$sport" 1 "$SECS")
   b32=$("$LOAD" bulk "127.0.0.1:$sport" 32 "$SECS")
   read -r p50 p99 < <("$LOAD" latency "127.0.0.1:$eport" 20000)
-  i1=$(idle_cost "$name" "$eport" "$pid" 1000)
-  if [ "$name" = socat ] && [ "${SOCAT_10K:-0}" != 1 ]; then i10="(skipped)"; else i10=$(idle_cost "$name" "$eport" "$pid" "$BIG"); fi
+  i1=$(idle_cost "127.0.0.1:$eport" 1000 pss_tree "$pid")
+  if [ "$name" = socat ] && [ "${SOCAT_10K:-0}" != 1 ]; then i10="(skipped)"; else i10=$(idle_cost "127.0.0.1:$eport" "$BIG" pss_tree "$pid"); fi
   printf '%-8s %12s %10s %10s %10s %10s %10s %14s %14s\n' "$name" "$cps" "$fails" "$b1" "$b32" "$p50" "$p99" "$i1" "$i10"
 done
 echo "latency columns are full round trips; direct p50/p99: $direct_lat us (subtract for the added latency)"
