@@ -220,9 +220,7 @@ where
 pub struct Ssh {
     label: String,
     session: openssh::Session,
-    sudo: bool,
-    timeout: Duration,
-    /// What it was opened with, for [`Transport::reopen`].
+    /// What it was opened with (sudo, the command timeout, and for [`Transport::reopen`]).
     node: Node,
     opts: ConnectOptions,
 }
@@ -267,8 +265,6 @@ impl Ssh {
         Ok(Ssh {
             label,
             session,
-            sudo: node.sudo,
-            timeout: opts.command_timeout,
             node: node.clone(),
             opts: opts.clone(),
         })
@@ -312,7 +308,7 @@ impl Transport for Ssh {
 
     fn run<'a>(&'a self, script: &'a str) -> BoxFuture<'a, Result<Output, TransportError>> {
         Box::pin(async move {
-            let mut cmd = if self.sudo {
+            let mut cmd = if self.node.sudo {
                 let mut c = self.session.command("sudo");
                 c.args(["-n", "sh", "-s"]);
                 c
@@ -330,9 +326,13 @@ impl Transport for Ssh {
             };
             let mut child = cmd.spawn().await.map_err(err)?;
             let stdin = child.stdin().take();
-            feed_and_wait(&self.label, self.timeout, stdin, script, async move {
-                child.wait_with_output().await.map_err(err)
-            })
+            feed_and_wait(
+                &self.label,
+                self.opts.command_timeout,
+                stdin,
+                script,
+                async move { child.wait_with_output().await.map_err(err) },
+            )
             .await
         })
     }
