@@ -18,13 +18,21 @@ impl KindOps for NginxOps {
     }
 }
 
-/// Fails when nginx.conf changed after systemd last started or reloaded nginx (a deploy
-/// cut short between writing it and reloading): what the file says is not in effect.
-const LOADED_CHECK: &str = "m=$(stat -c %Y /etc/nginx/nginx.conf) && l=$(journalctl -u nginx.service -n 200 -o short-unix --no-pager -q 2>/dev/null | grep -E 'systemd\\[1\\]: (Reloaded|Started) ' | tail -n 1 | cut -d. -f1) && { [ -z \"$l\" ] || [ \"$m\" -le \"$l\" ]; }";
+/// Prints when systemd last started or reloaded nginx (Unix seconds, from the journal;
+/// nothing when the journal no longer says).
+pub const LAST_LOAD: &str = "journalctl -u nginx.service -n 200 -o short-unix --no-pager -q 2>/dev/null | grep -E 'systemd\\[1\\]: (Reloaded|Started) ' | tail -n 1 | cut -d. -f1";
+
+/// Fails when nginx.conf changed after nginx last loaded it (a deploy cut short between
+/// writing it and reloading): what the file says is not in effect.
+fn loaded_check() -> String {
+    format!(
+        "m=$(stat -c %Y {CONFIG}) && l=$({LAST_LOAD}) && {{ [ -z \"$l\" ] || [ \"$m\" -le \"$l\" ]; }}"
+    )
+}
 
 /// The nginx.conf resource; a change reloads nginx.
 pub fn config(text: String) -> Resource {
     Resource::text(Kind::Nginx, CONFIG, text, 0o644)
         .on_change(Action::Reload(UNIT.into()))
-        .live_check(LOADED_CHECK)
+        .live_check(loaded_check())
 }

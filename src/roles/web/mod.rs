@@ -23,6 +23,7 @@ use super::{Ctx, Output, PrepareMode, Prepared, Role, StatusInput};
 use crate::engine::gather::call;
 use crate::engine::status::Check;
 use crate::inventory::{Claims, Collector, Fields, Inventory, Sections};
+use crate::resources::nginx;
 use crate::templates::TemplateError;
 
 /// Where nginx finds each ACME site's certificate: `SITE/fullchain.pem`, `SITE/privkey.pem`
@@ -172,7 +173,7 @@ impl Role for System {
             );
         }
         if !s.is_empty() {
-            s += &call("web_nginx", [crate::resources::nginx::CONFIG]);
+            s += &call("web_nginx", [nginx::CONFIG, nginx::LAST_LOAD]);
         }
         s
     }
@@ -252,7 +253,7 @@ fn nginx_check(node: &str, line: &str) -> Check {
         [a, m, l] => (a, m.parse::<i64>().ok(), l.parse::<i64>().ok()),
         _ => ("-", None, None),
     };
-    let config = crate::resources::nginx::CONFIG;
+    let config = nginx::CONFIG;
     let (ok, detail) = match (active, mtime, last) {
         ("active", Some(m), Some(l)) if m > l => (
             false,

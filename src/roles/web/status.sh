@@ -24,13 +24,12 @@ web_site() {
   echo "@web $site ${code:-000} $days $placeholder ${file:--} ${served:--}"
 }
 
-# web_nginx CONF: whether nginx runs, and whether it has loaded CONF as it is on disk: the
-# file's modification time against systemd's last start or reload of nginx (from the
-# journal). Prints "@nginx ACTIVE FILE_MTIME LAST_LOAD" ("-" when unknown).
+# web_nginx CONF LAST_LOAD: whether nginx runs, and whether it has loaded CONF as it is on
+# disk: the file's modification time against systemd's last start or reload of nginx, which
+# the command LAST_LOAD prints. Prints "@nginx ACTIVE FILE_MTIME LAST_LOAD" ("-" when unknown).
 web_nginx() {
   active=$(systemctl is-active nginx.service 2>/dev/null)
   mtime=$(stat -c %Y "$1" 2>/dev/null)
-  last=$(journalctl -u nginx.service -n 200 -o short-unix --no-pager -q 2>/dev/null |
-    grep -E 'systemd\[1\]: (Reloaded|Started) ' | tail -n 1 | cut -d' ' -f1 | cut -d. -f1)
+  last=$(eval "$2")
   echo "@nginx ${active:--} ${mtime:--} ${last:--}"
 }
