@@ -28,8 +28,8 @@ pub fn run(loaded: &mut Loaded, args: DeployArgs, verbose: bool) -> Result<i32> 
             only,
         };
         let how = crate::engine::Summary {
-            json: args.format == Format::Json,
             detailed_exitcode: args.detailed_exitcode,
+            ..crate::engine::Summary::new(args.format == Format::Json)
         };
         code = super::converge(loaded, &args.connect, mode, verbose, how)?;
     }

@@ -13,9 +13,6 @@ pub fn run(loaded: &mut Loaded, args: RemoveArgs, verbose: bool) -> Result<i32> 
     let mode = Mode::Remove {
         service: args.service.as_deref(),
     };
-    let how = Summary {
-        json: args.format == Format::Json,
-        detailed_exitcode: false,
-    };
+    let how = Summary::new(args.format == Format::Json);
     super::converge(loaded, &args.connect, mode, verbose, how)
 }

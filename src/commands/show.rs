@@ -23,10 +23,7 @@ pub fn run(loaded: &mut Loaded, args: ShowArgs, verbose: bool) -> Result<i32> {
             dry_run: true,
             only: None,
         };
-        let how = crate::engine::Summary {
-            json: args.format == Format::Json,
-            detailed_exitcode: false,
-        };
+        let how = crate::engine::Summary::new(args.format == Format::Json);
         return super::converge(loaded, &args.connect, mode, verbose, how);
     }
     let out = match (args.table(), args.format) {

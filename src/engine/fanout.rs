@@ -186,6 +186,16 @@ pub struct Summary {
     pub detailed_exitcode: bool,
 }
 
+impl Summary {
+    /// A table, or JSON when `json`; the plain exit codes.
+    pub fn new(json: bool) -> Self {
+        Summary {
+            json,
+            detailed_exitcode: false,
+        }
+    }
+}
+
 /// Exit code of a dry run with `--detailed-exitcode` that found changes.
 pub const EXIT_CHANGES_PENDING: i32 = 3;
 
@@ -222,9 +232,16 @@ pub fn summarize(results: &[HostResult], redactor: &Redactor, how: Summary) -> i
 fn redacted(r: &HostResult, redactor: &Redactor) -> HostResult {
     let all = |v: &[String]| v.iter().map(|s| redactor.apply(s)).collect();
     HostResult {
-        node: r.node.clone(),
+        node: redactor.apply(&r.node),
         outcome: r.outcome,
-        files: r.files.clone(),
+        files: r
+            .files
+            .iter()
+            .map(|f| FileChange {
+                change: f.change,
+                path: redactor.apply(&f.path),
+            })
+            .collect(),
         actions: all(&r.actions),
         notes: all(&r.notes),
         error: r.error.as_ref().map(|e| redactor.apply(e)),

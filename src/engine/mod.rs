@@ -21,10 +21,7 @@ pub mod state;
 pub mod status;
 
 pub use converge::converge_host;
-pub use fanout::{
-    EXIT_CHANGES_PENDING, HostResult, Outcome, Progress, Summary, for_each_host, join_all,
-    summarize,
-};
+pub use fanout::{HostResult, Outcome, Progress, Summary, for_each_host, join_all, summarize};
 
 use crate::resources::Part;
 
