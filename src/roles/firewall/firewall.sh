@@ -27,6 +27,11 @@ disarm() {
   systemctl reset-failed "$TIMER.timer" "$TIMER.service" >/dev/null 2>&1
   return 0
 }
+# in_effect: the rules in effect are $RULES, loaded and confirmed.
+in_effect() {
+  [ ! -e "$PENDING" ] && [ -r "$LOADED" ] && [ -r "$RULES" ] &&
+    [ "$(cat "$LOADED")" = "$(file_sha "$RULES") $(table_sha)" ]
+}
 # put_back: the confirmed rules, or no table at all when none were ever confirmed.
 put_back() {
   if [ -s "$CONFIRMED" ]; then
@@ -74,18 +79,17 @@ revert)
 boot)
   lock || exit 1
   rm -f "$PENDING"
-  if [ -s "$CONFIRMED" ]; then nft -f "$CONFIRMED" && loaded "$CONFIRMED"; fi
+  put_back
   ;;
 check)
-  [ ! -e "$PENDING" ] && [ -r "$LOADED" ] && [ -r "$RULES" ] &&
-    [ "$(cat "$LOADED")" = "$(file_sha "$RULES") $(table_sha)" ]
+  in_effect
   ;;
 status)
   if [ -e "$PENDING" ]; then
     echo "@firewall pending"
   elif [ -e "$REVERTED" ]; then
     echo "@firewall reverted $(cat "$REVERTED")"
-  elif "$SELF" check; then
+  elif in_effect; then
     echo "@firewall ok"
   else
     echo "@firewall changed"

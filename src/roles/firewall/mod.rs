@@ -97,24 +97,16 @@ impl Role for System {
                 let list: Vec<String> = rules
                     .iter()
                     .filter(|r| r.restricted() == restricted)
-                    .map(|r| format!("{}/{}", r.ports, r.protocol))
+                    .map(plan::Rule::label)
                     .collect();
-                if list.is_empty() {
-                    "-".to_string()
-                } else {
-                    list.join(",")
-                }
+                or_dash(&list)
             };
             t += &format!(
                 "{}\t{}\t{}\t{}\n",
                 fw.node,
                 ports(false),
                 ports(true),
-                if fw.trusted_interfaces.is_empty() {
-                    "-".to_string()
-                } else {
-                    fw.trusted_interfaces.join(",")
-                }
+                or_dash(&fw.trusted_interfaces)
             );
         }
         Some(("firewalls", t))
@@ -151,13 +143,8 @@ impl Role for System {
         let open: Vec<String> = plan::rules(inv, fw)
             .iter()
             .map(|r| match r.restricted() {
-                false => format!("{}/{}", r.ports, r.protocol),
-                true => format!(
-                    "{}/{} from {}",
-                    r.ports,
-                    r.protocol,
-                    [r.from4.clone(), r.from6.clone()].concat().join(" ")
-                ),
+                false => r.label(),
+                true => format!("{} from {}", r.label(), r.sources()),
             })
             .collect();
         let (ok, detail) = match state {
@@ -189,5 +176,14 @@ impl Role for System {
             _ => (false, "not deployed; run deploy".to_string()),
         };
         vec![Check::new(node, "firewall", ok, detail)]
+    }
+}
+
+/// The items comma-separated, or `-` for none (a table cell).
+fn or_dash(items: &[String]) -> String {
+    if items.is_empty() {
+        "-".to_string()
+    } else {
+        items.join(",")
     }
 }

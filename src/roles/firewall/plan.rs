@@ -62,6 +62,16 @@ impl Rule {
     pub fn restricted(&self) -> bool {
         !self.from4.is_empty() || !self.from6.is_empty()
     }
+
+    /// `80/tcp`, as tables and status name it.
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.ports, self.protocol)
+    }
+
+    /// The sources it accepts, space-separated (empty: any).
+    pub fn sources(&self) -> String {
+        [&self.from4[..], &self.from6[..]].concat().join(" ")
+    }
 }
 
 /// A JSON path as an nftables comment: quote-free and short.
