@@ -1,9 +1,9 @@
 //! Roles: one module folder per system vds-proxy can build (forwarded routes, replicated
 //! services, HAProxy, TPROXY, WireGuard, k3s workloads, the web edge, the firewall). A role
-//! owns everything about its system — its inventory section (model, parsing, validation, the ports it claims, its
-//! secrets), its plan (resources and units), the templates it renders, its status checks
-//! and anything it must read from the nodes before planning — and the rest of vds-proxy
-//! knows it only through [`Role`] and the registry [`ALL`].
+//! owns everything about its system — its inventory section (model, parsing, validation,
+//! the ports it claims, its secrets), its plan (resources and units), the templates it
+//! renders, its status checks and anything it must read from the nodes before planning —
+//! and the rest of vds-proxy knows it only through [`Role`] and the registry [`ALL`].
 //!
 //! Adding a system: see "Adding a system" in README.md.
 
