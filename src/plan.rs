@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::inventory::{Connection, Inventory, Sections};
-use crate::resources::binary::Artifact;
+use crate::resources::binary::{self, Artifact};
 use crate::resources::{Resource, UnitSpec, unit};
 use crate::roles::{self, Ctx, Output};
 use crate::templates::{TemplateError, Templates};
@@ -94,6 +94,11 @@ pub fn build(
             let (r0, u0) = (out.resources.len(), out.units.len());
             role.plan(&ctx, &mut out)?;
             owners.claim(&node.name, role.name(), &out, r0, u0)?;
+        }
+        if !out.bundle_users.is_empty() {
+            let mut bin = binary::binary(binary::BUNDLE_NAME, bundle);
+            bin.on_change = std::mem::take(&mut out.bundle_users);
+            out.resources.insert(0, bin);
         }
         hosts.push(HostPlan {
             node: node.name.clone(),

@@ -22,6 +22,11 @@ impl KindOps for BinaryOps {
     }
 }
 
+/// The name of the vds-proxy binary on a host, in [`BIN_DIR`].
+pub const BUNDLE_NAME: &str = "vds-proxy";
+/// Where the bundled servers (relay, registry) run from.
+pub const BUNDLE_PATH: &str = "/usr/local/lib/vds-proxy/vds-proxy";
+
 /// A local build of a program, identified by its digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Artifact {

@@ -22,7 +22,7 @@ use crate::engine::gather::Facts;
 use crate::engine::status::Check;
 use crate::inventory::{Claims, Collector, Fields, Inventory, Node, Sections};
 use crate::resources::binary::Artifact;
-use crate::resources::{Resource, UnitSpec};
+use crate::resources::{Action, Resource, UnitSpec};
 use crate::templates::{TemplateError, Templates};
 
 /// Every role, in the order their resources are laid out in a plan (and their sections
@@ -55,6 +55,9 @@ pub struct Ctx<'a> {
 pub struct Output {
     pub resources: Vec<Resource>,
     pub units: Vec<UnitSpec>,
+    /// What to do when the bundled vds-proxy binary changes, one entry per bundled server
+    /// the node runs; when any role adds one, the plan installs the binary once (first).
+    pub bundle_users: Vec<Action>,
 }
 
 /// What the prepare step may do on the nodes.

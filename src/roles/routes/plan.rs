@@ -91,7 +91,7 @@ fn socat(ctx: &Ctx, r: &Route, out: &mut Output) -> Result<(), TemplateError> {
 }
 
 fn relay(ctx: &Ctx, routes: &[&Route], out: &mut Output) -> Result<(), TemplateError> {
-    let bin = binary::binary("vds-proxy", ctx.bundle).on_change(Action::Restart(RELAY_UNIT.into()));
+    out.bundle_users.push(Action::Restart(RELAY_UNIT.into()));
     let entries: Vec<_> = routes
         .iter()
         .map(|r| {
@@ -113,12 +113,11 @@ fn relay(ctx: &Ctx, routes: &[&Route], out: &mut Output) -> Result<(), TemplateE
         context! {
             node => Value::from(Serde(ctx.node)),
             routes => entries,
-            binary => bin.path.clone(),
+            binary => binary::BUNDLE_PATH,
             config => RELAY_CONFIG,
             low_port => routes.iter().any(|r| r.port < 1024),
         },
     )?;
-    out.resources.push(bin);
     out.resources.push(
         Resource::text(Kind::File, RELAY_CONFIG, config, 0o644)
             .on_change(Action::Reload(RELAY_UNIT.into())),
