@@ -94,9 +94,13 @@ pub struct ShowArgs {
     /// Print the routes table (as `vds_proxy.sh show` did); same as --table routes
     #[arg(long, visible_alias = "route")]
     pub routes: bool,
-    /// Print a table instead of the plan (routes)
-    #[arg(long, value_name = "NAME", conflicts_with = "routes")]
+    /// Print a table instead of the plan (routes, firewalls, tailscale-policy)
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["routes", "tailscale_policy"])]
     pub table: Option<String>,
+    /// Print the tailnet's ACL policy file (HuJSON) generated from the inventory; same as
+    /// --table tailscale-policy
+    #[arg(long, conflicts_with = "routes")]
+    pub tailscale_policy: bool,
     /// Contact the hosts and print what would change (same as `deploy --dry-run`)
     #[arg(long)]
     pub diff: bool,
@@ -109,7 +113,10 @@ pub struct ShowArgs {
 impl ShowArgs {
     /// The table asked for, if any.
     pub fn table(&self) -> Option<&str> {
-        self.table.as_deref().or(self.routes.then_some("routes"))
+        self.table
+            .as_deref()
+            .or(self.routes.then_some("routes"))
+            .or(self.tailscale_policy.then_some("tailscale-policy"))
     }
 }
 
@@ -192,6 +199,13 @@ pub enum Command {
     /// Run the bundled TCP relay (what the relay unit on a node starts)
     Relay {
         /// Relay config file (TOML)
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Run the bundled node registry and farm discovery API (what the registry unit on a
+    /// node starts)
+    Serve {
+        /// Registry config file (TOML)
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },

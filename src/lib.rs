@@ -16,6 +16,7 @@ pub mod redact;
 pub mod relay;
 pub mod resources;
 pub mod roles;
+pub mod serve;
 pub mod settings;
 pub mod shell;
 pub mod show;

@@ -25,6 +25,11 @@ pub fn run(cli: Cli) -> Result<i32> {
         crate::relay::run(config)?;
         return Ok(0);
     }
+    if let Command::Serve { config } = &cli.command {
+        crate::serve::config::load(config).map_err(|e| app::InputError::Other(format!("{e:#}")))?;
+        crate::serve::run(config)?;
+        return Ok(0);
+    }
     match &cli.command {
         Command::Completions { shell } => return help::completions(*shell),
         Command::Man => return help::man(),
@@ -38,7 +43,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Deploy(args) => deploy::run(&mut loaded, args, verbose),
         Command::Remove(args) => remove::run(&mut loaded, args, verbose),
         Command::Status(args) => status::run(&mut loaded, args),
-        Command::Relay { .. } | Command::Completions { .. } | Command::Man => {
+        Command::Relay { .. }
+        | Command::Serve { .. }
+        | Command::Completions { .. }
+        | Command::Man => {
             unreachable!("handled above")
         }
     }

@@ -573,7 +573,7 @@ async fn copy_half(
 }
 
 /// Sends a state line to systemd's notification socket, if there is one.
-fn notify(state: &str) {
+pub(crate) fn notify(state: &str) {
     let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
         return;
     };
