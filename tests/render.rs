@@ -553,3 +553,138 @@ fn the_firewall_opens_the_ssh_port_and_every_claimed_port() {
     );
     assert!(rules.contains("policy drop;"), "{rules}");
 }
+
+#[test]
+fn farms_example_plan() {
+    let (inv, plan) = plan_of("examples/farms.json");
+    insta::assert_snapshot!("farms_text", show::plan_text(&inv, &plan));
+}
+
+/// The relay and the registry share one copy of the binary, which restarts both.
+#[test]
+fn the_relay_and_the_registry_share_the_binary() {
+    let (_, plan) = plan_of("examples/farms.json");
+    let vds = &plan.hosts[0];
+    let binaries: Vec<_> = vds
+        .resources
+        .iter()
+        .filter(|r| r.kind == Kind::Binary)
+        .collect();
+    assert_eq!(binaries.len(), 1);
+    let restarts: Vec<String> = binaries[0]
+        .on_change
+        .iter()
+        .map(|a| format!("{a:?}"))
+        .collect();
+    assert_eq!(
+        restarts,
+        [
+            "Restart(\"vds-relay.service\")",
+            "Restart(\"vds-registry.service\")"
+        ]
+    );
+}
+
+/// The rendered registry config loads in the server, holds only digests of the tokens,
+/// and its unit passes `systemd-analyze verify`.
+#[test]
+fn the_rendered_registry_config_loads_and_holds_no_token() {
+    let (inv, plan) = plan_of("examples/farms.json");
+    let res = |path: &str| {
+        plan.hosts[0]
+            .resources
+            .iter()
+            .find(|r| r.path == path)
+            .and_then(|r| r.text_content())
+            .unwrap()
+            .to_string()
+    };
+    let text = res(vds_proxy::roles::registry::CONFIG);
+    let cfg = vds_proxy::serve::config::parse(&text).expect("the server loads it");
+    assert_eq!(cfg.tokens.len(), 4);
+    assert_eq!(
+        cfg.nodes.len(),
+        4,
+        "every node of the inventory, active or not"
+    );
+    assert_eq!(cfg.listen.to_string(), "100.64.0.10:8080");
+    for secret in inv.secrets() {
+        assert!(!text.contains(&secret), "a token reached the config");
+        let digest = vds_proxy::serve::auth::digest(&secret);
+        assert!(text.contains(&digest));
+    }
+    let dir = std::env::temp_dir().join(format!("vds-registry-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("vds-registry.service");
+    let unit = res("/etc/systemd/system/vds-registry.service").replace(
+        "/usr/local/lib/vds-proxy/vds-proxy",
+        env!("CARGO_BIN_EXE_vds-proxy"),
+    );
+    std::fs::write(&file, unit).unwrap();
+    must_pass(VERIFY, &file);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Strips HuJSON's comments and trailing commas: what Tailscale does before reading it.
+fn standard_json(hujson: &str) -> serde_json::Value {
+    let no_comments: String = hujson
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut out = String::new();
+    let chars: Vec<char> = no_comments.chars().collect();
+    for (i, c) in chars.iter().enumerate() {
+        if *c == ',' {
+            let next = chars[i + 1..].iter().find(|c| !c.is_whitespace());
+            if matches!(next, Some('}') | Some(']')) {
+                continue;
+            }
+        }
+        out.push(*c);
+    }
+    serde_json::from_str(&out).expect("the policy is HuJSON")
+}
+
+/// The seed's farm policy (tag:farm and tag:mobile owned by the admin; mobile reaches the
+/// farms on 8080 and 8081, farms reach mobile on every port), written in inventory terms,
+/// comes out as the seed's policy file.
+#[test]
+fn the_seed_farm_policy_is_generated_from_the_inventory() {
+    let text = r#"{
+      "nodes": [{"name": "farm-a", "tailscale_ip": "100.64.0.21", "tailscale_tags": ["tag:farm"]}],
+      "tailnet": {
+        "tag_owners": {"tag:farm": ["admin@kub1063.com"], "tag:mobile": ["admin@kub1063.com"]},
+        "acls": [
+          {"src": ["tag:mobile"], "dst": ["tag:farm"], "ports": [8080, 8081]},
+          {"src": ["tag:farm"], "dst": ["tag:mobile"], "ports": ["*"]}
+        ]
+      }
+    }"#;
+    let inv = inventory::from_str(Path::new("seed004.json"), text).unwrap();
+    let (_, policy) = vds_proxy::roles::ALL
+        .iter()
+        .find_map(|r| r.table(&inv).filter(|(n, _)| *n == "tailscale-policy"))
+        .unwrap();
+    let seed = serde_json::json!({
+        "tagOwners": {
+            "tag:farm": ["admin@kub1063.com"],
+            "tag:mobile": ["admin@kub1063.com"]
+        },
+        "acls": [
+            {"action": "accept", "src": ["tag:mobile"], "dst": ["tag:farm:8080,8081"]},
+            {"action": "accept", "src": ["tag:farm"], "dst": ["tag:mobile:*"]}
+        ]
+    });
+    assert_eq!(standard_json(&policy), seed);
+}
+
+#[test]
+fn the_farms_example_policy_is_hujson() {
+    let (inv, _) = plan_of("examples/farms.json");
+    let policy =
+        vds_proxy::roles::tailscale::hujson(&inv, vds_proxy::roles::tailscale::of(&inv).unwrap());
+    let v = standard_json(&policy);
+    assert_eq!(v["acls"].as_array().unwrap().len(), 4);
+    assert_eq!(v["tagOwners"]["tag:farm"][1], "tag:server");
+}

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 pub use claims::{Claimed, Claims};
 pub use error::{Collector, InputError, InputErrors, suggest};
-pub use node::{Connection, Node};
+pub use node::{Connection, Node, is_tailscale_tag};
 pub use reader::{
     ABSOLUTE_PATH, Check, Fields, HOSTNAME, SAFE_NAME, is_host_port, is_hostname, is_one_line,
     is_safe_name, kind, name_of, parse_cidr, port_value,

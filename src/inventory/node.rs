@@ -38,6 +38,8 @@ pub struct Node {
     pub ports: BTreeMap<String, Vec<u16>>,
     pub ram_gb: Option<f64>,
     pub active: bool,
+    /// The Tailscale tags the node advertises, e.g. `tag:farm`.
+    pub tailscale_tags: Vec<String>,
 }
 
 impl Node {
@@ -69,7 +71,18 @@ const NODE_KEYS: &[&str] = &[
     "ports",
     "ram_gb",
     "active",
+    "tailscale_tags",
 ];
+
+/// A Tailscale tag: `tag:` and a name of letters, digits and dashes.
+pub fn is_tailscale_tag(s: &str) -> bool {
+    s.strip_prefix("tag:").is_some_and(|n| {
+        !n.is_empty()
+            && n.len() <= 64
+            && n.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+            && !n.starts_with('-')
+    })
+}
 
 /// Reads one entry of `nodes`.
 pub fn parse(c: &mut Collector, path: &str, v: &Value) -> Option<Node> {
@@ -112,6 +125,13 @@ pub fn parse(c: &mut Collector, path: &str, v: &Value) -> Option<Node> {
             ok
         }),
         active: f.bool_or(c, "active", true),
+        tailscale_tags: f.list(
+            c,
+            "tailscale_tags",
+            "tags",
+            "expected a Tailscale tag like \"tag:farm\" (letters, digits and dashes after \"tag:\")",
+            |s| is_tailscale_tag(s).then(|| s.to_string()),
+        ),
     })
 }
 

@@ -1,5 +1,6 @@
 //! Roles: one module folder per system vds-proxy can build (forwarded routes, replicated
-//! services, HAProxy, TPROXY, WireGuard, k3s workloads, the web edge, the firewall). A role
+//! services, HAProxy, TPROXY, WireGuard, k3s workloads, the web edge, the node registry, the Tailscale policy, the
+//! firewall). A role
 //! owns everything about its system — its inventory section (model, parsing, validation,
 //! the ports it claims, its secrets), its plan (resources and units), the templates it
 //! renders, its status checks and anything it must read from the nodes before planning —
@@ -10,8 +11,10 @@
 pub mod balancer;
 pub mod firewall;
 pub mod k3s;
+pub mod registry;
 pub mod replicas;
 pub mod routes;
+pub mod tailscale;
 pub mod tproxy;
 pub mod web;
 pub mod wireguard;
@@ -35,6 +38,8 @@ pub const ALL: &[&dyn Role] = &[
     &wireguard::System,
     &k3s::System,
     &web::System,
+    &registry::System,
+    &tailscale::System,
     // Last: it reads the ports every other system claims.
     &firewall::System,
 ];

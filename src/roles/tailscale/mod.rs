@@ -1,0 +1,189 @@
+//! Tailscale: the tailnet's ACL policy (tag owners, groups, rules in terms of tags and
+//! ports) generated from the inventory's `tailnet` section and the nodes'
+//! `tailscale_tags`, checked here (`policy.rs`) and printed with `show --tailscale-policy`;
+//! pushed through Tailscale's API by `deploy` (`api.rs`).
+
+mod policy;
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::{Ctx, Output, Role};
+use crate::inventory::{Claims, Collector, Fields, Inventory, Sections};
+use crate::templates::TemplateError;
+
+pub use policy::hujson;
+
+/// The `tailnet` section.
+#[derive(Debug, Clone, Default)]
+pub struct Tailnet {
+    /// The tailnet's name in API paths; `-` is the API key's own tailnet.
+    pub name: String,
+    /// `group:NAME` → members (e-mail addresses).
+    pub groups: BTreeMap<String, Vec<String>>,
+    /// `tag:NAME` → who may apply it.
+    pub tag_owners: BTreeMap<String, Vec<String>>,
+    pub acls: Vec<Acl>,
+}
+
+/// One rule of `acls`: `src` may reach `dst` on `ports`.
+#[derive(Debug, Clone)]
+pub struct Acl {
+    /// Its JSON path.
+    pub path: String,
+    pub src: Vec<String>,
+    pub dst: Vec<String>,
+    /// `*`, `443`, `8000-8100`.
+    pub ports: Vec<String>,
+    /// Written above the rule as a comment.
+    pub why: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Section {
+    tailnet: Option<Tailnet>,
+}
+
+/// The inventory's tailnet, if it has one.
+pub fn of(inv: &Inventory) -> Option<&Tailnet> {
+    inv.section::<Section>().tailnet.as_ref()
+}
+
+const KEYS: &[&str] = &["name", "groups", "tag_owners", "acls"];
+const ACL_KEYS: &[&str] = &["src", "dst", "ports", "why"];
+
+fn tailnet(c: &mut Collector, v: &Value) -> Option<Tailnet> {
+    let f = Fields::new(c, "$.tailnet", v, KEYS)?;
+    let name = f.opt_str(c, "name").unwrap_or_else(|| "-".into());
+    let name_ok = name == "-"
+        || (!name.is_empty()
+            && name.len() <= 100
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b)));
+    if !name_ok {
+        c.push(
+            f.path_of("name"),
+            format!("{name:?} is not a tailnet name; expected e.g. \"example.com\", or \"-\" for the API key's tailnet"),
+        );
+    }
+    Some(Tailnet {
+        name,
+        groups: string_lists(c, &f, "groups"),
+        tag_owners: string_lists(c, &f, "tag_owners"),
+        acls: f.objects(c, "acls", acl),
+    })
+}
+
+/// An object whose values are lists of strings, e.g. `{"tag:farm": ["autogroup:admin"]}`.
+fn string_lists(c: &mut Collector, f: &Fields, key: &str) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    let Some(v) = f.get(key) else {
+        return out;
+    };
+    let Value::Object(map) = v else {
+        c.push(
+            f.path_of(key),
+            format!(
+                "expected an object of lists like {{\"tag:farm\": [\"autogroup:admin\"]}}, found {}",
+                crate::inventory::kind(v)
+            ),
+        );
+        return out;
+    };
+    for (k, list) in map {
+        let path = format!("{}[{k:?}]", f.path_of(key));
+        match list.as_array().map(|a| {
+            a.iter()
+                .map(|s| s.as_str().map(String::from))
+                .collect::<Option<Vec<String>>>()
+        }) {
+            Some(Some(items)) => {
+                out.insert(k.clone(), items);
+            }
+            _ => c.push(path, "expected an array of strings"),
+        }
+    }
+    out
+}
+
+fn acl(c: &mut Collector, path: &str, v: &Value) -> Option<Acl> {
+    let f = Fields::new(c, path, v, ACL_KEYS)?;
+    let strings = |c: &mut Collector, key: &str, example: &str| -> Vec<String> {
+        let out: Vec<String> = f.list(
+            c,
+            key,
+            "strings",
+            &format!("expected a string like {example}"),
+            |s| Some(s.to_string()),
+        );
+        if out.is_empty() && !matches!(f.get(key), Some(Value::Array(a)) if !a.is_empty()) {
+            c.push(
+                f.path_of(key),
+                format!("required {key} is missing or empty; expected e.g. [{example}]"),
+            );
+        }
+        out
+    };
+    let src = strings(c, "src", "\"tag:mobile\"");
+    let dst = strings(c, "dst", "\"tag:farm\"");
+    let ports = match f.get("ports") {
+        Some(Value::Array(items)) if !items.is_empty() => items
+            .iter()
+            .map(|p| match p {
+                Value::Number(n) => n.to_string(),
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect(),
+        _ => {
+            c.push(
+                f.path_of("ports"),
+                "required ports are missing or empty; expected e.g. [8080, 8081], [\"8000-8100\"] or [\"*\"]",
+            );
+            Vec::new()
+        }
+    };
+    Some(Acl {
+        path: path.to_string(),
+        src,
+        dst,
+        ports,
+        why: f.one_line(c, "why"),
+    })
+}
+
+/// The Tailscale role.
+pub struct System;
+
+impl Role for System {
+    fn name(&self) -> &'static str {
+        "tailscale"
+    }
+
+    fn keys(&self) -> &'static [&'static str] {
+        &["tailnet"]
+    }
+
+    fn parse(&self, top: &Fields, c: &mut Collector, into: &mut Sections) {
+        let tailnet = top.get("tailnet").and_then(|v| tailnet(c, v));
+        into.insert(Section { tailnet });
+    }
+
+    fn validate(&self, inv: &Inventory, c: &mut Collector, _claims: &mut Claims) {
+        policy::validate(inv, of(inv), c);
+    }
+
+    fn summary(&self, inv: &Inventory) -> Option<String> {
+        of(inv).map(|t| format!("tailnet policy with {} rule(s)", t.acls.len()))
+    }
+
+    fn table(&self, inv: &Inventory) -> Option<(&'static str, String)> {
+        of(inv).map(|t| ("tailscale-policy", hujson(inv, t)))
+    }
+
+    fn plan(&self, _ctx: &Ctx, _out: &mut Output) -> Result<(), TemplateError> {
+        Ok(())
+    }
+}
