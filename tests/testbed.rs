@@ -1938,3 +1938,326 @@ fn a_firewall_opens_only_what_is_asked_and_reverts_a_change_that_locks_ssh_out()
          ! ls /var/lib/vds-proxy /run/vds-proxy 2>/dev/null | grep -q .",
     ));
 }
+
+const READER: &str = "reader-token-0123456789abcdef";
+const ADMIN: &str = "admin-token-0123456789abcdef0";
+const FARM2: &str = "farm-h2-token-0123456789abcdef";
+const FARM3: &str = "farm-h3-token-0123456789abcdef";
+
+/// An inventory with a registry on h1:8080 (and, with `route`, the relay route too).
+fn registry_inventory(env: &Env, route: bool, extra_token: &str) {
+    env.inventory(if route {
+        r#"[{"port": 8443, "proxy_node": "h1", "target_node": "h2", "target_port": 9000, "service": "web"}]"#
+    } else {
+        "[]"
+    });
+    let nodes = std::fs::read_to_string(env.dir.join("nodes.json")).unwrap();
+    let text = format!(
+        r#"{}, "registries": [{{"node": "h1", "port": 8080, "heartbeat_interval": 2, "tokens": [
+            {{"name": "web", "role": "reader", "token": "{READER}"}},
+            {{"name": "ops", "role": "admin", "token": "{ADMIN}", "rate_limit": 0}},
+            {{"name": "farm-h2", "role": "farm", "farm": "{}", "token": "{FARM2}"}},
+            {{"name": "farm-h3", "role": "farm", "farm": "{}", "token": "{FARM3}", "rate_limit": 3}}{extra_token}]}}]}}"#,
+        nodes.trim_end().trim_end_matches('}'),
+        ip(2),
+        ip(3)
+    );
+    std::fs::write(env.dir.join("nodes.json"), text).unwrap();
+}
+
+/// `METHOD path` on h1's registry with `token` and `body`: (status code, body).
+fn api(method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-sS",
+        "-m",
+        "5",
+        "-o",
+        "-",
+        "-w",
+        "\n%{http_code}",
+        "-X",
+        method,
+    ]);
+    if let Some(t) = token {
+        cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
+    }
+    if let Some(b) = body {
+        cmd.args(["-H", "Content-Type: application/json", "--data-binary", b]);
+    }
+    let out = cmd
+        .arg(format!("http://{}:8080{path}", ip(1)))
+        .output()
+        .expect("curl: apt-get install curl");
+    let text = stdout(&out);
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+/// `n` clients, each with one keep-alive connection, `per` requests of `GET /api/farms`
+/// each: (requests per second, p99 latency in ms, failures).
+fn registry_load(n: usize, per: usize) -> (f64, f64, usize) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let started = std::time::Instant::now();
+    let threads: Vec<_> = (0..n)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut lat = Vec::with_capacity(per);
+                let mut fails = 0;
+                let s = std::net::TcpStream::connect(format!("{}:8080", ip(1))).unwrap();
+                s.set_nodelay(true).unwrap();
+                let mut w = s.try_clone().unwrap();
+                let mut r = BufReader::new(s);
+                let req = format!(
+                    "GET /api/farms HTTP/1.1\r\nHost: h1\r\nAuthorization: Bearer {ADMIN}\r\n\r\n"
+                );
+                for _ in 0..per {
+                    let t = std::time::Instant::now();
+                    w.write_all(req.as_bytes()).unwrap();
+                    let mut status = String::new();
+                    r.read_line(&mut status).unwrap();
+                    let mut len = 0usize;
+                    loop {
+                        let mut h = String::new();
+                        r.read_line(&mut h).unwrap();
+                        if h == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap();
+                        }
+                    }
+                    let mut body = vec![0; len];
+                    r.read_exact(&mut body).unwrap();
+                    if !status.starts_with("HTTP/1.1 200") {
+                        fails += 1;
+                    }
+                    lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                (lat, fails)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut fails = 0;
+    for t in threads {
+        let (lat, f) = t.join().unwrap();
+        all.extend(lat);
+        fails += f;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    all.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let p99 = all[(all.len() * 99 / 100).min(all.len() - 1)];
+    (all.len() as f64 / secs, p99, fails)
+}
+
+#[test]
+fn the_registry_serves_nodes_and_farms_with_roles_and_keeps_its_data() {
+    let env = Env::new("registry");
+    assert_ok(&ssh(
+        1,
+        "rm -rf /var/lib/private/vds-registry /var/lib/vds-registry",
+    ));
+    registry_inventory(&env, true, "");
+    let out = env.vds(&["deploy"]);
+    assert_ok(&out);
+    assert_eq!(echo(&ip(1), 8443), "ping through vds-proxy\n");
+
+    // Anyone: health. Tokens: the nodes, never SSH details.
+    let (code, body) = api("GET", "/healthz", None, None);
+    assert_eq!((code, json(&body)["status"].as_str()), (200, Some("ok")));
+    let (code, body) = api("GET", "/v1/web/nodes?active=true", Some(READER), None);
+    assert_eq!(code, 200, "{body}");
+    let names: Vec<String> = json(&body)["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["h1", "h2", "h3"]);
+    assert!(
+        !body.contains("ssh") && !body.contains("public_ip"),
+        "{body}"
+    );
+    assert_eq!(api("GET", "/v1/web/nodes", None, None).0, 401);
+    assert_eq!(
+        api(
+            "GET",
+            "/v1/web/nodes",
+            Some("not-a-token-0123456789abcdef"),
+            None
+        )
+        .0,
+        401
+    );
+
+    // Roles: a farm registers and beats for its own address only.
+    let h2 = format!("/api/farms/{}", ip(2));
+    let h3 = format!("/api/farms/{}", ip(3));
+    let reg = r#"{"name": "farm h2", "metadata": {"gpus": 2}}"#;
+    assert_eq!(api("POST", &h2, Some(FARM2), Some(reg)).0, 201);
+    assert_eq!(api("POST", &h2, Some(FARM2), Some(reg)).0, 200);
+    let (code, body) = api("POST", &h3, Some(FARM2), Some(reg));
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(json(&body)["error"], "forbidden");
+    assert_eq!(api("POST", &h2, Some(READER), Some(reg)).0, 403);
+    assert_eq!(api("GET", "/api/farms", Some(FARM2), None).0, 403);
+    let (code, body) = api("POST", &format!("{h2}/heartbeat"), Some(FARM2), None);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(json(&body)["state"], "online");
+    assert_eq!(json(&body)["heartbeats"], 1);
+    assert_eq!(
+        api("POST", &format!("{h3}/heartbeat"), Some(FARM3), None).0,
+        404
+    );
+    assert_eq!(api("DELETE", &h2, Some(FARM2), None).0, 403);
+
+    // Bad input gets a clean 4xx JSON error.
+    let (code, body) = api("POST", &h3, Some(ADMIN), Some("{\"name\": "));
+    assert_eq!(
+        (code, json(&body)["error"].as_str()),
+        (400, Some("bad_json"))
+    );
+    let (code, body) = api(
+        "POST",
+        &h3,
+        Some(ADMIN),
+        Some(r#"{"heartbeat_interval": 0}"#),
+    );
+    assert_eq!(
+        (code, json(&body)["error"].as_str()),
+        (400, Some("bad_interval"))
+    );
+    let big = format!("{{\"name\": \"{}\"}}", "x".repeat(100_000));
+    let (code, body) = api("POST", &h3, Some(ADMIN), Some(&big));
+    assert_eq!(
+        (code, json(&body)["error"].as_str()),
+        (413, Some("too_large"))
+    );
+    assert_eq!(
+        api("POST", "/api/farms/not-an-ip", Some(ADMIN), Some("{}")).0,
+        400
+    );
+    assert_eq!(api("PUT", "/api/farms", Some(ADMIN), None).0, 405);
+    assert_eq!(api("GET", "/nope", Some(ADMIN), None).0, 404);
+
+    // The per-token rate limit (3/s for farm-h3).
+    let codes: Vec<u16> = (0..6)
+        .map(|_| api("GET", &h3, Some(FARM3), None).0)
+        .collect();
+    assert!(codes.contains(&404) && codes.contains(&429), "{codes:?}");
+
+    // Heartbeat states: an admin registers h3 with a 1 s interval; stale after 1 s,
+    // offline after 3 s without a beat.
+    let (code, body) = api(
+        "POST",
+        &h3,
+        Some(ADMIN),
+        Some(r#"{"heartbeat_interval": 1}"#),
+    );
+    assert_eq!(code, 201, "{body}");
+    std::thread::sleep(std::time::Duration::from_millis(1600));
+    assert_eq!(
+        json(&api("GET", &h3, Some(READER), None).1)["state"],
+        "stale"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1800));
+    assert_eq!(
+        json(&api("GET", &h3, Some(READER), None).1)["state"],
+        "offline"
+    );
+    let (_, body) = api("GET", "/api/farms?state=offline", Some(READER), None);
+    assert_eq!(json(&body)["farms"][0]["ip"], ip(3));
+
+    let out = env.vds(&["status"]);
+    assert_ok(&out);
+    assert_row(&out, "h1 registry ok answers on :8080; farms:");
+    let out = env.vds(&["deploy"]);
+    assert_ok(&out);
+    assert_row(&out, "h1 0 ok (no changes)");
+
+    // A new token is a reload: same process, the farms still there, the token works.
+    let before = invocation(1, "vds-registry.service");
+    registry_inventory(
+        &env,
+        true,
+        r#", {"name": "ci", "role": "reader", "token": "ci-token-0123456789abcdef0123"}"#,
+    );
+    let out = env.vds(&["deploy"]);
+    assert_ok(&out);
+    assert_says(&out, "reloaded vds-registry.service");
+    assert_eq!(invocation(1, "vds-registry.service"), before);
+    let (code, body) = api(
+        "GET",
+        "/api/farms",
+        Some("ci-token-0123456789abcdef0123"),
+        None,
+    );
+    assert_eq!(
+        (code, json(&body)["farms"].as_array().unwrap().len()),
+        (200, 2)
+    );
+
+    // A restart keeps the data (SQLite in the unit's state directory).
+    assert_ok(&ssh(1, "systemctl restart vds-registry.service"));
+    let (code, body) = api("GET", &h2, Some(READER), None);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(json(&body)["metadata"]["gpus"], 2);
+    assert_eq!(json(&body)["heartbeats"], 1);
+
+    // Hardened like the relay; the token never reaches the node or the log.
+    let out = stdout(&ssh(
+        1,
+        "systemd-analyze security --no-pager vds-registry.service | tail -1",
+    ));
+    assert!(out.contains("OK") || out.contains("SAFE"), "{out}");
+    let leaked = stdout(&ssh(
+        1,
+        &format!(
+            "grep -rl -e {READER} -e {FARM2} /etc/vds-proxy /var/lib/private/vds-registry; journalctl -u vds-registry | grep -c -e {READER} -e {FARM2}"
+        ),
+    ));
+    assert_eq!(leaked.trim(), "0", "a token reached the node: {leaked}");
+    let log = stdout(&ssh(
+        1,
+        "journalctl -u vds-registry -o cat | grep -c 'token=farm-h2'",
+    ));
+    assert!(log.trim().parse::<u32>().unwrap() >= 3, "access log: {log}");
+
+    // Load: 32 clients with keep-alive connections.
+    let (rps, p99, fails) = registry_load(32, 200);
+    println!("registry load: 32 clients x 200 GET /api/farms: {rps:.0} req/s, p99 {p99:.2} ms");
+    assert_eq!(fails, 0);
+
+    // The route goes, the registry stays (and so does the binary it runs from).
+    registry_inventory(&env, false, "");
+    let out = env.vds(&["deploy"]);
+    assert_ok(&out);
+    assert_eq!(api("GET", "/healthz", None, None).0, 200);
+    assert_eq!(
+        stdout(&ssh(
+            1,
+            "systemctl is-active vds-relay.service vds-registry.service"
+        )),
+        "inactive\nactive\n"
+    );
+
+    // remove: unit, config and binary go; the farms' database is kept.
+    let out = env.vds(&["remove"]);
+    assert_ok(&out);
+    let files = stdout(&ssh(
+        1,
+        "ls /etc/vds-proxy/registry.toml /usr/local/lib/vds-proxy /etc/systemd/system/vds-registry.service 2>&1; ls /var/lib/private/vds-registry",
+    ));
+    assert_eq!(
+        files.matches("No such file or directory").count(),
+        3,
+        "{files}"
+    );
+    assert!(files.contains("registry.db"), "{files}");
+    assert_eq!(api("GET", "/healthz", None, None).0, 0, "nothing answers");
+}
