@@ -7,11 +7,19 @@ use crate::app::Loaded;
 use crate::cli::{DeployArgs, Format, Tag};
 use crate::engine::Mode;
 use crate::resources::Part;
-use crate::roles::PrepareMode;
+use crate::roles::{self, PrepareMode};
 
 /// Runs `deploy`.
 pub fn run(loaded: &mut Loaded, args: DeployArgs, verbose: bool) -> Result<i32> {
     super::select(loaded, &args.targets)?;
+    let mut outside_changes = false;
+    for role in roles::ALL {
+        let done = role.converge_outside(&loaded.inventory, args.dry_run)?;
+        for line in &done.lines {
+            eprintln!("{}", loaded.redactor.apply(line));
+        }
+        outside_changes |= done.changes;
+    }
     let mode = match (args.dry_run, args.rotate_keys) {
         (true, _) => PrepareMode::Read,
         (false, true) => PrepareMode::Rotate,
@@ -32,6 +40,9 @@ pub fn run(loaded: &mut Loaded, args: DeployArgs, verbose: bool) -> Result<i32> 
             ..crate::engine::Summary::new(args.format == Format::Json)
         };
         code = super::converge(loaded, &args.connect, mode, verbose, how)?;
+    }
+    if code == 0 && args.dry_run && args.detailed_exitcode && outside_changes {
+        code = crate::engine::fanout::EXIT_CHANGES_PENDING;
     }
     if verify && code == 0 && !args.dry_run {
         code = super::status::report(loaded, &args.connect, None, args.format)?;

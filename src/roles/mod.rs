@@ -102,6 +102,15 @@ pub struct Probe {
     pub reached: String,
 }
 
+/// What a system changed (or would change) outside the hosts, e.g. through a service's API.
+#[derive(Debug, Default)]
+pub struct Outside {
+    /// Lines for the operator (a diff, what was done).
+    pub lines: Vec<String>,
+    /// Something differs from the inventory (and, in a dry run, was left as it is).
+    pub changes: bool,
+}
+
 /// One system vds-proxy can build. Only `name` and `plan` are required.
 pub trait Role: Sync {
     /// The system's name, e.g. `wireguard`.
@@ -168,6 +177,13 @@ pub trait Role: Sync {
     /// The status checks of `node`, read from what its status script printed.
     fn status_checks(&self, _inv: &Inventory, _node: &str, _seen: &StatusInput) -> Vec<Check> {
         Vec::new()
+    }
+
+    /// Converges what the system keeps outside the hosts (a service's API) before `deploy`
+    /// touches any host; with `dry_run` it only compares. An error stops the deploy with
+    /// no host changed.
+    fn converge_outside(&self, _inv: &Inventory, _dry_run: bool) -> anyhow::Result<Outside> {
+        Ok(Outside::default())
     }
 
     /// End-to-end probes of what `node` serves.

@@ -3,13 +3,14 @@
 //! `tailscale_tags`, checked here (`policy.rs`) and printed with `show --tailscale-policy`;
 //! pushed through Tailscale's API by `deploy` (`api.rs`).
 
+pub mod api;
 mod policy;
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{Ctx, Output, Role};
+use super::{Ctx, Output, Outside, Role};
 use crate::inventory::{Claims, Collector, Fields, Inventory, Sections};
 use crate::templates::TemplateError;
 
@@ -186,4 +187,56 @@ impl Role for System {
     fn plan(&self, _ctx: &Ctx, _out: &mut Output) -> Result<(), TemplateError> {
         Ok(())
     }
+
+    fn converge_outside(&self, inv: &Inventory, dry_run: bool) -> anyhow::Result<Outside> {
+        let Some(t) = of(inv) else {
+            return Ok(Outside::default());
+        };
+        push_policy(inv, t, dry_run)
+    }
+}
+
+/// Compares the tailnet's live policy with the inventory's; validates, shows the diff and
+/// (unless `dry_run`) pushes it, guarded by the ETag it read.
+fn push_policy(inv: &Inventory, t: &Tailnet, dry_run: bool) -> anyhow::Result<Outside> {
+    use anyhow::Context as _;
+    let mut out = Outside::default();
+    let Some(api) = api::Api::from_env(&t.name)? else {
+        out.lines.push(
+            "tailnet policy: not pushed (TS_API_KEY is not set; `show --tailscale-policy` prints it)"
+                .into(),
+        );
+        return Ok(out);
+    };
+    let context = "tailnet policy (nothing changed on any host)";
+    let desired = hujson(inv, t);
+    let (live, etag) = api.policy().context(context)?;
+    if live == desired {
+        out.lines.push("tailnet policy: no changes".into());
+        return Ok(out);
+    }
+    api.validate(&desired).context(context)?;
+    out.changes = true;
+    out.lines
+        .push("tailnet policy: changes (- live, + inventory)".into());
+    let diff = similar::TextDiff::from_lines(live.as_str(), desired.as_str());
+    for change in diff.iter_all_changes() {
+        let sign = match change.tag() {
+            similar::ChangeTag::Delete => '-',
+            similar::ChangeTag::Insert => '+',
+            similar::ChangeTag::Equal => continue,
+        };
+        out.lines.push(format!(
+            "  {sign} {}",
+            change.value().trim_end_matches('\n')
+        ));
+    }
+    if dry_run {
+        out.lines
+            .push("tailnet policy: not pushed (dry run)".into());
+    } else {
+        api.push(&desired, &etag).context(context)?;
+        out.lines.push("tailnet policy: pushed".into());
+    }
+    Ok(out)
 }
