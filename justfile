@@ -29,7 +29,7 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --all-targets -- -D warnings
     shellcheck -s sh src/engine/scripts/*.sh src/roles/*/*.sh
-    shellcheck -s bash tests/testbed/*.sh benches/relay/*.sh .ci/run
+    shellcheck -s bash tests/testbed/*.sh benches/relay/*.sh benches/registry/*.sh .ci/run
 
 # Deploy wall-time figures on 3 and 8 testbed hosts.
 bench-deploy:
@@ -48,6 +48,9 @@ testbed-down:
 
 # The relay unit as deployed on the test hosts next to HAProxy (with and without tcplog) and
 # socat, then the same three on loopback: connections/s, throughput, latency, memory, CPU.
+bench-registry:
+    bash benches/registry/hosts.sh
+
 bench-relay:
     bash benches/relay/hosts.sh
     bash benches/relay/run.sh
