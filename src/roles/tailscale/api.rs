@@ -125,6 +125,40 @@ impl Api {
         Ok(())
     }
 
+    /// A single-use, pre-authorized auth key that logs a device in with `tags`, valid for
+    /// an hour.
+    pub fn auth_key(&self, tags: &[String], node: &str) -> Result<String> {
+        let description: String = format!("vds-proxy {node}").chars().take(50).collect();
+        let request = serde_json::json!({
+            "capabilities": {"devices": {"create": {
+                "reusable": false, "ephemeral": false, "preauthorized": true, "tags": tags
+            }}},
+            "expirySeconds": 3600,
+            "description": description,
+        })
+        .to_string();
+        let body = Body {
+            content_type: "application/json",
+            text: &request,
+        };
+        let r = self.call(
+            "POST",
+            &self.url("keys"),
+            "application/json",
+            Some(body),
+            None,
+        )?;
+        if r.status != 200 {
+            return Err(failure("making an auth key", &self.tailnet, &r));
+        }
+        let v: serde_json::Value = serde_json::from_str(&r.body)
+            .context("Tailscale's API answered the key request with something that is not JSON")?;
+        match v["key"].as_str() {
+            Some(k) if !k.is_empty() && !k.contains(char::is_whitespace) => Ok(k.to_string()),
+            _ => bail!("Tailscale's API answered the key request without a key"),
+        }
+    }
+
     fn call(
         &self,
         method: &str,

@@ -4,13 +4,15 @@
 //! pushed through Tailscale's API by `deploy` (`api.rs`).
 
 pub mod api;
+mod join;
 mod policy;
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{Ctx, Output, Outside, Role};
+use super::{Ctx, Output, Outside, PrepareMode, Prepared, Role, StatusInput};
+use crate::engine::status::Check;
 use crate::inventory::{Claims, Collector, Fields, Inventory, Sections};
 use crate::templates::TemplateError;
 
@@ -184,8 +186,54 @@ impl Role for System {
         of(inv).map(|t| ("tailscale-policy", hujson(inv, t)))
     }
 
-    fn plan(&self, _ctx: &Ctx, _out: &mut Output) -> Result<(), TemplateError> {
+    fn plan(&self, ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
+        let key = ctx
+            .prepared
+            .get::<join::Joins>()
+            .and_then(|j| j.keys.get(&ctx.node.name));
+        if let Some(key) = key {
+            out.resources
+                .push(join::resource(&ctx.node.tailscale_tags, key));
+        }
         Ok(())
+    }
+
+    fn prepare_script(&self, inv: &Inventory, node: &str, _mode: PrepareMode) -> Option<String> {
+        join::script(inv, node)
+    }
+
+    fn prepare_read(
+        &self,
+        inv: &Inventory,
+        outputs: &BTreeMap<String, Prepared>,
+        into: &mut Sections,
+    ) -> Vec<String> {
+        let (joins, problems) = join::read(inv, outputs);
+        into.insert(joins);
+        problems
+    }
+
+    fn status_script(&self, inv: &Inventory, node: &str) -> String {
+        join::script(inv, node).unwrap_or_default()
+    }
+
+    fn status_checks(&self, inv: &Inventory, node: &str, seen: &StatusInput) -> Vec<Check> {
+        let Some(n) = inv.node(node).filter(|n| !n.tailscale_tags.is_empty()) else {
+            return Vec::new();
+        };
+        let tags = n.tailscale_tags.join(",");
+        let (ok, detail) = match join::state_of(seen.stdout) {
+            Some("Running") => (true, format!("in the tailnet, advertising {tags}")),
+            Some("absent") => (false, "tailscale is not installed".to_string()),
+            Some(state) => (
+                false,
+                format!(
+                    "not in the tailnet (tailscaled: {state}); deploy with TS_API_KEY set joins it"
+                ),
+            ),
+            None => (false, "no answer from tailscale".to_string()),
+        };
+        vec![Check::new(node, "tailscale", ok, detail)]
     }
 
     fn converge_outside(&self, inv: &Inventory, dry_run: bool) -> anyhow::Result<Outside> {
