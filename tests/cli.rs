@@ -432,6 +432,23 @@ const BAD: &[(&str, &str, &[&str])] = &[
             "$.tailnet.acls[0].ports: \"*\" already means every port; list it alone",
         ],
     ),
+    (
+        "backup-values",
+        r#"{"nodes": [{"name": "a"}],
+ "backups": [{"node": "a", "database": "1app; rm -rf /", "directory": "/etc", "time": "25:00", "keep": {"daily": 0, "weekly": -1, "yearly": 2}, "os_user": "Post gres"},
+             {"node": "a", "database": "app"}, {"node": "a", "database": "app"}, {"node": "b"}]}"#,
+        &[
+            "$.backups[0].database: \"1app; rm -rf /\" is not a database name vds-proxy can back up; expected letters, digits and _ (at most 63, not starting with a digit)",
+            "$.backups[0].os_user: \"Post gres\" is not a user name; expected e.g. \"postgres\"",
+            "$.backups[0].directory: \"/etc\" is not a directory for backups; expected an absolute path at least two levels deep, e.g. \"/var/backups/postgresql\"",
+            "$.backups[0].time: \"25:00\" is not a time of day; expected \"HH:MM\", e.g. \"03:15\"",
+            "$.backups[0].keep.yearly: unknown key \"yearly\"; allowed keys: daily, weekly, monthly",
+            "$.backups[0].keep.daily: expected a whole number from 1 to 1000, found 0",
+            "$.backups[0].keep.weekly: expected a whole number from 0 to 1000, found -1",
+            "$.backups[3].database: required string is missing",
+            "$.backups[2].database: database app on node a is already backed up by $.backups[1]; one entry per database",
+        ],
+    ),
 ];
 
 #[test]

@@ -688,3 +688,46 @@ fn the_farms_example_policy_is_hujson() {
     assert_eq!(v["acls"].as_array().unwrap().len(), 4);
     assert_eq!(v["tagOwners"]["tag:farm"][1], "tag:server");
 }
+
+/// The backup units of the web example pass `systemd-analyze verify`; the service is a
+/// oneshot that no deploy restarts, the timer is persistent.
+#[test]
+fn rendered_backup_units_pass_systemd_analyze_verify() {
+    let (_, plan) = plan_of("examples/web.json");
+    let dir = std::env::temp_dir().join(format!("vds-backup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut checked = Vec::new();
+    for r in plan.hosts[0]
+        .resources
+        .iter()
+        .filter(|r| r.path.contains("/vds-backup-"))
+    {
+        let name = r.path.rsplit('/').next().unwrap();
+        let text = r.text_content().unwrap();
+        if name.ends_with(".service") {
+            assert!(text.contains("Type=oneshot"), "{text}");
+            let restarts = r
+                .on_change
+                .iter()
+                .filter(|a| format!("{a:?}").starts_with("Restart"))
+                .count();
+            assert_eq!(restarts, 0, "a deploy must not run a backup");
+        } else {
+            assert!(text.contains("Persistent=true"), "{text}");
+        }
+        let file = dir.join(name);
+        std::fs::write(&file, text).unwrap();
+        must_pass(VERIFY, &file);
+        checked.push(name.to_string());
+    }
+    assert_eq!(
+        checked,
+        [
+            "vds-backup-app.service",
+            "vds-backup-app.timer",
+            "vds-backup-bot_state.service",
+            "vds-backup-bot_state.timer"
+        ]
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

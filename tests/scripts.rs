@@ -303,3 +303,8 @@ fn the_web_edge_prepares_placeholders_and_checks_each_site() {
 fn the_installed_firewall_tool_passes_shellcheck() {
     check_shell("firewall-tool", &vds_proxy::roles::firewall::tool_text());
 }
+
+#[test]
+fn the_installed_backup_tool_passes_shellcheck() {
+    check_shell("backup-tool", &vds_proxy::roles::backups::tool_text());
+}

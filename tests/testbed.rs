@@ -2591,3 +2591,173 @@ fn the_tailnet_policy_is_validated_diffed_and_pushed_with_its_etag() {
         api.state.lock().unwrap().wrong
     );
 }
+
+/// Runs SQL on h3's PostgreSQL as its superuser; the output, unaligned.
+fn psql(db: &str, sql: &str) -> String {
+    let out = ssh(
+        3,
+        &format!(
+            "cd /tmp && runuser -u postgres -- psql -qtAX -v ON_ERROR_STOP=1 -d {db} -c \"{sql}\""
+        ),
+    );
+    assert_ok(&out);
+    stdout(&out).trim().to_string()
+}
+
+const BACKUP_DIR: &str = "/var/backups/vds-proxy/postgresql";
+
+#[test]
+fn postgres_backups_dump_restore_keep_exactly_what_is_promised_and_fail_loudly() {
+    let env = Env::new("backups");
+    assert_ok(&ssh(
+        3,
+        &format!(
+            "systemctl start postgresql && rm -rf {BACKUP_DIR} && cd /tmp && \
+             runuser -u postgres -- dropdb --if-exists shop && runuser -u postgres -- dropdb --if-exists shop_check && \
+             runuser -u postgres -- createdb shop"
+        ),
+    ));
+    psql(
+        "shop",
+        "create table orders(id serial primary key, item text); insert into orders(item) select md5(i::text) from generate_series(1, 5000) i; create table users(id int)",
+    );
+    env.inventory("[]");
+    let nodes = std::fs::read_to_string(env.dir.join("nodes.json")).unwrap();
+    std::fs::write(
+        env.dir.join("nodes.json"),
+        format!(
+            r#"{}, "backups": [{{"node": "h3", "database": "shop", "time": "04:30"}}]}}"#,
+            nodes.trim_end().trim_end_matches('}')
+        ),
+    )
+    .unwrap();
+    let out = env.vds(&["deploy"]);
+    assert_ok(&out);
+    assert_says(&out, "started vds-backup-shop.timer");
+    let timer = stdout(&ssh(
+        3,
+        "systemctl show -P TimersCalendar vds-backup-shop.timer; systemctl show -P Persistent vds-backup-shop.timer",
+    ));
+    assert!(
+        timer.contains("OnCalendar=*-*-* 04:30:00") && timer.ends_with("\nyes\n"),
+        "{timer}"
+    );
+    let out = env.vds(&["status"]);
+    assert_ok(&out);
+    assert_row(
+        &out,
+        "h3 backup shop ok no dump yet; the first runs at 04:30",
+    );
+    let out = env.vds(&["deploy"]);
+    assert_row(&out, "h3 0 ok (no changes)");
+
+    // The service makes a checked, private, checksummed dump; it restores with the rows.
+    assert_ok(&ssh(3, "systemctl start vds-backup-shop.service"));
+    let day = stdout(&ssh(3, "date -u +%Y-%m-%d")).trim().to_string();
+    let dump = format!("{BACKUP_DIR}/daily/shop-{day}.dump");
+    assert_eq!(
+        stdout(&ssh(
+            3,
+            &format!(
+                "stat -c %a {dump}; cd {BACKUP_DIR}/daily && sha256sum -c shop-{day}.dump.sha256"
+            )
+        )),
+        format!("600\nshop-{day}.dump: OK\n")
+    );
+    assert_ok(&ssh(
+        3,
+        &format!(
+            "cd /tmp && runuser -u postgres -- createdb shop_check && runuser -u postgres -- pg_restore -d shop_check < {dump}"
+        ),
+    ));
+    assert_eq!(psql("shop_check", "select count(*) from orders"), "5000");
+    assert_eq!(
+        psql(
+            "shop_check",
+            "select count(*) from information_schema.tables where table_schema = 'public'"
+        ),
+        "2"
+    );
+    let out = env.vds(&["status"]);
+    assert_ok(&out);
+    assert_row(
+        &out,
+        &format!("h3 backup shop ok last good dump shop-{day}.dump"),
+    );
+    assert_says(&out, "kept 1 daily, 1 weekly, 1 monthly");
+
+    // Retention: with dumps of faked ages on file, a run keeps exactly 7 daily, 4 weekly
+    // and 6 monthly — the newest of each — and leaves other databases' dumps alone.
+    assert_ok(&ssh(
+        3,
+        &format!(
+            "cd {BACKUP_DIR} && for i in $(seq 1 20); do d=$(date -u -d \"-$i day\" +%Y-%m-%d); touch daily/shop-$d.dump daily/shop-$d.dump.sha256; done && \
+             for i in $(seq 1 10); do w=$(date -u -d \"-$i week\" +%G-W%V); touch weekly/shop-$w.dump; done && \
+             for i in $(seq 1 12); do m=$(date -u -d \"$(date -u +%Y-%m-15) -$i month\" +%Y-%m); touch monthly/shop-$m.dump; done && \
+             touch daily/other-2020-01-01.dump"
+        ),
+    ));
+    assert_ok(&ssh(3, "systemctl start vds-backup-shop.service"));
+    let kept = stdout(&ssh(
+        3,
+        &format!(
+            "cd {BACKUP_DIR} && ls daily/*.dump | wc -l; ls weekly | grep -c 'dump$'; ls monthly | grep -c 'dump$'; ls daily/*.sha256 | wc -l; ls daily | sort | tail -1"
+        ),
+    ));
+    let newest_daily = format!("shop-{day}.dump.sha256");
+    assert_eq!(
+        kept,
+        format!("8\n4\n6\n7\n{newest_daily}\n"),
+        "7 daily of shop + other's"
+    );
+    let oldest_kept = stdout(&ssh(
+        3,
+        &format!("ls {BACKUP_DIR}/daily | grep '^shop.*dump$' | sort | head -1"),
+    ));
+    let six_days_ago = stdout(&ssh(3, "date -u -d '-6 day' +%Y-%m-%d"))
+        .trim()
+        .to_string();
+    assert_eq!(oldest_kept.trim(), format!("shop-{six_days_ago}.dump"));
+
+    // A failing backup (PostgreSQL stopped): the unit fails, status fails and says where
+    // to look; the last good dump is untouched.
+    assert_ok(&ssh(3, "systemctl stop postgresql"));
+    let run = ssh(3, "systemctl start vds-backup-shop.service");
+    assert!(!run.status.success(), "the unit must fail");
+    let out = env.vds(&["status"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_row(
+        &out,
+        "h3 backup shop FAIL the last run failed: see `journalctl -u vds-backup-shop.service`",
+    );
+    assert_eq!(
+        stdout(&ssh(
+            3,
+            &format!(
+                "cd {BACKUP_DIR}/daily && sha256sum -c shop-{day}.dump.sha256; ls | grep -c tmp"
+            )
+        )),
+        format!("shop-{day}.dump: OK\n0\n")
+    );
+    assert_ok(&ssh(
+        3,
+        "systemctl start postgresql && systemctl start vds-backup-shop.service",
+    ));
+    assert_ok(&env.vds(&["status"]));
+
+    // remove takes back the tool, service and timer; the dumps stay.
+    let out = env.vds(&["remove"]);
+    assert_ok(&out);
+    let left = stdout(&ssh(
+        3,
+        &format!(
+            "ls /usr/local/lib/vds-proxy/backup /etc/systemd/system/vds-backup-shop.service /etc/systemd/system/vds-backup-shop.timer 2>&1; ls {BACKUP_DIR}/daily | grep -c '^shop.*dump$'"
+        ),
+    ));
+    assert_eq!(left.matches("No such file").count(), 3, "{left}");
+    assert!(left.ends_with("7\n"), "{left}");
+    assert_ok(&ssh(
+        3,
+        "cd /tmp && runuser -u postgres -- dropdb shop_check && systemctl stop postgresql",
+    ));
+}

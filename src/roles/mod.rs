@@ -1,13 +1,14 @@
 //! Roles: one module folder per system vds-proxy can build (forwarded routes, replicated
-//! services, HAProxy, TPROXY, WireGuard, k3s workloads, the web edge, the node registry, the Tailscale policy, the
-//! firewall). A role
-//! owns everything about its system — its inventory section (model, parsing, validation,
-//! the ports it claims, its secrets), its plan (resources and units), the templates it
-//! renders, its status checks and anything it must read from the nodes before planning —
-//! and the rest of vds-proxy knows it only through [`Role`] and the registry [`ALL`].
+//! services, HAProxy, TPROXY, WireGuard, k3s workloads, the web edge, the node registry,
+//! PostgreSQL backups, the Tailscale policy, the firewall). A role owns everything about
+//! its system — its inventory section (model, parsing, validation, the ports it claims,
+//! its secrets), its plan (resources and units), the templates it renders, its status
+//! checks and anything it must read from the nodes before planning — and the rest of
+//! vds-proxy knows it only through [`Role`] and the registry [`ALL`].
 //!
 //! Adding a system: see "Adding a system" in README.md.
 
+pub mod backups;
 pub mod balancer;
 pub mod firewall;
 pub mod k3s;
@@ -39,6 +40,7 @@ pub const ALL: &[&dyn Role] = &[
     &k3s::System,
     &web::System,
     &registry::System,
+    &backups::System,
     &tailscale::System,
     // Last: it reads the ports every other system claims.
     &firewall::System,

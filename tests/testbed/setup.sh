@@ -24,22 +24,24 @@ fi
 mkdir -p "$TESTBED"
 bash "$HERE/down.sh" >/dev/null 2>&1 || true
 
-if [ ! -f "$BASE/.vds-testbed-complete-4" ]; then
+if [ ! -f "$BASE/.vds-testbed-complete-5" ]; then
   echo "testbed: building the Debian root filesystem in $BASE (once, about a minute)"
   rm -rf "$BASE"
   debootstrap --variant=minbase \
-    --include=systemd,systemd-sysv,dbus,openssh-server,iptables,haproxy,iproute2,python3,socat,procps,curl,util-linux,wireguard-tools,wireguard-go,nginx,certbot,python3-cffi-backend,openssl,ca-certificates,nftables \
+    --include=systemd,systemd-sysv,dbus,openssh-server,iptables,haproxy,iproute2,python3,socat,procps,curl,util-linux,wireguard-tools,wireguard-go,nginx,certbot,python3-cffi-backend,openssl,ca-certificates,nftables,postgresql \
     bookworm "$BASE" http://deb.debian.org/debian >"$TESTBED/debootstrap.log" 2>&1 \
     || { tail -20 "$TESTBED/debootstrap.log" >&2; exit 1; }
   chroot "$BASE" systemctl enable systemd-networkd ssh >/dev/null 2>&1
   # Containers have no consoles to log in on, and nothing should wait for a network that
   # is configured statically.
   chroot "$BASE" systemctl mask systemd-networkd-wait-online.service console-getty.service >/dev/null 2>&1 || true
+  # PostgreSQL (for the backup tests) starts only where a test starts it.
+  chroot "$BASE" systemctl disable postgresql.service >/dev/null 2>&1 || true
   rm -f "$BASE"/etc/ssh/ssh_host_*
   ssh-keygen -q -t ed25519 -N '' -f "$BASE/etc/ssh/ssh_host_ed25519_key"
   echo "PermitRootLogin prohibit-password" > "$BASE/etc/ssh/sshd_config.d/vds-testbed.conf"
   echo "HostKey /etc/ssh/ssh_host_ed25519_key" >> "$BASE/etc/ssh/sshd_config.d/vds-testbed.conf"
-  touch "$BASE/.vds-testbed-complete-4"
+  touch "$BASE/.vds-testbed-complete-5"
 fi
 
 # The key the tests log in with.

@@ -1,0 +1,299 @@
+//! PostgreSQL backups: a daily dump of each database (custom format, checked, written
+//! atomically, checksummed), weekly and monthly copies, retention by count, as a oneshot
+//! service and a persistent timer per database. Inventory key `backups` (here); the
+//! tool, units and timers in `plan.rs`; the tool itself is `backup.sh`; status: the age
+//! of the last good dump and what is kept.
+
+mod plan;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{Ctx, Output, Role, StatusInput};
+use crate::engine::status::Check;
+use crate::inventory::{Check as StrCheck, Claims, Collector, Fields, Inventory, Sections};
+use crate::shell::quote;
+use crate::templates::TemplateError;
+
+pub use plan::{TOOL, service_name, tool_text};
+
+/// The backups of one database.
+#[derive(Debug, Clone, Serialize)]
+pub struct Backup {
+    /// Its JSON path, e.g. `$.backups[0]`.
+    pub path: String,
+    pub node: String,
+    pub database: String,
+    /// The operating-system user `pg_dump` runs as (peer authentication).
+    pub os_user: String,
+    pub directory: String,
+    /// `HH:MM`, UTC on most servers (the timer follows the node's time zone).
+    pub time: String,
+    pub keep_daily: u32,
+    pub keep_weekly: u32,
+    pub keep_monthly: u32,
+    /// `status` fails when the last good dump is older than this.
+    pub max_age_hours: u32,
+}
+
+#[derive(Debug, Default)]
+struct Section {
+    backups: Vec<Backup>,
+}
+
+/// Every backup of the inventory.
+pub fn of(inv: &Inventory) -> &[Backup] {
+    &inv.section::<Section>().backups
+}
+
+fn on<'a>(inv: &'a Inventory, node: &'a str) -> impl Iterator<Item = &'a Backup> {
+    of(inv).iter().filter(move |b| b.node == node)
+}
+
+const KEYS: &[&str] = &[
+    "node",
+    "database",
+    "os_user",
+    "directory",
+    "time",
+    "keep",
+    "max_age_hours",
+];
+const KEEP_KEYS: &[&str] = &["daily", "weekly", "monthly"];
+/// Where dumps go unless `directory` says.
+pub const DIRECTORY: &str = "/var/backups/vds-proxy/postgresql";
+
+const DATABASE: StrCheck = StrCheck {
+    ok: |s| {
+        let b = s.as_bytes();
+        !b.is_empty()
+            && b.len() <= 63
+            && (b[0].is_ascii_alphabetic() || b[0] == b'_')
+            && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+    },
+    hint: "is not a database name vds-proxy can back up; expected letters, digits and _ (at most 63, not starting with a digit)",
+};
+
+const OS_USER: StrCheck = StrCheck {
+    ok: |s| {
+        !s.is_empty()
+            && s.len() <= 32
+            && s.bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'-')
+            && !s.starts_with('-')
+    },
+    hint: "is not a user name; expected e.g. \"postgres\"",
+};
+
+/// A directory for dumps: absolute, plain characters, at least two levels deep (never `/`
+/// or a top-level system directory).
+const DIRECTORY_CHECK: StrCheck = StrCheck {
+    ok: |s| {
+        s.starts_with('/')
+            && s.trim_end_matches('/').matches('/').count() >= 2
+            && !s.contains("/../")
+            && !s.contains("/./")
+            && s.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"/._-".contains(&c))
+    },
+    hint: "is not a directory for backups; expected an absolute path at least two levels deep, e.g. \"/var/backups/postgresql\"",
+};
+
+const TIME: StrCheck = StrCheck {
+    ok: |s| {
+        s.split_once(':').is_some_and(|(h, m)| {
+            h.len() == 2
+                && m.len() == 2
+                && h.parse::<u8>().is_ok_and(|h| h < 24)
+                && m.parse::<u8>().is_ok_and(|m| m < 60)
+        })
+    },
+    hint: "is not a time of day; expected \"HH:MM\", e.g. \"03:15\"",
+};
+
+fn backup(c: &mut Collector, path: &str, v: &Value) -> Option<Backup> {
+    let f = Fields::new(c, path, v, KEYS)?;
+    let node = f.req_ref(c, "node").unwrap_or_default();
+    let database = f.req_checked_str(c, "database", &DATABASE);
+    let os_user = f
+        .checked_str(c, "os_user", &OS_USER)
+        .unwrap_or_else(|| "postgres".into());
+    let directory = f.checked_str(c, "directory", &DIRECTORY_CHECK).map_or_else(
+        || DIRECTORY.to_string(),
+        |d| d.trim_end_matches('/').to_string(),
+    );
+    let time = f
+        .checked_str(c, "time", &TIME)
+        .unwrap_or_else(|| "03:00".into());
+    let (mut daily, mut weekly, mut monthly) = (7, 4, 6);
+    if let Some(k) = f.get("keep") {
+        if let Some(kf) = Fields::new(c, &f.path_of("keep"), k, KEEP_KEYS) {
+            daily = kf.opt_uint(c, "daily", 1, 1000).map_or(daily, |n| n as u32);
+            weekly = kf
+                .opt_uint(c, "weekly", 0, 1000)
+                .map_or(weekly, |n| n as u32);
+            monthly = kf
+                .opt_uint(c, "monthly", 0, 1000)
+                .map_or(monthly, |n| n as u32);
+        }
+    }
+    let max_age_hours = f.opt_uint(c, "max_age_hours", 1, 24 * 366).unwrap_or(26) as u32;
+    Some(Backup {
+        path: path.to_string(),
+        node,
+        database: database?,
+        os_user,
+        directory,
+        time,
+        keep_daily: daily,
+        keep_weekly: weekly,
+        keep_monthly: monthly,
+        max_age_hours,
+    })
+}
+
+fn validate(inv: &Inventory, c: &mut Collector) {
+    let mut seen: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+    for b in of(inv) {
+        if !inv.check_node_ref(c, &format!("{}.node", b.path), &b.node) {
+            continue;
+        }
+        if let Some(first) = seen.insert((&b.node, &b.database), &b.path) {
+            c.push(
+                format!("{}.database", b.path),
+                format!(
+                    "database {} on node {} is already backed up by {first}; one entry per database",
+                    b.database, b.node
+                ),
+            );
+        }
+    }
+}
+
+/// The backups role.
+pub struct System;
+
+impl Role for System {
+    fn name(&self) -> &'static str {
+        "backups"
+    }
+
+    fn keys(&self) -> &'static [&'static str] {
+        &["backups"]
+    }
+
+    fn parse(&self, top: &Fields, c: &mut Collector, into: &mut Sections) {
+        let backups = top.objects(c, "backups", backup);
+        into.insert(Section { backups });
+    }
+
+    fn validate(&self, inv: &Inventory, c: &mut Collector, _claims: &mut Claims) {
+        validate(inv, c);
+    }
+
+    fn summary(&self, inv: &Inventory) -> Option<String> {
+        let n = of(inv).len();
+        (n > 0).then(|| format!("{n} backup(s)"))
+    }
+
+    fn templates(&self) -> &'static [(&'static str, &'static str)] {
+        plan::TEMPLATES
+    }
+
+    fn plan(&self, ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
+        plan::plan(ctx, out)
+    }
+
+    fn status_script(&self, inv: &Inventory, node: &str) -> String {
+        on(inv, node)
+            .map(|b| {
+                format!(
+                    "if [ -x {TOOL} ]; then {TOOL} status {} {} {} {}; else echo '@backup {} absent'; fi\n",
+                    quote(&b.database),
+                    quote(&b.directory),
+                    u64::from(b.max_age_hours) * 3600,
+                    quote(&service_name(b)),
+                    b.database
+                )
+            })
+            .collect()
+    }
+
+    fn status_checks(&self, inv: &Inventory, node: &str, seen: &StatusInput) -> Vec<Check> {
+        on(inv, node)
+            .map(|b| {
+                let line = seen.stdout.lines().find_map(|l| {
+                    let rest = l.strip_prefix("@backup ")?;
+                    let (db, rest) = rest.split_once(' ')?;
+                    (db == b.database).then_some(rest)
+                });
+                let (ok, detail) = match line {
+                    Some(rest) => status_detail(b, rest),
+                    None => (false, "no answer from the backup tool".to_string()),
+                };
+                Check::new(node, format!("backup {}", b.database), ok, detail)
+            })
+            .collect()
+    }
+}
+
+/// Reads `STATE AGE FILE SIZE DAILY WEEKLY MONTHLY` from the tool's status line.
+fn status_detail(b: &Backup, rest: &str) -> (bool, String) {
+    let w: Vec<&str> = rest.split_whitespace().collect();
+    if w.first() == Some(&"absent") {
+        return (false, "not deployed yet".into());
+    }
+    let [state, age, file, size, daily, weekly, monthly] = w[..] else {
+        return (false, format!("unreadable status {rest:?}"));
+    };
+    let kept = format!("kept {daily} daily, {weekly} weekly, {monthly} monthly");
+    let last = match (age.parse::<u64>(), size.parse::<u64>()) {
+        (Ok(age), Ok(size)) => format!(
+            "last good dump {file} ({:.1} MB) {} ago",
+            size as f64 / 1e6,
+            ago(age)
+        ),
+        _ => "no good dump yet".to_string(),
+    };
+    let unit = service_name(b);
+    match state {
+        "ok" => (true, format!("{last}; {kept}")),
+        "old" => (
+            false,
+            format!(
+                "{last}, more than {} h: check `systemctl list-timers {}` and `journalctl -u {unit}`; {kept}",
+                b.max_age_hours,
+                plan::timer_name(b)
+            ),
+        ),
+        "waiting" => (
+            true,
+            format!(
+                "no dump yet; the first runs at {} (or `systemctl start {unit}` now)",
+                b.time
+            ),
+        ),
+        "never" => (
+            false,
+            format!(
+                "no good dump yet (the timer runs daily at {}); run `systemctl start {unit}` to make one now",
+                b.time
+            ),
+        ),
+        _ => (
+            false,
+            format!("the last run failed: see `journalctl -u {unit}`; {last}; {kept}"),
+        ),
+    }
+}
+
+fn ago(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7200 => format!("{} min", s / 60),
+        s if s < 172_800 => format!("{} h", s / 3600),
+        s => format!("{} days", s / 86_400),
+    }
+}
