@@ -128,16 +128,16 @@ fn backup(c: &mut Collector, path: &str, v: &Value) -> Option<Backup> {
         .checked_str(c, "time", &TIME)
         .unwrap_or_else(|| "03:00".into());
     let (mut daily, mut weekly, mut monthly) = (7, 4, 6);
-    if let Some(k) = f.get("keep") {
-        if let Some(kf) = Fields::new(c, &f.path_of("keep"), k, KEEP_KEYS) {
-            daily = kf.opt_uint(c, "daily", 1, 1000).map_or(daily, |n| n as u32);
-            weekly = kf
-                .opt_uint(c, "weekly", 0, 1000)
-                .map_or(weekly, |n| n as u32);
-            monthly = kf
-                .opt_uint(c, "monthly", 0, 1000)
-                .map_or(monthly, |n| n as u32);
-        }
+    if let Some(k) = f.get("keep")
+        && let Some(kf) = Fields::new(c, &f.path_of("keep"), k, KEEP_KEYS)
+    {
+        daily = kf.opt_uint(c, "daily", 1, 1000).map_or(daily, |n| n as u32);
+        weekly = kf
+            .opt_uint(c, "weekly", 0, 1000)
+            .map_or(weekly, |n| n as u32);
+        monthly = kf
+            .opt_uint(c, "monthly", 0, 1000)
+            .map_or(monthly, |n| n as u32);
     }
     let max_age_hours = f.opt_uint(c, "max_age_hours", 1, 24 * 366).unwrap_or(26) as u32;
     Some(Backup {
