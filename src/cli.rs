@@ -18,6 +18,15 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The whole command line: the verbs below and every system's own (see
+/// [`crate::roles::Role::verbs`]).
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    crate::roles::verbs()
+        .into_iter()
+        .fold(Cli::command(), |cmd, v| cmd.subcommand((v.command)()))
+}
+
 /// Flags every verb takes.
 #[derive(Debug, Args)]
 pub struct Global {

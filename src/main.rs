@@ -2,14 +2,11 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use vds_proxy::app;
-use vds_proxy::cli::Cli;
 use vds_proxy::commands;
 
 fn main() -> ExitCode {
-    let code = match commands::run(Cli::parse()) {
+    let code = match commands::run_matches(vds_proxy::cli::command().get_matches()) {
         Ok(code) => code,
         Err(e) => {
             for line in format!("{e:#}").lines() {

@@ -2647,6 +2647,7 @@ fn postgres_backups_dump_restore_keep_exactly_what_is_promised_and_fail_loudly()
         &format!(
             "systemctl start postgresql && rm -rf {BACKUP_DIR} && cd /tmp && \
              runuser -u postgres -- dropdb --if-exists shop && runuser -u postgres -- dropdb --if-exists shop_check && \
+             runuser -u postgres -- dropdb --if-exists shop_copy && \
              runuser -u postgres -- createdb shop"
         ),
     ));
@@ -2718,6 +2719,68 @@ fn postgres_backups_dump_restore_keep_exactly_what_is_promised_and_fail_loudly()
         &format!("h3 backup shop ok last good dump shop-{day}.dump"),
     );
     assert_says(&out, "kept 1 daily, 1 weekly, 1 monthly");
+
+    // `backup list` and `backup restore`: the newest daily into a new database by
+    // default; an existing database (the live one) only with --force.
+    let out = env.vds(&["backup", "list", "h3"]);
+    assert_ok(&out);
+    assert_row(&out, &format!("daily shop-{day}.dump 0.1 MB ok"));
+    assert_row(&out, "weekly shop-");
+    let out = env.vds(&["backup", "restore", "h3", "--into", "shop_copy"]);
+    assert_ok(&out);
+    assert_says(
+        &out,
+        &format!("h3: restored shop-{day}.dump into database shop_copy (2 table(s))"),
+    );
+    assert_eq!(psql("shop_copy", "select count(*) from orders"), "5000");
+    let out = env.vds(&["backup", "restore", "h3", "--into", "shop"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("database shop exists; restoring over it needs --force"),
+        "{}",
+        text(&out)
+    );
+    psql("shop", "delete from orders where id > 10");
+    let out = env.vds(&[
+        "backup",
+        "restore",
+        "h3",
+        &format!("shop-{day}.dump"),
+        "--into",
+        "shop",
+        "--force",
+    ]);
+    assert_ok(&out);
+    assert_eq!(psql("shop", "select count(*) from orders"), "5000");
+    let out = env.vds(&["backup", "restore", "h3", "shop-2026-13-99.dump; id"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+
+    // The restore drill: the newest dump has every table of the live database; a table
+    // created since makes it fail until the next backup.
+    let out = env.vds(&["backup", "restore", "h3", "--verify"]);
+    assert_ok(&out);
+    assert_says(
+        &out,
+        &format!("h3: shop-{day}.dump restores, with 2 table(s)"),
+    );
+    psql("shop", "create table invoices(id int)");
+    let out = env.vds(&["backup", "restore", "h3", "--verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("lacks table(s) of shop: public.invoices"),
+        "{}",
+        text(&out)
+    );
+    assert_ok(&ssh(3, "systemctl start vds-backup-shop.service"));
+    assert_ok(&env.vds(&["backup", "restore", "h3", "--verify"]));
+    assert_eq!(
+        psql(
+            "postgres",
+            "select count(*) from pg_database where datname like 'shop_verify%'"
+        ),
+        "0",
+        "the scratch databases are dropped"
+    );
 
     // Retention: with dumps of faked ages on file, a run keeps exactly 7 daily, 4 weekly
     // and 6 monthly — the newest of each — and leaves other databases' dumps alone.
@@ -2791,6 +2854,6 @@ fn postgres_backups_dump_restore_keep_exactly_what_is_promised_and_fail_loudly()
     assert!(left.ends_with("7\n"), "{left}");
     assert_ok(&ssh(
         3,
-        "cd /tmp && runuser -u postgres -- dropdb shop_check && systemctl stop postgresql",
+        "cd /tmp && runuser -u postgres -- dropdb shop_check && runuser -u postgres -- dropdb shop_copy && systemctl stop postgresql",
     ));
 }

@@ -2,19 +2,16 @@
 //! the same definitions clap parses with (so they cannot drift from the flags).
 
 use anyhow::Result;
-use clap::CommandFactory;
-
-use crate::cli::Cli;
 
 /// Prints the completion script for `shell`.
 pub fn completions(shell: clap_complete::Shell) -> Result<i32> {
-    let mut cmd = Cli::command();
+    let mut cmd = crate::cli::command();
     clap_complete::generate(shell, &mut cmd, "vds-proxy", &mut std::io::stdout());
     Ok(0)
 }
 
 /// Prints the manual page (roff).
 pub fn man() -> Result<i32> {
-    clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+    clap_mangen::Man::new(crate::cli::command()).render(&mut std::io::stdout())?;
     Ok(0)
 }

@@ -14,8 +14,45 @@ use crate::app::{self, Loaded};
 use crate::cli::{Cli, Command, Connect, Targets};
 use crate::engine::{self, Mode};
 use crate::plan::HostPlan;
-use crate::roles::PrepareMode;
+use crate::roles::{self, PrepareMode};
 use crate::transport::ConnectOptions;
+
+/// Runs a parsed command line: a system's verb, or one of [`Command`]; returns the exit
+/// code.
+pub fn run_matches(matches: clap::ArgMatches) -> Result<i32> {
+    use clap::FromArgMatches;
+    if let Some((name, args)) = matches.subcommand()
+        && let Some(verb) = roles::verbs()
+            .into_iter()
+            .find(|v| (v.command)().get_name() == name)
+    {
+        let global = crate::cli::Global::from_arg_matches(&matches)?;
+        let loaded = app::load(&global)?;
+        let (opts, _) = options(
+            &loaded,
+            &Connect {
+                accept_new_host_keys: false,
+                parallel: None,
+            },
+        );
+        let rt = runtime()?;
+        let run_on = |node: &str, script: &str| -> Result<crate::transport::Output> {
+            let n = loaded.inventory.node(node).ok_or_else(|| {
+                app::InputError::Other(format!("no node {node} in the inventory"))
+            })?;
+            rt.block_on(async {
+                let t = crate::transport::connect(n, &opts).await?;
+                Ok(t.run(script).await?)
+            })
+        };
+        let ctx = roles::VerbCtx {
+            inv: &loaded.inventory,
+            run_on: &run_on,
+        };
+        return (verb.run)(&ctx, args);
+    }
+    run(Cli::from_arg_matches(&matches)?)
+}
 
 /// Runs the command line; returns the exit code.
 pub fn run(cli: Cli) -> Result<i32> {

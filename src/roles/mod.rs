@@ -113,6 +113,27 @@ pub struct Outside {
     pub changes: bool,
 }
 
+/// A verb a system adds to the command line (e.g. `backup`), dispatched like the others.
+pub struct Verb {
+    /// Its definition: name, help, arguments.
+    pub command: fn() -> clap::Command,
+    /// Runs it with its parsed arguments; returns the exit code.
+    pub run: fn(&VerbCtx, &clap::ArgMatches) -> anyhow::Result<i32>,
+}
+
+/// What a system's verb may use: the inventory, and a script run on a node.
+pub struct VerbCtx<'a> {
+    pub inv: &'a Inventory,
+    /// Runs a script on a node of the inventory (as root); its exit status, stdout and
+    /// stderr.
+    pub run_on: &'a dyn Fn(&str, &str) -> anyhow::Result<crate::transport::Output>,
+}
+
+/// Every system's verbs.
+pub fn verbs() -> Vec<Verb> {
+    ALL.iter().flat_map(|r| r.verbs()).collect()
+}
+
 /// One system vds-proxy can build. Only `name` and `plan` are required.
 pub trait Role: Sync {
     /// The system's name, e.g. `wireguard`.
@@ -186,6 +207,11 @@ pub trait Role: Sync {
     /// no host changed.
     fn converge_outside(&self, _inv: &Inventory, _dry_run: bool) -> anyhow::Result<Outside> {
         Ok(Outside::default())
+    }
+
+    /// Verbs it adds to the command line.
+    fn verbs(&self) -> Vec<Verb> {
+        Vec::new()
     }
 
     /// End-to-end probes of what `node` serves.

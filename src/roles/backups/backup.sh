@@ -11,6 +11,13 @@
 #                   keep the newest KEEP_* dumps of each kind, delete the rest
 #   status DB DIR MAX_AGE_SECONDS UNIT
 #                   one line for `vds-proxy status`
+#   list DB DIR     "@dump KIND NAME BYTES CHECKSUM" per dump, newest first in each kind
+#   restore DB DIR DUMP INTO FORCE OS_USER
+#                   check DUMP's checksum, then restore it into database INTO: created
+#                   when missing; an existing one only with FORCE=force (--clean)
+#   verify DB DIR OS_USER
+#                   restore the newest dump into a scratch database, compare its tables
+#                   with DB's (when DB is up), drop the scratch database
 set -u
 export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
@@ -85,11 +92,77 @@ status() {
   echo "@backup $db $state $age $file $size $counts"
 }
 
+list() {
+  db=$1 dir=$2
+  for kind in daily weekly monthly; do
+    find "$dir/$kind" -maxdepth 1 -name "$db-*.dump" 2>/dev/null | sort -r | while read -r f; do
+      if (cd "$dir/$kind" && sha256sum -c --status "${f##*/}.sha256" 2>/dev/null); then sum=ok; else sum=BAD; fi
+      echo "@dump $kind ${f##*/} $(stat -c %s "$f") $sum"
+    done
+  done
+}
+
+# as_pg USER COMMAND...: runs a PostgreSQL client as USER from a directory it can read.
+as_pg() { user=$1; shift; (cd / && runuser -u "$user" -- "$@"); }
+
+# dump_path DIR DUMP: the file of dump DUMP (a name from `list`), or nothing.
+dump_path() {
+  for kind in daily weekly monthly; do
+    [ -f "$1/$kind/$2" ] && { echo "$1/$kind/$2"; return 0; }
+  done
+  return 1
+}
+
+exists_db() {
+  [ "$(as_pg "$2" psql -qtAX -d postgres -c "SELECT 1 FROM pg_database WHERE datname = '$1'")" = 1 ]
+}
+
+restore() {
+  db=$1 dir=$2 dump=$3 into=$4 force=$5 user=$6
+  f=$(dump_path "$dir" "$dump") || { echo "no dump $dump of $db in $dir; see \`vds-proxy backup list\`" >&2; exit 1; }
+  (cd "${f%/*}" && sha256sum -c --status "$dump.sha256") || { echo "$dump does not match its checksum; pick another dump" >&2; exit 1; }
+  if exists_db "$into" "$user"; then
+    if [ "$force" != force ]; then
+      echo "database $into exists; restoring over it needs --force (or pick a new name with --into)" >&2
+      exit 1
+    fi
+    as_pg "$user" pg_restore --clean --if-exists --no-owner -d "$into" < "$f" || exit 1
+  else
+    as_pg "$user" createdb "$into" && as_pg "$user" pg_restore --no-owner -d "$into" < "$f" || exit 1
+  fi
+  tables=$(as_pg "$user" psql -qtAX -d "$into" -c "SELECT count(*) FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema')")
+  echo "@restored $dump $into $tables"
+}
+
+tables_of() {
+  as_pg "$2" psql -qtAX -d "$1" -c "SELECT table_schema || '.' || table_name FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1"
+}
+
+verify() {
+  db=$1 dir=$2 user=$3
+  newest=$(find "$dir/daily" -maxdepth 1 -name "$db-*.dump" 2>/dev/null | sort | tail -n 1)
+  [ -n "$newest" ] || { echo "no daily dump of $db in $dir yet" >&2; exit 1; }
+  scratch="${db}_verify_$$"
+  (restore "$db" "$dir" "${newest##*/}" "$scratch" no "$user") > /dev/null ||
+    { as_pg "$user" dropdb --if-exists "$scratch"; exit 1; }
+  got=$(tables_of "$scratch" "$user")
+  as_pg "$user" dropdb "$scratch"
+  [ -n "$got" ] || { echo "the newest dump ${newest##*/} restores with no tables" >&2; exit 1; }
+  if live=$(tables_of "$db" "$user" 2>/dev/null); then
+    missing=$(printf '%s\n' "$live" | while read -r t; do printf '%s\n' "$got" | grep -qxF "$t" || echo "$t"; done)
+    [ -z "$missing" ] || { echo "the newest dump ${newest##*/} lacks table(s) of $db: $(echo "$missing" | tr '\n' ' ')" >&2; exit 1; }
+  fi
+  echo "@verified ${newest##*/} $(printf '%s\n' "$got" | wc -l)"
+}
+
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 case $cmd in
   run) [ $# -ge 5 ] && run "$@" ;;
   prune) [ $# -eq 5 ] && prune "$@" ;;
   status) [ $# -eq 4 ] && status "$@" ;;
-  *) echo "usage: backup run|prune|status ..." >&2; exit 2 ;;
+  list) [ $# -eq 2 ] && list "$@" ;;
+  restore) [ $# -eq 6 ] && restore "$@" ;;
+  verify) [ $# -eq 3 ] && verify "$@" ;;
+  *) echo "usage: backup run|prune|status|list|restore|verify ..." >&2; exit 2 ;;
 esac

@@ -2,16 +2,17 @@
 //! atomically, checksummed), weekly and monthly copies, retention by count, as a oneshot
 //! service and a persistent timer per database. Inventory key `backups` (here); the
 //! tool, units and timers in `plan.rs`; the tool itself is `backup.sh`; status: the age
-//! of the last good dump and what is kept.
+//! of the last good dump and what is kept; `vds-proxy backup list|restore` in `verb.rs`.
 
 mod plan;
+mod verb;
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Ctx, Output, Role, StatusInput};
+use super::{Ctx, Output, Role, StatusInput, Verb};
 use crate::engine::status::Check;
 use crate::inventory::{Check as StrCheck, Claims, Collector, Fields, Inventory, Sections};
 use crate::shell::quote;
@@ -200,6 +201,10 @@ impl Role for System {
 
     fn templates(&self) -> &'static [(&'static str, &'static str)] {
         plan::TEMPLATES
+    }
+
+    fn verbs(&self) -> Vec<Verb> {
+        vec![verb::verb()]
     }
 
     fn plan(&self, ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
