@@ -178,6 +178,10 @@ pub struct RemoveArgs {
     /// Only what belongs to this route/service name
     #[arg(long, value_name = "NAME")]
     pub service: Option<String>,
+    /// Also delete the data the services made (the registry's database, backup dumps);
+    /// kept by default
+    #[arg(long, conflicts_with = "service")]
+    pub purge_data: bool,
     #[command(flatten)]
     pub connect: Connect,
     /// Result per host as text (a table) or one JSON document

@@ -2299,6 +2299,22 @@ fn the_registry_serves_nodes_and_farms_with_roles_and_keeps_its_data() {
     );
     assert!(files.contains("registry.db"), "{files}");
     assert_eq!(api("GET", "/healthz", None, None).0, 0, "nothing answers");
+
+    // --purge-data deletes the database too.
+    let out = env.vds(&["remove", "--purge-data"]);
+    assert_ok(&out);
+    assert!(
+        text(&out).contains("h1: deleted /var/lib/private/vds-registry"),
+        "{}",
+        text(&out)
+    );
+    assert_says(
+        &ssh(
+            1,
+            "ls -d /var/lib/private/vds-registry /var/lib/vds-registry 2>&1",
+        ),
+        "No such file",
+    );
 }
 
 /// A local stand-in for Tailscale's policy API (no Tailscale server can run here): it
@@ -2858,6 +2874,18 @@ fn postgres_backups_dump_restore_keep_exactly_what_is_promised_and_fail_loudly()
     ));
     assert_eq!(left.matches("No such file").count(), 3, "{left}");
     assert!(left.ends_with("7\n"), "{left}");
+    // --purge-data deletes this database's dumps, and only those.
+    let out = env.vds(&["remove", "--purge-data"]);
+    assert_ok(&out);
+    assert!(
+        text(&out).contains(&format!("h3: deleted {BACKUP_DIR}/daily/shop-{day}.dump")),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        stdout(&ssh(3, &format!("find {BACKUP_DIR} -type f | sort"))),
+        format!("{BACKUP_DIR}/daily/other-2020-01-01.dump\n")
+    );
     assert_ok(&ssh(
         3,
         "cd /tmp && runuser -u postgres -- dropdb shop_check && runuser -u postgres -- dropdb shop_copy && systemctl stop postgresql",

@@ -1,11 +1,12 @@
 //! `remove`: take back everything vds-proxy installed on the selected hosts, or what one
-//! named service installed.
+//! named service installed; with `--purge-data`, then the data its services made.
 
 use anyhow::Result;
 
 use crate::app::Loaded;
 use crate::cli::{Format, RemoveArgs};
 use crate::engine::{Mode, Summary};
+use crate::roles;
 
 /// Runs `remove`.
 pub fn run(loaded: &mut Loaded, args: RemoveArgs, verbose: bool) -> Result<i32> {
@@ -14,5 +15,61 @@ pub fn run(loaded: &mut Loaded, args: RemoveArgs, verbose: bool) -> Result<i32> 
         service: args.service.as_deref(),
     };
     let how = Summary::new(args.format == Format::Json);
-    super::converge(loaded, &args.connect, mode, verbose, how)
+    let code = super::converge(loaded, &args.connect, mode, verbose, how)?;
+    if !args.purge_data {
+        return Ok(code);
+    }
+    if code != 0 {
+        eprintln!("data kept: not everything could be removed (see above); run remove again");
+        return Ok(code);
+    }
+    purge(loaded, &args.connect)
+}
+
+/// Runs every system's purge lines on each selected host; reports what was deleted.
+fn purge(loaded: &Loaded, connect: &crate::cli::Connect) -> Result<i32> {
+    let (opts, _) = super::options(loaded, connect);
+    let rt = super::runtime()?;
+    let mut code = 0;
+    for host in &loaded.plan.hosts {
+        let script: String = roles::ALL
+            .iter()
+            .map(|r| r.purge_script(&loaded.inventory, &host.node))
+            .collect();
+        if script.is_empty() {
+            continue;
+        }
+        let node = loaded
+            .inventory
+            .node(&host.node)
+            .expect("plan nodes are in the inventory");
+        let out = rt.block_on(async {
+            let t = crate::transport::connect(node, &opts).await?;
+            t.run(&script).await
+        });
+        match out {
+            Ok(o) if o.status == 0 => {
+                let purged: Vec<&str> = o
+                    .stdout
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("@purged "))
+                    .collect();
+                for p in &purged {
+                    eprintln!("{}: deleted {p}", host.node);
+                }
+                if purged.is_empty() {
+                    eprintln!("{}: no data to delete", host.node);
+                }
+            }
+            Ok(o) => {
+                eprintln!("{}: purging data failed: {}", host.node, o.stderr.trim());
+                code = 1;
+            }
+            Err(e) => {
+                eprintln!("{}: purging data failed: {e}", host.node);
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
 }

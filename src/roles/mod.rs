@@ -209,6 +209,13 @@ pub trait Role: Sync {
         Ok(Outside::default())
     }
 
+    /// Shell lines that delete the data its services made on `node` (a database, dumps),
+    /// run by `remove --purge-data` once everything vds-proxy installed there is taken
+    /// back; each deleted path is printed as `@purged PATH`.
+    fn purge_script(&self, _inv: &Inventory, _node: &str) -> String {
+        String::new()
+    }
+
     /// Verbs it adds to the command line.
     fn verbs(&self) -> Vec<Verb> {
         Vec::new()

@@ -211,6 +211,19 @@ impl Role for System {
         plan::plan(ctx, out)
     }
 
+    fn purge_script(&self, inv: &Inventory, node: &str) -> String {
+        on(inv, node)
+            .map(|b| {
+                let (dir, db) = (quote(&b.directory), &b.database);
+                format!(
+                    "for k in daily weekly monthly; do for f in {dir}/$k/{db}-*.dump {dir}/$k/{db}-*.dump.sha256; do \
+                     if [ -f \"$f\" ]; then rm -f \"$f\" && echo \"@purged $f\"; fi; done; rmdir {dir}/$k 2>/dev/null; done; \
+                     rm -f {dir}/.last-ok-{db}; rmdir {dir} 2>/dev/null; true\n"
+                )
+            })
+            .collect()
+    }
+
     fn status_script(&self, inv: &Inventory, node: &str) -> String {
         on(inv, node)
             .map(|b| {

@@ -230,6 +230,17 @@ impl Role for System {
         plan::plan(ctx, out)
     }
 
+    fn purge_script(&self, inv: &Inventory, node: &str) -> String {
+        if on(inv, node).is_none() {
+            return String::new();
+        }
+        format!(
+            "for d in {} {}; do if [ -e \"$d\" ] || [ -L \"$d\" ]; then rm -rf \"$d\" && echo \"@purged $d\"; fi; done\n",
+            plan::STATE_PRIVATE,
+            plan::STATE_LINK
+        )
+    }
+
     fn status_script(&self, inv: &Inventory, node: &str) -> String {
         match on(inv, node) {
             Some(r) => {

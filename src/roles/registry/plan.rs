@@ -29,6 +29,9 @@ pub const UNIT: &str = "vds-registry.service";
 pub const CONFIG: &str = "/etc/vds-proxy/registry.toml";
 /// Its database, in the unit's `StateDirectory`.
 pub const DATABASE: &str = "/var/lib/vds-registry/registry.db";
+/// Where systemd keeps that state directory for a `DynamicUser` unit, and the link to it.
+pub const STATE_PRIVATE: &str = "/var/lib/private/vds-registry";
+pub const STATE_LINK: &str = "/var/lib/vds-registry";
 
 /// Adds the registry of `ctx.node`, if it has one.
 pub fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
