@@ -28,22 +28,18 @@ pub fn run_matches(matches: clap::ArgMatches) -> Result<i32> {
     {
         let global = crate::cli::Global::from_arg_matches(&matches)?;
         let loaded = app::load(&global)?;
-        let (opts, _) = options(
+        let remote = Remote::new(
             &loaded,
             &Connect {
                 accept_new_host_keys: false,
                 parallel: None,
             },
-        );
-        let rt = runtime()?;
+        )?;
         let run_on = |node: &str, script: &str| -> Result<crate::transport::Output> {
             let n = loaded.inventory.node(node).ok_or_else(|| {
                 app::InputError::Other(format!("no node {node} in the inventory"))
             })?;
-            rt.block_on(async {
-                let t = crate::transport::connect(n, &opts).await?;
-                Ok(t.run(script).await?)
-            })
+            remote.run(n, script)
         };
         let ctx = roles::VerbCtx {
             inv: &loaded.inventory,
@@ -52,6 +48,29 @@ pub fn run_matches(matches: clap::ArgMatches) -> Result<i32> {
         return (verb.run)(&ctx, args);
     }
     run(Cli::from_arg_matches(&matches)?)
+}
+
+/// Runs one script on one node at a time, outside the engine's parallel steps (a
+/// system's verb, `remove --purge-data`).
+struct Remote {
+    rt: tokio::runtime::Runtime,
+    opts: ConnectOptions,
+}
+
+impl Remote {
+    fn new(loaded: &Loaded, connect: &Connect) -> Result<Remote> {
+        Ok(Remote {
+            rt: runtime()?,
+            opts: options(loaded, connect).0,
+        })
+    }
+
+    fn run(&self, node: &crate::inventory::Node, script: &str) -> Result<crate::transport::Output> {
+        self.rt.block_on(async {
+            let t = crate::transport::connect(node, &self.opts).await?;
+            Ok(t.run(script).await?)
+        })
+    }
 }
 
 /// Runs the command line; returns the exit code.

@@ -28,8 +28,7 @@ pub fn run(loaded: &mut Loaded, args: RemoveArgs, verbose: bool) -> Result<i32> 
 
 /// Runs every system's purge lines on each selected host; reports what was deleted.
 fn purge(loaded: &Loaded, connect: &crate::cli::Connect) -> Result<i32> {
-    let (opts, _) = super::options(loaded, connect);
-    let rt = super::runtime()?;
+    let remote = super::Remote::new(loaded, connect)?;
     let mut code = 0;
     for host in &loaded.plan.hosts {
         let script: String = roles::ALL
@@ -43,11 +42,7 @@ fn purge(loaded: &Loaded, connect: &crate::cli::Connect) -> Result<i32> {
             .inventory
             .node(&host.node)
             .expect("plan nodes are in the inventory");
-        let out = rt.block_on(async {
-            let t = crate::transport::connect(node, &opts).await?;
-            t.run(&script).await
-        });
-        match out {
+        match remote.run(node, &script) {
             Ok(o) if o.status == 0 => {
                 let purged: Vec<&str> = o
                     .stdout
@@ -66,7 +61,7 @@ fn purge(loaded: &Loaded, connect: &crate::cli::Connect) -> Result<i32> {
                 code = 1;
             }
             Err(e) => {
-                eprintln!("{}: purging data failed: {e}", host.node);
+                eprintln!("{}: purging data failed: {e:#}", host.node);
                 code = 1;
             }
         }
