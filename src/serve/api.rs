@@ -322,7 +322,7 @@ async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, Reply> {
 }
 
 /// The body of `POST /api/farms/{ip}`.
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RegisterBody {
     name: Option<String>,
@@ -332,11 +332,7 @@ struct RegisterBody {
 
 fn register(shared: &Shared, live: &Live, ip: &str, body: &[u8], now: i64) -> Reply {
     let parsed: RegisterBody = if body.iter().all(u8::is_ascii_whitespace) {
-        RegisterBody {
-            name: None,
-            metadata: None,
-            heartbeat_interval: None,
-        }
+        RegisterBody::default()
     } else {
         match serde_json::from_slice(body) {
             Ok(b) => b,

@@ -95,13 +95,11 @@ impl Api {
         )?;
         // A 200 carries a message when the policy is invalid.
         let message = message_of(&r.body);
-        if r.status != 200 || !message.is_empty() {
-            let why = if message.is_empty() {
-                return Err(failure("validating the policy", &self.tailnet, &r));
-            } else {
-                message
-            };
-            bail!("Tailscale rejected the tailnet policy: {why}; nothing was pushed");
+        if !message.is_empty() {
+            bail!("Tailscale rejected the tailnet policy: {message}; nothing was pushed");
+        }
+        if r.status != 200 {
+            return Err(failure("validating the policy", &self.tailnet, &r));
         }
         Ok(())
     }

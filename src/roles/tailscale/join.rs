@@ -86,7 +86,6 @@ pub fn read(inv: &Inventory, outputs: &BTreeMap<String, Prepared>) -> (Joins, Ve
 
 /// The key file and the `tailscale up` it triggers, for a node that must join.
 pub fn resource(tags: &[String], key: &str) -> Resource {
-    let tags: Vec<String> = tags.to_vec();
     Resource::text(Kind::File, AUTH_KEY, format!("{key}\n"), 0o600)
         .secret()
         .on_change(Action::Run {
