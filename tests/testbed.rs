@@ -5,6 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+#[path = "../benches/registry/client.rs"]
+mod registry_client;
+
 const TESTBED: &str = "/var/tmp/vds-proxy-testbed";
 
 fn ip(i: u32) -> String {
@@ -68,6 +71,14 @@ impl Env {
             extra_node
         );
         std::fs::write(self.dir.join("nodes.json"), text).unwrap();
+    }
+
+    /// Adds top-level sections (`"key": value, …`) to the inventory written last.
+    fn add_sections(&self, fields: &str) {
+        let path = self.dir.join("nodes.json");
+        let nodes = std::fs::read_to_string(&path).unwrap();
+        let text = format!("{}, {fields}}}", nodes.trim_end().trim_end_matches('}'));
+        std::fs::write(path, text).unwrap();
     }
 
     fn vds(&self, args: &[&str]) -> Output {
@@ -1884,13 +1895,10 @@ fn a_firewall_opens_only_what_is_asked_and_reverts_a_change_that_locks_ssh_out()
     ));
     let route = r#"[{"port": 8443, "proxy_node": "h1", "target_node": "h2", "target_port": 9000, "service": "web"}]"#;
     env.inventory(route);
-    let nodes = std::fs::read_to_string(env.dir.join("nodes.json")).unwrap();
-    let with_firewall = format!(
-        r#"{}, "firewalls": [{{"node": "h1", "allow": [{{"port": 7001, "from": ["{}"]}}], "revert_after": 15}}]}}"#,
-        nodes.trim_end().trim_end_matches('}'),
+    env.add_sections(&format!(
+        r#""firewalls": [{{"node": "h1", "allow": [{{"port": 7001, "from": ["{}"]}}], "revert_after": 15}}]"#,
         ip(2)
-    );
-    std::fs::write(env.dir.join("nodes.json"), &with_firewall).unwrap();
+    ));
     let out = env.vds(&["deploy"]);
     assert_ok(&out);
     assert_says(
@@ -1990,18 +1998,15 @@ fn registry_inventory(env: &Env, route: bool, extra_token: &str) {
     } else {
         "[]"
     });
-    let nodes = std::fs::read_to_string(env.dir.join("nodes.json")).unwrap();
-    let text = format!(
-        r#"{}, "registries": [{{"node": "h1", "port": 8080, "heartbeat_interval": 2, "tokens": [
+    env.add_sections(&format!(
+        r#""registries": [{{"node": "h1", "port": 8080, "heartbeat_interval": 2, "tokens": [
             {{"name": "web", "role": "reader", "token": "{READER}"}},
             {{"name": "ops", "role": "admin", "token": "{ADMIN}", "rate_limit": 0}},
             {{"name": "farm-h2", "role": "farm", "farm": "{}", "token": "{FARM2}"}},
-            {{"name": "farm-h3", "role": "farm", "farm": "{}", "token": "{FARM3}", "rate_limit": 3}}{extra_token}]}}]}}"#,
-        nodes.trim_end().trim_end_matches('}'),
+            {{"name": "farm-h3", "role": "farm", "farm": "{}", "token": "{FARM3}", "rate_limit": 3}}{extra_token}]}}]"#,
         ip(2),
         ip(3)
-    );
-    std::fs::write(env.dir.join("nodes.json"), text).unwrap();
+    ));
 }
 
 /// `METHOD path` on h1's registry with `token` and `body`: (status code, body).
@@ -2035,63 +2040,6 @@ fn api(method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u1
 
 fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
-}
-
-/// `n` clients, each with one keep-alive connection, `per` requests of `GET /api/farms`
-/// each: (requests per second, p99 latency in ms, failures).
-fn registry_load(n: usize, per: usize) -> (f64, f64, usize) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let started = std::time::Instant::now();
-    let threads: Vec<_> = (0..n)
-        .map(|_| {
-            std::thread::spawn(move || {
-                let mut lat = Vec::with_capacity(per);
-                let mut fails = 0;
-                let s = std::net::TcpStream::connect(format!("{}:8080", ip(1))).unwrap();
-                s.set_nodelay(true).unwrap();
-                let mut w = s.try_clone().unwrap();
-                let mut r = BufReader::new(s);
-                let req = format!(
-                    "GET /api/farms HTTP/1.1\r\nHost: h1\r\nAuthorization: Bearer {ADMIN}\r\n\r\n"
-                );
-                for _ in 0..per {
-                    let t = std::time::Instant::now();
-                    w.write_all(req.as_bytes()).unwrap();
-                    let mut status = String::new();
-                    r.read_line(&mut status).unwrap();
-                    let mut len = 0usize;
-                    loop {
-                        let mut h = String::new();
-                        r.read_line(&mut h).unwrap();
-                        if h == "\r\n" {
-                            break;
-                        }
-                        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                            len = v.trim().parse().unwrap();
-                        }
-                    }
-                    let mut body = vec![0; len];
-                    r.read_exact(&mut body).unwrap();
-                    if !status.starts_with("HTTP/1.1 200") {
-                        fails += 1;
-                    }
-                    lat.push(t.elapsed().as_secs_f64() * 1000.0);
-                }
-                (lat, fails)
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    let mut fails = 0;
-    for t in threads {
-        let (lat, f) = t.join().unwrap();
-        all.extend(lat);
-        fails += f;
-    }
-    let secs = started.elapsed().as_secs_f64();
-    all.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let p99 = all[(all.len() * 99 / 100).min(all.len() - 1)];
-    (all.len() as f64 / secs, p99, fails)
 }
 
 #[test]
@@ -2268,9 +2216,17 @@ fn the_registry_serves_nodes_and_farms_with_roles_and_keeps_its_data() {
     assert!(log.trim().parse::<u32>().unwrap() >= 3, "access log: {log}");
 
     // Load: 32 clients with keep-alive connections.
-    let (rps, p99, fails) = registry_load(32, 200);
-    println!("registry load: 32 clients x 200 GET /api/farms: {rps:.0} req/s, p99 {p99:.2} ms");
-    assert_eq!(fails, 0);
+    let load = registry_client::run(
+        &format!("{}:8080", ip(1)),
+        &registry_client::request("GET", "/api/farms", ADMIN),
+        32,
+        200,
+    );
+    println!(
+        "registry load: 32 clients x 200 GET /api/farms: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
+        load.per_second, load.p50_ms, load.p99_ms
+    );
+    assert_eq!(load.failures, 0);
 
     // The route goes, the registry stays (and so does the binary it runs from).
     registry_inventory(&env, false, "");
@@ -2482,12 +2438,11 @@ fn tailnet_inventory(env: &Env, route: bool, extra_rule: &str) {
         ),
         1,
     );
-    let text = format!(
-        r#"{}, "tailnet": {{"tag_owners": {{"tag:farm": ["autogroup:admin"], "tag:mobile": ["autogroup:admin"]}},
-            "acls": [{{"src": ["tag:mobile"], "dst": ["tag:farm"], "ports": [8080, 8081]}}{extra_rule}]}}}}"#,
-        nodes.trim_end().trim_end_matches('}')
-    );
-    std::fs::write(env.dir.join("nodes.json"), text).unwrap();
+    std::fs::write(env.dir.join("nodes.json"), nodes).unwrap();
+    env.add_sections(&format!(
+        r#""tailnet": {{"tag_owners": {{"tag:farm": ["autogroup:admin"], "tag:mobile": ["autogroup:admin"]}},
+            "acls": [{{"src": ["tag:mobile"], "dst": ["tag:farm"], "ports": [8080, 8081]}}{extra_rule}]}}"#
+    ));
 }
 
 /// A stand-in `tailscale` command for h2 (no tailnet can be joined here): `status --json`
@@ -2678,15 +2633,7 @@ fn postgres_backups_dump_restore_keep_exactly_what_is_promised_and_fail_loudly()
         "create table orders(id serial primary key, item text); insert into orders(item) select md5(i::text) from generate_series(1, 5000) i; create table users(id int)",
     );
     env.inventory("[]");
-    let nodes = std::fs::read_to_string(env.dir.join("nodes.json")).unwrap();
-    std::fs::write(
-        env.dir.join("nodes.json"),
-        format!(
-            r#"{}, "backups": [{{"node": "h3", "database": "shop", "time": "04:30"}}]}}"#,
-            nodes.trim_end().trim_end_matches('}')
-        ),
-    )
-    .unwrap();
+    env.add_sections(r#""backups": [{"node": "h3", "database": "shop", "time": "04:30"}]"#);
     let out = env.vds(&["deploy"]);
     assert_ok(&out);
     assert_says(&out, "started vds-backup-shop.timer");
