@@ -18,12 +18,11 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -39,12 +38,40 @@ const BURST: usize = 32 * 1024;
 /// Runs the relay with the config at `path` until SIGTERM/SIGINT.
 pub fn run(path: &Path) -> Result<()> {
     let cfg = config::load(path)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let workers = Workers::start()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let res = rt.block_on(serve(path, cfg));
+    let res = rt.block_on(serve(path, cfg, &workers));
     log::flush(Duration::from_secs(1));
     res
+}
+
+/// The threads that carry connections: one single-threaded runtime per core, each waiting
+/// on every route's listening socket. A connection is accepted, relayed and closed on one
+/// thread, by its own event loop: no hand-over or wake-up between threads, and a new
+/// connection goes to a thread that is free to take it. Signals, reloads, health checks
+/// and metrics run on the main thread.
+struct Workers {
+    handles: Vec<tokio::runtime::Handle>,
+}
+
+impl Workers {
+    fn start() -> Result<Self> {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut handles = Vec::with_capacity(n);
+        for i in 0..n {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            handles.push(rt.handle().clone());
+            std::thread::Builder::new()
+                .name(format!("relay-{i}"))
+                .spawn(move || rt.block_on(tick()))
+                .context("cannot start a relay thread")?;
+        }
+        Ok(Workers { handles })
+    }
 }
 
 /// One upstream and its health.
@@ -148,13 +175,13 @@ struct Listener {
     stop: watch::Sender<bool>,
 }
 
-async fn serve(path: &Path, cfg: Config) -> Result<()> {
+async fn serve(path: &Path, cfg: Config, workers: &Workers) -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let stats = Arc::new(Stats::default());
     let epoch = Instant::now();
     let mut listeners: BTreeMap<SocketAddr, Listener> = BTreeMap::new();
     let mut metrics_task = None;
-    apply(&mut listeners, &cfg, &stats, epoch).await?;
+    apply(&mut listeners, &cfg, &stats, epoch, workers)?;
     if let Some(addr) = cfg.metrics {
         let l = TcpListener::bind(addr)
             .await
@@ -172,7 +199,7 @@ async fn serve(path: &Path, cfg: Config) -> Result<()> {
             _ = hup.recv() => {
                 notify("RELOADING=1");
                 let res = match config::load(path) {
-                    Ok(cfg) => apply(&mut listeners, &cfg, &stats, epoch).await.map(|()| cfg),
+                    Ok(cfg) => apply(&mut listeners, &cfg, &stats, epoch, workers).map(|()| cfg),
                     Err(e) => Err(e),
                 };
                 match res {
@@ -220,18 +247,19 @@ async fn serve(path: &Path, cfg: Config) -> Result<()> {
 
 /// Makes the listeners match `cfg`. Every new listener is bound first, so a config that
 /// cannot be served changes nothing.
-async fn apply(
+fn apply(
     listeners: &mut BTreeMap<SocketAddr, Listener>,
     cfg: &Config,
     stats: &Arc<Stats>,
     epoch: Instant,
+    workers: &Workers,
 ) -> Result<()> {
     let mut fresh = Vec::new();
     for r in &cfg.routes {
         if !listeners.contains_key(&r.listen) {
-            let l = bind(r.listen)
+            let socks = bind(r.listen, workers.handles.len())
                 .with_context(|| format!("route {}: cannot listen on {}", r.name, r.listen))?;
-            fresh.push((r.clone(), l));
+            fresh.push((r.clone(), socks));
         }
     }
     listeners.retain(|addr, l| {
@@ -250,12 +278,21 @@ async fn apply(
             spawn_checks(&route, l.stop.subscribe(), l.route.subscribe());
         }
     }
-    for (r, l) in fresh {
+    for (r, socks) in fresh {
         let route = Arc::new(Route::new(r.clone(), stats, epoch));
         let (rtx, rrx) = watch::channel(route.clone());
         let (stx, srx) = watch::channel(false);
         spawn_checks(&route, srx.clone(), rrx.clone());
-        tokio::spawn(accept_loop(l, rrx, srx, stats.clone()));
+        for (sock, worker) in socks.into_iter().zip(&workers.handles) {
+            let (rrx, srx, stats) = (rrx.clone(), srx.clone(), stats.clone());
+            // Registered from inside the worker, so the worker's event loop owns it.
+            worker.spawn(async move {
+                match TcpListener::from_std(sock) {
+                    Ok(l) => accept_loop(l, rrx, srx, stats).await,
+                    Err(e) => crate::relay_log!("relay: cannot use a listening socket: {e}"),
+                }
+            });
+        }
         listeners.insert(
             r.listen,
             Listener {
@@ -267,7 +304,20 @@ async fn apply(
     Ok(())
 }
 
-fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+/// A timer that always fires before any connection's deadline (connect timeout, idle
+/// timeout): the event loop then sleeps with that wake-up already set, and arming a
+/// connection's timer does not have to wake the loop that is arming it (an eventfd write
+/// and an extra `epoll_wait` per connection otherwise).
+async fn tick() {
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// One listening socket on `addr`, as `n` descriptors: one per worker. Every worker waits
+/// on the same accept queue, so a new connection goes to whichever worker is free first
+/// (the others find the queue empty).
+fn bind(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::TcpListener>> {
     let s = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::STREAM,
@@ -277,7 +327,13 @@ fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
     s.listen(4096)?;
-    TcpListener::from_std(s.into())
+    let s = std::net::TcpListener::from(s);
+    let mut all = Vec::with_capacity(n.max(1));
+    for _ in 1..n.max(1) {
+        all.push(s.try_clone()?);
+    }
+    all.push(s);
+    Ok(all)
 }
 
 /// Active health checks of a route's upstreams, until the route is replaced or stopped.
@@ -505,12 +561,27 @@ async fn pump(
     let epoch = Instant::now();
     let last = AtomicU64::new(0);
     let (up_n, down_n) = (AtomicU64::new(0), AtomicU64::new(0));
-    let (cr, cw) = client.into_split();
-    let (ur, uw) = upstream.into_split();
+    let ended = AtomicBool::new(false);
     let both = async {
         tokio::try_join!(
-            copy_half(cr, uw, &last, epoch, &up_n, &stats.bytes_in),
-            copy_half(ur, cw, &last, epoch, &down_n, &stats.bytes_out),
+            copy_half(
+                &client,
+                &upstream,
+                &ended,
+                &last,
+                epoch,
+                &up_n,
+                &stats.bytes_in
+            ),
+            copy_half(
+                &upstream,
+                &client,
+                &ended,
+                &last,
+                epoch,
+                &down_n,
+                &stats.bytes_out
+            ),
         )
     };
     let end = match idle {
@@ -539,9 +610,13 @@ async fn pump(
     (up_n.load(Relaxed), down_n.load(Relaxed), end)
 }
 
+/// Copies what `r` sends to `w` until `r` closes its side, then passes the half-close on —
+/// unless the other direction has ended already: both sockets are closed next, which sends
+/// the FIN anyway, so the `shutdown` call is saved.
 async fn copy_half(
-    r: OwnedReadHalf,
-    mut w: OwnedWriteHalf,
+    r: &TcpStream,
+    w: &TcpStream,
+    ended: &AtomicBool,
     last: &AtomicU64,
     epoch: Instant,
     count: &AtomicU64,
@@ -555,21 +630,47 @@ async fn copy_half(
             buf.clear();
             match r.try_read_buf(&mut buf) {
                 Ok(0) => {
-                    // Pass the half-close on; the other direction keeps flowing.
-                    let _ = w.shutdown().await;
+                    if !ended.swap(true, Relaxed) {
+                        let _ = socket2::SockRef::from(w).shutdown(std::net::Shutdown::Write);
+                    }
                     return Ok(());
                 }
                 Ok(n) => {
-                    w.write_all(&buf).await?;
+                    let short = n < buf.capacity();
+                    if short {
+                        // A short read emptied the socket: forget its readiness now rather
+                        // than learn it from one more `recv` failing with EAGAIN. Data or a
+                        // FIN arriving later is a new event; a FIN that came with this data
+                        // stays known (tokio keeps "read closed").
+                        let _ = r.try_io(Interest::READABLE, || {
+                            Err::<(), _>(io::ErrorKind::WouldBlock.into())
+                        });
+                    }
+                    write_all(w, &buf).await?;
                     count.fetch_add(n as u64, Relaxed);
                     total.fetch_add(n as u64, Relaxed);
                     last.store(epoch.elapsed().as_millis() as u64, Relaxed);
+                    if short {
+                        break;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(e),
             }
         }
     }
+}
+
+/// Writes all of `data`, waiting for room when the socket's buffer is full.
+async fn write_all(w: &TcpStream, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        match w.try_write(data) {
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => w.writable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Sends a state line to systemd's notification socket, if there is one.
