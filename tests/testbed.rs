@@ -206,6 +206,21 @@ fn deploy_forwards_traffic_and_a_second_deploy_restarts_nothing() {
     // Relay (default forwarder) and socat both reach the echo service on h2.
     assert_eq!(echo(&ip(1), 8443), "ping through vds-proxy\n");
     assert_eq!(echo(&ip(1), 8444), "ping through vds-proxy\n");
+    // The relay's line for that connection is in its unit's journal, sent as a native
+    // journal entry (batched), not through the stderr stream.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let lines = "journalctl -u vds-relay.service _TRANSPORT=journal -o cat | grep 'route=web-8443 client=.* end=closed'";
+    while !ssh(1, lines).status.success() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no connection line in the journal: {}",
+            stdout(&ssh(
+                1,
+                "journalctl -u vds-relay.service -o verbose | tail -40"
+            ))
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 
     let relay = invocation(1, "vds-relay.service");
     let socat = invocation(1, "socat-proxy-api-8444.service");
