@@ -137,6 +137,10 @@ pub struct DeployArgs {
     /// Print the diff and the actions; change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Deploy a host again, up to N more times with a growing pause (2 s, 4 s, …), when a
+    /// unit did not come up and the host rolled back [default: from settings, 1]
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
     /// Only these parts: setup (kernel settings, TPROXY rules, HAProxy drop-in, WireGuard
     /// tunnels), scale (replicas and haproxy.cfg), config (haproxy.cfg), verify (run the
     /// status checks afterwards); comma-separated or repeated

@@ -28,6 +28,9 @@ pub struct Settings {
     pub known_hosts: Option<PathBuf>,
     /// Relay binary to install on nodes; default: this vds-proxy executable.
     pub relay_binary: Option<PathBuf>,
+    /// How many more times a host whose activation failed (a unit did not come up, the
+    /// host rolled back) is deployed again, after a pause of 2 s, 4 s, 8 s …
+    pub retries: u32,
 }
 
 impl Default for Settings {
@@ -42,6 +45,7 @@ impl Default for Settings {
             ssh_key: None,
             known_hosts: None,
             relay_binary: None,
+            retries: 1,
         }
     }
 }

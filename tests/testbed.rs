@@ -1526,6 +1526,73 @@ fn replica_commands_run_exactly_the_words_given() {
     assert!(env.vds(&["remove"]).status.success());
 }
 
+/// A host whose unit did not come up is rolled back; with `--retries` it is deployed again
+/// after a pause, and when the cause has passed meanwhile (here: a file the replica needs,
+/// created by the test once the first attempt was rolled back) the deploy succeeds and
+/// says it was retried.
+#[test]
+fn a_host_whose_activation_failed_is_deployed_again_and_says_so() {
+    let env = Env::new("retry");
+    const NEEDED: &str = "/etc/vds-test-retry-ok";
+    const UNIT: &str = "/etc/systemd/system/retry@.service";
+    ssh(1, &format!("rm -f {NEEDED}"));
+    let inv = r#"{"nodes": [{"name": "h1", "public_ip": "10.213.1.2"}],
+        "services": [{"name": "retry", "node": "h1", "replicas": 1, "base_port": 9311,
+          "exec": ["/bin/sh", "-c", "test -e /etc/vds-test-retry-ok || exit 1; exec socat TCP-LISTEN:$PORT,fork,reuseaddr EXEC:cat"]}]}"#;
+    std::fs::write(env.dir.join("nodes.json"), inv).unwrap();
+
+    let out = env.vds(&["deploy", "--retries", "0"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_says(&out, "did not come up");
+    assert!(!stdout(&out).contains("retried"), "{}", text(&out));
+    assert!(
+        !ssh(1, &format!("test -e {UNIT}")).status.success(),
+        "the failed attempt was rolled back"
+    );
+
+    let child = Command::new(env!("CARGO_BIN_EXE_vds-proxy"))
+        .arg("-i")
+        .arg(env.dir.join("nodes.json"))
+        .args(["deploy", "--retries", "3", "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first attempt installs the unit, sees it fail and rolls back; then the cause
+    // goes away while vds-proxy waits to try again.
+    let wait_for = |cmd: &str, what: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !ssh(1, cmd).status.success() {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    wait_for(
+        &format!("test -e {UNIT}"),
+        "the first attempt never installed the unit",
+    );
+    wait_for(
+        &format!("! test -e {UNIT}"),
+        "the first attempt was not rolled back",
+    );
+    assert!(ssh(1, &format!("touch {NEEDED}")).status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("one JSON document");
+    let h1 = &doc["hosts"][0];
+    assert_eq!(h1["result"], "changed", "{doc:#}");
+    assert_eq!(h1["retries"], 1, "{doc:#}");
+    assert!(
+        h1["notes"][0]
+            .as_str()
+            .is_some_and(|n| n.starts_with("attempt 1 failed and was retried: apply failed")),
+        "{doc:#}"
+    );
+    assert_eq!(echo(&ip(1), 9311), "ping through vds-proxy\n");
+    assert!(env.vds(&["remove"]).status.success());
+    ssh(1, &format!("rm -f {NEEDED}"));
+}
+
 /// Pebble, Let's Encrypt's test ACME CA, and its mock DNS (every name resolves to h1), on
 /// this machine; stopped when dropped. The ACME API's own HTTPS certificate is signed by a
 /// CA made here (`ca.pem`), which h1's certbot is told to trust through the inventory.

@@ -34,6 +34,7 @@ pub fn run(loaded: &mut Loaded, args: DeployArgs, verbose: bool) -> Result<i32> 
         let mode = Mode::Deploy {
             dry_run: args.dry_run,
             only,
+            retries: args.retries.unwrap_or(loaded.settings.retries),
         };
         let how = crate::engine::Summary {
             detailed_exitcode: args.detailed_exitcode,

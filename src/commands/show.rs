@@ -22,6 +22,7 @@ pub fn run(loaded: &mut Loaded, args: ShowArgs, verbose: bool) -> Result<i32> {
         let mode = Mode::Deploy {
             dry_run: true,
             only: None,
+            retries: 0,
         };
         let how = crate::engine::Summary::new(args.format == Format::Json);
         return super::converge(loaded, &args.connect, mode, verbose, how);

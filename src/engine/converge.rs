@@ -32,11 +32,57 @@ pub async fn converge_host(
         Ok(t) => t,
         Err(e) => return HostResult::failed(&plan.node, e.to_string()),
     };
-    match converge(t.as_ref(), plan, mode, redactor, &progress).await {
-        Ok(r) => r,
-        Err(e) => HostResult::failed(&plan.node, format!("{e:#}")),
+    let retries = match mode {
+        Mode::Deploy { retries, .. } => retries,
+        Mode::Remove { .. } => 0,
+    };
+    let mut earlier = Vec::new();
+    loop {
+        let res = converge(t.as_ref(), plan, mode, redactor, &progress).await;
+        let mut r = match res {
+            Err(e) if e.is::<ActivationFailed>() && (earlier.len() as u32) < retries => {
+                let pause = retry_pause(earlier.len() as u32 + 1);
+                earlier.push(e.to_string());
+                progress.step(&format!(
+                    "activation failed; deploying again in {} s ({}/{retries})",
+                    pause.as_secs(),
+                    earlier.len()
+                ));
+                tokio::time::sleep(pause).await;
+                continue;
+            }
+            Ok(r) => r,
+            Err(e) => HostResult::failed(&plan.node, format!("{e:#}")),
+        };
+        r.retries = earlier.len() as u32;
+        for (i, e) in earlier.iter().enumerate() {
+            let first = e.lines().next().unwrap_or_default();
+            r.notes.insert(
+                i,
+                format!("attempt {} failed and was retried: {first}", i + 1),
+            );
+        }
+        return r;
     }
 }
+
+/// The pause before the `n`th retry: 2 s, 4 s, 8 s … at most 30 s.
+fn retry_pause(n: u32) -> std::time::Duration {
+    std::time::Duration::from_secs((2u64 << n.saturating_sub(1).min(4)).min(30))
+}
+
+/// An apply that ran but left a unit that did not come up; the host rolled back. Worth
+/// another try: the cause may have passed (a port still held, a dependency still starting).
+#[derive(Debug)]
+struct ActivationFailed(String);
+
+impl std::fmt::Display for ActivationFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ActivationFailed {}
 
 fn result(
     plan: &HostPlan,
@@ -51,6 +97,7 @@ fn result(
         actions: Vec::new(),
         notes,
         error: None,
+        retries: 0,
     }
 }
 
@@ -127,6 +174,9 @@ async fn converge(
                 let mut msg = failure_message(code, &report, &out.stderr);
                 for note in confirm::armed_notes(&guarded, &report) {
                     msg.push_str(&format!("\n  {note}"));
+                }
+                if !report.failed_units.is_empty() && report.rolled_back {
+                    return Err(ActivationFailed(msg).into());
                 }
                 bail!(msg)
             }

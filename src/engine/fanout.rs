@@ -48,6 +48,8 @@ pub struct HostResult {
     pub notes: Vec<String>,
     /// Why the host failed.
     pub error: Option<String>,
+    /// How many times the host was deployed again after its activation failed.
+    pub retries: u32,
 }
 
 impl HostResult {
@@ -60,6 +62,7 @@ impl HostResult {
             actions: Vec::new(),
             notes: Vec::new(),
             error: Some(message),
+            retries: 0,
         }
     }
 
@@ -245,6 +248,7 @@ fn redacted(r: &HostResult, redactor: &Redactor) -> HostResult {
         actions: all(&r.actions),
         notes: all(&r.notes),
         error: r.error.as_ref().map(|e| redactor.apply(e)),
+        retries: r.retries,
     }
 }
 
@@ -257,11 +261,12 @@ fn text(results: &[HostResult]) -> String {
             Outcome::Planned => "planned (dry run)",
             Outcome::Failed => "FAILED",
         };
-        rows.push([
-            r.node.clone(),
-            r.files.len().to_string(),
-            outcome.to_string(),
-        ]);
+        let outcome = match r.retries {
+            0 => outcome.to_string(),
+            1 => format!("{outcome}, retried once"),
+            n => format!("{outcome}, retried {n} times"),
+        };
+        rows.push([r.node.clone(), r.files.len().to_string(), outcome]);
     }
     let mut out = table(&rows);
     for r in results {

@@ -32,6 +32,8 @@ pub enum Mode<'s> {
     Deploy {
         dry_run: bool,
         only: Option<&'s [Part]>,
+        /// How many more times a host whose activation failed is deployed again.
+        retries: u32,
     },
     /// Take back everything, or what one named service installed.
     Remove { service: Option<&'s str> },
