@@ -86,16 +86,16 @@ pss() { on 1 "t=0; for p in \$(cat /sys/fs/cgroup/systemd\$(systemctl show -P Co
 SPECS=("haproxy bench-haproxy 22001 22002" "haproxy+tcplog bench-haproxy-log 22011 22012"
        "relay(deployed) vds-relay.service 21001 21002" "relay,log=off vds-relay.service 21003 21004"
        "socat-fork bench-socat-echo 23001 23002")
-# Short connections: ROUNDS rounds, every forwarder once per round, each round starting one
-# further down the list, so that what a run leaves behind on h1 for the next (TIME_WAIT
-# ports towards the backend: the next one's connect() searches longer) weighs on all of
-# them alike. The median round counts; CPU is summed over the rounds.
+# Short connections and bulk: ROUNDS rounds, every forwarder once per round, each round
+# starting one further down the list, so that what a run leaves behind on h1 for the next
+# (TIME_WAIT ports towards the backend: the next one's connect() searches longer) weighs on
+# all of them alike. The median round counts; CPU is summed over the rounds.
 ROUNDS=${ROUNDS:-5}
-declare -A runs ticks fails_of
+declare -A runs bulk1 bulk16 ticks fails_of
 for round in $(seq 0 $((ROUNDS - 1))); do
   for k in "${!SPECS[@]}"; do
     spec=${SPECS[$(( (k + round) % ${#SPECS[@]} ))]}
-    read -r name unit eport _ <<< "$spec"
+    read -r name unit eport sport <<< "$spec"
     sleep 2 # let TIME_WAIT of the previous run drain a little
     c0=$(cpu_ticks "$unit")
     read -r cps fails < <("$LOAD" cps "$H1:$eport" 4 "$SECS")
@@ -103,6 +103,8 @@ for round in $(seq 0 $((ROUNDS - 1))); do
     runs[$name]="${runs[$name]:-} $cps"
     ticks[$name]=$(( ${ticks[$name]:-0} + c1 - c0 ))
     fails_of[$name]=$(( ${fails_of[$name]:-0} + fails ))
+    bulk1[$name]="${bulk1[$name]:-} $("$LOAD" bulk "$H1:$sport" 1 "$SECS")"
+    bulk16[$name]="${bulk16[$name]:-} $("$LOAD" bulk "$H1:$sport" 16 "$SECS")"
   done
 done
 median() { tr ' ' '\n' | sed '/^$/d' | sort -n | awk '{v[NR] = $1} END { print v[int((NR + 1) / 2)] }'; }
@@ -115,14 +117,19 @@ for spec in "${SPECS[@]}"; do
   cps=$(median <<< "${runs[$name]}")
   all_conns=$(tr ' ' '\n' <<< "${runs[$name]}" | awk -v s="$SECS" '{ n += $1 * s } END { print n }')
   cpu=$(awk -v t="${ticks[$name]}" -v n="$all_conns" 'BEGIN { if (n > 0) printf "%.0f", t * 10000 / n; else print "-" }')
-  b1=$("$LOAD" bulk "$H1:$sport" 1 "$SECS")
-  b16=$("$LOAD" bulk "$H1:$sport" 16 "$SECS")
+  b1=$(median <<< "${bulk1[$name]}")
+  b16=$(median <<< "${bulk16[$name]}")
   read -r p50 p99 < <("$LOAD" latency "$H1:$eport" 5000)
-  idle=$(idle_cost "$H1:$eport" 1000 pss "$unit")
+  # Once per process: a second route of the same unit would reuse the memory the first grew.
+  idle=-
+  case " ${idle_done:-} " in *" $unit "*) ;; *) idle=$(idle_cost "$H1:$eport" 1000 pss "$unit"); idle_done="${idle_done:-} $unit" ;; esac
   [ "$name" = haproxy ] && { base_cps=$cps; base_b1=$b1; base_b16=$b16; }
   printf '%-22s %9s %6s %6s %9s %6s %9s %6s %8s %8s %10s %9s\n' "$name" "$cps" "$(ratio "$cps" "$base_cps")" "${fails_of[$name]}" \
     "$b1" "$(ratio "$b1" "$base_b1")" "$b16" "$(ratio "$b16" "$base_b16")" "$p50" "$p99" "$idle" "$cpu"
 done
-echo "conn/s: median of $ROUNDS rounds (each conn/s run: ${SECS} s, 4 client threads); every round:"
-for spec in "${SPECS[@]}"; do read -r name _ <<< "$spec"; echo "  $name:${runs[$name]}"; done
+echo "conn/s, MB/s: median of $ROUNDS rounds (each run ${SECS} s; conn/s with 4 client threads); every round, conn/s | MB/s x1 | MB/s x16:"
+for spec in "${SPECS[@]}"; do
+  read -r name _ <<< "$spec"
+  echo "  $name:${runs[$name]} |${bulk1[$name]} |${bulk16[$name]}"
+done
 echo "x: ratio to HAProxy without logging; bulk: MB/s read through the forwarder from a source on h2; latency: 64-byte round trips on one connection; us CPU/c: the forwarder's CPU time per short connection"
