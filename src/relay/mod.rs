@@ -133,10 +133,15 @@ impl Route {
             .store(self.now_ms() + self.cfg.backoff_ms.max(1), Relaxed);
     }
 
-    async fn connect(&self) -> Option<(SocketAddr, TcpStream)> {
+    /// Connects to the first upstream that answers, the route's socket options set. With
+    /// `data_waiting` (the client has sent its first bytes already), the handshake's last
+    /// ACK is held back (`TCP_QUICKACK` off) to leave with those bytes: one packet less per
+    /// connection, as HAProxy's `option tcp-smart-connect`. A server that speaks first gets
+    /// its ACK at once.
+    async fn connect(&self, data_waiting: bool) -> Option<(SocketAddr, TcpStream)> {
         for u in self.order() {
-            match tokio::time::timeout(self.cfg.connect_timeout(), TcpStream::connect(u.addr)).await
-            {
+            let attempt = open(u.addr, &self.cfg, data_waiting);
+            match tokio::time::timeout(self.cfg.connect_timeout(), attempt).await {
                 Ok(Ok(s)) => {
                     u.down_until.store(0, Relaxed);
                     return Some((u.addr, s));
@@ -167,6 +172,19 @@ impl Route {
         }
         None
     }
+}
+
+/// A connection to `addr`, its options set before the handshake.
+async fn open(addr: SocketAddr, cfg: &RouteConfig, hold_ack: bool) -> io::Result<TcpStream> {
+    let s = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    tune(socket2::SockRef::from(&s), cfg);
+    if hold_ack {
+        let _ = socket2::SockRef::from(&s).set_tcp_quickack(false);
+    }
+    s.connect(addr).await
 }
 
 /// A running listener: the route its connections use now, and its stop switch.
@@ -455,7 +473,16 @@ async fn handle(client: TcpStream, peer: SocketAddr, route: &Route) {
             }
         }
     }
-    let Some((upstream_addr, mut upstream)) = route.connect().await else {
+    if !cfg.accept_proxy {
+        // What the client has sent already goes out with the upstream handshake's ACK.
+        let mut first = [0u8; 4096];
+        match client.try_read(&mut first) {
+            Ok(n) => early.extend_from_slice(&first[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
+    }
+    let Some((upstream_addr, mut upstream)) = route.connect(!early.is_empty()).await else {
         stats.no_upstream.fetch_add(1, Relaxed);
         if cfg.log.errors() {
             crate::relay_log!(
@@ -465,7 +492,6 @@ async fn handle(client: TcpStream, peer: SocketAddr, route: &Route) {
         }
         return;
     };
-    tune(socket2::SockRef::from(&upstream), cfg);
     let mut head = Vec::new();
     if let Some(v) = cfg.send_proxy {
         head = proxy_protocol::encode(v, src, dst);
@@ -483,7 +509,10 @@ async fn handle(client: TcpStream, peer: SocketAddr, route: &Route) {
         }
         return;
     }
-    stats.bytes_in.fetch_add(early.len() as u64, Relaxed);
+    let early_len = early.len() as u64;
+    stats.bytes_in.fetch_add(early_len, Relaxed);
+    // Not kept for the connection's life.
+    drop((head, early));
     let (up, down, end) = pump(client, upstream, cfg.idle_timeout(), stats).await;
     let failed = matches!(end, End::Error(_));
     let end = match end {
@@ -503,7 +532,7 @@ async fn handle(client: TcpStream, peer: SocketAddr, route: &Route) {
     crate::relay_log!(
         "relay: route={} client={src} upstream={upstream_addr} bytes_up={} bytes_down={down} duration_ms={} end={end}",
         cfg.name,
-        up + early.len() as u64,
+        up + early_len,
         started.elapsed().as_millis()
     );
 }
