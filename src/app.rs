@@ -1,6 +1,6 @@
 //! Loading everything a verb needs from the command line, and the exit codes.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
 
@@ -8,7 +8,8 @@ use crate::cli::Global;
 use crate::inventory::{self, InputErrors, Inventory, PathSource, Sections};
 use crate::plan::{self, Plan, PlanError};
 use crate::redact::Redactor;
-use crate::resources::binary::Artifact;
+use crate::resources::Content;
+use crate::resources::binary::{self, Artifact, Bundle, KNOWN_ARCHES};
 use crate::settings::{self, Settings};
 use crate::templates::Templates;
 
@@ -39,7 +40,7 @@ pub struct Loaded {
     /// Connections kept open between the steps of one verb.
     pub pool: std::sync::Arc<crate::transport::Pool>,
     templates: Templates,
-    bundle: Artifact,
+    bundle: Bundle,
 }
 
 impl Loaded {
@@ -47,11 +48,56 @@ impl Loaded {
     /// `--node` selection.
     pub fn replan(&mut self, prepared: &Sections) -> Result<()> {
         let selected: Vec<String> = self.plan.hosts.iter().map(|h| h.node.clone()).collect();
-        let mut plan = plan::build(&self.inventory, &self.templates, &self.bundle, prepared)
+        let default = self.bundle.default_build();
+        let mut plan = plan::build(&self.inventory, &self.templates, default, prepared)
             .map_err(InputError::from)?;
         plan.hosts.retain(|h| selected.contains(&h.node));
         self.plan = plan;
         Ok(())
+    }
+
+    /// Whether the plan ships the bundled vds-proxy build to `node`.
+    pub fn ships_bundle(&self, node: &str) -> bool {
+        self.plan
+            .hosts
+            .iter()
+            .filter(|h| h.node == node)
+            .flat_map(|h| &h.resources)
+            .any(|r| matches!(r.content, Content::Local { .. }))
+    }
+
+    /// Gives every node whose architecture (`uname -m`, by node) differs from the default
+    /// build's the build for its own. A node with none is bad input, reported for all
+    /// nodes at once before any host changes.
+    pub fn select_builds(&mut self, arch_of: &BTreeMap<String, String>) -> Result<()> {
+        let mut problems = Vec::new();
+        for host in &mut self.plan.hosts {
+            let Some(arch) = arch_of.get(&host.node) else {
+                continue;
+            };
+            for r in &mut host.resources {
+                let Content::Local { arch: planned, .. } = &r.content else {
+                    continue;
+                };
+                if planned == arch {
+                    continue;
+                }
+                match self.bundle.for_arch(arch) {
+                    Some(build) => binary::retarget(r, build),
+                    None => problems.push(format!(
+                        "{} is {arch}, and there is no {arch} build of vds-proxy to install there (builds at hand: {}); build one (`just dist`) and name it in vds-proxy.toml: relay_binaries.{arch} = \"dist/vds-proxy-{arch}\"",
+                        host.node,
+                        self.bundle.arches().join(", ")
+                    )),
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            problems.push("no host was changed".into());
+            Err(InputError::Other(problems.join("\n")).into())
+        }
     }
 }
 
@@ -93,9 +139,14 @@ pub fn load(global: &Global) -> Result<Loaded> {
     let template_dir = global.templates.clone().or(settings.templates.clone());
     let templates =
         Templates::new(template_dir.as_deref()).map_err(|e| InputError::Other(format!("{e:#}")))?;
-    let bundle = bundle_artifact(&settings)?;
-    let plan = plan::build(&inventory, &templates, &bundle, &Sections::default())
-        .map_err(InputError::from)?;
+    let bundle = bundle(&settings, &settings_path)?;
+    let plan = plan::build(
+        &inventory,
+        &templates,
+        bundle.default_build(),
+        &Sections::default(),
+    )
+    .map_err(InputError::from)?;
     let redactor = Redactor::new(inventory.secrets());
     Ok(Loaded {
         inventory,
@@ -108,15 +159,56 @@ pub fn load(global: &Global) -> Result<Loaded> {
     })
 }
 
-/// The vds-proxy build to ship to nodes that run its bundled servers: `relay_binary` from
-/// the settings, else this executable.
-fn bundle_artifact(settings: &Settings) -> Result<Artifact> {
-    let path: PathBuf = match &settings.relay_binary {
-        Some(p) => p.clone(),
-        None => std::env::current_exe().context("locating the vds-proxy executable")?,
+/// The vds-proxy builds to ship to nodes that run its bundled servers: `relay_binary` from
+/// the settings (else this executable) and `relay_binaries` for other architectures, each
+/// checked to be an executable for the architecture it is given for.
+fn bundle(settings: &Settings, settings_path: &std::path::Path) -> Result<Bundle> {
+    let file = settings_path.display();
+    let default = match &settings.relay_binary {
+        Some(p) => match Artifact::from_executable(p.clone()) {
+            Ok((a, Some(_))) => a,
+            Ok((_, None)) => {
+                return Err(InputError::Other(format!(
+                    "{file}: relay_binary: {} is not an executable for one of {}",
+                    p.display(),
+                    KNOWN_ARCHES.join(", ")
+                ))
+                .into());
+            }
+            Err(e) => {
+                return Err(InputError::Other(format!(
+                    "{file}: relay_binary: cannot read {}: {e}",
+                    p.display()
+                ))
+                .into());
+            }
+        },
+        None => {
+            let exe = std::env::current_exe().context("locating the vds-proxy executable")?;
+            Artifact::from_file(exe.clone(), std::env::consts::ARCH)
+                .with_context(|| format!("reading {}", exe.display()))?
+        }
     };
-    Artifact::from_file(path.clone(), std::env::consts::ARCH)
-        .with_context(|| format!("reading the relay binary {}", path.display()))
+    let mut others = Vec::new();
+    let mut problems = Vec::new();
+    for (arch, path) in &settings.relay_binaries {
+        match Artifact::from_executable(path.clone()) {
+            Ok((a, Some(found))) if found == arch => others.push(a),
+            Ok((_, found)) => problems.push(format!(
+                "{file}: relay_binaries.{arch}: {} is not an {arch} executable (its ELF header says {}); `just dist` builds one for each architecture",
+                path.display(),
+                found.unwrap_or("neither")
+            )),
+            Err(e) => problems.push(format!(
+                "{file}: relay_binaries.{arch}: cannot read {}: {e}",
+                path.display()
+            )),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(InputError::Other(problems.join("\n")).into());
+    }
+    Ok(Bundle::new(default, others))
 }
 
 /// The exit code for an error that ended a verb.

@@ -1,10 +1,12 @@
 //! Tool settings from the optional `vds-proxy.toml` beside the inventory.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::inventory::{Collector, InputErrors};
+use crate::resources::binary::KNOWN_ARCHES;
 
 /// Settings of the tool itself (not of the infrastructure). Every field is optional.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -28,6 +30,8 @@ pub struct Settings {
     pub known_hosts: Option<PathBuf>,
     /// Relay binary to install on nodes; default: this vds-proxy executable.
     pub relay_binary: Option<PathBuf>,
+    /// Builds for nodes of other architectures, by `uname -m` (`aarch64 = "dist/…"`).
+    pub relay_binaries: BTreeMap<String, PathBuf>,
     /// How many more times a host whose activation failed (a unit did not come up, the
     /// host rolled back) is deployed again, after a pause of 2 s, 4 s, 8 s …
     pub retries: u32,
@@ -45,6 +49,7 @@ impl Default for Settings {
             ssh_key: None,
             known_hosts: None,
             relay_binary: None,
+            relay_binaries: BTreeMap::new(),
             retries: 1,
         }
     }
@@ -93,6 +98,17 @@ pub fn parse(path: &Path, text: &str) -> Result<Settings, InputErrors> {
     if s.connect_timeout == 0 || s.command_timeout == 0 {
         c.push("connect_timeout", "timeouts must be at least 1 second");
     }
+    for arch in s.relay_binaries.keys() {
+        if !KNOWN_ARCHES.contains(&arch.as_str()) {
+            c.push(
+                format!("relay_binaries.{arch}"),
+                format!(
+                    "not an architecture vds-proxy builds for; one of {} (as `uname -m` prints them)",
+                    KNOWN_ARCHES.join(", ")
+                ),
+            );
+        }
+    }
     let dir = path.parent().unwrap_or(Path::new("."));
     for p in [
         &mut s.templates,
@@ -103,6 +119,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Settings, InputErrors> {
     ]
     .into_iter()
     .flatten()
+    .chain(s.relay_binaries.values_mut())
     {
         if p.is_relative() {
             *p = dir.join(&*p);

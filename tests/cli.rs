@@ -553,6 +553,58 @@ fn a_bad_relay_config_is_bad_input() {
     );
 }
 
+/// Builds for other architectures are checked when the settings load: an architecture
+/// vds-proxy does not know, a file that is missing, and a file that is not an executable
+/// for the architecture it is named for are bad input (exit 2), every one reported.
+#[test]
+fn builds_named_in_the_settings_must_be_for_their_architecture() {
+    let inv = tmp_inventory(
+        "builds",
+        r#"{"nodes": [{"name": "a", "public_ip": "10.0.0.1"}]}"#,
+    );
+    let dir = inv.parent().unwrap().to_path_buf();
+    std::fs::write(dir.join("script"), "#!/bin/sh\necho not a build\n").unwrap();
+    let settings = dir.join("vds-proxy.toml");
+    let run = |text: &str| {
+        std::fs::write(&settings, text).unwrap();
+        let out = bin()
+            .arg("-i")
+            .arg(&inv)
+            .arg("--settings")
+            .arg(&settings)
+            .arg("validate")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, stderr) = run("[relay_binaries]\nsparc = \"x\"\n");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("relay_binaries.sparc: not an architecture vds-proxy builds for; one of x86_64, aarch64, armv7l, riscv64"),
+        "{stderr}"
+    );
+    let (code, stderr) = run("[relay_binaries]\naarch64 = \"script\"\nriscv64 = \"missing\"\n");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("relay_binaries.aarch64: ")
+            && stderr.contains("script is not an aarch64 executable (its ELF header says neither)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("relay_binaries.riscv64: cannot read ") && stderr.contains("missing"),
+        "{stderr}"
+    );
+    let (code, stderr) = run(&format!(
+        "[relay_binaries]\n{} = \"{}\"\n",
+        std::env::consts::ARCH,
+        env!("CARGO_BIN_EXE_vds-proxy")
+    ));
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
 #[test]
 fn all_errors_are_reported_at_once() {
     let path = tmp_inventory(

@@ -150,6 +150,15 @@ fn assert_says(o: &Output, needle: &str) {
     assert!(stdout(o).contains(needle), "{}", text(o));
 }
 
+/// Fails with the command's whole output unless its stderr (the errors) holds `needle`.
+fn assert_error_says(o: &Output, needle: &str) {
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(needle),
+        "{}",
+        text(o)
+    );
+}
+
 /// Like [`assert_says`], for a table row (blanks between columns squeezed to one space).
 fn assert_row(o: &Output, row: &str) {
     assert!(squeezed(o).contains(row), "{}", text(o));
@@ -1523,6 +1532,110 @@ fn replica_commands_run_exactly_the_words_given() {
     // No description given: the unit says whose replica it is.
     let unit = stdout(&ssh(1, "systemctl show -P Description argv@1.service"));
     assert_eq!(unit, "vds-proxy replica of argv (replica 1)\n");
+    assert!(env.vds(&["remove"]).status.success());
+}
+
+/// Nodes of different architectures each get the vds-proxy build for their own, by the
+/// `uname -m` read before anything changes; a node with no build for its architecture, or
+/// a build that is not for the architecture it is named for, stops the deploy before any
+/// host changes. (h3 says it is aarch64 through a `uname` on its PATH; the "aarch64 build"
+/// is this build with its ELF header's machine field set to aarch64, for the checks and the
+/// dry run: it cannot run here, and no aarch64 host can boot here.)
+#[test]
+fn each_node_gets_the_build_for_its_architecture_and_a_missing_one_stops_the_deploy() {
+    let env = Env::new("arch");
+    let fake_uname = "printf '#!/bin/sh\\n[ \"$1\" = -m ] && exec echo aarch64\\nexec /usr/bin/uname \"$@\"\\n' > /usr/local/bin/uname && chmod 755 /usr/local/bin/uname";
+    /// Puts h3's own `uname` back however the test ends.
+    struct RealUname;
+    impl Drop for RealUname {
+        fn drop(&mut self) {
+            ssh(3, "rm -f /usr/local/bin/uname");
+        }
+    }
+    let _real_uname = RealUname;
+    assert_ok(&ssh(3, fake_uname));
+    assert_eq!(stdout(&ssh(3, "uname -m")), "aarch64\n");
+    let own = std::fs::read(env!("CARGO_BIN_EXE_vds-proxy")).unwrap();
+    let mut arm = own.clone();
+    arm[18..20].copy_from_slice(&183u16.to_le_bytes());
+    let mut x86 = own.clone();
+    x86.extend_from_slice(b"another x86_64 build");
+    for (name, bytes) in [("arm", &arm), ("x86", &x86)] {
+        std::fs::write(env.dir.join(name), bytes).unwrap();
+    }
+    let sha = |name: &str| {
+        let out = Command::new("sha256sum").arg(name).output().unwrap();
+        stdout(&out)[..64].to_string()
+    };
+    let settings = std::fs::read_to_string(env.dir.join("vds-proxy.toml")).unwrap();
+    let set = |extra: &str| {
+        std::fs::write(env.dir.join("vds-proxy.toml"), format!("{settings}{extra}")).unwrap()
+    };
+    env.inventory(
+        r#"[{"port": 8443, "proxy_node": "h1", "target_node": "h2", "target_port": 9000, "service": "web"},
+            {"port": 8445, "proxy_node": "h3", "target_node": "h2", "target_port": 9000, "service": "board"}]"#,
+    );
+    let h1_untouched = || {
+        assert!(
+            !ssh(1, "test -e /usr/local/lib/vds-proxy/vds-proxy")
+                .status
+                .success(),
+            "h1 was changed"
+        )
+    };
+
+    let out = env.vds(&["deploy"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_error_says(
+        &out,
+        "h3 is aarch64, and there is no aarch64 build of vds-proxy to install there (builds at hand: x86_64)",
+    );
+    assert_error_says(&out, "no host was changed");
+    h1_untouched();
+
+    set("[relay_binaries]\naarch64 = \"x86\"\n");
+    let out = env.vds(&["deploy"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_error_says(&out, "relay_binaries.aarch64: ");
+    assert_error_says(
+        &out,
+        "is not an aarch64 executable (its ELF header says x86_64)",
+    );
+    h1_untouched();
+
+    set("[relay_binaries]\naarch64 = \"arm\"\n");
+    let out = env.vds(&["deploy", "--dry-run"]);
+    assert_ok(&out);
+    let o = stdout(&out);
+    let own_sha = sha(env!("CARGO_BIN_EXE_vds-proxy"));
+    let arm_sha = sha(env.dir.join("arm").to_str().unwrap());
+    let h3 = o.split("\nh3:").nth(1).unwrap_or_else(|| panic!("{o}"));
+    assert!(
+        h3.contains(&format!("binary -> sha256 {arm_sha}")),
+        "h3 gets the aarch64 build: {o}"
+    );
+    let h1 = o.split("\nh1:").nth(1).unwrap_or_else(|| panic!("{o}"));
+    let h1 = h1.split("\nh3:").next().unwrap();
+    assert!(
+        h1.contains(&format!("binary -> sha256 {own_sha}")),
+        "h1 gets this one: {o}"
+    );
+    h1_untouched();
+
+    // A real deploy that takes the other path: the default build is the "aarch64" one, and
+    // the x86_64 node h1 gets its own build in its place.
+    assert_ok(&ssh(3, "rm -f /usr/local/bin/uname"));
+    env.inventory(
+        r#"[{"port": 8443, "proxy_node": "h1", "target_node": "h2", "target_port": 9000, "service": "web"}]"#,
+    );
+    set("relay_binary = \"arm\"\n[relay_binaries]\nx86_64 = \"x86\"\n");
+    let out = env.vds(&["deploy"]);
+    assert_ok(&out);
+    assert_eq!(
+        stdout(&ssh(1, "sha256sum < /usr/local/lib/vds-proxy/vds-proxy")).get(..64),
+        Some(sha(env.dir.join("x86").to_str().unwrap()).as_str())
+    );
+    assert_eq!(echo(&ip(1), 8443), "ping through vds-proxy\n");
     assert!(env.vds(&["remove"]).status.success());
 }
 

@@ -153,8 +153,15 @@ fn prepare(loaded: &mut Loaded, connect: &Connect, mode: PrepareMode) -> Result<
             PrepareMode::Read
         }
     };
-    let prepared = runtime()?.block_on(engine::prepare::run(&loaded.inventory, &opts, mode_of))?;
-    loaded.replan(&prepared)
+    let needs_arch = |node: &str| loaded.ships_bundle(node);
+    let read = runtime()?.block_on(engine::prepare::run(
+        &loaded.inventory,
+        &opts,
+        mode_of,
+        needs_arch,
+    ))?;
+    loaded.replan(&read.sections)?;
+    loaded.select_builds(&read.arch)
 }
 
 /// Converges (or cleans) every selected host in `mode`; prints the summary as `how` says,

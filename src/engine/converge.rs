@@ -113,8 +113,8 @@ async fn converge(
     for _attempt in 0..5 {
         progress.step("gathering");
         let facts = gather::gather(t, plan).await?;
-        check_arch(t, plan, &facts)?;
         if let Mode::Deploy { .. } = mode {
+            check_arch(t, plan, &facts)?;
             check_vendor_units(t, &facts)?;
         }
         let changes = match mode {
@@ -228,10 +228,11 @@ fn check_arch(t: &dyn Transport, plan: &HostPlan, facts: &Facts) -> Result<()> {
             && arch != &facts.arch
         {
             bail!(
-                "{} is {} but the vds-proxy build at hand is for {}; build one with `cargo build --release --target {}-unknown-linux-gnu` and set relay_binary in vds-proxy.toml",
+                "{} is {} but the vds-proxy build planned for it is for {}; build one (`just dist`) and name it in vds-proxy.toml: relay_binaries.{} = \"dist/vds-proxy-{}\"",
                 t.label(),
                 facts.arch,
                 arch,
+                facts.arch,
                 facts.arch
             );
         }

@@ -12,30 +12,46 @@ use crate::inventory::{Inventory, Sections};
 use crate::roles::{self, PrepareMode, Prepared};
 use crate::transport::{self, ConnectOptions};
 
+/// What the prepare step read: the systems' sections, and the architecture (`uname -m`)
+/// of each node that asked for it.
+#[derive(Default)]
+pub struct Read {
+    pub sections: Sections,
+    pub arch: BTreeMap<String, String>,
+}
+
+/// The line a node's architecture comes back on, first in its output.
+const ARCH_LINE: &str = "echo \"@arch $(uname -m)\"\n";
+
 /// Runs the prepare scripts on every node that has one, each in the mode `mode_of` gives
-/// it. Fails, before any host changed, on a problem with a node that is not only read;
-/// reading is best effort.
+/// it, and reads the architecture of the nodes `needs_arch` names. Fails, before any host
+/// changed, on a problem with a node that is not only read; reading is best effort.
 pub async fn run(
     inv: &Inventory,
     opts: &ConnectOptions,
     mode_of: impl Fn(&str) -> PrepareMode,
-) -> Result<Sections> {
+    needs_arch: impl Fn(&str) -> bool,
+) -> Result<Read> {
     let scripts: Vec<(&str, PrepareMode, String)> = inv
         .nodes
         .iter()
         .filter(|n| n.active)
         .filter_map(|n| {
             let mode = mode_of(&n.name);
-            let script: String = roles::ALL
-                .iter()
-                .filter_map(|r| r.prepare_script(inv, &n.name, mode))
+            let arch = if needs_arch(&n.name) { ARCH_LINE } else { "" };
+            let script: String = std::iter::once(arch.to_string())
+                .chain(
+                    roles::ALL
+                        .iter()
+                        .filter_map(|r| r.prepare_script(inv, &n.name, mode)),
+                )
                 .collect();
             (!script.is_empty()).then_some((n.name.as_str(), mode, script))
         })
         .collect();
-    let mut prepared = Sections::default();
+    let mut read = Read::default();
     if scripts.is_empty() {
-        return Ok(prepared);
+        return Ok(read);
     }
     let jobs = scripts.iter().map(|(node, mode, script)| async move {
         let run = async {
@@ -52,6 +68,13 @@ pub async fn run(
     for (node, mode, res) in join_all(jobs).await {
         match res {
             Ok(out) => {
+                let out = match out.strip_prefix("@arch ").and_then(|o| o.split_once('\n')) {
+                    Some((arch, rest)) => {
+                        read.arch.insert(node.to_string(), arch.trim().to_string());
+                        rest.to_string()
+                    }
+                    None => out,
+                };
                 stdout.insert(node.to_string(), (mode, out));
             }
             Err(e) if mode != PrepareMode::Read => problems.push(format!("{e:#}")),
@@ -70,7 +93,7 @@ pub async fn run(
         .collect();
     if problems.is_empty() {
         for role in roles::ALL {
-            problems.extend(role.prepare_read(inv, &outputs, &mut prepared));
+            problems.extend(role.prepare_read(inv, &outputs, &mut read.sections));
         }
     }
     if !problems.is_empty() {
@@ -79,5 +102,5 @@ pub async fn run(
             problems.join("\n")
         );
     }
-    Ok(prepared)
+    Ok(read)
 }
