@@ -20,6 +20,11 @@ test-offline:
 build:
     cargo build --release
 
+# Static builds for x86_64 and aarch64 nodes in dist/ (cargo-zigbuild; the aarch64 one
+# smoke-tested under qemu-user), for `relay_binaries` in vds-proxy.toml.
+dist:
+    bash tools/dist.sh
+
 # The manual page, from the same definitions as the flags: target/man/vds-proxy.1
 man:
     mkdir -p target/man
@@ -29,7 +34,7 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --all-targets -- -D warnings
     shellcheck -s sh src/engine/scripts/*.sh src/roles/*/*.sh
-    shellcheck -s bash tests/testbed/*.sh benches/relay/*.sh benches/registry/*.sh .ci/run
+    shellcheck -s bash tests/testbed/*.sh benches/relay/*.sh benches/registry/*.sh tools/*.sh .ci/run
 
 # Deploy wall-time figures on 3 and 8 testbed hosts.
 bench-deploy:
