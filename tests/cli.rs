@@ -553,6 +553,65 @@ fn a_bad_relay_config_is_bad_input() {
     );
 }
 
+/// On a terminal a fleet gets one bar with the counts, and each failure is printed as it
+/// happens; in a log (no terminal) only the failures, a line each. Twelve nodes whose SSH
+/// port is closed fail at once; `script` gives the deploy a terminal.
+#[test]
+fn a_fleet_shows_one_bar_and_every_failure_as_it_happens() {
+    let nodes: Vec<String> = (1..=12)
+        .map(|i| format!(r#"{{"name": "n{i}", "public_ip": "127.0.0.{i}", "ssh_port": 1}}"#))
+        .collect();
+    let routes: Vec<String> = (1..=12)
+        .map(|i| {
+            format!(
+                r#"{{"port": {}, "proxy_node": "n{i}", "target_node": "n1", "target_port": 9000, "service": "s{i}", "forwarder": "socat"}}"#,
+                8000 + i
+            )
+        })
+        .collect();
+    let inv = tmp_inventory(
+        "fleet",
+        &format!(
+            r#"{{"nodes": [{}], "routes": [{}]}}"#,
+            nodes.join(", "),
+            routes.join(", ")
+        ),
+    );
+    std::fs::write(
+        inv.parent().unwrap().join("vds-proxy.toml"),
+        "connect_timeout = 2\nparallel = 4\n",
+    )
+    .unwrap();
+    let command = format!(
+        "{} -i {} deploy",
+        env!("CARGO_BIN_EXE_vds-proxy"),
+        inv.display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("COLUMNS", "120")
+        .output()
+        .expect("script (util-linux) runs the deploy on a terminal");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{screen}");
+    assert!(
+        screen.contains("12/12 hosts · 0 changed · 12 failed"),
+        "{screen}"
+    );
+    for i in 1..=12 {
+        let line = format!("FAILED: n{i} (127.0.0.{i}:1): cannot connect");
+        assert!(screen.contains(&line), "{line}: {screen}");
+    }
+    let plain = bin().arg("-i").arg(&inv).arg("deploy").output().unwrap();
+    let log = String::from_utf8_lossy(&plain.stderr);
+    assert_eq!(
+        log.lines().filter(|l| l.starts_with("FAILED: n")).count(),
+        12,
+        "{log}"
+    );
+    assert!(!log.contains("hosts ·"), "no bar in a log: {log}");
+}
+
 /// Builds for other architectures are checked when the settings load: an architecture
 /// vds-proxy does not know, a file that is missing, and a file that is not an executable
 /// for the architecture it is named for are bad input (exit 2), every one reported.

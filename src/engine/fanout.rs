@@ -83,10 +83,12 @@ impl HostResult {
     }
 }
 
-/// Reports progress: an indicatif line per host on a terminal, plain lines otherwise.
+/// Reports one host's progress: its own line on a terminal (a handful of hosts), else only
+/// with `-v`, as plain lines (or above the fleet's bar).
 #[derive(Clone)]
 pub struct Progress {
     bar: Option<ProgressBar>,
+    fleet: Option<ProgressBar>,
     node: String,
     verbose: bool,
 }
@@ -94,10 +96,142 @@ pub struct Progress {
 impl Progress {
     /// Shows the host's current step.
     pub fn step(&self, msg: &str) {
-        match &self.bar {
-            Some(b) => b.set_message(msg.to_string()),
-            None if self.verbose => eprintln!("{}: {msg}", self.node),
-            None => {}
+        match (&self.bar, &self.fleet) {
+            (Some(b), _) => b.set_message(msg.to_string()),
+            (None, Some(f)) if self.verbose => f.println(format!("{}: {msg}", self.node)),
+            (None, _) if self.verbose => eprintln!("{}: {msg}", self.node),
+            _ => {}
+        }
+    }
+}
+
+/// Up to this many hosts, a terminal shows a line per host; more get one overall bar.
+const LINES_UP_TO: usize = 10;
+
+/// How progress shows on stderr.
+enum Display {
+    /// A terminal, a handful of hosts: a spinner line per host with its current step.
+    Lines(MultiProgress),
+    /// A terminal, a fleet: one bar with the counts and the hosts still running; failures
+    /// printed above it as they happen.
+    Fleet(ProgressBar, std::sync::Mutex<Tally>),
+    /// Not a terminal (CI logs): a line per failure as it happens.
+    Plain,
+}
+
+/// What the fleet's bar counts.
+#[derive(Default)]
+struct Tally {
+    changed: usize,
+    unchanged: usize,
+    planned: usize,
+    failed: usize,
+    running: Vec<String>,
+}
+
+impl Tally {
+    fn message(&self) -> String {
+        let mut counts = vec![format!("{} changed", self.changed)];
+        if self.unchanged > 0 {
+            counts.push(format!("{} unchanged", self.unchanged));
+        }
+        if self.planned > 0 {
+            counts.push(format!("{} planned", self.planned));
+        }
+        counts.push(format!("{} failed", self.failed));
+        let mut running: Vec<&str> = self.running.iter().take(6).map(String::as_str).collect();
+        let more = self.running.len().saturating_sub(running.len());
+        let more = (more > 0).then(|| format!("+{more}"));
+        running.extend(more.as_deref());
+        match running.is_empty() {
+            true => counts.join(" · "),
+            false => format!("{} · running: {}", counts.join(" · "), running.join(" ")),
+        }
+    }
+}
+
+impl Display {
+    fn new(hosts: usize) -> Self {
+        if !std::io::stderr().is_terminal() {
+            Display::Plain
+        } else if hosts <= LINES_UP_TO {
+            Display::Lines(MultiProgress::new())
+        } else {
+            let bar = ProgressBar::new(hosts as u64);
+            bar.set_style(
+                ProgressStyle::with_template("{bar:30} {pos}/{len} hosts · {wide_msg}")
+                    .expect("valid template"),
+            );
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+            Display::Fleet(bar, Default::default())
+        }
+    }
+
+    /// The line of one host, where there is one per host.
+    fn host_line(&self, node: &str) -> Option<ProgressBar> {
+        let Display::Lines(multi) = self else {
+            return None;
+        };
+        let b = multi.add(ProgressBar::new_spinner());
+        b.set_style(
+            ProgressStyle::with_template("{spinner} {prefix:<16} {msg}").expect("valid template"),
+        );
+        b.set_prefix(node.to_string());
+        b.enable_steady_tick(std::time::Duration::from_millis(120));
+        b.set_message("waiting");
+        Some(b)
+    }
+
+    fn started(&self, node: &str) {
+        if let Display::Fleet(bar, tally) = self {
+            let mut t = tally.lock().expect("tally lock");
+            t.running.push(node.to_string());
+            bar.set_message(t.message());
+        }
+    }
+
+    fn finished(&self, r: &HostResult, line: Option<ProgressBar>) {
+        let failure = (r.outcome == Outcome::Failed).then(|| {
+            let first = r.error.as_deref().and_then(|e| e.lines().next());
+            match first {
+                // Connection errors name the host already.
+                Some(e) if e.starts_with(&format!("{} ", r.node)) => format!("FAILED: {e}"),
+                Some(e) => format!("{}: FAILED: {e}", r.node),
+                None => format!("{}: FAILED (see the summary)", r.node),
+            }
+        });
+        match self {
+            Display::Lines(_) => {
+                if let Some(b) = line {
+                    b.finish_with_message(format!("{:?}", r.outcome).to_lowercase());
+                }
+            }
+            Display::Fleet(bar, tally) => {
+                let mut t = tally.lock().expect("tally lock");
+                t.running.retain(|n| n != &r.node);
+                match r.outcome {
+                    Outcome::Changed => t.changed += 1,
+                    Outcome::Unchanged => t.unchanged += 1,
+                    Outcome::Planned => t.planned += 1,
+                    Outcome::Failed => t.failed += 1,
+                }
+                if let Some(f) = failure {
+                    bar.println(f);
+                }
+                bar.set_message(t.message());
+                bar.inc(1);
+            }
+            Display::Plain => {
+                if let Some(f) = failure {
+                    eprintln!("{f}");
+                }
+            }
+        }
+    }
+
+    fn done(&self) {
+        if let Display::Fleet(bar, tally) = self {
+            bar.finish_with_message(tally.lock().expect("tally lock").message());
         }
     }
 }
@@ -113,21 +247,18 @@ where
     F: Fn(&'a HostPlan, Progress) -> Fut,
     Fut: Future<Output = HostResult> + 'a,
 {
-    let multi = std::io::stderr().is_terminal().then(MultiProgress::new);
-    let style =
-        ProgressStyle::with_template("{spinner} {prefix:<16} {msg}").expect("valid template");
+    let display = Display::new(hosts.len());
+    let fleet = match &display {
+        Display::Fleet(bar, _) => Some(bar.clone()),
+        _ => None,
+    };
     let sem = Arc::new(Semaphore::new(parallel.max(1)));
+    let display = &display;
     let futures = hosts.iter().map(|h| {
-        let bar = multi.as_ref().map(|m| {
-            let b = m.add(ProgressBar::new_spinner());
-            b.set_style(style.clone());
-            b.set_prefix(h.node.clone());
-            b.enable_steady_tick(std::time::Duration::from_millis(120));
-            b.set_message("waiting");
-            b
-        });
+        let line = display.host_line(&h.node);
         let progress = Progress {
-            bar: bar.clone(),
+            bar: line.clone(),
+            fleet: fleet.clone(),
             node: h.node.clone(),
             verbose,
         };
@@ -135,14 +266,15 @@ where
         let fut = work(h, progress);
         async move {
             let _permit = sem.acquire().await.expect("semaphore open");
+            display.started(&h.node);
             let r = fut.await;
-            if let Some(b) = bar {
-                b.finish_with_message(format!("{:?}", r.outcome).to_lowercase());
-            }
+            display.finished(&r, line);
             r
         }
     });
-    join_all(futures).await
+    let results = join_all(futures).await;
+    display.done();
+    results
 }
 
 /// Runs every future concurrently on the current task; results in input order.
