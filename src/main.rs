@@ -3,6 +3,11 @@
 use std::process::ExitCode;
 
 use vds_proxy::app;
+
+/// Static (musl) builds use mimalloc: musl's allocator is slow under the relay's load.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use vds_proxy::commands;
 
 fn main() -> ExitCode {
