@@ -32,40 +32,45 @@ pub async fn run(
     mode_of: impl Fn(&str) -> PrepareMode,
     needs_arch: impl Fn(&str) -> bool,
 ) -> Result<Read> {
-    let scripts: Vec<(&str, PrepareMode, String)> = inv
+    // Per node: its mode, its script, and whether the systems asked for anything (a node
+    // contacted only for its architecture is only read: if it cannot be reached, that host
+    // fails on its own in the deploy and the others go on).
+    let scripts: Vec<(&str, PrepareMode, String, bool)> = inv
         .nodes
         .iter()
         .filter(|n| n.active)
         .filter_map(|n| {
             let mode = mode_of(&n.name);
-            let arch = if needs_arch(&n.name) { ARCH_LINE } else { "" };
-            let script: String = std::iter::once(arch.to_string())
-                .chain(
-                    roles::ALL
-                        .iter()
-                        .filter_map(|r| r.prepare_script(inv, &n.name, mode)),
-                )
+            let roles: String = roles::ALL
+                .iter()
+                .filter_map(|r| r.prepare_script(inv, &n.name, mode))
                 .collect();
-            (!script.is_empty()).then_some((n.name.as_str(), mode, script))
+            let asked = !roles.is_empty();
+            let mode = if asked { mode } else { PrepareMode::Read };
+            let arch = if needs_arch(&n.name) { ARCH_LINE } else { "" };
+            let script = format!("{arch}{roles}");
+            (!script.is_empty()).then_some((n.name.as_str(), mode, script, asked))
         })
         .collect();
     let mut read = Read::default();
     if scripts.is_empty() {
         return Ok(read);
     }
-    let jobs = scripts.iter().map(|(node, mode, script)| async move {
-        let run = async {
-            let n = inv.node(node).expect("active nodes are in the inventory");
-            let t = transport::connect(n, opts).await?;
-            let out = t.run(script).await?;
-            opts.pool.put(node, t);
-            anyhow::Ok(out.stdout)
-        };
-        (*node, *mode, run.await)
-    });
+    let jobs = scripts
+        .iter()
+        .map(|(node, mode, script, asked)| async move {
+            let run = async {
+                let n = inv.node(node).expect("active nodes are in the inventory");
+                let t = transport::connect(n, opts).await?;
+                let out = t.run(script).await?;
+                opts.pool.put(node, t);
+                anyhow::Ok(out.stdout)
+            };
+            (*node, *mode, *asked, run.await)
+        });
     let mut problems = Vec::new();
     let mut stdout = BTreeMap::new();
-    for (node, mode, res) in join_all(jobs).await {
+    for (node, mode, asked, res) in join_all(jobs).await {
         match res {
             Ok(out) => {
                 let out = match out.strip_prefix("@arch ").and_then(|o| o.split_once('\n')) {
@@ -75,7 +80,9 @@ pub async fn run(
                     }
                     None => out,
                 };
-                stdout.insert(node.to_string(), (mode, out));
+                if asked {
+                    stdout.insert(node.to_string(), (mode, out));
+                }
             }
             Err(e) if mode != PrepareMode::Read => problems.push(format!("{e:#}")),
             Err(_) => {}
