@@ -56,14 +56,19 @@ impl Loaded {
         Ok(())
     }
 
-    /// Whether the plan ships the bundled vds-proxy build to `node`.
-    pub fn ships_bundle(&self, node: &str) -> bool {
-        self.plan
-            .hosts
-            .iter()
-            .filter(|h| h.node == node)
-            .flat_map(|h| &h.resources)
-            .any(|r| matches!(r.content, Content::Local { .. }))
+    /// Whether `node`'s architecture must be read before planning: the settings name
+    /// builds for more than one architecture and the plan ships one to `node`. (With one
+    /// build, a node of another architecture fails alone, before it changes, and the
+    /// common deploy saves a round trip.)
+    pub fn needs_arch(&self, node: &str) -> bool {
+        self.bundle.arches().len() > 1
+            && self
+                .plan
+                .hosts
+                .iter()
+                .filter(|h| h.node == node)
+                .flat_map(|h| &h.resources)
+                .any(|r| matches!(r.content, Content::Local { .. }))
     }
 
     /// Gives every node whose architecture (`uname -m`, by node) differs from the default

@@ -1538,9 +1538,9 @@ fn replica_commands_run_exactly_the_words_given() {
 }
 
 /// Nodes of different architectures each get the vds-proxy build for their own, by the
-/// `uname -m` read before anything changes; a node with no build for its architecture, or
-/// a build that is not for the architecture it is named for, stops the deploy before any
-/// host changes. (h3 says it is aarch64 through a `uname` on its PATH; the "aarch64 build"
+/// `uname -m` read before anything changes (when the settings name builds for several); a
+/// node with no build for its architecture, or a build that is not for the architecture it
+/// is named for, stops the deploy before any host changes. (h3 says it is aarch64 through a `uname` on its PATH; the "aarch64 build"
 /// is this build with its ELF header's machine field set to aarch64, for the checks and the
 /// dry run: it cannot run here, and no aarch64 host can boot here.)
 #[test]
@@ -1560,9 +1560,11 @@ fn each_node_gets_the_build_for_its_architecture_and_a_missing_one_stops_the_dep
     let own = std::fs::read(env!("CARGO_BIN_EXE_vds-proxy")).unwrap();
     let mut arm = own.clone();
     arm[18..20].copy_from_slice(&183u16.to_le_bytes());
+    let mut riscv = own.clone();
+    riscv[18..20].copy_from_slice(&243u16.to_le_bytes());
     let mut x86 = own.clone();
     x86.extend_from_slice(b"another x86_64 build");
-    for (name, bytes) in [("arm", &arm), ("x86", &x86)] {
+    for (name, bytes) in [("arm", &arm), ("riscv", &riscv), ("x86", &x86)] {
         std::fs::write(env.dir.join(name), bytes).unwrap();
     }
     let sha = |name: &str| {
@@ -1586,14 +1588,30 @@ fn each_node_gets_the_build_for_its_architecture_and_a_missing_one_stops_the_dep
         )
     };
 
+    // Builds for two architectures, none for h3's: nothing changes anywhere.
+    set("[relay_binaries]\nriscv64 = \"riscv\"\n");
     let out = env.vds(&["deploy"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert_error_says(
         &out,
-        "h3 is aarch64, and there is no aarch64 build of vds-proxy to install there (builds at hand: x86_64)",
+        "h3 is aarch64, and there is no aarch64 build of vds-proxy to install there (builds at hand: x86_64, riscv64)",
     );
     assert_error_says(&out, "no host was changed");
     h1_untouched();
+    // One build (no architecture read first): h3 fails alone, before it changes.
+    set("");
+    let out = env.vds(&["deploy", "--node", "h3"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_says(
+        &out,
+        "is aarch64 but the vds-proxy build planned for it is for x86_64",
+    );
+    assert!(
+        !ssh(3, "test -e /usr/local/lib/vds-proxy/vds-proxy")
+            .status
+            .success(),
+        "h3 was changed"
+    );
 
     set("[relay_binaries]\naarch64 = \"x86\"\n");
     let out = env.vds(&["deploy"]);

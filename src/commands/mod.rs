@@ -153,7 +153,7 @@ fn prepare(loaded: &mut Loaded, connect: &Connect, mode: PrepareMode) -> Result<
             PrepareMode::Read
         }
     };
-    let needs_arch = |node: &str| loaded.ships_bundle(node);
+    let needs_arch = |node: &str| loaded.needs_arch(node);
     let read = runtime()?.block_on(engine::prepare::run(
         &loaded.inventory,
         &opts,
