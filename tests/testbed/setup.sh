@@ -7,6 +7,8 @@
 # each host boots on its own fresh copy-on-write overlay, so every run starts clean.
 # (debootstrap does not resolve virtual packages: python3-cffi-backend is named for certbot.)
 # Needs root. Fails loudly when something is missing: tests never skip silently.
+# Measured on the 2-core, 24 GB machine: 24 hosts boot in 16 s, 100 hosts in 136 s, each
+# using ~20 MB of memory; past ~25 hosts the inotify limit must be raised (done below).
 set -euo pipefail
 N=${1:-${TESTBED_HOSTS:-3}}
 TESTBED=${TESTBED:-/var/tmp/vds-proxy-testbed}
@@ -52,6 +54,10 @@ chmod 700 "$BASE/root/.ssh"; chmod 600 "$BASE/root/.ssh/authorized_keys"
 
 mountpoint -q /run/systemd/nspawn 2>/dev/null || { mkdir -p /run/systemd/nspawn; mount -t tmpfs tmpfs /run/systemd/nspawn; }
 sysctl -qw net.ipv4.ip_forward=1
+# Each host's systemd takes inotify instances; the default limit (128 per user) runs out at
+# about 25 hosts ("Failed to create control group inotify object: Too many open files").
+need=$((N * 64))
+[ "$(sysctl -n fs.inotify.max_user_instances)" -ge "$need" ] || sysctl -qw fs.inotify.max_user_instances="$need"
 
 : > "$TESTBED/known_hosts"
 : > "$TESTBED/hosts.txt"
