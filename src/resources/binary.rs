@@ -41,12 +41,7 @@ impl Artifact {
     /// Reads and hashes the file at `source`, built for `arch`.
     pub fn from_file(source: PathBuf, arch: &str) -> std::io::Result<Self> {
         let bytes = std::fs::read(&source)?;
-        Ok(Artifact {
-            sha256: super::sha256_hex(&bytes),
-            size: bytes.len() as u64,
-            source,
-            arch: arch.to_string(),
-        })
+        Ok(Self::of(source, &bytes, arch))
     }
 
     /// Reads and hashes the executable at `source`; its architecture is the one its ELF
@@ -54,13 +49,16 @@ impl Artifact {
     pub fn from_executable(source: PathBuf) -> std::io::Result<(Self, Option<&'static str>)> {
         let bytes = std::fs::read(&source)?;
         let arch = elf_arch(&bytes);
-        let artifact = Artifact {
-            sha256: super::sha256_hex(&bytes),
+        Ok((Self::of(source, &bytes, arch.unwrap_or("unknown")), arch))
+    }
+
+    fn of(source: PathBuf, bytes: &[u8], arch: &str) -> Self {
+        Artifact {
+            sha256: super::sha256_hex(bytes),
             size: bytes.len() as u64,
             source,
-            arch: arch.unwrap_or("unknown").to_string(),
-        };
-        Ok((artifact, arch))
+            arch: arch.to_string(),
+        }
     }
 }
 
