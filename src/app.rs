@@ -169,21 +169,19 @@ pub fn load(global: &Global) -> Result<Loaded> {
 /// checked to be an executable for the architecture it is given for.
 fn bundle(settings: &Settings, settings_path: &std::path::Path) -> Result<Bundle> {
     let file = settings_path.display();
+    // A build named in the settings, with the architecture its ELF header names.
+    let read = |key: &str, path: &std::path::Path| {
+        Artifact::from_executable(path.to_path_buf())
+            .map_err(|e| format!("{file}: {key}: cannot read {}: {e}", path.display()))
+    };
     let default = match &settings.relay_binary {
-        Some(p) => match Artifact::from_executable(p.clone()) {
-            Ok((a, Some(_))) => a,
-            Ok((_, None)) => {
+        Some(p) => match read("relay_binary", p).map_err(InputError::Other)? {
+            (a, Some(_)) => a,
+            (_, None) => {
                 return Err(InputError::Other(format!(
                     "{file}: relay_binary: {} is not an executable for one of {}",
                     p.display(),
                     KNOWN_ARCHES.join(", ")
-                ))
-                .into());
-            }
-            Err(e) => {
-                return Err(InputError::Other(format!(
-                    "{file}: relay_binary: cannot read {}: {e}",
-                    p.display()
                 ))
                 .into());
             }
@@ -197,17 +195,14 @@ fn bundle(settings: &Settings, settings_path: &std::path::Path) -> Result<Bundle
     let mut others = Vec::new();
     let mut problems = Vec::new();
     for (arch, path) in &settings.relay_binaries {
-        match Artifact::from_executable(path.clone()) {
+        match read(&format!("relay_binaries.{arch}"), path) {
             Ok((a, Some(found))) if found == arch => others.push(a),
             Ok((_, found)) => problems.push(format!(
                 "{file}: relay_binaries.{arch}: {} is not an {arch} executable (its ELF header says {}); `just dist` builds one for each architecture",
                 path.display(),
                 found.unwrap_or("neither")
             )),
-            Err(e) => problems.push(format!(
-                "{file}: relay_binaries.{arch}: cannot read {}: {e}",
-                path.display()
-            )),
+            Err(e) => problems.push(e),
         }
     }
     if !problems.is_empty() {
