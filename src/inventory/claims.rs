@@ -9,7 +9,7 @@ use super::{Collector, Inventory};
 /// The claims made so far, each with the JSON path that made it.
 #[derive(Debug, Default, Clone)]
 pub struct Claims {
-    ports: BTreeMap<(String, &'static str, u16), String>,
+    ports: BTreeMap<(String, &'static str, u16), (String, bool)>,
 }
 
 /// A port something vds-proxy deploys listens on.
@@ -19,6 +19,8 @@ pub struct Claimed {
     pub port: u16,
     /// The JSON path that claimed it, e.g. `$.routes[0].port`.
     pub by: String,
+    /// Bound to the loopback address only: the firewall leaves it closed.
+    pub local: bool,
 }
 
 impl Claims {
@@ -28,10 +30,11 @@ impl Claims {
             .ports
             .iter()
             .filter(|((n, _, _), _)| n == node)
-            .map(|((_, what, port), by)| Claimed {
+            .map(|((_, what, port), (by, local))| Claimed {
                 udp: *what == "UDP port",
                 port: *port,
                 by: by.clone(),
+                local: *local,
             })
             .collect();
         out.sort_by_key(|c| (c.udp, c.port));
@@ -48,7 +51,20 @@ impl Claims {
         port: u16,
         path: String,
     ) {
-        self.claim(inv, c, node, ("port", port), path);
+        self.claim(inv, c, node, ("port", port), path, false);
+    }
+
+    /// `path` says something listens on TCP `port` of `node`'s loopback address only (no
+    /// other system may take the port, and the firewall keeps it closed).
+    pub fn local_port(
+        &mut self,
+        inv: &Inventory,
+        c: &mut Collector,
+        node: &str,
+        port: u16,
+        path: String,
+    ) {
+        self.claim(inv, c, node, ("port", port), path, true);
     }
 
     /// Like [`Claims::port`], for UDP.
@@ -60,7 +76,7 @@ impl Claims {
         port: u16,
         path: String,
     ) {
-        self.claim(inv, c, node, ("UDP port", port), path);
+        self.claim(inv, c, node, ("UDP port", port), path, false);
     }
 
     fn claim(
@@ -70,20 +86,21 @@ impl Claims {
         node: &str,
         (what, port): (&'static str, u16),
         path: String,
+        local: bool,
     ) {
         if port == 0 || inv.node(node).is_none() {
             return;
         }
         let key = (node.to_string(), what, port);
         match self.ports.get(&key) {
-            Some(first) => c.push(
+            Some((first, _)) => c.push(
                 path,
                 format!(
                     "{what} {port} on node \"{node}\" is already used by {first}; pick another port"
                 ),
             ),
             None => {
-                self.ports.insert(key, path);
+                self.ports.insert(key, (path, local));
             }
         }
     }

@@ -89,7 +89,7 @@ pub fn rules(inv: &Inventory, fw: &Firewall) -> Vec<Rule> {
     let mut out: Vec<Rule> = inv
         .claimed_on(&fw.node)
         .into_iter()
-        .filter(|c| c.udp || Some(c.port) != ssh)
+        .filter(|c| !c.local && (c.udp || Some(c.port) != ssh))
         .map(|c| Rule {
             protocol: if c.udp { "udp" } else { "tcp" },
             ports: c.port.to_string(),
