@@ -8,6 +8,7 @@
 pub mod acme;
 pub mod action;
 pub mod binary;
+pub mod compose;
 pub mod dropin;
 pub mod file;
 pub mod firewall;
@@ -51,6 +52,8 @@ pub enum Kind {
     Acme,
     /// An nftables rule set (`nft -f` input) loaded with a revert armed (see [`Confirm`]).
     Nftables,
+    /// A compose file (Podman Compose).
+    Compose,
 }
 
 /// What a kind contributes to the engine.
@@ -95,6 +98,7 @@ impl Kind {
             Kind::Nginx => &nginx::NginxOps,
             Kind::Acme => &acme::AcmeOps,
             Kind::Nftables => &nftables::NftablesOps,
+            Kind::Compose => &compose::ComposeOps,
         }
     }
 
