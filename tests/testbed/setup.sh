@@ -26,11 +26,11 @@ fi
 mkdir -p "$TESTBED"
 bash "$HERE/down.sh" >/dev/null 2>&1 || true
 
-if [ ! -f "$BASE/.vds-testbed-complete-5" ]; then
+if [ ! -f "$BASE/.vds-testbed-complete-6" ]; then
   echo "testbed: building the Debian root filesystem in $BASE (once, about a minute)"
   rm -rf "$BASE"
   debootstrap --variant=minbase \
-    --include=systemd,systemd-sysv,dbus,openssh-server,iptables,haproxy,iproute2,python3,socat,procps,curl,util-linux,wireguard-tools,wireguard-go,nginx,certbot,python3-cffi-backend,openssl,ca-certificates,nftables,postgresql \
+    --include=systemd,systemd-sysv,dbus,openssh-server,iptables,haproxy,iproute2,python3,socat,procps,curl,util-linux,wireguard-tools,wireguard-go,nginx,certbot,python3-cffi-backend,openssl,ca-certificates,nftables,postgresql,podman,crun,conmon,netavark,aardvark-dns,catatonit,podman-compose,busybox-static \
     bookworm "$BASE" http://deb.debian.org/debian >"$TESTBED/debootstrap.log" 2>&1 \
     || { tail -20 "$TESTBED/debootstrap.log" >&2; exit 1; }
   chroot "$BASE" systemctl enable systemd-networkd ssh >/dev/null 2>&1
@@ -43,8 +43,17 @@ if [ ! -f "$BASE/.vds-testbed-complete-5" ]; then
   ssh-keygen -q -t ed25519 -N '' -f "$BASE/etc/ssh/ssh_host_ed25519_key"
   echo "PermitRootLogin prohibit-password" > "$BASE/etc/ssh/sshd_config.d/vds-testbed.conf"
   echo "HostKey /etc/ssh/ssh_host_ed25519_key" >> "$BASE/etc/ssh/sshd_config.d/vds-testbed.conf"
-  touch "$BASE/.vds-testbed-complete-5"
+  touch "$BASE/.vds-testbed-complete-6"
 fi
+
+# Podman in a test host (compose apps): the host's root is an overlay, on which podman's
+# overlay storage cannot stack (vfs instead), and crun cannot create cgroups or session
+# keyrings inside the container (both off; podman places nothing in cgroups of its own).
+mkdir -p "$BASE/etc/containers"
+printf '[storage]\ndriver = "vfs"\nrunroot = "/run/containers/storage"\ngraphroot = "/var/lib/containers/storage"\n' \
+  > "$BASE/etc/containers/storage.conf"
+printf '[containers]\ncgroups = "disabled"\nkeyring = false\n\n[engine]\ncgroup_manager = "cgroupfs"\n' \
+  > "$BASE/etc/containers/containers.conf"
 
 # The key the tests log in with.
 [ -f "$TESTBED/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -f "$TESTBED/id_ed25519"
