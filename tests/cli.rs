@@ -449,6 +449,41 @@ const BAD: &[(&str, &str, &[&str])] = &[
             "$.backups[2].database: database app on node a is already backed up by $.backups[1]; one entry per database",
         ],
     ),
+    (
+        "app-values",
+        r#"{"nodes": [{"name": "a", "public_ip": "10.0.0.1"}],
+ "routes": [{"port": 8443, "proxy_node": "a", "target_node": "a", "target_port": 9000, "service": "x"}],
+ "apps": [{"name": "Shop", "node": "a", "engine": "docker", "services": [
+   {"name": "web", "image": "Web:latest; id", "ports": ["8080:80", "http"],
+    "env": {"1X": "a", "OK": "line\nbreak", "N": [1]}, "volumes": ["data", "/:/x"],
+    "healthcheck": {"tests": "x"}, "restart": "sometimes"}]},
+  {"name": "empty", "node": "a"},
+  {"name": "shop", "node": "a", "services": [
+   {"name": "web", "image": "localhost/web:1", "ports": ["8080:80"], "publish": ["8443"],
+    "volumes": ["data:/data", "/srv/data:/data:ro"], "depends_on": ["db", "web"]},
+   {"name": "web", "image": "localhost/web:1", "ports": ["8080"]}]}]}"#,
+        &[
+            "$.apps[0].name: \"Shop\" is not a safe name; use lowercase letters, digits and '-', starting with a letter or digit (at most 63 characters), e.g. \"vds-1\"",
+            "$.apps[0].engine: unknown engine \"docker\"; expected \"podman\" (default)",
+            "$.apps[0].services[0].image: \"Web:latest; id\" is not an image reference; expected e.g. \"docker.io/library/postgres:16\" or \"localhost/shop-api:1.4\"",
+            "$.apps[0].services[0].env.1X: \"1X\" is not an environment variable name; expected letters, digits and _, not starting with a digit",
+            "$.apps[0].services[0].env.N: expected a string, found an array",
+            "$.apps[0].services[0].env.OK: must be a single line without control characters",
+            "$.apps[0].services[0].ports[1]: expected \"NODE_PORT:CONTAINER_PORT\" (bound to 127.0.0.1), e.g. \"8000:8000\"",
+            "$.apps[0].services[0].volumes[0]: expected \"VOLUME:/container/path\" (a named volume: lowercase letters, digits, _ . -) or \"/node/path:/container/path\", either with \":ro\"",
+            "$.apps[0].services[0].volumes[1]: expected \"VOLUME:/container/path\" (a named volume: lowercase letters, digits, _ . -) or \"/node/path:/container/path\", either with \":ro\"",
+            "$.apps[0].services[0].healthcheck.tests: unknown key \"tests\"; did you mean \"test\"?",
+            "$.apps[0].services[0].healthcheck.test: required string is missing",
+            "$.apps[0].services[0].restart: unknown restart \"sometimes\"; expected \"unless-stopped\" (default), \"always\", \"on-failure\" or \"no\"",
+            "$.apps[1].services: missing: an app needs at least one service, e.g. [{\"name\": \"web\", \"image\": \"localhost/web:1\"}]",
+            "$.apps[2].services[0].depends_on[0]: \"db\" is not another service of app shop; expected one of: (none)",
+            "$.apps[2].services[0].depends_on[1]: \"web\" is not another service of app shop; expected one of: (none)",
+            "$.apps[2].services[0].volumes: /data is mounted twice in service web",
+            "$.apps[2].services[0].publish[0]: port 8443 on node \"a\" is already used by $.routes[0].port; pick another port",
+            "$.apps[2].services[1].name: service web is defined twice in app shop",
+            "$.apps[2].services[1].ports[0]: port 8080 on node \"a\" is already used by $.apps[2].services[0].ports[0]; pick another port",
+        ],
+    ),
 ];
 
 #[test]

@@ -308,3 +308,8 @@ fn the_installed_firewall_tool_passes_shellcheck() {
 fn the_installed_backup_tool_passes_shellcheck() {
     check_shell("backup-tool", &vds_proxy::roles::backups::tool_text());
 }
+
+#[test]
+fn the_installed_app_tool_passes_shellcheck() {
+    check_shell("app-tool", &vds_proxy::roles::compose::tool_text());
+}

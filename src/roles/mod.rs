@@ -1,6 +1,6 @@
 //! Roles: one module folder per system vds-proxy can build (forwarded routes, replicated
 //! services, HAProxy, TPROXY, WireGuard, k3s workloads, the web edge, the node registry,
-//! PostgreSQL backups, the Tailscale policy, the firewall). A role owns everything about
+//! compose applications, PostgreSQL backups, the Tailscale policy, the firewall). A role owns everything about
 //! its system — its inventory section (model, parsing, validation, the ports it claims,
 //! its secrets), its plan (resources and units), the templates it renders, its status
 //! checks and anything it must read from the nodes before planning — and the rest of
@@ -10,6 +10,7 @@
 
 pub mod backups;
 pub mod balancer;
+pub mod compose;
 pub mod firewall;
 pub mod k3s;
 pub mod registry;
@@ -40,6 +41,7 @@ pub const ALL: &[&dyn Role] = &[
     &k3s::System,
     &web::System,
     &registry::System,
+    &compose::System,
     &backups::System,
     &tailscale::System,
     // Last: it reads the ports every other system claims.

@@ -1,0 +1,568 @@
+//! Compose applications: a Podman Compose project per app (services with image, command,
+//! environment, secret environment, ports, volumes, healthcheck, dependencies), run by a
+//! oneshot unit whose start waits until every service is healthy — so a deploy whose new
+//! version does not come up healthy is rolled back to the previous one by the engine.
+//! Inventory key `apps` (here); the compose file, env files, tool and unit in `plan.rs`;
+//! the tool itself is `app.sh`; status: each service running/healthy, restarts, ports.
+
+mod plan;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{Ctx, Output, Role, StatusInput};
+use crate::engine::status::Check;
+use crate::inventory::{
+    Check as StrCheck, Claims, Collector, Fields, Inventory, SAFE_NAME, Sections,
+};
+use crate::shell::quote;
+use crate::templates::TemplateError;
+
+pub use plan::{TOOL, tool_text, unit_name};
+
+/// One compose application on a node.
+#[derive(Debug, Clone, Serialize)]
+pub struct App {
+    /// Its JSON path, e.g. `$.apps[0]`.
+    pub path: String,
+    /// The project name: containers are `NAME_SERVICE_1`, the unit `vds-app-NAME.service`.
+    pub name: String,
+    pub node: String,
+    /// Seconds a deploy waits for every service to be healthy before it rolls back.
+    pub health_timeout: u32,
+    pub services: Vec<Service>,
+}
+
+/// One service of an app.
+#[derive(Debug, Clone, Serialize)]
+pub struct Service {
+    pub path: String,
+    pub name: String,
+    pub image: String,
+    /// The command, word by word (the image's own when empty).
+    pub command: Vec<String>,
+    /// Plain environment, in the compose file.
+    pub env: Vec<(String, String)>,
+    /// Secret environment, in a 0600 env file of its own; never printed.
+    pub secret_env: Vec<(String, String)>,
+    pub ports: Vec<PortMap>,
+    pub volumes: Vec<Volume>,
+    pub healthcheck: Option<Health>,
+    pub depends_on: Vec<String>,
+    /// `no`, `always`, `unless-stopped` or `on-failure`.
+    pub restart: &'static str,
+}
+
+/// A port of the node forwarded to a port of the container.
+#[derive(Debug, Clone, Serialize)]
+pub struct PortMap {
+    pub host: u16,
+    pub container: u16,
+    /// Bound to every address (and opened by the firewall) instead of 127.0.0.1.
+    pub public: bool,
+}
+
+/// A named volume (data kept across deploys and removes) or a directory of the node.
+#[derive(Debug, Clone, Serialize)]
+pub struct Volume {
+    pub source: String,
+    pub target: String,
+    pub read_only: bool,
+    /// `source` is a named volume, not a path.
+    pub named: bool,
+}
+
+/// A service's healthcheck: a shell command run inside the container.
+#[derive(Debug, Clone, Serialize)]
+pub struct Health {
+    pub test: String,
+    pub interval: u32,
+    pub timeout: u32,
+    pub retries: u32,
+    pub start_period: u32,
+}
+
+#[derive(Debug, Default)]
+struct Section {
+    apps: Vec<App>,
+}
+
+/// Every app of the inventory.
+pub fn of(inv: &Inventory) -> &[App] {
+    &inv.section::<Section>().apps
+}
+
+fn on<'a>(inv: &'a Inventory, node: &'a str) -> impl Iterator<Item = &'a App> {
+    of(inv).iter().filter(move |a| a.node == node)
+}
+
+const KEYS: &[&str] = &["name", "node", "engine", "health_timeout", "services"];
+const SERVICE_KEYS: &[&str] = &[
+    "name",
+    "image",
+    "command",
+    "env",
+    "secret_env",
+    "ports",
+    "publish",
+    "volumes",
+    "healthcheck",
+    "depends_on",
+    "restart",
+];
+const HEALTH_KEYS: &[&str] = &["test", "interval", "timeout", "retries", "start_period"];
+const RESTART: &[(&str, &str)] = &[
+    ("unless-stopped", "unless-stopped"),
+    ("always", "always"),
+    ("on-failure", "on-failure"),
+    ("no", "no"),
+];
+/// The container engines apps run on (Docker is not supported yet).
+const ENGINES: &[(&str, ())] = &[("podman", ())];
+
+const IMAGE: StrCheck = StrCheck {
+    ok: |s| {
+        let b = s.as_bytes();
+        !b.is_empty()
+            && b.len() <= 255
+            && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"./:_@-".contains(c))
+    },
+    hint: "is not an image reference; expected e.g. \"docker.io/library/postgres:16\" or \"localhost/shop-api:1.4\"",
+};
+
+fn is_env_key(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+}
+
+/// A path inside a container or on the node: absolute, plain characters, not `/` itself.
+fn is_mount_path(s: &str) -> bool {
+    s.starts_with('/')
+        && s.len() > 1
+        && s.len() <= 255
+        && !s.split('/').any(|p| p == "..")
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"/._-".contains(&c))
+}
+
+fn is_volume_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_.-".contains(c))
+}
+
+/// `"8080:80"` (node port : container port) or `"8080"` (the same on both).
+fn port_map(s: &str, public: bool) -> Option<PortMap> {
+    let (h, c) = s.split_once(':').unwrap_or((s, s));
+    let host: u16 = h.parse().ok().filter(|p| *p > 0)?;
+    let container: u16 = c.parse().ok().filter(|p| *p > 0)?;
+    Some(PortMap {
+        host,
+        container,
+        public,
+    })
+}
+
+/// `"NAME:/path"`, `"/node/path:/path"`, either with `:ro`.
+fn volume(s: &str) -> Option<Volume> {
+    let (rest, read_only) = match s.strip_suffix(":ro") {
+        Some(r) => (r, true),
+        None => (s, false),
+    };
+    let (source, target) = rest.split_once(':')?;
+    let named = !source.starts_with('/');
+    let ok = is_mount_path(target)
+        && if named {
+            is_volume_name(source)
+        } else {
+            is_mount_path(source)
+        };
+    ok.then(|| Volume {
+        source: source.to_string(),
+        target: target.to_string(),
+        read_only,
+        named,
+    })
+}
+
+/// An object of environment variables: names checked, values one line (numbers and
+/// booleans taken as their text).
+fn env(c: &mut Collector, f: &Fields, key: &str) -> Vec<(String, String)> {
+    let Some(v) = f.get(key) else {
+        return Vec::new();
+    };
+    let path = f.path_of(key);
+    let Value::Object(map) = v else {
+        c.push(
+            path,
+            format!(
+                "expected an object of NAME: value, found {}",
+                crate::inventory::kind(v)
+            ),
+        );
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (k, v) in map {
+        let at = format!("{path}.{k}");
+        if !is_env_key(k) {
+            c.push(
+                &at,
+                format!("\"{k}\" is not an environment variable name; expected letters, digits and _, not starting with a digit"),
+            );
+            continue;
+        }
+        let text = match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            other => {
+                c.push(
+                    &at,
+                    format!("expected a string, found {}", crate::inventory::kind(other)),
+                );
+                continue;
+            }
+        };
+        if text.chars().any(char::is_control) {
+            c.push(&at, "must be a single line without control characters");
+            continue;
+        }
+        out.push((k.clone(), text));
+    }
+    out
+}
+
+fn health(c: &mut Collector, path: &str, v: &Value) -> Option<Health> {
+    let f = Fields::new(c, path, v, HEALTH_KEYS)?;
+    let test = f.req_str(c, "test");
+    if let Some(t) = &test
+        && (t.trim().is_empty() || t.chars().any(char::is_control))
+    {
+        c.push(
+            f.path_of("test"),
+            "expected one line of shell run inside the container, e.g. \"pg_isready -U postgres\"",
+        );
+        return None;
+    }
+    Some(Health {
+        test: test?,
+        interval: f.opt_uint(c, "interval", 1, 3600).unwrap_or(5) as u32,
+        timeout: f.opt_uint(c, "timeout", 1, 3600).unwrap_or(5) as u32,
+        retries: f.opt_uint(c, "retries", 1, 100).unwrap_or(3) as u32,
+        start_period: f.opt_uint(c, "start_period", 0, 3600).unwrap_or(0) as u32,
+    })
+}
+
+fn service(c: &mut Collector, path: &str, v: &Value) -> Option<Service> {
+    let f = Fields::new(c, path, v, SERVICE_KEYS)?;
+    let name = f.req_checked_str(c, "name", &SAFE_NAME);
+    let image = f.req_checked_str(c, "image", &IMAGE);
+    let command = f.list(
+        c,
+        "command",
+        "words",
+        "expected one word of the command (a single line)",
+        |s| (!s.chars().any(char::is_control)).then(|| s.to_string()),
+    );
+    let env_vars = env(c, &f, "env");
+    let secret_env = env(c, &f, "secret_env");
+    let mut ports = f.list(
+        c,
+        "ports",
+        "ports",
+        "expected \"NODE_PORT:CONTAINER_PORT\" (bound to 127.0.0.1), e.g. \"8000:8000\"",
+        |s| port_map(s, false),
+    );
+    ports.extend(f.list(
+        c,
+        "publish",
+        "ports",
+        "expected \"NODE_PORT:CONTAINER_PORT\" (bound to every address), e.g. \"80:80\"",
+        |s| port_map(s, true),
+    ));
+    let volumes = f.list(
+        c,
+        "volumes",
+        "volumes",
+        "expected \"VOLUME:/container/path\" (a named volume: lowercase letters, digits, _ . -) or \"/node/path:/container/path\", either with \":ro\"",
+        volume,
+    );
+    let healthcheck = f
+        .get("healthcheck")
+        .map(|h| health(c, &f.path_of("healthcheck"), h));
+    let depends_on = f.list(
+        c,
+        "depends_on",
+        "service names",
+        "expected the name of another service of this app",
+        |s| Some(s.to_string()),
+    );
+    let restart = f.choice(c, "restart", RESTART, "unless-stopped");
+    let healthcheck = match healthcheck {
+        Some(None) => return None,
+        Some(Some(h)) => Some(h),
+        None => None,
+    };
+    Some(Service {
+        path: path.to_string(),
+        name: name?,
+        image: image?,
+        command,
+        env: env_vars,
+        secret_env,
+        ports,
+        volumes,
+        healthcheck,
+        depends_on,
+        restart,
+    })
+}
+
+fn app(c: &mut Collector, path: &str, v: &Value) -> Option<App> {
+    let f = Fields::new(c, path, v, KEYS)?;
+    let name = f.req_checked_str(c, "name", &SAFE_NAME);
+    let node = f.req_ref(c, "node").unwrap_or_default();
+    f.choice(c, "engine", ENGINES, ());
+    let health_timeout = f.opt_uint(c, "health_timeout", 5, 3600).unwrap_or(120) as u32;
+    let services = f.objects(c, "services", service);
+    if f.get("services").is_none() {
+        c.push(
+            f.path_of("services"),
+            "missing: an app needs at least one service, e.g. [{\"name\": \"web\", \"image\": \"localhost/web:1\"}]",
+        );
+    }
+    Some(App {
+        path: path.to_string(),
+        name: name?,
+        node,
+        health_timeout,
+        services,
+    })
+}
+
+fn validate(inv: &Inventory, c: &mut Collector, claims: &mut Claims) {
+    let mut seen: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+    for a in of(inv) {
+        if !inv.check_node_ref(c, &format!("{}.node", a.path), &a.node) {
+            continue;
+        }
+        if let Some(first) = seen.insert((&a.node, &a.name), &a.path) {
+            c.push(
+                format!("{}.name", a.path),
+                format!(
+                    "app {} on node {} is already defined by {first}; rename one",
+                    a.name, a.node
+                ),
+            );
+        }
+        let names: BTreeSet<&str> = a.services.iter().map(|s| s.name.as_str()).collect();
+        let mut service_seen = BTreeSet::new();
+        for s in &a.services {
+            if !service_seen.insert(s.name.as_str()) {
+                c.push(
+                    format!("{}.name", s.path),
+                    format!("service {} is defined twice in app {}", s.name, a.name),
+                );
+            }
+            for (i, d) in s.depends_on.iter().enumerate() {
+                if d == &s.name || !names.contains(d.as_str()) {
+                    let others: Vec<&str> =
+                        names.iter().copied().filter(|n| *n != s.name).collect();
+                    c.push(
+                        format!("{}.depends_on[{i}]", s.path),
+                        format!(
+                            "\"{d}\" is not another service of app {}; expected one of: {}",
+                            a.name,
+                            if others.is_empty() {
+                                "(none)".to_string()
+                            } else {
+                                others.join(", ")
+                            }
+                        ),
+                    );
+                }
+            }
+            let mut targets = BTreeSet::new();
+            for v in &s.volumes {
+                if !targets.insert(v.target.as_str()) {
+                    c.push(
+                        format!("{}.volumes", s.path),
+                        format!("{} is mounted twice in service {}", v.target, s.name),
+                    );
+                }
+            }
+            for (i, p) in s.ports.iter().enumerate() {
+                let n_local = s.ports.iter().filter(|p| !p.public).count();
+                let at = if p.public {
+                    format!("{}.publish[{}]", s.path, i - n_local)
+                } else {
+                    format!("{}.ports[{i}]", s.path)
+                };
+                if p.public {
+                    claims.port(inv, c, &a.node, p.host, at);
+                } else {
+                    claims.local_port(inv, c, &a.node, p.host, at);
+                }
+            }
+        }
+    }
+}
+
+/// The compose role: apps run as Podman Compose projects.
+pub struct System;
+
+impl Role for System {
+    fn name(&self) -> &'static str {
+        "compose"
+    }
+
+    fn keys(&self) -> &'static [&'static str] {
+        &["apps"]
+    }
+
+    fn parse(&self, top: &Fields, c: &mut Collector, into: &mut Sections) {
+        let apps = top.objects(c, "apps", app);
+        into.insert(Section { apps });
+    }
+
+    fn validate(&self, inv: &Inventory, c: &mut Collector, claims: &mut Claims) {
+        validate(inv, c, claims);
+    }
+
+    fn secrets(&self, inv: &Inventory) -> Vec<String> {
+        of(inv)
+            .iter()
+            .flat_map(|a| &a.services)
+            .flat_map(|s| s.secret_env.iter().map(|(_, v)| v.clone()))
+            .collect()
+    }
+
+    fn summary(&self, inv: &Inventory) -> Option<String> {
+        let n = of(inv).len();
+        (n > 0).then(|| format!("{n} app(s)"))
+    }
+
+    fn templates(&self) -> &'static [(&'static str, &'static str)] {
+        plan::TEMPLATES
+    }
+
+    fn plan(&self, ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
+        plan::plan(ctx, out)
+    }
+
+    fn purge_script(&self, inv: &Inventory, node: &str) -> String {
+        on(inv, node)
+            .map(|a| {
+                format!(
+                    "if command -v podman >/dev/null; then podman volume ls -q --filter label=io.podman.compose.project={} | \
+                     while read -r v; do podman volume rm -f \"$v\" >/dev/null && echo \"@purged volume $v\"; done; fi\n",
+                    quote(&a.name)
+                )
+            })
+            .collect()
+    }
+
+    fn status_script(&self, inv: &Inventory, node: &str) -> String {
+        on(inv, node)
+            .map(|a| {
+                format!(
+                    "if [ -x {TOOL} ]; then {TOOL} status {}; fi\n",
+                    quote(&a.name)
+                )
+            })
+            .collect()
+    }
+
+    fn status_checks(&self, inv: &Inventory, node: &str, seen: &StatusInput) -> Vec<Check> {
+        on(inv, node)
+            .flat_map(|a| {
+                a.services.iter().map(move |s| {
+                    let (ok, detail) = service_status(a, s, seen);
+                    Check::new(node, format!("app {}/{}", a.name, s.name), ok, detail)
+                })
+            })
+            .collect()
+    }
+}
+
+/// One service's row from the tool's `@app NAME SERVICE|STATE|HEALTH|RESTARTS` lines.
+fn service_status(a: &App, s: &Service, seen: &StatusInput) -> (bool, String) {
+    let prefix = format!("@app {} {}|", a.name, s.name);
+    let Some(line) = seen.stdout.lines().find_map(|l| l.strip_prefix(&prefix)) else {
+        return (
+            false,
+            format!(
+                "no container: see `systemctl status {}` and `journalctl -u {}`",
+                unit_name(a),
+                unit_name(a)
+            ),
+        );
+    };
+    let w: Vec<&str> = line.split('|').collect();
+    let [state, health, restarts] = w[..] else {
+        return (false, format!("unreadable status {line:?}"));
+    };
+    let mut ok = state == "running";
+    let mut parts = vec![state.to_string()];
+    if s.healthcheck.is_some() {
+        ok &= health == "healthy";
+        parts.push(if health.is_empty() {
+            "health unknown".to_string()
+        } else {
+            health.to_string()
+        });
+    }
+    parts.push(format!("{restarts} restart(s)"));
+    for p in &s.ports {
+        let bind = if p.public { "*" } else { "127.0.0.1" };
+        if seen.listening.contains(&p.host) {
+            parts.push(format!("listening on {bind}:{}", p.host));
+        } else {
+            ok = false;
+            parts.push(format!("nothing listens on {bind}:{}", p.host));
+        }
+    }
+    (ok, parts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_and_volumes_read_as_compose_writes_them() {
+        let p = port_map("8080:80", false).unwrap();
+        assert_eq!((p.host, p.container, p.public), (8080, 80, false));
+        let p = port_map("443", true).unwrap();
+        assert_eq!((p.host, p.container, p.public), (443, 443, true));
+        for bad in ["", "0:80", "80:", "x:80", "80:70000", "1:2:3"] {
+            assert!(port_map(bad, false).is_none(), "{bad}");
+        }
+        let v = volume("pgdata:/var/lib/postgresql/data").unwrap();
+        assert!(v.named && !v.read_only && v.source == "pgdata");
+        let v = volume("/srv/static:/www:ro").unwrap();
+        assert!(!v.named && v.read_only && v.target == "/www");
+        for bad in [
+            "data",
+            "data:relative",
+            "/:/x",
+            "Data:/x",
+            "/srv/../etc:/x",
+            "x:/a b",
+            "x;id:/x",
+        ] {
+            assert!(volume(bad).is_none(), "{bad}");
+        }
+    }
+}
