@@ -239,6 +239,14 @@ fn prune(changes: &Changes) -> String {
     for u in &changes.prune_units {
         s += &call("stop_unit", [u]);
     }
+    // A unit file that goes without a unit to stop (a service its timer starts) must not
+    // leave that service running or failed behind: a unit deployed later under the same
+    // name would inherit the failure.
+    for u in changes.prune_files.iter().filter_map(|f| pruned_unit(f)) {
+        if !changes.prune_units.iter().any(|p| p == u) {
+            s += &call("stop_unit", [u]);
+        }
+    }
     for f in &changes.prune_files {
         let unload = Kind::from_name(&f.kind).and_then(|k| k.ops().before_remove(&f.path));
         if let Some(cmd) = unload {
@@ -254,6 +262,16 @@ fn prune(changes: &Changes) -> String {
         s += &call("prune", args);
     }
     s
+}
+
+/// The unit a pruned file defines, when it is a unit file of one concrete unit (not a
+/// template or a drop-in).
+fn pruned_unit(f: &crate::engine::state::FileEntry) -> Option<&str> {
+    if Kind::from_name(&f.kind) != Some(Kind::Unit) {
+        return None;
+    }
+    let name = f.path.strip_prefix(&format!("{}/", unit::UNIT_DIR))?;
+    (!name.contains('/') && !name.contains("@.")).then_some(name)
 }
 
 /// systemd learns about unit files, new units start (so a unit reloaded next finds what it
