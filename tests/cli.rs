@@ -484,6 +484,20 @@ const BAD: &[(&str, &str, &[&str])] = &[
             "$.apps[2].services[1].ports[0]: port 8080 on node \"a\" is already used by $.apps[2].services[0].ports[0]; pick another port",
         ],
     ),
+    (
+        "backup-in-app",
+        r#"{"nodes": [{"name": "a"}, {"name": "b"}],
+ "apps": [{"name": "shop", "node": "a", "services": [{"name": "db", "image": "localhost/pg:15"}]}],
+ "backups": [{"node": "b", "database": "x", "app": "shop", "service": "db"},
+             {"node": "a", "database": "y", "app": "shop", "service": "pg", "db_user": "App User"},
+             {"node": "a", "database": "z", "app": "shop"}]}"#,
+        &[
+            "$.backups[1].db_user: \"App User\" is not a user name; expected e.g. \"postgres\"",
+            "$.backups[2].service: a database in a compose app needs both \"app\" and \"service\" (the service PostgreSQL runs in)",
+            "$.backups[0].app: no app shop on node b; the database must run on the node that keeps its dumps",
+            "$.backups[1].service: app shop has no service pg; expected one of: db",
+        ],
+    ),
 ];
 
 #[test]

@@ -3198,3 +3198,131 @@ fn a_compose_app_comes_up_healthy_an_unhealthy_version_is_rolled_back_and_its_da
     );
     assert_eq!(stdout(&ssh(1, "podman volume ls -q")), "");
 }
+
+/// Builds `localhost/pg:15` in host `i`'s Podman from the host's own PostgreSQL 15
+/// binaries (no registry can be reached here): like the official image, it creates its
+/// cluster on first start with superuser `POSTGRES_USER` and database `POSTGRES_DB`, and
+/// runs as user `postgres`; clients find the server through `PGHOST`.
+fn build_postgres_image(i: u32) {
+    assert_ok(&ssh(
+        i,
+        r#"set -e
+podman image exists localhost/pg:15 && exit 0
+B=/usr/lib/postgresql/15/bin
+d=$(mktemp -d); chmod 755 $d
+mkdir -p $d/bin $d/etc $d/tmp $d$B $d/var/lib/postgresql/data $d/run/postgresql $d/usr/share/postgresql $d/usr/lib/postgresql/15/lib
+chmod 1777 $d/tmp
+for f in postgres initdb pg_ctl pg_dump pg_restore psql pg_isready createdb dropdb; do
+  cp -a $B/$f $d$B/
+  ldd $B/$f | grep -o '/[^ ]*'
+done | sort -u | while read -r l; do mkdir -p $d$(dirname $l); cp -L $l $d$l; done
+cp -a /usr/share/postgresql/15 $d/usr/share/postgresql/
+find /usr/lib/postgresql/15/lib -maxdepth 1 -type f -exec cp {} $d/usr/lib/postgresql/15/lib/ \;
+cp /bin/busybox $d/bin/
+for a in sh cat echo sleep; do ln -s busybox $d/bin/$a; done
+printf 'root:x:0:0::/root:/bin/sh\npostgres:x:999:999::/var/lib/postgresql:/bin/sh\n' > $d/etc/passwd
+printf 'root:x:0:\npostgres:x:999:\n' > $d/etc/group
+chown -R 999:999 $d/var/lib/postgresql $d/run/postgresql
+cat > $d/bin/pg-entry <<'EOS'
+#!/bin/sh
+set -e
+D=/var/lib/postgresql/data
+if [ ! -f $D/PG_VERSION ]; then
+  initdb -D $D -U "$POSTGRES_USER" --auth=trust --locale=C -E UTF8 >/dev/null
+  pg_ctl -D $D -o "-k /run/postgresql -c listen_addresses=" -w start >/dev/null
+  createdb -U "$POSTGRES_USER" "$POSTGRES_DB"
+  pg_ctl -D $D -w stop >/dev/null
+fi
+trap 'pg_ctl -D $D -m fast -w stop; exit 0' TERM
+postgres -D $D -k /run/postgresql -c listen_addresses= &
+wait
+EOS
+chmod 755 $d/bin/pg-entry
+tar -C $d -c . | podman import -q --change "USER postgres" --change "ENV PATH=$B:/bin" \
+  --change "ENV PGHOST=/run/postgresql" --change 'CMD ["/bin/pg-entry"]' - localhost/pg:15 >/dev/null
+rm -rf $d"#,
+    ));
+}
+
+/// psql in the app's database container on h3, as its superuser.
+fn app_psql(db: &str, sql: &str) -> String {
+    let out = ssh(
+        3,
+        &format!(
+            "podman exec -e PGUSER=app shop_db_1 psql -qtAX -d {db} -c {}",
+            shell_quote(sql)
+        ),
+    );
+    assert_ok(&out);
+    stdout(&out).trim().to_string()
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+#[test]
+fn a_postgres_inside_a_compose_app_is_backed_up_and_restored_through_its_container() {
+    let env = Env::new("app-backup");
+    build_postgres_image(3);
+    env.inventory("[]");
+    env.add_sections(
+        r#""apps": [{"name": "shop", "node": "h3", "health_timeout": 60, "services": [
+              {"name": "db", "image": "localhost/pg:15",
+               "env": {"POSTGRES_USER": "app", "POSTGRES_DB": "shop"},
+               "volumes": ["pgdata:/var/lib/postgresql/data"],
+               "healthcheck": {"test": "pg_isready -U app -d shop", "interval": 1}}]}],
+           "backups": [{"node": "h3", "database": "shop", "app": "shop", "service": "db", "db_user": "app"}]"#,
+    );
+    let out = env.vds(&["deploy"]);
+    assert_ok(&out);
+    app_psql(
+        "shop",
+        "CREATE TABLE orders (id int PRIMARY KEY, item text); INSERT INTO orders SELECT g, 'item ' || g FROM generate_series(1, 5000) g",
+    );
+    // The backup unit dumps through the container; the dump stays on the node.
+    assert_ok(&ssh(3, "systemctl start vds-backup-shop.service"));
+    let day = stdout(&ssh(3, "date -u +%Y-%m-%d")).trim().to_string();
+    let out = env.vds(&["status"]);
+    assert_ok(&out);
+    assert_row(
+        &out,
+        &format!("h3 backup shop ok last good dump shop-{day}.dump"),
+    );
+    assert_row(&out, "h3 app shop/db ok running, healthy");
+    let out = env.vds(&["backup", "restore", "h3", "--into", "shop_copy"]);
+    assert_ok(&out);
+    assert_says(
+        &out,
+        &format!("h3: restored shop-{day}.dump into database shop_copy (1 table(s))"),
+    );
+    assert_eq!(
+        app_psql("shop_copy", "SELECT count(*), max(item) FROM orders"),
+        "5000|item 999"
+    );
+    assert_ok(&env.vds(&["backup", "restore", "h3", "--verify"]));
+    // The database stopped: the next backup fails, and status says so.
+    assert_ok(&ssh(3, "podman stop -t 10 shop_db_1 >/dev/null"));
+    let out = ssh(3, "systemctl start vds-backup-shop.service");
+    assert!(!out.status.success(), "{}", text(&out));
+    let out = env.vds(&["status"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_row(&out, "h3 backup shop FAIL the last run failed");
+
+    let out = env.vds(&["remove", "--purge-data"]);
+    assert_ok(&out);
+    assert!(
+        text(&out).contains("h3: deleted volume shop_pgdata"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        stdout(&ssh(
+            3,
+            "podman ps -aq | wc -l; podman volume ls -q | wc -l; ls /var/backups/vds-proxy/postgresql/daily 2>/dev/null | wc -l; \
+             systemctl list-units --all --plain --no-legend 'vds-backup-*' | wc -l"
+        )),
+        "0\n0\n0\n0\n",
+        "nothing is left, not even the failed backup service (a backup deployed later under the same name would inherit the failure)"
+    );
+}

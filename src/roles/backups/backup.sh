@@ -18,6 +18,10 @@
 #   verify DB DIR OS_USER
 #                   restore the newest dump into a scratch database, compare its tables
 #                   with DB's (when DB is up), drop the scratch database
+#
+# With PG_CONTAINER set, PostgreSQL runs in that container (a compose app's database): every
+# client runs there (`podman exec`, as OS_USER, as role PG_ROLE when set); the dumps stay
+# on the node.
 set -u
 export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
@@ -29,6 +33,18 @@ keep_newest() {
   find "$1" -maxdepth 1 -name "$2*.dump" | sort | head -n "$((n - $3))" | while read -r f; do
     rm -f "$f" "$f.sha256"
   done
+}
+
+# as_pg USER COMMAND...: runs a PostgreSQL client as USER from a directory it can read, on
+# the node or in PG_CONTAINER.
+as_pg() {
+  user=$1
+  shift
+  if [ -n "${PG_CONTAINER:-}" ]; then
+    podman exec -i --user "$user" ${PG_ROLE:+--env "PGUSER=$PG_ROLE"} "$PG_CONTAINER" "$@"
+  else
+    (cd / && runuser -u "$user" -- "$@")
+  fi
 }
 
 prune() {
@@ -54,11 +70,11 @@ run() {
   tmp=$f.tmp.$$
   trap 'rm -f "$tmp"' EXIT
   start=$(date +%s)
-  if ! runuser -u "$user" -- pg_dump --format=custom --dbname="$db" > "$tmp"; then
+  if ! as_pg "$user" pg_dump --format=custom --dbname="$db" > "$tmp"; then
     echo "backup of $db failed: pg_dump exited with an error (is PostgreSQL running, does the database exist?)" >&2
     exit 1
   fi
-  if ! pg_restore --list "$tmp" > /dev/null; then
+  if ! as_pg "$user" pg_restore --list < "$tmp" > /dev/null; then
     echo "backup of $db failed: the dump does not read back as an archive" >&2
     exit 1
   fi
@@ -102,8 +118,6 @@ list() {
   done
 }
 
-# as_pg USER COMMAND...: runs a PostgreSQL client as USER from a directory it can read.
-as_pg() { user=$1; shift; (cd / && runuser -u "$user" -- "$@"); }
 
 # dump_path DIR DUMP: the file of dump DUMP (a name from `list`), or nothing.
 dump_path() {

@@ -14,7 +14,9 @@ use serde_json::Value;
 
 use super::{Ctx, Output, Role, StatusInput, Verb};
 use crate::engine::status::Check;
-use crate::inventory::{Check as StrCheck, Claims, Collector, Fields, Inventory, Sections};
+use crate::inventory::{
+    Check as StrCheck, Claims, Collector, Fields, Inventory, SAFE_NAME, Sections,
+};
 use crate::shell::quote;
 use crate::templates::TemplateError;
 
@@ -37,6 +39,14 @@ pub struct Backup {
     pub keep_monthly: u32,
     /// `status` fails when the last good dump is older than this.
     pub max_age_hours: u32,
+    /// PostgreSQL runs in a compose app: the app and its service.
+    pub app: Option<(String, String)>,
+    /// The container the clients run in (`podman exec`), for an app's database.
+    pub container: Option<String>,
+    /// The unit that runs the database (ordering the backup after it).
+    pub after: String,
+    /// The PostgreSQL role the clients connect as, when not `os_user`'s.
+    pub db_user: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -56,6 +66,9 @@ fn on<'a>(inv: &'a Inventory, node: &'a str) -> impl Iterator<Item = &'a Backup>
 const KEYS: &[&str] = &[
     "node",
     "database",
+    "app",
+    "service",
+    "db_user",
     "os_user",
     "directory",
     "time",
@@ -141,6 +154,23 @@ fn backup(c: &mut Collector, path: &str, v: &Value) -> Option<Backup> {
             .map_or(monthly, |n| n as u32);
     }
     let max_age_hours = f.opt_uint(c, "max_age_hours", 1, 24 * 366).unwrap_or(26) as u32;
+    let app = f.checked_str(c, "app", &SAFE_NAME);
+    let service = f.checked_str(c, "service", &SAFE_NAME);
+    if app.is_some() != service.is_some() {
+        c.push(
+            f.path_of(if app.is_some() { "service" } else { "app" }),
+            "a database in a compose app needs both \"app\" and \"service\" (the service PostgreSQL runs in)",
+        );
+    }
+    let db_user = f.checked_str(c, "db_user", &OS_USER);
+    let app = app.zip(service);
+    let container = app
+        .as_ref()
+        .map(|(a, s)| crate::roles::compose::container_name(a, s));
+    let after = match &app {
+        Some((a, _)) => crate::roles::compose::unit_of(a),
+        None => "postgresql.service".to_string(),
+    };
     Some(Backup {
         path: path.to_string(),
         node,
@@ -152,7 +182,24 @@ fn backup(c: &mut Collector, path: &str, v: &Value) -> Option<Backup> {
         keep_weekly: weekly,
         keep_monthly: monthly,
         max_age_hours,
+        app,
+        container,
+        after,
+        db_user,
     })
+}
+
+/// The environment the tool runs with for `b` (its database's container and role), as a
+/// shell prefix: empty for a database on the node.
+pub fn tool_env(b: &Backup) -> String {
+    let mut out = String::new();
+    if let Some(c) = &b.container {
+        out.push_str(&format!("PG_CONTAINER={} ", quote(c)));
+    }
+    if let Some(r) = &b.db_user {
+        out.push_str(&format!("PG_ROLE={} ", quote(r)));
+    }
+    out
 }
 
 fn validate(inv: &Inventory, c: &mut Collector) {
@@ -160,6 +207,23 @@ fn validate(inv: &Inventory, c: &mut Collector) {
     for b in of(inv) {
         if !inv.check_node_ref(c, &format!("{}.node", b.path), &b.node) {
             continue;
+        }
+        if let Some((app, service)) = &b.app {
+            let apps = crate::roles::compose::of(inv);
+            match apps.iter().find(|a| &a.name == app && a.node == b.node) {
+                None => c.push(
+                    format!("{}.app", b.path),
+                    format!("no app {app} on node {}; the database must run on the node that keeps its dumps", b.node),
+                ),
+                Some(a) if !a.services.iter().any(|s| &s.name == service) => c.push(
+                    format!("{}.service", b.path),
+                    format!(
+                        "app {app} has no service {service}; expected one of: {}",
+                        a.services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                ),
+                Some(_) => {}
+            }
         }
         if let Some(first) = seen.insert((&b.node, &b.database), &b.path) {
             c.push(
@@ -228,7 +292,8 @@ impl Role for System {
         on(inv, node)
             .map(|b| {
                 format!(
-                    "if [ -x {TOOL} ]; then {TOOL} status {} {} {} {}; else echo '@backup {} absent'; fi\n",
+                    "if [ -x {TOOL} ]; then {}{TOOL} status {} {} {} {}; else echo '@backup {} absent'; fi\n",
+                    tool_env(b),
                     quote(&b.database),
                     quote(&b.directory),
                     u64::from(b.max_age_hours) * 3600,

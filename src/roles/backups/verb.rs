@@ -127,14 +127,15 @@ fn pick<'a>(ctx: &'a VerbCtx, node: &str, database: Option<&String>) -> Result<&
     }
 }
 
-/// Runs the tool on `node`; its stdout, or exit 1 with its message.
-fn tool(ctx: &VerbCtx, node: &str, args: &[&str]) -> Result<std::result::Result<String, String>> {
+/// Runs the tool for backup `b` on its node; its stdout, or exit 1 with its message.
+fn tool(ctx: &VerbCtx, b: &Backup, args: &[&str]) -> Result<std::result::Result<String, String>> {
     let quoted: Vec<String> = args.iter().map(|a| quote(a)).collect();
     let script = format!(
-        "if [ ! -x {TOOL} ]; then echo 'backups are not deployed on this node yet: run vds-proxy deploy' >&2; exit 1; fi\n{TOOL} {}\n",
+        "if [ ! -x {TOOL} ]; then echo 'backups are not deployed on this node yet: run vds-proxy deploy' >&2; exit 1; fi\n{}{TOOL} {}\n",
+        super::tool_env(b),
         quoted.join(" ")
     );
-    let out = (ctx.run_on)(node, &script)?;
+    let out = (ctx.run_on)(&b.node, &script)?;
     Ok(if out.status == 0 {
         Ok(out.stdout)
     } else {
@@ -154,7 +155,7 @@ fn run(ctx: &VerbCtx, m: &ArgMatches) -> Result<i32> {
     let node = args.get_one::<String>("node").expect("required");
     let b = pick(ctx, node, args.get_one::<String>("database"))?;
     match sub {
-        "list" => match tool(ctx, node, &["list", &b.database, &b.directory])? {
+        "list" => match tool(ctx, b, &["list", &b.database, &b.directory])? {
             Ok(out) => {
                 let mut rows = vec![["KIND", "DUMP", "SIZE", "CHECKSUM"].map(String::from)];
                 for line in out.lines().filter_map(|l| l.strip_prefix("@dump ")) {
@@ -170,11 +171,7 @@ fn run(ctx: &VerbCtx, m: &ArgMatches) -> Result<i32> {
             Err(e) => fail(&e),
         },
         _ if args.get_flag("verify") => {
-            match tool(
-                ctx,
-                node,
-                &["verify", &b.database, &b.directory, &b.os_user],
-            )? {
+            match tool(ctx, b, &["verify", &b.database, &b.directory, &b.os_user])? {
                 Ok(out) => {
                     let line = out
                         .lines()
@@ -204,7 +201,7 @@ fn restore(ctx: &VerbCtx, node: &str, b: &Backup, args: &ArgMatches) -> Result<i
             ))
             .into());
         }
-        None => match tool(ctx, node, &["list", &b.database, &b.directory])? {
+        None => match tool(ctx, b, &["list", &b.database, &b.directory])? {
             Ok(out) => match out
                 .lines()
                 .filter_map(|l| l.strip_prefix("@dump daily "))
@@ -235,7 +232,7 @@ fn restore(ctx: &VerbCtx, node: &str, b: &Backup, args: &ArgMatches) -> Result<i
     };
     let res = tool(
         ctx,
-        node,
+        b,
         &[
             "restore",
             &b.database,

@@ -20,7 +20,7 @@ use crate::inventory::{
 use crate::shell::quote;
 use crate::templates::TemplateError;
 
-pub use plan::{TOOL, tool_text, unit_name};
+pub use plan::{TOOL, container_name, tool_text, unit_name, unit_of};
 
 /// One compose application on a node.
 #[derive(Debug, Clone, Serialize)]

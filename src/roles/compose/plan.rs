@@ -37,7 +37,17 @@ pub fn tool_text() -> String {
 
 /// The unit that runs app `a`, e.g. `vds-app-shop.service`.
 pub fn unit_name(a: &App) -> String {
-    format!("vds-app-{}.service", a.name)
+    unit_of(&a.name)
+}
+
+/// The unit that runs the app named `app`.
+pub fn unit_of(app: &str) -> String {
+    format!("vds-app-{app}.service")
+}
+
+/// The container of `service` in app `app` (podman-compose's name for it).
+pub fn container_name(app: &str, service: &str) -> String {
+    format!("{app}_{service}_1")
 }
 
 /// The env file holding a service's secret environment.
