@@ -16,6 +16,7 @@ pub mod haproxy;
 pub mod k8s;
 pub mod nftables;
 pub mod nginx;
+pub mod ssh_client;
 pub mod unit;
 pub mod wireguard;
 
@@ -54,6 +55,8 @@ pub enum Kind {
     Nftables,
     /// A compose file (Podman Compose).
     Compose,
+    /// The known_hosts of an SSH client key pair vds-proxy made on the node.
+    SshClient,
 }
 
 /// What a kind contributes to the engine.
@@ -99,6 +102,7 @@ impl Kind {
             Kind::Acme => &acme::AcmeOps,
             Kind::Nftables => &nftables::NftablesOps,
             Kind::Compose => &compose::ComposeOps,
+            Kind::SshClient => &ssh_client::SshClientOps,
         }
     }
 
