@@ -498,6 +498,23 @@ const BAD: &[(&str, &str, &[&str])] = &[
             "$.backups[1].service: app shop has no service pg; expected one of: db",
         ],
     ),
+    (
+        "backup-copies",
+        r#"{"nodes": [{"name": "a", "public_ip": "10.0.0.1"}, {"name": "b", "ssh_host": "b.example.com"}, {"name": "c", "public_ip": "10.0.0.3"}],
+ "backups": [{"node": "a", "database": "x", "copy_to": {"node": "a"}},
+             {"node": "a", "database": "y", "copy_to": {"node": "b", "keep": 0}},
+             {"node": "a", "database": "z", "copy_to": {"node": "c", "directory": "/srv/copies"}},
+             {"node": "a", "database": "w", "copy_to": {"node": "c", "directory": "/srv/other"}},
+             {"node": "a", "database": "v", "copy_to": {"node": "d", "dir": "/x"}}]}"#,
+        &[
+            "$.backups[1].copy_to.keep: expected a whole number from 1 to 1000, found 0",
+            "$.backups[4].copy_to.dir: unknown key \"dir\"; allowed keys: node, directory, keep",
+            "$.backups[0].copy_to.node: a copy on the node that made the dump is no off-host copy; name another node",
+            "$.backups[1].copy_to.node: node b has no address a can reach it at; give it a tailscale_ip or public_ip",
+            "$.backups[3].copy_to.directory: copies from a to c already go to /srv/copies ($.backups[2].copy_to); one directory per pair of nodes",
+            "$.backups[4].copy_to.node: node \"d\" does not exist; did you mean \"a\"?",
+        ],
+    ),
 ];
 
 #[test]

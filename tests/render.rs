@@ -840,3 +840,47 @@ fn dollar_signs_are_escaped_for_compose_interpolation() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Backup copies: the sender's unit sends each dump to the target's mesh address and port
+/// with the sender's own key, its known_hosts holds the target's host key; the target's
+/// authorized_keys lets that key only `receive` into the directory (and creates the user).
+#[test]
+fn backup_copies_plan() {
+    use vds_proxy::roles::backups::copy::CopyKeys;
+    let text = r#"{"nodes": [{"name": "db-1", "public_ip": "203.0.113.5"},
+                             {"name": "store", "tailscale_ip": "100.64.0.9", "ssh_port": 2222}],
+        "backups": [{"node": "db-1", "database": "app", "copy_to": {"node": "store", "keep": 14}}]}"#;
+    let inv = inventory::from_str(Path::new("nodes.json"), text).unwrap();
+    let mut keys = CopyKeys::default();
+    keys.client.insert(
+        "db-1".into(),
+        format!("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA{}", "C".repeat(44)),
+    );
+    keys.host.insert(
+        "store".into(),
+        format!("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA{}", "H".repeat(44)),
+    );
+    let mut prepared = Sections::default();
+    prepared.insert(keys);
+    let t = Templates::new(None).unwrap();
+    let plan = plan::build(&inv, &t, &fake_relay(), &prepared).unwrap();
+    let mut plan_without_tool = plan.clone();
+    for h in &mut plan_without_tool.hosts {
+        h.resources
+            .retain(|r| r.path != vds_proxy::roles::backups::TOOL);
+    }
+    insta::assert_snapshot!(
+        "backup_copies_text",
+        show::plan_text(&inv, &plan_without_tool)
+    );
+    let dir = std::env::temp_dir().join(format!("vds-copy-units-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for r in plan.hosts.iter().flat_map(|h| &h.resources) {
+        if r.path.ends_with(".service") {
+            let unit = dir.join(r.path.rsplit('/').next().unwrap());
+            std::fs::write(&unit, r.text_content().unwrap()).unwrap();
+            must_pass(VERIFY, &unit);
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -3326,3 +3326,130 @@ fn a_postgres_inside_a_compose_app_is_backed_up_and_restored_through_its_contain
         "nothing is left, not even the failed backup service (a backup deployed later under the same name would inherit the failure)"
     );
 }
+
+#[test]
+fn backup_copies_reach_another_node_through_a_key_that_can_do_nothing_else() {
+    let env = Env::new("backup-copy");
+    assert_ok(&ssh(
+        3,
+        &format!(
+            "systemctl start postgresql && rm -rf {BACKUP_DIR} && cd /tmp && \
+             runuser -u postgres -- dropdb --if-exists shop && runuser -u postgres -- createdb shop"
+        ),
+    ));
+    psql(
+        "shop",
+        "create table orders(id int); insert into orders select generate_series(1, 1000)",
+    );
+    let copies = "/var/backups/vds-proxy/copies/h3";
+    env.inventory("[]");
+    env.add_sections(
+        r#""backups": [{"node": "h3", "database": "shop", "copy_to": {"node": "h2", "keep": 2}}]"#,
+    );
+    let out = env.vds(&["deploy"]);
+    assert_ok(&out);
+    assert_says(&out, "create user vds-backup and the copy directories");
+    assert!(
+        !stdout(&env.vds(&["show", "--diff"])).contains("PRIVATE KEY"),
+        "the private key never leaves h3"
+    );
+    // A run dumps on h3 and sends the dump to h2, where it is checked and kept.
+    assert_ok(&ssh(3, "systemctl start vds-backup-shop.service"));
+    let day = stdout(&ssh(3, "date -u +%Y-%m-%d")).trim().to_string();
+    let here = stdout(&ssh(
+        3,
+        &format!("cut -d' ' -f1 {BACKUP_DIR}/daily/shop-{day}.dump.sha256"),
+    ));
+    let there = stdout(&ssh(
+        2,
+        &format!(
+            "cd {copies} && sha256sum -c --status shop-{day}.dump.sha256 && cut -d' ' -f1 shop-{day}.dump.sha256 && stat -c '%U %a' . shop-{day}.dump"
+        ),
+    ));
+    assert_eq!(there, format!("{here}vds-backup 700\nvds-backup 600\n"));
+    // Only the newest `keep` copies stay.
+    assert_ok(&ssh(
+        2,
+        &format!(
+            "cd {copies} && for d in 2026-01-01 2026-01-02 2026-01-03; do touch shop-$d.dump shop-$d.dump.sha256; done"
+        ),
+    ));
+    assert_ok(&ssh(3, "systemctl start vds-backup-shop.service"));
+    assert_eq!(
+        stdout(&ssh(2, &format!("ls {copies}"))),
+        format!(
+            "shop-2026-01-03.dump\nshop-2026-01-03.dump.sha256\nshop-{day}.dump\nshop-{day}.dump.sha256\n"
+        )
+    );
+    // The key h3 holds gets no shell on h2, and cannot write outside the directory.
+    let key = "ssh -i /etc/vds-proxy/backup-copy/id_ed25519 -o UserKnownHostsFile=/etc/vds-proxy/backup-copy/known_hosts -o BatchMode=yes vds-backup@10.213.2.2";
+    for (cmd, refusal) in [
+        ("id", "expected: DB NAME SHA256 KEEP"),
+        ("shop ../../../etc/passwd 0000 3", "bad dump name"),
+        ("shop shop-2026-01-04.dump 00 3", "bad checksum"),
+    ] {
+        let out = ssh(3, &format!("echo x | {key} '{cmd}'"));
+        assert!(
+            !out.status.success() && text(&out).contains(refusal),
+            "{cmd}: {}",
+            text(&out)
+        );
+    }
+    assert_eq!(stdout(&ssh(2, &format!("ls {copies} | wc -l"))), "4\n");
+    // A target that refuses makes the run fail (the dump stays on h3), and status says so.
+    assert_ok(&ssh(
+        2,
+        "mv /var/lib/vds-backup/.ssh/authorized_keys /tmp/ak",
+    ));
+    let out = ssh(3, "systemctl start vds-backup-shop.service");
+    assert!(!out.status.success());
+    assert!(
+        stdout(&ssh(3, "journalctl -u vds-backup-shop.service -n 5 -o cat"))
+            .contains("failed; the dump is kept on this node")
+    );
+    let out = env.vds(&["status"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_row(&out, "h3 backup shop FAIL the last run failed");
+    assert_ok(&ssh(
+        2,
+        "mv /tmp/ak /var/lib/vds-backup/.ssh/authorized_keys",
+    ));
+
+    // remove takes back the key pair, known_hosts and authorized_keys; the copies stay.
+    let out = env.vds(&["remove"]);
+    assert_ok(&out);
+    assert_eq!(
+        stdout(&ssh(3, "ls /etc/vds-proxy/backup-copy 2>/dev/null | wc -l")),
+        "0\n"
+    );
+    assert_eq!(
+        stdout(&ssh(
+            2,
+            &format!(
+                "ls /var/lib/vds-backup/.ssh/authorized_keys 2>&1 | grep -c 'No such file'; ls {copies} | wc -l"
+            )
+        )),
+        "1\n4\n"
+    );
+    // --purge-data deletes the copies of shop (not other files there) and the copy user.
+    assert_ok(&ssh(2, &format!("touch {copies}/other-2026-01-01.dump")));
+    let out = env.vds(&["remove", "--purge-data"]);
+    assert_ok(&out);
+    assert!(
+        text(&out).contains(&format!("h2: deleted {copies}/shop-{day}.dump"))
+            && text(&out).contains("h2: deleted user vds-backup"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        stdout(&ssh(
+            2,
+            &format!("ls {copies}; id vds-backup 2>/dev/null | wc -l; rm -rf {copies}")
+        )),
+        "other-2026-01-01.dump\n0\n"
+    );
+    assert_ok(&ssh(
+        3,
+        "cd /tmp && runuser -u postgres -- dropdb shop && systemctl stop postgresql",
+    ));
+}

@@ -15,9 +15,17 @@
 #   restore DB DIR DUMP INTO FORCE OS_USER
 #                   check DUMP's checksum, then restore it into database INTO: created
 #                   when missing; an existing one only with FORCE=force (--clean)
+#   receive DIR     (the forced command of the copy key, run as the copy user on the node
+#                   that keeps the copies) reads "DB NAME SHA256 KEEP" from
+#                   SSH_ORIGINAL_COMMAND and the dump from stdin: checked, put in DIR
+#                   atomically, the newest KEEP copies of DB kept
 #   verify DB DIR OS_USER
 #                   restore the newest dump into a scratch database, compare its tables
 #                   with DB's (when DB is up), drop the scratch database
+#
+# With COPY_TO (user@host), COPY_PORT and COPY_KEEP set, `run` sends each new dump there
+# over SSH with the node's copy key (COPY_DIR/id_ed25519, host keys in COPY_DIR/known_hosts);
+# a failed copy fails the run (the dump stays).
 #
 # With PG_CONTAINER set, PostgreSQL runs in that container (a compose app's database): every
 # client runs there (`podman exec`, as OS_USER, as role PG_ROLE when set); the dumps stay
@@ -86,6 +94,42 @@ run() {
   prune "$db" "$dir" "$kd" "$kw" "$km"
   echo "$(date +%s) ${f##*/} $(stat -c %s "$f")" > "$dir/.last-ok-$db.tmp" && mv -f "$dir/.last-ok-$db.tmp" "$dir/.last-ok-$db"
   echo "backup of $db: ${f##*/}, $(stat -c %s "$f") bytes in $(( $(date +%s) - start )) s"
+  [ -n "${COPY_TO:-}" ] && copy "$db" "$f"
+  return 0
+}
+
+# copy DB FILE: sends FILE to COPY_TO (see above).
+copy() {
+  sum=$(sha256sum < "$2" | cut -d' ' -f1)
+  if ! ssh -i "$COPY_DIR/id_ed25519" -o UserKnownHostsFile="$COPY_DIR/known_hosts" \
+    -o StrictHostKeyChecking=yes -o BatchMode=yes -o ConnectTimeout=20 -p "$COPY_PORT" \
+    "$COPY_TO" "$1 ${2##*/} $sum $COPY_KEEP" < "$2"; then
+    echo "copy of ${2##*/} to $COPY_TO failed; the dump is kept on this node" >&2
+    exit 1
+  fi
+}
+
+receive() {
+  dir=$1
+  set -f
+  # shellcheck disable=SC2086 # the words the sender chose, each checked below
+  set -- ${SSH_ORIGINAL_COMMAND:-}
+  [ $# -eq 4 ] || { echo "expected: DB NAME SHA256 KEEP" >&2; exit 2; }
+  db=$1 name=$2 sum=$3 keep=$4
+  case $db in '' | [0-9]* | *[!A-Za-z0-9_]*) echo "bad database name" >&2; exit 2 ;; esac
+  case $name in "$db"-[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9].dump) ;; *) echo "bad dump name" >&2; exit 2 ;; esac
+  case $sum in *[!0-9a-f]*) echo "bad checksum" >&2; exit 2 ;; esac
+  [ ${#sum} -eq 64 ] || { echo "bad checksum" >&2; exit 2; }
+  case $keep in '' | *[!0-9]* | 0 | ????*) echo "bad keep count" >&2; exit 2 ;; esac
+  umask 077
+  tmp=$dir/.$name.tmp.$$
+  trap 'rm -f "$tmp"' EXIT
+  cat > "$tmp" || exit 1
+  [ "$(sha256sum < "$tmp" | cut -d' ' -f1)" = "$sum" ] || { echo "$name arrived damaged (checksum differs)" >&2; exit 1; }
+  mv -f "$tmp" "$dir/$name" || exit 1
+  echo "$sum  $name" > "$dir/$name.sha256.tmp" && mv -f "$dir/$name.sha256.tmp" "$dir/$name.sha256" || exit 1
+  keep_newest "$dir" "$db-" "$keep"
+  echo "copy of $name kept in $dir"
 }
 
 status() {
@@ -177,6 +221,7 @@ case $cmd in
   status) [ $# -eq 4 ] && status "$@" ;;
   list) [ $# -eq 2 ] && list "$@" ;;
   restore) [ $# -eq 6 ] && restore "$@" ;;
+  receive) [ $# -eq 1 ] && receive "$@" ;;
   verify) [ $# -eq 3 ] && verify "$@" ;;
-  *) echo "usage: backup run|prune|status|list|restore|verify ..." >&2; exit 2 ;;
+  *) echo "usage: backup run|prune|status|list|restore|receive|verify ..." >&2; exit 2 ;;
 esac

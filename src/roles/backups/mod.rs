@@ -4,6 +4,7 @@
 //! tool, units and timers in `plan.rs`; the tool itself is `backup.sh`; status: the age
 //! of the last good dump and what is kept; `vds-proxy backup list|restore` in `verb.rs`.
 
+pub mod copy;
 mod plan;
 mod verb;
 
@@ -12,7 +13,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Ctx, Output, Role, StatusInput, Verb};
+use super::{Ctx, Output, PrepareMode, Prepared, Role, StatusInput, Verb};
 use crate::engine::status::Check;
 use crate::inventory::{
     Check as StrCheck, Claims, Collector, Fields, Inventory, SAFE_NAME, Sections,
@@ -47,6 +48,18 @@ pub struct Backup {
     pub after: String,
     /// The PostgreSQL role the clients connect as, when not `os_user`'s.
     pub db_user: Option<String>,
+    /// Another node that keeps a copy of each new dump.
+    pub copy_to: Option<CopyTo>,
+}
+
+/// Where copies of the dumps go (see [`copy`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct CopyTo {
+    pub path: String,
+    pub node: String,
+    pub directory: String,
+    /// How many daily copies of the database the node keeps.
+    pub keep: u32,
 }
 
 #[derive(Debug, Default)]
@@ -69,6 +82,7 @@ const KEYS: &[&str] = &[
     "app",
     "service",
     "db_user",
+    "copy_to",
     "os_user",
     "directory",
     "time",
@@ -76,6 +90,7 @@ const KEYS: &[&str] = &[
     "max_age_hours",
 ];
 const KEEP_KEYS: &[&str] = &["daily", "weekly", "monthly"];
+const COPY_KEYS: &[&str] = &["node", "directory", "keep"];
 /// Where dumps go unless `directory` says.
 pub const DIRECTORY: &str = "/var/backups/vds-proxy/postgresql";
 
@@ -171,6 +186,24 @@ fn backup(c: &mut Collector, path: &str, v: &Value) -> Option<Backup> {
         Some((a, _)) => crate::roles::compose::unit_of(a),
         None => "postgresql.service".to_string(),
     };
+    let copy_to = f.get("copy_to").and_then(|v| {
+        let at = f.path_of("copy_to");
+        let cf = Fields::new(c, &at, v, COPY_KEYS)?;
+        let node = cf.req_ref(c, "node")?;
+        let directory = cf
+            .checked_str(c, "directory", &DIRECTORY_CHECK)
+            .map(|d| d.trim_end_matches('/').to_string())
+            .unwrap_or_else(|| {
+                copy::directory_for(f.get("node").and_then(Value::as_str).unwrap_or_default())
+            });
+        let keep = cf.opt_uint(c, "keep", 1, 1000).map_or(daily, |n| n as u32);
+        Some(CopyTo {
+            path: at,
+            node,
+            directory,
+            keep,
+        })
+    });
     Some(Backup {
         path: path.to_string(),
         node,
@@ -186,6 +219,7 @@ fn backup(c: &mut Collector, path: &str, v: &Value) -> Option<Backup> {
         container,
         after,
         db_user,
+        copy_to,
     })
 }
 
@@ -224,6 +258,9 @@ fn validate(inv: &Inventory, c: &mut Collector) {
                 ),
                 Some(_) => {}
             }
+        }
+        if let Some(to) = &b.copy_to {
+            copy::validate(inv, c, b, to);
         }
         if let Some(first) = seen.insert((&b.node, &b.database), &b.path) {
             c.push(
@@ -271,6 +308,21 @@ impl Role for System {
         vec![verb::verb()]
     }
 
+    fn prepare_script(&self, inv: &Inventory, node: &str, mode: PrepareMode) -> Option<String> {
+        copy::script(inv, node, mode)
+    }
+
+    fn prepare_read(
+        &self,
+        inv: &Inventory,
+        outputs: &BTreeMap<String, Prepared>,
+        into: &mut Sections,
+    ) -> Vec<String> {
+        let (keys, problems) = copy::read(inv, outputs);
+        into.insert(keys);
+        problems
+    }
+
     fn plan(&self, ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
         plan::plan(ctx, out)
     }
@@ -285,6 +337,7 @@ impl Role for System {
                      rm -f {dir}/.last-ok-{db}; rmdir {dir} 2>/dev/null; true\n"
                 )
             })
+            .chain(copy::purge_script(inv, node))
             .collect()
     }
 

@@ -44,16 +44,23 @@ pub fn timer_name(b: &Backup) -> String {
 /// Adds the backups of `ctx.node`.
 pub fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
     let mine: Vec<&Backup> = super::on(ctx.inv, &ctx.node.name).collect();
-    if mine.is_empty() {
+    let copies = super::copy::resources(
+        ctx.inv,
+        &ctx.node.name,
+        ctx.prepared.get::<super::copy::CopyKeys>(),
+    );
+    if mine.is_empty() && copies.is_empty() {
         return Ok(());
     }
     out.resources
         .push(Resource::text(Kind::File, TOOL, tool_text(), 0o755));
+    out.resources.extend(copies);
     for b in mine {
         let (service, timer) = (service_name(b), timer_name(b));
         let values = context! {
             node => Value::from(Serde(ctx.node)),
             backup => Value::from(Serde(b)),
+            copy_env => Value::from(Serde(super::copy::unit_env(ctx.inv, b))),
             tool => TOOL,
             service => service.clone(),
         };
