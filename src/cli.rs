@@ -90,6 +90,11 @@ pub struct Connect {
     /// How many hosts at once [default: from settings, 8]
     #[arg(long, value_name = "N")]
     pub parallel: Option<usize>,
+    /// Keep the SSH connections open DURATION after their last use (default 10m), so the
+    /// next command (e.g. status after deploy) skips the logins; 0 closes them as usual
+    #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "10m",
+          require_equals = true, value_parser = crate::settings::parse_duration)]
+    pub keep_connections: Option<u64>,
 }
 
 /// Flags of `show`.

@@ -35,6 +35,51 @@ pub struct Settings {
     /// How many more times a host whose activation failed (a unit did not come up, the
     /// host rolled back) is deployed again, after a pause of 2 s, 4 s, 8 s …
     pub retries: u32,
+    /// Keep SSH connections open this many seconds after their last use, for the next
+    /// invocation (`keep_connections = "10m"`; see `--keep-connections`).
+    #[serde(deserialize_with = "duration_secs")]
+    pub keep_connections: Option<u64>,
+}
+
+/// Seconds from `"30s"`, `"10m"`, `"1h"` or a plain number of seconds; 0 means off.
+pub fn parse_duration(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (n, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: u64 = n.parse().map_err(|_| {
+        format!("{s:?} is not a duration; expected e.g. \"30s\", \"10m\" or \"1h\"")
+    })?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => {
+            return Err(format!(
+                "{s:?} is not a duration; expected e.g. \"30s\", \"10m\" or \"1h\""
+            ));
+        }
+    };
+    if secs > 7 * 24 * 3600 {
+        return Err(format!("{s:?} is longer than a week"));
+    }
+    Ok(secs)
+}
+
+fn duration_secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(u64),
+        Text(String),
+    }
+    match <Raw as serde::Deserialize>::deserialize(d)? {
+        Raw::Secs(n) => Ok(Some(n)),
+        Raw::Text(t) => parse_duration(&t)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
 }
 
 impl Default for Settings {
@@ -51,6 +96,7 @@ impl Default for Settings {
             relay_binary: None,
             relay_binaries: BTreeMap::new(),
             retries: 1,
+            keep_connections: None,
         }
     }
 }

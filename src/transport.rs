@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::process::Stdio;
 use std::time::Duration;
 
-use openssh::{KnownHosts, SessionBuilder};
+use openssh::{ControlPersist, KnownHosts, SessionBuilder};
 use tokio::io::AsyncWriteExt;
 
 use crate::inventory::{Connection, Node};
@@ -66,6 +66,9 @@ pub struct ConnectOptions {
     pub ssh_config: Option<std::path::PathBuf>,
     pub ssh_key: Option<std::path::PathBuf>,
     pub known_hosts: Option<std::path::PathBuf>,
+    /// Keep each SSH master running this many seconds after its last use, for the next
+    /// invocation to reuse (`--keep-connections`); `None`: close them at exit.
+    pub keep_for: Option<u64>,
     /// Connections a step before kept open for the next one (see [`Pool`]).
     pub pool: std::sync::Arc<Pool>,
 }
@@ -106,6 +109,7 @@ impl ConnectOptions {
             ssh_config: settings.ssh_config.clone(),
             ssh_key: settings.ssh_key.clone(),
             known_hosts: settings.known_hosts.clone(),
+            keep_for: settings.keep_connections.filter(|s| *s > 0),
             pool: Default::default(),
         }
     }
@@ -217,9 +221,12 @@ where
 }
 
 /// A host reached through the system OpenSSH client with one multiplexed master connection.
+mod kept;
+
 pub struct Ssh {
     label: String,
-    session: openssh::Session,
+    /// Always `Some` until dropped (a kept master is detached then, not closed).
+    session: Option<openssh::Session>,
     /// What it was opened with (sudo, the command timeout, and for [`Transport::reopen`]).
     node: Node,
     opts: ConnectOptions,
@@ -231,6 +238,27 @@ impl Ssh {
     pub async fn connect(node: &Node, opts: &ConnectOptions) -> Result<Self, TransportError> {
         let dest = node.ssh_destination();
         let label = format!("{} ({}:{})", node.name, dest, node.ssh_port);
+        let kept =
+            match opts.keep_for {
+                Some(_) => Some(kept::Record::of(node, opts).map_err(|detail| {
+                    TransportError::Connect {
+                        host: label.clone(),
+                        detail,
+                    }
+                })?),
+                None => None,
+            };
+        if let Some(session) = match &kept {
+            Some(r) => r.resume().await,
+            None => None,
+        } {
+            return Ok(Ssh {
+                label,
+                session: Some(session),
+                node: node.clone(),
+                opts: opts.clone(),
+            });
+        }
         let mut b = SessionBuilder::default();
         b.user(node.ssh_user.clone())
             .port(node.ssh_port)
@@ -240,8 +268,20 @@ impl Ssh {
                 KnownHosts::Add
             } else {
                 KnownHosts::Strict
-            })
-            .control_directory(std::env::temp_dir());
+            });
+        match (
+            &kept,
+            opts.keep_for
+                .and_then(|s| std::num::NonZeroUsize::new(s as usize)),
+        ) {
+            (Some(r), Some(secs)) => {
+                b.control_directory(r.dir())
+                    .control_persist(ControlPersist::IdleFor(secs));
+            }
+            _ => {
+                b.control_directory(std::env::temp_dir());
+            }
+        }
         if let Some(p) = &opts.ssh_config {
             b.config_file(p);
         }
@@ -262,12 +302,26 @@ impl Ssh {
             Ok(Err(e)) => return Err(classify(label, secs, &e)),
             Ok(Ok(s)) => s,
         };
+        if let Some(r) = &kept {
+            r.save(session.control_socket());
+        }
         Ok(Ssh {
             label,
-            session,
+            session: Some(session),
             node: node.clone(),
             opts: opts.clone(),
         })
+    }
+}
+
+impl Drop for Ssh {
+    /// A kept master is left running for the next invocation; any other is closed.
+    fn drop(&mut self) {
+        if let Some(s) = self.session.take()
+            && self.opts.keep_for.is_some()
+        {
+            let _ = s.detach();
+        }
     }
 }
 
@@ -302,18 +356,21 @@ impl Transport for Ssh {
         Box::pin(async move {
             let mut opts = self.opts.clone();
             opts.connect_timeout = timeout.min(opts.connect_timeout);
+            // A new login: never a kept master (a firewall change is confirmed through it).
+            opts.keep_for = None;
             Ok(Box::new(Ssh::connect(&self.node, &opts).await?) as Box<dyn Transport>)
         })
     }
 
     fn run<'a>(&'a self, script: &'a str) -> BoxFuture<'a, Result<Output, TransportError>> {
         Box::pin(async move {
+            let session = self.session.as_ref().expect("open until dropped");
             let mut cmd = if self.node.sudo {
-                let mut c = self.session.command("sudo");
+                let mut c = session.command("sudo");
                 c.args(["-n", "sh", "-s"]);
                 c
             } else {
-                let mut c = self.session.command("sh");
+                let mut c = session.command("sh");
                 c.arg("-s");
                 c
             };

@@ -23,17 +23,17 @@ impl Env {
     fn new(name: &str) -> Self {
         let hosts = Path::new(TESTBED).join("hosts.txt");
         let list = std::fs::read_to_string(&hosts).unwrap_or_else(|_| {
-            panic!("no testbed at {TESTBED}: run `bash tests/testbed/setup.sh 3` (as root) first")
+            panic!("no testbed at {TESTBED}: run `bash tests/testbed/setup.sh` (as root) first")
         });
         assert!(
             list.lines().count() >= 3,
-            "the tests need 3 testbed hosts: setup.sh 3"
+            "the tests need at least 3 testbed hosts (4 with the compose tests): setup.sh"
         );
         for i in 1..=3 {
             let out = ssh(i, "true");
             assert!(
                 out.status.success(),
-                "testbed host h{i} does not answer on ssh: run tests/testbed/setup.sh 3"
+                "testbed host h{i} does not answer on ssh: run tests/testbed/setup.sh"
             );
         }
         let dir = std::env::temp_dir().join(format!("vds-testbed-{name}-{}", std::process::id()));
@@ -3054,6 +3054,36 @@ fn postgres_backups_dump_restore_keep_exactly_what_is_promised_and_fail_loudly()
     ));
 }
 
+/// The host the compose tests use: Podman leaves its own firewall chains and IP forwarding
+/// on a host it ran a network on, which the firewall and TPROXY tests on h1-h3 must not
+/// see.
+const APP_HOST: u32 = 4;
+
+impl Env {
+    /// Checks the 4th test host is up and takes back whatever an earlier run left on it.
+    fn with_app_host(&self) {
+        let hosts = std::fs::read_to_string(Path::new(TESTBED).join("hosts.txt")).unwrap();
+        assert!(
+            hosts.lines().count() >= 4 && ssh(APP_HOST, "true").status.success(),
+            "the compose tests need a 4th test host: run tests/testbed/setup.sh 4"
+        );
+        self.app_inventory();
+        let out = self.vds(&["remove"]);
+        assert!(out.status.success(), "cleanup remove on h4: {}", text(&out));
+    }
+
+    /// Nodes h1..h4, nothing else.
+    fn app_inventory(&self) {
+        self.inventory_with(
+            "[]",
+            &format!(
+                r#", {{"name": "h4", "public_ip": "{0}", "tailscale_ip": "{0}"}}"#,
+                ip(APP_HOST)
+            ),
+        );
+    }
+}
+
 /// Builds the test images in host `i`'s Podman (no registry can be reached here): busybox
 /// httpd serving `/www` on port 8080, logging each request, stopping on SIGTERM; `localhost/web:1` answers "v1"
 /// and has `/health`, `localhost/web:2` answers "v2" and has no `/health` (its healthcheck
@@ -3077,7 +3107,7 @@ done"#,
 
 fn app_section(image: &str) -> String {
     format!(
-        r#""apps": [{{"name": "shop", "node": "h1", "health_timeout": 8, "services": [
+        r#""apps": [{{"name": "shop", "node": "h4", "health_timeout": 8, "services": [
             {{"name": "web", "image": "{image}", "ports": ["18080:8080"],
               "env": {{"GREETING": "costs $5"}}, "secret_env": {{"TOKEN": "s3cr3t-app-token"}},
               "volumes": ["data:/data"],
@@ -3089,7 +3119,7 @@ fn app_section(image: &str) -> String {
 
 fn app_containers() -> String {
     stdout(&ssh(
-        1,
+        APP_HOST,
         "podman ps -a --filter label=io.podman.compose.project=shop --format '{{.ID}} {{.Names}} {{.StartedAt}}' | sort",
     ))
 }
@@ -3097,21 +3127,22 @@ fn app_containers() -> String {
 #[test]
 fn a_compose_app_comes_up_healthy_an_unhealthy_version_is_rolled_back_and_its_data_is_kept() {
     let env = Env::new("app");
-    build_app_images(1);
-    env.inventory("[]");
+    env.with_app_host();
+    build_app_images(APP_HOST);
+    env.app_inventory();
     env.add_sections(&app_section("localhost/web:1"));
     let out = env.vds(&["deploy"]);
     assert_ok(&out);
     assert!(!text(&out).contains("s3cr3t-app-token"), "{}", text(&out));
     assert_eq!(
-        stdout(&ssh(1, "curl -s http://127.0.0.1:18080/")),
+        stdout(&ssh(APP_HOST, "curl -s http://127.0.0.1:18080/")),
         "v1\n",
         "the web service answers on the node's loopback"
     );
     // Plain and secret environment reach the container; the secret sits in a 0600 file.
     assert_eq!(
         stdout(&ssh(
-            1,
+            APP_HOST,
             "podman exec shop_web_1 sh -c 'echo \"$GREETING\"; echo \"$TOKEN\"'; stat -c %a /etc/vds-proxy/apps/shop/web.env"
         )),
         "costs $5\ns3cr3t-app-token\n600\n"
@@ -3120,14 +3151,14 @@ fn a_compose_app_comes_up_healthy_an_unhealthy_version_is_rolled_back_and_its_da
     assert_ok(&out);
     assert_row(
         &out,
-        "h1 app shop/web ok running, healthy, 0 restart(s), listening on 127.0.0.1:18080",
+        "h4 app shop/web ok running, healthy, 0 restart(s), listening on 127.0.0.1:18080",
     );
-    assert_row(&out, "h1 app shop/worker ok running, 0 restart(s)");
+    assert_row(&out, "h4 app shop/worker ok running, 0 restart(s)");
     assert!(!text(&out).contains("s3cr3t-app-token"), "{}", text(&out));
 
     // Data in the named volume; a second deploy recreates nothing.
     assert_ok(&ssh(
-        1,
+        APP_HOST,
         "podman exec shop_web_1 sh -c 'echo kept > /data/f'",
     ));
     let before = app_containers();
@@ -3136,14 +3167,14 @@ fn a_compose_app_comes_up_healthy_an_unhealthy_version_is_rolled_back_and_its_da
     let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
     assert_eq!(
         (&doc["changed"], &doc["unchanged"]),
-        (&0.into(), &3.into()),
+        (&0.into(), &4.into()),
         "{doc:#}"
     );
     assert_eq!(app_containers(), before, "a no-op deploy recreates nothing");
 
     // A version whose healthcheck fails: the deploy fails with the service's last log
     // lines, the previous version is back and serves, the data is still there.
-    env.inventory("[]");
+    env.app_inventory();
     env.add_sections(&app_section("localhost/web:2"));
     let out = env.vds(&["deploy", "--retries", "0"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
@@ -3160,10 +3191,13 @@ fn a_compose_app_comes_up_healthy_an_unhealthy_version_is_rolled_back_and_its_da
         said.contains("the previous files were restored and re-activated"),
         "{said}"
     );
-    assert_eq!(stdout(&ssh(1, "curl -s http://127.0.0.1:18080/")), "v1\n");
+    assert_eq!(
+        stdout(&ssh(APP_HOST, "curl -s http://127.0.0.1:18080/")),
+        "v1\n"
+    );
     assert_eq!(
         stdout(&ssh(
-            1,
+            APP_HOST,
             "grep -c 'localhost/web:1' /etc/vds-proxy/apps/shop/compose.yaml; podman exec shop_web_1 cat /data/f; systemctl is-active vds-app-shop.service"
         )),
         "2\nkept\nactive\n"
@@ -3171,7 +3205,7 @@ fn a_compose_app_comes_up_healthy_an_unhealthy_version_is_rolled_back_and_its_da
     // status: the version that runs is healthy, and the inventory's is not deployed.
     let out = env.vds(&["status"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert_row(&out, "h1 app shop/web ok running, healthy");
+    assert_row(&out, "h4 app shop/web ok running, healthy");
     assert_row(
         &out,
         "compose.yaml FAIL out of date: the inventory changed; run deploy",
@@ -3184,7 +3218,7 @@ fn a_compose_app_comes_up_healthy_an_unhealthy_version_is_rolled_back_and_its_da
     assert_eq!(app_containers(), "");
     assert_eq!(
         stdout(&ssh(
-            1,
+            APP_HOST,
             "ls /etc/vds-proxy/apps/shop /etc/systemd/system/vds-app-shop.service 2>&1 | grep -c 'No such file'; podman network exists shop_default || echo no network; podman volume ls -q"
         )),
         "2\nno network\nshop_data\n"
@@ -3192,11 +3226,11 @@ fn a_compose_app_comes_up_healthy_an_unhealthy_version_is_rolled_back_and_its_da
     let out = env.vds(&["remove", "--purge-data"]);
     assert_ok(&out);
     assert!(
-        text(&out).contains("h1: deleted volume shop_data"),
+        text(&out).contains("h4: deleted volume shop_data"),
         "{}",
         text(&out)
     );
-    assert_eq!(stdout(&ssh(1, "podman volume ls -q")), "");
+    assert_eq!(stdout(&ssh(APP_HOST, "podman volume ls -q")), "");
 }
 
 /// Builds `localhost/pg:15` in host `i`'s Podman from the host's own PostgreSQL 15
@@ -3244,10 +3278,10 @@ rm -rf $d"#,
     ));
 }
 
-/// psql in the app's database container on h3, as its superuser.
+/// psql in the app's database container on h4, as its superuser.
 fn app_psql(db: &str, sql: &str) -> String {
     let out = ssh(
-        3,
+        APP_HOST,
         &format!(
             "podman exec -e PGUSER=app shop_db_1 psql -qtAX -d {db} -c {}",
             shell_quote(sql)
@@ -3264,15 +3298,16 @@ fn shell_quote(s: &str) -> String {
 #[test]
 fn a_postgres_inside_a_compose_app_is_backed_up_and_restored_through_its_container() {
     let env = Env::new("app-backup");
-    build_postgres_image(3);
-    env.inventory("[]");
+    env.with_app_host();
+    build_postgres_image(APP_HOST);
+    env.app_inventory();
     env.add_sections(
-        r#""apps": [{"name": "shop", "node": "h3", "health_timeout": 60, "services": [
+        r#""apps": [{"name": "shop", "node": "h4", "health_timeout": 60, "services": [
               {"name": "db", "image": "localhost/pg:15",
                "env": {"POSTGRES_USER": "app", "POSTGRES_DB": "shop"},
                "volumes": ["pgdata:/var/lib/postgresql/data"],
                "healthcheck": {"test": "pg_isready -U app -d shop", "interval": 1}}]}],
-           "backups": [{"node": "h3", "database": "shop", "app": "shop", "service": "db", "db_user": "app"}]"#,
+           "backups": [{"node": "h4", "database": "shop", "app": "shop", "service": "db", "db_user": "app"}]"#,
     );
     let out = env.vds(&["deploy"]);
     assert_ok(&out);
@@ -3281,44 +3316,46 @@ fn a_postgres_inside_a_compose_app_is_backed_up_and_restored_through_its_contain
         "CREATE TABLE orders (id int PRIMARY KEY, item text); INSERT INTO orders SELECT g, 'item ' || g FROM generate_series(1, 5000) g",
     );
     // The backup unit dumps through the container; the dump stays on the node.
-    assert_ok(&ssh(3, "systemctl start vds-backup-shop.service"));
-    let day = stdout(&ssh(3, "date -u +%Y-%m-%d")).trim().to_string();
+    assert_ok(&ssh(APP_HOST, "systemctl start vds-backup-shop.service"));
+    let day = stdout(&ssh(APP_HOST, "date -u +%Y-%m-%d"))
+        .trim()
+        .to_string();
     let out = env.vds(&["status"]);
     assert_ok(&out);
     assert_row(
         &out,
-        &format!("h3 backup shop ok last good dump shop-{day}.dump"),
+        &format!("h4 backup shop ok last good dump shop-{day}.dump"),
     );
-    assert_row(&out, "h3 app shop/db ok running, healthy");
-    let out = env.vds(&["backup", "restore", "h3", "--into", "shop_copy"]);
+    assert_row(&out, "h4 app shop/db ok running, healthy");
+    let out = env.vds(&["backup", "restore", "h4", "--into", "shop_copy"]);
     assert_ok(&out);
     assert_says(
         &out,
-        &format!("h3: restored shop-{day}.dump into database shop_copy (1 table(s))"),
+        &format!("h4: restored shop-{day}.dump into database shop_copy (1 table(s))"),
     );
     assert_eq!(
         app_psql("shop_copy", "SELECT count(*), max(item) FROM orders"),
         "5000|item 999"
     );
-    assert_ok(&env.vds(&["backup", "restore", "h3", "--verify"]));
+    assert_ok(&env.vds(&["backup", "restore", "h4", "--verify"]));
     // The database stopped: the next backup fails, and status says so.
-    assert_ok(&ssh(3, "podman stop -t 10 shop_db_1 >/dev/null"));
-    let out = ssh(3, "systemctl start vds-backup-shop.service");
+    assert_ok(&ssh(APP_HOST, "podman stop -t 10 shop_db_1 >/dev/null"));
+    let out = ssh(APP_HOST, "systemctl start vds-backup-shop.service");
     assert!(!out.status.success(), "{}", text(&out));
     let out = env.vds(&["status"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert_row(&out, "h3 backup shop FAIL the last run failed");
+    assert_row(&out, "h4 backup shop FAIL the last run failed");
 
     let out = env.vds(&["remove", "--purge-data"]);
     assert_ok(&out);
     assert!(
-        text(&out).contains("h3: deleted volume shop_pgdata"),
+        text(&out).contains("h4: deleted volume shop_pgdata"),
         "{}",
         text(&out)
     );
     assert_eq!(
         stdout(&ssh(
-            3,
+            APP_HOST,
             "podman ps -aq | wc -l; podman volume ls -q | wc -l; ls /var/backups/vds-proxy/postgresql/daily 2>/dev/null | wc -l; \
              systemctl list-units --all --plain --no-legend 'vds-backup-*' | wc -l"
         )),
@@ -3452,4 +3489,58 @@ fn backup_copies_reach_another_node_through_a_key_that_can_do_nothing_else() {
         3,
         "cd /tmp && runuser -u postgres -- dropdb shop && systemctl stop postgresql",
     ));
+}
+
+/// How many logins h`i`'s sshd has accepted so far (this query's own included).
+fn logins(i: u32) -> usize {
+    stdout(&ssh(
+        i,
+        "journalctl -u ssh.service -o cat --no-pager | grep -c 'Accepted publickey'",
+    ))
+    .trim()
+    .parse()
+    .unwrap()
+}
+
+/// Closes the SSH masters `--keep-connections` left (as root: in /tmp/vds-proxy-0 unless
+/// XDG_RUNTIME_DIR is set).
+fn close_kept_masters() {
+    let dir = match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d).join("vds-proxy"),
+        _ => std::env::temp_dir().join("vds-proxy-0"),
+    };
+    for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        if e.path().extension().is_some_and(|x| x == "master") {
+            let ctl = std::fs::read_to_string(e.path()).unwrap();
+            let _ = Command::new("ssh")
+                .args(["-S", ctl.trim(), "-O", "exit", "kept"])
+                .output();
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+#[test]
+fn kept_connections_let_the_next_command_skip_the_logins() {
+    let env = Env::new("keep");
+    close_kept_masters();
+    env.inventory(TWO_ROUTES);
+    let c0 = logins(1);
+    assert_ok(&env.vds(&["deploy", "--keep-connections=30s"]));
+    let c1 = logins(1);
+    assert_eq!(c1 - c0, 2, "the deploy logged in once (plus this count)");
+    // The next command reuses the kept master: no login but the count's own.
+    let out = env.vds(&["status", "--keep-connections=30s"]);
+    assert_ok(&out);
+    assert_row(&out, "h1 unit vds-relay.service ok active");
+    let c2 = logins(1);
+    assert_eq!(
+        c2 - c1,
+        1,
+        "status --keep-connections reused the deploy's connection"
+    );
+    // Without the flag a command opens (and closes) its own.
+    assert_ok(&env.vds(&["status"]));
+    assert_eq!(logins(1) - c2, 2);
+    close_kept_masters();
 }

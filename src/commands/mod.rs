@@ -33,6 +33,7 @@ pub fn run_matches(matches: clap::ArgMatches) -> Result<i32> {
             &Connect {
                 accept_new_host_keys: false,
                 parallel: None,
+                keep_connections: None,
             },
         )?;
         let run_on = |node: &str, script: &str| -> Result<crate::transport::Output> {
@@ -137,6 +138,9 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 /// Connection options; every step of one verb shares the same connection pool.
 fn options(loaded: &Loaded, connect: &Connect) -> (ConnectOptions, usize) {
     let mut opts = ConnectOptions::new(&loaded.settings, connect.accept_new_host_keys);
+    if let Some(secs) = connect.keep_connections {
+        opts.keep_for = (secs > 0).then_some(secs);
+    }
     opts.pool = loaded.pool.clone();
     (opts, connect.parallel.unwrap_or(loaded.settings.parallel))
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Boots N real test hosts (default 3) as systemd-nspawn containers: systemd as PID 1,
-# OpenSSH, each in its own network namespace with address 10.213.<i>.2 (the machine
-# running the tests is 10.213.<i>.1 on the other end of the veth pair).
+# Boots N real test hosts (default 4; the compose tests have h4 to themselves) as
+# systemd-nspawn containers: systemd as PID 1, OpenSSH, each in its own network namespace
+# with address 10.213.<i>.2 (the machine running the tests is 10.213.<i>.1 on the other
+# end of the veth pair).
 #
 # The Debian root filesystem is built once with debootstrap and kept in $TESTBED/base;
 # each host boots on its own fresh copy-on-write overlay, so every run starts clean.
@@ -10,7 +11,7 @@
 # Measured on the 2-core, 24 GB machine: 24 hosts boot in 16 s, 100 hosts in 136 s, each
 # using ~20 MB of memory; past ~25 hosts the inotify limit must be raised (done below).
 set -euo pipefail
-N=${1:-${TESTBED_HOSTS:-3}}
+N=${1:-${TESTBED_HOSTS:-4}}
 TESTBED=${TESTBED:-/var/tmp/vds-proxy-testbed}
 BASE=$TESTBED/base
 HERE=$(cd "$(dirname "$0")" && pwd)
