@@ -43,8 +43,12 @@ pub fn report(
             .hosts
             .iter()
             .map(|h| status::host_checks(inv, h, &opts));
-        let mut checks: Vec<status::Check> = join_all(per_host).await.concat();
-        checks.extend(status::probe_checks(inv, &loaded.plan, &opts, probe_from).await);
+        let (hosts, probes) = tokio::join!(
+            join_all(per_host),
+            status::probe_checks(inv, &loaded.plan, &opts, probe_from)
+        );
+        let mut checks: Vec<status::Check> = hosts.concat();
+        checks.extend(probes);
         checks
     });
     let text = match format {

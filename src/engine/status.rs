@@ -198,19 +198,25 @@ pub async fn probe_checks(
         },
         None => None,
     };
-    let mut out = Vec::new();
-    for h in &plan.hosts {
-        for p in roles::ALL.iter().flat_map(|r| r.probes(inv, &h.node)) {
-            let res = match &from {
-                Some(t) => probe::from_host(t.as_ref(), &p.host, p.port).await,
-                None => probe::from_here(&p.host, p.port).await,
-            };
-            let (ok, detail) = match res {
-                ProbeResult::Reached => (true, p.reached),
-                ProbeResult::Failed(e) => (false, e),
-            };
-            out.push(Check::new(&p.node, p.check, ok, detail));
-        }
-    }
-    out
+    // All at once: a probe that reaches its target waits out the close window (0.7 s),
+    // which one after the other would cost 70 s on 100 routes.
+    let probes = plan.hosts.iter().flat_map(|h| {
+        roles::ALL
+            .iter()
+            .flat_map(|r| r.probes(inv, &h.node))
+            .collect::<Vec<_>>()
+    });
+    let from = from.as_deref();
+    super::join_all(probes.map(|p| async move {
+        let res = match from {
+            Some(t) => probe::from_host(t, &p.host, p.port).await,
+            None => probe::from_here(&p.host, p.port).await,
+        };
+        let (ok, detail) = match res {
+            ProbeResult::Reached => (true, p.reached),
+            ProbeResult::Failed(e) => (false, e),
+        };
+        Check::new(&p.node, p.check, ok, detail)
+    }))
+    .await
 }
