@@ -169,12 +169,23 @@ fn stage(staged: &[Staged]) -> Result<String> {
             .filter(|st| st.r.kind == Kind::Binary)
             .map(Staged::put),
     );
-    // Units are verified against the binaries that just went live.
-    let units: String = staged
+    // Units are verified against the binaries that just went live: unit files all in one
+    // run of systemd-analyze, each alone only when that fails (to name it).
+    let (files, others): (Vec<&Staged>, Vec<&Staged>) = staged
         .iter()
         .filter(systemd)
-        .filter_map(Staged::validate)
-        .collect();
+        .partition(|st| st.r.kind == Kind::Unit);
+    let mut units = String::new();
+    let singly: String = files.iter().filter_map(|st| st.validate()).collect();
+    if files.len() > 1 {
+        units += &format!(
+            "if ! {}then\n{singly}fi\n",
+            call("verify_units", files.iter().map(|st| st.path.as_str())).replace('\n', "; ")
+        );
+    } else {
+        units += &singly;
+    }
+    units.extend(others.iter().filter_map(|st| st.validate()));
     if !units.is_empty() {
         s += &(units + "end_validation\n");
     }
@@ -285,8 +296,9 @@ fn activate(changes: &Changes, facts: &Facts) -> String {
     if !systemd.is_empty() {
         s += "daemon_reload\n";
     }
-    for u in &changes.enable {
-        s += &call("enable_unit", [u]);
+    // One `systemctl enable` for all: each run reloads systemd (0.1 s of its CPU per host).
+    if !changes.enable.is_empty() {
+        s += &call("enable_units", changes.enable.iter());
     }
     for u in &changes.start {
         s += &call("unit", ["start", "start", u]);

@@ -55,6 +55,11 @@ end_validation() {
 # verify_unit FILE: systemd's own check of a unit file.
 verify_unit() { SYSTEMD_LOG_COLOR=0 systemd-analyze verify --man=no "$1" >&2; }
 
+# verify_units FILE...: the same check of several unit files in one run of systemd-analyze
+# (it loads every unit on the host each time); quiet: on failure each file is checked
+# alone, which names the one at fault.
+verify_units() { SYSTEMD_LOG_COLOR=0 systemd-analyze verify --man=no "$@" >/dev/null 2>&1; }
+
 # verify_dropin UNIT STAGED: the unit as it will be (its own file followed by the staged
 # drop-in) passes systemd's check.
 verify_dropin() {
@@ -160,8 +165,9 @@ rollback() {
 # daemon_reload: systemd reads the changed unit files.
 daemon_reload() { systemctl daemon-reload || { rollback; exit 1; }; }
 
-# enable_unit UNIT
-enable_unit() { systemctl enable "$1" 2>&1 | sed 's/^/@log /'; }
+# enable_units UNIT...: their boot symlinks, without the reload `enable` does by itself (the
+# daemon-reload before it already read the unit files; the units are started explicitly).
+enable_units() { systemctl enable --no-reload "$@" 2>&1 | sed 's/^/@log /'; }
 
 # unit TAG VERB UNIT: runs `systemctl VERB UNIT`, reported as "@TAG UNIT".
 unit() { echo "@$1 $3"; systemctl "$2" "$3" 2>&1 | sed 's/^/@log /'; }
