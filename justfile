@@ -34,7 +34,7 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --all-targets -- -D warnings
     shellcheck -s sh src/engine/scripts/*.sh src/roles/*/*.sh
-    shellcheck -s bash tests/testbed/*.sh benches/relay/*.sh benches/registry/*.sh tools/*.sh .ci/run
+    shellcheck -s bash tests/testbed/*.sh benches/relay/*.sh benches/registry/*.sh benches/fleet/*.sh tools/*.sh .ci/run
 
 # Deploy wall-time figures on 3 and 8 testbed hosts.
 bench-deploy:
@@ -44,8 +44,13 @@ bench-deploy:
 bench-stack:
     bash tests/testbed/bench-stack.sh
 
-# Boot N test hosts (default 3) and leave them running.
-testbed-up n="3":
+# The same stack (socat routes + HAProxy in front of replicas) on N test hosts by pyinfra and
+# by vds-proxy, next to the SSH floor: first apply, no-op, scale, one-host change, status.
+bench-fleet *sizes="8 32 100":
+    bash benches/fleet/run.sh {{sizes}}
+
+# Boot N test hosts (default 4) and leave them running.
+testbed-up n="4":
     bash tests/testbed/setup.sh {{n}}
 
 testbed-down:

@@ -199,7 +199,7 @@ pub async fn probe_checks(
         None => None,
     };
     // All at once: a probe that reaches its target waits out the close window (0.7 s),
-    // which one after the other would cost 70 s on 100 routes.
+    // which one after the other would cost 70 s for 100 probes.
     let probes = plan.hosts.iter().flat_map(|h| {
         roles::ALL
             .iter()
