@@ -17,7 +17,7 @@ sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(8 32 100)
 d=$(mktemp -d)
 trap 'rm -rf "$d"; bash tests/testbed/down.sh >/dev/null 2>&1 || true' EXIT
-printf 'ssh_key = "%s/id_ed25519"\nknown_hosts = "%s/known_hosts"\ncommand_timeout = 300\n' "$TB" "$TB" > "$d/vds-proxy.toml"
+printf 'ssh_key = "%s/id_ed25519"\nknown_hosts = "%s/known_hosts"\ncommand_timeout = 300\nconnect_timeout = 30\n' "$TB" "$TB" > "$d/vds-proxy.toml"
 
 # inventories N REPLICAS [H1_REPLICAS]: nodes.json for vds-proxy, inventory.py for pyinfra.
 inventories() {

@@ -196,14 +196,20 @@ settle() { sleep 1; failed=0; }
 # check_active UNIT: the unit must be active; else its last journal lines are reported.
 check_active() { systemctl is-active --quiet "$1" || unit_failed "$1" "$1"; }
 
-# check_listening UNIT PORT: the unit must listen on TCP PORT within 5 s (a unit can be
-# active and still not serve, e.g. a proxy that keeps its old worker when a reload fails).
+# check_listening UNIT PORT: the unit must listen on TCP PORT within 20 s while it runs (a
+# unit can be active and still not serve, e.g. a proxy that keeps its old worker when a
+# reload fails; on a loaded host a healthy one can take more than 5 s to listen).
 check_listening() {
   i=0
   until ss -Htln | awk '{print $4}' | grep -q ":$2\$"; do
     i=$((i + 1))
-    if [ "$i" -ge 50 ]; then unit_failed "$1" "$1 (not listening on port $2)"; return; fi
-    sleep 0.1
+    # A unit that stopped or failed will not listen: no need to wait it out.
+    state=$(systemctl is-active "$1")
+    if [ "$i" -ge 100 ] || [ "$state" = failed ] || [ "$state" = inactive ]; then
+      unit_failed "$1" "$1 (not listening on port $2)"
+      return
+    fi
+    sleep 0.2
   done
 }
 
