@@ -162,7 +162,6 @@ list() {
   done
 }
 
-
 # dump_path DIR DUMP: the file of dump DUMP (a name from `list`), or nothing.
 dump_path() {
   for kind in daily weekly monthly; do

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Backup, CopyTo, TOOL, of};
-use crate::inventory::{Collector, Inventory};
+use crate::inventory::{Collector, Inventory, Node};
 use crate::resources::{Action, Kind, Resource};
 use crate::roles::{PrepareMode, Prepared};
 use crate::shell::quote;
@@ -197,9 +197,9 @@ pub fn purge_script(inv: &Inventory, node: &str) -> Vec<String> {
         .filter(|b| b.copy_to.as_ref().is_some_and(|t| t.node == node))
         .map(|b| {
             let dir = quote(&b.copy_to.as_ref().expect("filtered").directory);
-            let db = &b.database;
             format!(
-                "for f in {dir}/{db}-*.dump {dir}/{db}-*.dump.sha256; do if [ -f \"$f\" ]; then rm -f \"$f\" && echo \"@purged $f\"; fi; done; rmdir {dir} 2>/dev/null; true\n"
+                "{}; rmdir {dir} 2>/dev/null; true\n",
+                super::delete_dumps(&dir, &b.database)
             )
         })
         .collect();
@@ -211,6 +211,15 @@ pub fn purge_script(inv: &Inventory, node: &str) -> Vec<String> {
     out
 }
 
+/// Where a node that dumps reaches a node that keeps copies (`validate` made sure it has
+/// one).
+fn address(target: &Node) -> String {
+    target
+        .mesh_address()
+        .map(|a| a.to_string())
+        .unwrap_or_default()
+}
+
 /// The environment the backup service of `b` runs with to send its copies.
 pub fn unit_env(inv: &Inventory, b: &Backup) -> Vec<(String, String)> {
     let Some(t) = &b.copy_to else {
@@ -219,12 +228,8 @@ pub fn unit_env(inv: &Inventory, b: &Backup) -> Vec<(String, String)> {
     let Some(target) = inv.node(&t.node) else {
         return Vec::new();
     };
-    let addr = target
-        .mesh_address()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
     vec![
-        ("COPY_TO".into(), format!("{USER}@{addr}")),
+        ("COPY_TO".into(), format!("{USER}@{}", address(target))),
         ("COPY_PORT".into(), target.ssh_port.to_string()),
         ("COPY_KEEP".into(), t.keep.to_string()),
         ("COPY_DIR".into(), DIR.into()),
@@ -244,11 +249,10 @@ pub fn resources(inv: &Inventory, node: &str, keys: Option<&CopyKeys>) -> Vec<Re
         let mut text = String::from("# Managed by vds-proxy: the nodes that keep backup copies.\n");
         for t in targets {
             let Some(n) = inv.node(t) else { continue };
-            let addr = n.mesh_address().map(|a| a.to_string()).unwrap_or_default();
             let host = if n.ssh_port == 22 {
-                addr
+                address(n)
             } else {
-                format!("[{addr}]:{}", n.ssh_port)
+                format!("[{}]:{}", address(n), n.ssh_port)
             };
             match keys.and_then(|k| k.host.get(t)) {
                 Some(k) => text += &format!("{host} {k}\n"),

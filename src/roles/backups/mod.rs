@@ -42,10 +42,6 @@ pub struct Backup {
     pub max_age_hours: u32,
     /// PostgreSQL runs in a compose app: the app and its service.
     pub app: Option<(String, String)>,
-    /// The container the clients run in (`podman exec`), for an app's database.
-    pub container: Option<String>,
-    /// The unit that runs the database (ordering the backup after it).
-    pub after: String,
     /// The PostgreSQL role the clients connect as, when not `os_user`'s.
     pub db_user: Option<String>,
     /// Another node that keeps a copy of each new dump.
@@ -179,13 +175,6 @@ fn backup(c: &mut Collector, path: &str, v: &Value) -> Option<Backup> {
     }
     let db_user = f.checked_str(c, "db_user", &OS_USER);
     let app = app.zip(service);
-    let container = app
-        .as_ref()
-        .map(|(a, s)| crate::roles::compose::container_name(a, s));
-    let after = match &app {
-        Some((a, _)) => crate::roles::compose::unit_of(a),
-        None => "postgresql.service".to_string(),
-    };
     let copy_to = f.get("copy_to").and_then(|v| {
         let at = f.path_of("copy_to");
         let cf = Fields::new(c, &at, v, COPY_KEYS)?;
@@ -216,24 +205,50 @@ fn backup(c: &mut Collector, path: &str, v: &Value) -> Option<Backup> {
         keep_monthly: monthly,
         max_age_hours,
         app,
-        container,
-        after,
         db_user,
         copy_to,
     })
 }
 
-/// The environment the tool runs with for `b` (its database's container and role), as a
-/// shell prefix: empty for a database on the node.
+/// Shell that deletes the dumps of `db` (and their checksums) in `dir` (a shell word),
+/// printing `@purged PATH` for each.
+fn delete_dumps(dir: &str, db: &str) -> String {
+    format!(
+        "for f in {dir}/{db}-*.dump {dir}/{db}-*.dump.sha256; do if [ -f \"$f\" ]; then rm -f \"$f\" && echo \"@purged $f\"; fi; done"
+    )
+}
+
+impl Backup {
+    /// The container the PostgreSQL clients run in (`podman exec`), for an app's database.
+    pub fn container(&self) -> Option<String> {
+        self.app
+            .as_ref()
+            .map(|(a, s)| crate::roles::compose::container_name(a, s))
+    }
+
+    /// The unit that runs the database (the backup is ordered after it).
+    pub fn after(&self) -> String {
+        match &self.app {
+            Some((a, _)) => crate::roles::compose::unit_of(a),
+            None => "postgresql.service".to_string(),
+        }
+    }
+
+    /// The environment the tool runs with to reach the database: its container and role.
+    pub fn pg_env(&self) -> Vec<(String, String)> {
+        let container = self.container().map(|c| ("PG_CONTAINER".to_string(), c));
+        let role = self.db_user.clone().map(|r| ("PG_ROLE".to_string(), r));
+        container.into_iter().chain(role).collect()
+    }
+}
+
+/// [`Backup::pg_env`] as a shell prefix of the tool's command line: empty for a database
+/// on the node.
 pub fn tool_env(b: &Backup) -> String {
-    let mut out = String::new();
-    if let Some(c) = &b.container {
-        out.push_str(&format!("PG_CONTAINER={} ", quote(c)));
-    }
-    if let Some(r) = &b.db_user {
-        out.push_str(&format!("PG_ROLE={} ", quote(r)));
-    }
-    out
+    b.pg_env()
+        .iter()
+        .map(|(k, v)| format!("{k}={} ", quote(v)))
+        .collect()
 }
 
 fn validate(inv: &Inventory, c: &mut Collector) {
@@ -332,9 +347,9 @@ impl Role for System {
             .map(|b| {
                 let (dir, db) = (quote(&b.directory), &b.database);
                 format!(
-                    "for k in daily weekly monthly; do for f in {dir}/$k/{db}-*.dump {dir}/$k/{db}-*.dump.sha256; do \
-                     if [ -f \"$f\" ]; then rm -f \"$f\" && echo \"@purged $f\"; fi; done; rmdir {dir}/$k 2>/dev/null; done; \
-                     rm -f {dir}/.last-ok-{db}; rmdir {dir} 2>/dev/null; true\n"
+                    "for k in daily weekly monthly; do {}; rmdir {dir}/$k 2>/dev/null; done; \
+                     rm -f {dir}/.last-ok-{db}; rmdir {dir} 2>/dev/null; true\n",
+                    delete_dumps(&format!("{dir}/$k"), db)
                 )
             })
             .chain(copy::purge_script(inv, node))

@@ -60,7 +60,9 @@ pub fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
         let values = context! {
             node => Value::from(Serde(ctx.node)),
             backup => Value::from(Serde(b)),
-            copy_env => Value::from(Serde(super::copy::unit_env(ctx.inv, b))),
+            after => b.after(),
+            container => b.container(),
+            env => Value::from(Serde([b.pg_env(), super::copy::unit_env(ctx.inv, b)].concat())),
             tool => TOOL,
             service => service.clone(),
         };
