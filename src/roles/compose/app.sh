@@ -79,9 +79,11 @@ up() {
   deadline=$(($(date +%s) + timeout))
   for id in $(containers "$NAME"); do
     checked=$(podman inspect -f '{{if .Config.Healthcheck}}yes{{end}}' "$id")
-    until [ "$(podman inspect -f '{{.State.Status}}' "$id")" = running ] &&
-      { [ -z "$checked" ] || podman healthcheck run "$id" >/dev/null 2>&1; }; do
+    while :; do
       state=$(podman inspect -f '{{.State.Status}}' "$id")
+      if [ "$state" = running ] && { [ -z "$checked" ] || podman healthcheck run "$id" >/dev/null 2>&1; }; then
+        break
+      fi
       case $state in
         running | created | configured) ;;
         *) fail "$id" "stopped (state $state)" ;;

@@ -402,8 +402,9 @@ fn validate(inv: &Inventory, c: &mut Collector, claims: &mut Claims) {
                     );
                 }
             }
+            // `ports` come first in the list, then `publish`.
+            let n_local = s.ports.iter().filter(|p| !p.public).count();
             for (i, p) in s.ports.iter().enumerate() {
-                let n_local = s.ports.iter().filter(|p| !p.public).count();
                 let at = if p.public {
                     format!("{}.publish[{}]", s.path, i - n_local)
                 } else {
