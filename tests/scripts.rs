@@ -62,7 +62,6 @@ fn deployed(plan: &HostPlan) -> Facts {
         let unit = UnitFacts {
             active: "active".into(),
             enabled: "enabled".into(),
-            invocation: "1".into(),
         };
         f.units.insert(u.name.clone(), unit);
     }
@@ -152,7 +151,6 @@ fn a_new_host_with_a_package_config_adopts_it_and_can_roll_back_its_units() {
     let running = UnitFacts {
         active: "active".into(),
         enabled: "enabled".into(),
-        invocation: "1".into(),
     };
     facts.units.insert("haproxy.service".into(), running);
     let changes = diff::diff(&plan, &facts, None);

@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, Result, bail};
 
-use super::state::{Manifest, SED_PATHS, SED_UNITS, STATE_FILE};
+use super::state::{Manifest, PATH_PREFIX, STATE_FILE, UNIT_PREFIX};
 use crate::plan::HostPlan;
-use crate::resources::{Kind, Resource};
+use crate::resources::{Content, Kind, Resource};
 use crate::shell::quote;
 use crate::transport::Transport;
 
@@ -22,14 +22,22 @@ pub struct FileFacts {
 }
 
 /// A unit as it is on the host.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnitFacts {
     /// `active`, `inactive`, `failed`, `activating`...
     pub active: String,
-    /// `enabled`, `disabled`, or empty when the unit file does not exist.
+    /// `enabled`, or empty when it is not.
     pub enabled: String,
-    /// Changes every time the unit starts.
-    pub invocation: String,
+}
+
+impl Default for UnitFacts {
+    /// A unit systemd has not loaded: inactive, not enabled.
+    fn default() -> Self {
+        UnitFacts {
+            active: "inactive".into(),
+            enabled: String::new(),
+        }
+    }
 }
 
 /// What a host looks like now.
@@ -95,16 +103,25 @@ pub fn call<S: AsRef<str>>(name: &str, args: impl IntoIterator<Item = S>) -> Str
 /// The library, then the variables its functions read.
 fn prelude() -> String {
     format!(
-        "{LIBRARY}STATE_FILE={}\nSED_PATHS={}\nSED_UNITS={}\n",
+        "{LIBRARY}STATE_FILE={}\nPATH_PREFIX={}\nUNIT_PREFIX={}\n",
         quote(STATE_FILE),
-        quote(SED_PATHS),
-        quote(SED_UNITS)
+        quote(PATH_PREFIX),
+        quote(UNIT_PREFIX)
     )
 }
 
 /// The calls that gather the facts of `plan` (without the library).
 fn calls(plan: &HostPlan) -> String {
-    let mut s = String::from("host_facts\n");
+    // The architecture only matters to a plan that ships a binary built for one.
+    let arch = plan
+        .resources
+        .iter()
+        .any(|r| matches!(r.content, Content::Local { .. }));
+    let mut s = String::from(if arch {
+        "host_facts arch\n"
+    } else {
+        "host_facts\n"
+    });
     s += &call("file_facts", plan.resources.iter().map(|r| &r.path));
     s += &call("dir_facts", needed_dirs(&plan.resources));
     s += &call("unit_facts", plan.units.iter().map(|u| &u.name));
@@ -153,38 +170,68 @@ pub async fn gather(t: &dyn Transport, plan: &HostPlan) -> Result<Facts> {
 pub fn parse(stdout: &str) -> Result<Facts> {
     let mut f = Facts::default();
     let mut manifest_text = String::new();
-    let mut unit = UnitFacts::default();
-    let mut unit_id = String::new();
-    let flush = |id: &mut String, u: &mut UnitFacts, f: &mut Facts| {
-        if !id.is_empty() {
-            f.units.insert(std::mem::take(id), std::mem::take(u));
-        }
-    };
+    let mut sums: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut stats: Vec<(&str, &str)> = Vec::new();
+    let mut in_units = false;
+    let mut dbus: Option<Vec<&str>> = None;
+    let mut state_file = None;
     for line in stdout.lines() {
+        if in_units {
+            if line == "@units-end" {
+                in_units = false;
+            } else if line == "@dbus" {
+                dbus = Some(Vec::new());
+            } else if let Some(fields) = dbus.as_mut() {
+                // dbus-send's print of ListUnitsByNames: per unit a struct whose first
+                // strings are name, description, load state, active state.
+                let line = line.trim();
+                if line == "struct {" {
+                    fields.clear();
+                } else if let Some(v) = line.strip_prefix("string \"") {
+                    fields.push(v.strip_suffix('"').unwrap_or(v));
+                    if let [name, _, _, active] = fields[..] {
+                        f.units.entry(name.to_string()).or_default().active = active.to_string();
+                    }
+                }
+            } else {
+                // systemctl list-units: UNIT LOAD ACTIVE SUB DESCRIPTION.
+                let mut w = line.split_whitespace();
+                if let (Some(name), Some(_load), Some(active)) = (w.next(), w.next(), w.next()) {
+                    f.units.entry(name.to_string()).or_default().active = active.to_string();
+                }
+            }
+            continue;
+        }
+        // `sha256sum --tag`: "SHA256 (PATH) = HASH".
+        if let Some(rest) = line.strip_prefix("SHA256 (")
+            && let Some((path, hash)) = rest.rsplit_once(") = ")
+        {
+            sums.insert(path, hash);
+            continue;
+        }
         let (tag, rest) = line.split_once(' ').unwrap_or((line, ""));
         match tag {
             "@arch" => f.arch = rest.to_string(),
-            "@state" => f.state_hash = rest.to_string(),
+            "@statefile" => state_file = Some(rest),
+            "@units" => in_units = true,
             "@m" => {
                 manifest_text.push_str(rest);
                 manifest_text.push('\n');
             }
             "@file" => {
-                let mut parts = rest.splitn(5, ' ');
-                let (sha, mode, owner, group, path) = (
-                    parts.next().unwrap_or("-"),
-                    parts.next().unwrap_or("-"),
-                    parts.next().unwrap_or("-"),
-                    parts.next().unwrap_or("-"),
-                    parts.next().unwrap_or_default(),
-                );
-                let facts = (sha != "-").then(|| FileFacts {
-                    sha256: sha.to_string(),
-                    mode: u32::from_str_radix(mode, 8).unwrap_or(0),
-                    owner: owner.to_string(),
-                    group: group.to_string(),
-                });
-                f.files.insert(path.to_string(), facts);
+                let path = rest.splitn(5, ' ').nth(4).unwrap_or_default();
+                f.files.insert(path.to_string(), None);
+            }
+            "@stat" => {
+                let (attrs, path) = rest
+                    .match_indices(' ')
+                    .nth(2)
+                    .map_or((rest, ""), |(i, _)| (&rest[..i], &rest[i + 1..]));
+                stats.push((path, attrs));
+            }
+            "@enabled" => {
+                let u = f.units.entry(rest.to_string()).or_default();
+                u.enabled = "enabled".to_string();
             }
             "@vendor" => {
                 if let Some((name, path)) = rest.split_once(' ') {
@@ -199,20 +246,28 @@ pub fn parse(stdout: &str) -> Result<Facts> {
                     f.dirs.insert(d.to_string(), exists == "1");
                 }
             }
-            "@u" => match rest.split_once('=') {
-                Some(("Id", v)) => {
-                    flush(&mut unit_id, &mut unit, &mut f);
-                    unit_id = v.to_string();
-                }
-                Some(("ActiveState", v)) => unit.active = v.to_string(),
-                Some(("UnitFileState", v)) => unit.enabled = v.to_string(),
-                Some(("InvocationID", v)) => unit.invocation = v.to_string(),
-                _ => {}
-            },
             _ => {}
         }
     }
-    flush(&mut unit_id, &mut unit, &mut f);
+    f.state_hash = state_file
+        .and_then(|p| sums.remove(p))
+        .unwrap_or("none")
+        .to_string();
+    for (path, attrs) in stats {
+        let mut a = attrs.split(' ');
+        let (mode, owner, group) = (a.next(), a.next(), a.next());
+        // A file removed between the two reads counts as missing.
+        let facts = match (sums.get(path), mode, owner, group) {
+            (Some(sha), Some(mode), Some(owner), Some(group)) => Some(FileFacts {
+                sha256: sha.to_string(),
+                mode: u32::from_str_radix(mode, 8).unwrap_or(0),
+                owner: owner.to_string(),
+                group: group.to_string(),
+            }),
+            _ => None,
+        };
+        f.files.insert(path.to_string(), facts);
+    }
     if !manifest_text.trim().is_empty() {
         f.manifest = Manifest::parse(&manifest_text).with_context(|| {
             format!("{STATE_FILE} is not a vds-proxy manifest; move it away to start afresh")
@@ -227,7 +282,7 @@ mod tests {
 
     #[test]
     fn parses_every_fact() {
-        let out = "@arch x86_64\n@state none\n@file ab12 644 root root /etc/a b.conf\n@file - - - - /etc/gone\n@dir 0 /etc/vds-proxy\n@u Id=a.service\n@u ActiveState=active\n@u UnitFileState=enabled\n@u InvocationID=42\n@u \n@u Id=b.service\n@u ActiveState=inactive\n@u UnitFileState=\n@u InvocationID=\n@end\n";
+        let out = "@arch x86_64\n@file - - - - /etc/gone\nSHA256 (/etc/a b.conf) = ab12\n@stat 644 root root /etc/a b.conf\n@dir 0 /etc/vds-proxy\n@units\na.service loaded active running A thing\nb.service loaded failed failed  B thing\n@units-end\n@enabled a.service\n@end\n";
         let f = parse(out).unwrap();
         assert_eq!(f.arch, "x86_64");
         assert_eq!(f.state_hash, "none");
@@ -242,9 +297,122 @@ mod tests {
         );
         assert_eq!(f.files["/etc/gone"], None);
         assert!(!f.dirs["/etc/vds-proxy"]);
-        assert_eq!(f.unit("a.service").invocation, "42");
+        assert_eq!(f.unit("a.service").active, "active");
         assert_eq!(f.unit("a.service").enabled, "enabled");
-        assert_eq!(f.unit("b.service").active, "inactive");
+        assert_eq!(f.unit("b.service").active, "failed");
+        assert_eq!(f.unit("b.service").enabled, "");
+        assert_eq!(f.unit("c.service").active, "inactive");
         assert!(f.manifest.is_empty());
+    }
+
+    #[test]
+    fn reads_unit_states_from_dbus_send() {
+        let out = "@units\n@dbus\nmethod return time=1.2 sender=:1.1 -> destination=:1.3 serial=6 reply_serial=2\n   array [\n      struct {\n         string \"a.service\"\n         string \"A \\\"quoted\\\" thing\"\n         string \"loaded\"\n         string \"active\"\n         string \"running\"\n         string \"\"\n         object path \"/org/freedesktop/systemd1/unit/a_2eservice\"\n         uint32 0\n         string \"\"\n         object path \"/\"\n      }\n      struct {\n         string \"gone.service\"\n         string \"gone.service\"\n         string \"not-found\"\n         string \"inactive\"\n         string \"dead\"\n      }\n   ]\n@units-end\n@enabled a.service\n";
+        let f = parse(out).unwrap();
+        assert_eq!(f.unit("a.service").active, "active");
+        assert_eq!(f.unit("a.service").enabled, "enabled");
+        assert_eq!(f.unit("gone.service").active, "inactive");
+        assert_eq!(f.units.len(), 2);
+    }
+
+    /// The shell functions and the parser together, on a real directory: the manifest's
+    /// files and units are gathered with the planned ones (each once), a path with a space
+    /// survives, a missing file is missing, and the manifest's hash is the state hash.
+    #[test]
+    fn the_shell_functions_report_what_the_parser_reads() {
+        use crate::engine::state::{FileEntry, UnitEntry};
+        let dir = std::env::temp_dir().join(format!("vds-gather-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = dir.display();
+        let (spaced, managed) = (format!("{d}/a b.conf"), format!("{d}/old.conf"));
+        std::fs::write(&spaced, "hello\n").unwrap();
+        std::fs::write(&managed, "old\n").unwrap();
+        std::process::Command::new("chmod")
+            .args(["640", &spaced])
+            .status()
+            .unwrap();
+        let manifest = Manifest {
+            files: vec![FileEntry {
+                path: managed.clone(),
+                sha256: "x".into(),
+                kind: "file".into(),
+                service: None,
+                adopted: false,
+                part: Default::default(),
+            }],
+            units: vec![UnitEntry {
+                unit: "old.service".into(),
+                service: None,
+                late_stop: false,
+                drain_secs: 0,
+                ports: vec![],
+                adopted: false,
+                part: Default::default(),
+            }],
+            dirs: vec![],
+        };
+        let state = format!("{d}/state.json");
+        std::fs::write(&state, manifest.to_text()).unwrap();
+        // What systemd says about every unit it is asked about, whatever this machine runs:
+        // through dbus-send (every unit failed), or systemctl when dbus-send fails (every
+        // unit active).
+        let fake = |name: &str, body: &str| {
+            let p = dir.join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+        };
+        let systemctl =
+            r#"shift 6; for u in "$@"; do printf '%s loaded active running A unit\n' "$u"; done"#;
+        fake("bus/systemctl", systemctl);
+        fake("nobus/systemctl", systemctl);
+        fake(
+            "bus/dbus-send",
+            r#"for a; do l=$a; done; IFS=,; echo 'method return'
+for u in ${l#array:string:}; do printf '  struct {\n    string "%s"\n    string "A unit"\n    string "loaded"\n    string "failed"\n  }\n' "$u"; done"#,
+        );
+        fake("nobus/dbus-send", "exit 1");
+        let run = |bin: &str| {
+            let script = format!(
+                "{}STATE_FILE={}\nPATH={d}/{bin}:$PATH\nhost_facts arch\n{}{}echo @end\n",
+                prelude(),
+                quote(&state),
+                call(
+                    "file_facts",
+                    [spaced.as_str(), &format!("{d}/missing"), &managed]
+                ),
+                call("unit_facts", ["new.service", "old.service"]),
+            );
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(&script)
+                .output()
+                .unwrap();
+            parse(&String::from_utf8(out.stdout).unwrap()).unwrap()
+        };
+        let (f, no_bus) = (run("bus"), run("nobus"));
+        std::fs::remove_dir_all(&dir).unwrap();
+        let uname = std::process::Command::new("uname")
+            .arg("-m")
+            .output()
+            .unwrap();
+        assert_eq!(f.arch, String::from_utf8(uname.stdout).unwrap().trim());
+        let text = manifest.to_text();
+        assert_eq!(f.state_hash, crate::resources::sha256_hex(text.as_bytes()));
+        assert_eq!(f.manifest, manifest);
+        let a = f.files[&spaced].clone().expect("the spaced file exists");
+        assert_eq!(a.sha256, crate::resources::sha256_hex(b"hello\n"));
+        assert_eq!(a.mode, 0o640);
+        assert!(!a.owner.is_empty() && !a.group.is_empty());
+        assert!(f.files[&managed].is_some());
+        assert_eq!(f.files[&format!("{d}/missing")], None);
+        assert_eq!(f.files.len(), 3);
+        for g in [&f, &no_bus] {
+            let units: Vec<&String> = g.units.keys().collect();
+            assert_eq!(units, ["new.service", "old.service"]);
+        }
+        assert_eq!(f.unit("old.service").active, "failed");
+        assert_eq!(no_bus.unit("old.service").active, "active");
     }
 }
