@@ -1,5 +1,7 @@
-//! How vds-proxy reaches a host: a small trait with an SSH implementation (the system OpenSSH
-//! client through the `openssh` crate, one multiplexed master per host) and a local one.
+//! How vds-proxy reaches a host: a small trait with SSH implementations (the system OpenSSH
+//! client: one `ssh HOST sh -s` process per host running every script in turn, or, for
+//! connections kept between invocations, a multiplexed master through the `openssh` crate)
+//! and a local one.
 //!
 //! The engine only ever runs POSIX `sh` scripts fed on standard input, so a transport needs
 //! one primitive: run a script, return its exit status and output.
@@ -130,7 +132,8 @@ pub async fn connect(
             timeout: opts.command_timeout,
             sudo: node.sudo,
         })),
-        Connection::Ssh => Ok(Box::new(Ssh::connect(node, opts).await?)),
+        Connection::Ssh if opts.keep_for.is_some() => Ok(Box::new(Ssh::connect(node, opts).await?)),
+        Connection::Ssh => Ok(Box::new(Shell::connect(node, opts).await?)),
     }
 }
 
@@ -220,9 +223,13 @@ where
     }
 }
 
-/// A host reached through the system OpenSSH client with one multiplexed master connection.
 mod kept;
+mod shell;
 
+pub use shell::Shell;
+
+/// A host reached through the system OpenSSH client with one multiplexed master connection
+/// that outlives the invocation (`--keep-connections`).
 pub struct Ssh {
     label: String,
     /// Always `Some` until dropped (a kept master is detached then, not closed).
@@ -358,7 +365,7 @@ impl Transport for Ssh {
             opts.connect_timeout = timeout.min(opts.connect_timeout);
             // A new login: never a kept master (a firewall change is confirmed through it).
             opts.keep_for = None;
-            Ok(Box::new(Ssh::connect(&self.node, &opts).await?) as Box<dyn Transport>)
+            Ok(Box::new(Shell::connect(&self.node, &opts).await?) as Box<dyn Transport>)
         })
     }
 

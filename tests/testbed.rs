@@ -3544,3 +3544,59 @@ fn kept_connections_let_the_next_command_skip_the_logins() {
     assert_eq!(logins(1) - c2, 2);
     close_kept_masters();
 }
+
+/// One login runs every script of a command in turn: each script's exit status, standard
+/// output and standard error come back apart and exact, `exit` ends only its own script, a
+/// script that reads standard input reads nothing (not the next script), and the whole
+/// exchange is one login on the host.
+#[test]
+fn one_login_runs_every_script_in_turn_and_keeps_them_apart() {
+    use vds_proxy::transport::{self, ConnectOptions};
+    let inv = vds_proxy::inventory::from_str(
+        Path::new("one-login.json"),
+        r#"{"nodes": [{"name": "h1", "public_ip": "10.213.1.2"}]}"#,
+    )
+    .expect("valid inventory");
+    let settings = vds_proxy::settings::Settings {
+        ssh_key: Some(format!("{TESTBED}/id_ed25519").into()),
+        known_hosts: Some(format!("{TESTBED}/known_hosts").into()),
+        ..Default::default()
+    };
+    let opts = ConnectOptions::new(&settings, false);
+    let before = logins(1);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let outs = rt.block_on(async {
+        let t = transport::connect(inv.node("h1").unwrap(), &opts)
+            .await
+            .expect("connects");
+        let mut outs = Vec::new();
+        for script in [
+            "printf 'no newline'; echo oops >&2; exit 3",
+            "cat; echo \"read: $?\"",
+            "cd /tmp; x=1",
+            "pwd; echo \"x=${x:-unset}\"; printf 'a\\nb\\n'",
+        ] {
+            outs.push(t.run(script).await.expect("runs"));
+        }
+        outs
+    });
+    assert_eq!(
+        (
+            outs[0].status,
+            outs[0].stdout.as_str(),
+            outs[0].stderr.as_str()
+        ),
+        (3, "no newline", "oops\n")
+    );
+    assert_eq!((outs[1].status, outs[1].stdout.as_str()), (0, "read: 0\n"));
+    assert_eq!(
+        (
+            outs[3].status,
+            outs[3].stdout.as_str(),
+            outs[3].stderr.as_str()
+        ),
+        (0, "/root\nx=unset\na\nb\n", ""),
+        "each script starts afresh: no directory or variable from the one before"
+    );
+    assert_eq!(logins(1) - before, 2, "one login (plus the count's own)");
+}

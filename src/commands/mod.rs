@@ -54,7 +54,7 @@ pub fn run_matches(matches: clap::ArgMatches) -> Result<i32> {
 /// Runs one script on one node at a time, outside the engine's parallel steps (a
 /// system's verb, `remove --purge-data`).
 struct Remote {
-    rt: tokio::runtime::Runtime,
+    rt: &'static tokio::runtime::Runtime,
     opts: ConnectOptions,
 }
 
@@ -129,10 +129,17 @@ fn select(loaded: &mut Loaded, targets: &Targets) -> Result<()> {
     Ok(())
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
+/// The one runtime of the process: every step of a verb runs on it, so a connection opened
+/// in one step (its ssh process's pipes) can be used by the next.
+fn runtime() -> Result<&'static tokio::runtime::Runtime> {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(rt);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?)
+        .build()?;
+    Ok(RUNTIME.get_or_init(|| rt))
 }
 
 /// Connection options; every step of one verb shares the same connection pool.
