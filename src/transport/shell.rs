@@ -103,9 +103,13 @@ impl Shell {
         let end = format!("@@vds-proxy-end {} {}", self.token, io.runs);
         // The subshell keeps `exit`, `exec`, `cd` and traps to this script, and its standard
         // input is not the stream the next scripts come on.
-        let wrapped = format!(
-            "(\n:\n{script}\n) </dev/null\nprintf '\\n{end} %s\\n' \"$?\"\nprintf '\\n{end}\\n' >&2\n"
-        );
+        // (The empty script that waits for the login needs no subshell.)
+        let body = if script.is_empty() {
+            String::from(":\n")
+        } else {
+            format!("(\n:\n{script}\n) </dev/null\n")
+        };
+        let wrapped = format!("{body}printf '\\n{end} %s\\n' \"$?\"\nprintf '\\n{end}\\n' >&2\n");
         let io = &mut *io;
         let work = async {
             let write = async {
