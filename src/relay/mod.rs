@@ -517,10 +517,7 @@ async fn handle(client: TcpStream, peer: SocketAddr, route: &Route) {
     let failed = matches!(end, End::Error(_));
     let end = match end {
         End::Closed => "closed".to_string(),
-        End::IdleTimeout => {
-            stats.idle_timeouts.fetch_add(1, Relaxed);
-            "idle-timeout".to_string()
-        }
+        End::IdleTimeout => "idle-timeout".to_string(),
         End::Error(e) => {
             stats.errors.fetch_add(1, Relaxed);
             format!("error ({e})")
@@ -632,7 +629,11 @@ async fn pump(
             };
             tokio::select! {
                 r = both => match r { Ok(_) => End::Closed, Err(e) => End::Error(e) },
-                _ = watchdog => End::IdleTimeout,
+                _ = watchdog => {
+                    // Counted before the sockets close: whoever sees the close sees the count.
+                    stats.idle_timeouts.fetch_add(1, Relaxed);
+                    End::IdleTimeout
+                }
             }
         }
     };
