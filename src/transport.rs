@@ -340,12 +340,20 @@ fn classify(host: String, secs: u64, e: &openssh::Error) -> TransportError {
         detail = format!("{detail}: {s}");
         src = s.source();
     }
-    let detail = detail.trim().replace('\n', " ").replace('\r', "");
+    classify_words(host, secs, &detail)
+}
+
+/// What ssh said when it could not log in, as the error that says what happened.
+fn classify_words(host: String, secs: u64, said: &str) -> TransportError {
+    let detail = said.trim().replace('\r', "").replace('\n', " ");
     let lower = detail.to_lowercase();
     if lower.contains("host key") || lower.contains("identification has changed") {
         TransportError::HostKey { host, detail }
     } else if lower.contains("timed out") {
         TransportError::ConnectTimeout { host, secs }
+    } else if detail.is_empty() {
+        let detail = "ssh ended without a word".to_string();
+        TransportError::Connect { host, detail }
     } else {
         TransportError::Connect { host, detail }
     }
@@ -360,13 +368,7 @@ impl Transport for Ssh {
         &self,
         timeout: Duration,
     ) -> BoxFuture<'_, Result<Box<dyn Transport>, TransportError>> {
-        Box::pin(async move {
-            let mut opts = self.opts.clone();
-            opts.connect_timeout = timeout.min(opts.connect_timeout);
-            // A new login: never a kept master (a firewall change is confirmed through it).
-            opts.keep_for = None;
-            Ok(Box::new(Shell::connect(&self.node, &opts).await?) as Box<dyn Transport>)
-        })
+        Box::pin(shell::new_login(&self.node, &self.opts, timeout))
     }
 
     fn run<'a>(&'a self, script: &'a str) -> BoxFuture<'a, Result<Output, TransportError>> {

@@ -80,7 +80,10 @@ impl Shell {
         let limit = opts.connect_timeout + opts.command_timeout;
         match shell.exchange("", limit).await {
             Ok((Ended::Marked(_), _, _)) => Ok(shell),
-            Ok((Ended::Closed(_), _, stderr)) => Err(classify(shell.label.clone(), secs, &stderr)),
+            Ok((Ended::Closed(_), _, stderr)) => {
+                let said = String::from_utf8_lossy(&stderr);
+                Err(super::classify_words(shell.label.clone(), secs, &said))
+            }
             Err(_) => Err(TransportError::ConnectTimeout {
                 host: shell.label.clone(),
                 secs,
@@ -263,25 +266,17 @@ fn ssh_args(node: &Node, opts: &ConnectOptions) -> Vec<String> {
     a
 }
 
-/// Turns what ssh printed when it could not log in into a message that says what happened.
-fn classify(host: String, secs: u64, stderr: &[u8]) -> TransportError {
-    let detail = String::from_utf8_lossy(stderr)
-        .trim()
-        .replace('\r', "")
-        .replace('\n', " ");
-    let lower = detail.to_lowercase();
-    if lower.contains("host key") || lower.contains("identification has changed") {
-        TransportError::HostKey { host, detail }
-    } else if lower.contains("timed out") {
-        TransportError::ConnectTimeout { host, secs }
-    } else {
-        let detail = if detail.is_empty() {
-            "ssh ended without a word".to_string()
-        } else {
-            detail
-        };
-        TransportError::Connect { host, detail }
-    }
+/// A new login to `node` (never a kept master: a firewall change is confirmed through it),
+/// opened within `timeout` at most: what [`Transport::reopen`] gives for every SSH transport.
+pub(super) async fn new_login(
+    node: &Node,
+    opts: &ConnectOptions,
+    timeout: Duration,
+) -> Result<Box<dyn Transport>, TransportError> {
+    let mut opts = opts.clone();
+    opts.connect_timeout = timeout.min(opts.connect_timeout);
+    opts.keep_for = None;
+    Ok(Box::new(Shell::connect(node, &opts).await?))
 }
 
 impl Drop for Shell {
@@ -302,11 +297,7 @@ impl Transport for Shell {
         &self,
         timeout: Duration,
     ) -> BoxFuture<'_, Result<Box<dyn Transport>, TransportError>> {
-        Box::pin(async move {
-            let mut opts = self.opts.clone();
-            opts.connect_timeout = timeout.min(opts.connect_timeout);
-            Ok(Box::new(Shell::connect(&self.node, &opts).await?) as Box<dyn Transport>)
-        })
+        Box::pin(new_login(&self.node, &self.opts, timeout))
     }
 
     fn run<'a>(&'a self, script: &'a str) -> BoxFuture<'a, Result<Output, TransportError>> {
