@@ -33,6 +33,20 @@ host_facts() {
   set +f
 }
 
+# unique LIST WORD...: the lines of LIST and the WORDs, empty ones left out and each once,
+# in the order given, one per line in $seen. The caller has set IFS to a newline and
+# turned globbing off.
+unique() {
+  list=$1
+  shift
+  seen=''
+  # shellcheck disable=SC2086 # split on newlines only, no globbing: one line per word
+  for w in $list "$@"; do
+    [ -n "$w" ] || continue
+    case "$NL$seen" in *"$NL$w$NL"*) ;; *) seen="$seen$w$NL" ;; esac
+  done
+}
+
 # file_facts PATH...: every managed (M_PATHS) and planned file: "@file - - - - PATH" when
 # it does not exist, else its mode, owner and group ("@stat MODE OWNER GROUP PATH") and its
 # hash (sha256sum --tag lines), the manifest's ("@statefile PATH") among them: one process
@@ -40,11 +54,9 @@ host_facts() {
 file_facts() {
   set -f
   IFS=$NL
-  seen='' have=''
-  for p in $M_PATHS "$@"; do
-    [ -n "$p" ] || continue
-    case "$NL$seen" in *"$NL$p$NL"*) continue ;; esac
-    seen="$seen$p$NL"
+  unique "$M_PATHS" "$@"
+  have=''
+  for p in $seen; do
     if [ -f "$p" ]; then have="$have$p$NL"; else echo "@file - - - - $p"; fi
   done
   state=''
@@ -78,12 +90,9 @@ unit_facts() {
   done
   set -f
   IFS=$NL
-  seen='' names=''
-  for u in $M_UNITS "$@"; do
-    [ -n "$u" ] || continue
-    case "$NL$seen" in *"$NL$u$NL"*) continue ;; esac
-    seen="$seen$u$NL" names="$names$u,"
-  done
+  unique "$M_UNITS" "$@"
+  names=''
+  for u in $seen; do names="$names$u,"; done
   echo "@units"
   if [ -n "$seen" ]; then
     if command -v dbus-send >/dev/null 2>&1 &&
