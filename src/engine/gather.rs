@@ -172,6 +172,7 @@ pub fn parse(stdout: &str) -> Result<Facts> {
     let mut manifest_text = String::new();
     let mut sums: BTreeMap<&str, &str> = BTreeMap::new();
     let mut stats: Vec<(&str, &str)> = Vec::new();
+    let (mut users, mut groups): (BTreeMap<&str, &str>, BTreeMap<&str, &str>) = Default::default();
     let mut in_units = false;
     let mut dbus: Option<Vec<&str>> = None;
     let mut state_file = None;
@@ -229,6 +230,12 @@ pub fn parse(stdout: &str) -> Result<Facts> {
                     .map_or((rest, ""), |(i, _)| (&rest[..i], &rest[i + 1..]));
                 stats.push((path, attrs));
             }
+            "@uid" | "@gid" => {
+                if let Some((id, name)) = rest.split_once(' ') {
+                    let names = if tag == "@uid" { &mut users } else { &mut groups };
+                    names.entry(id).or_insert(name);
+                }
+            }
             "@enabled" => {
                 let u = f.units.entry(rest.to_string()).or_default();
                 u.enabled = "enabled".to_string();
@@ -255,14 +262,23 @@ pub fn parse(stdout: &str) -> Result<Facts> {
         .to_string();
     for (path, attrs) in stats {
         let mut a = attrs.split(' ');
-        let (mode, owner, group) = (a.next(), a.next(), a.next());
+        // Ids are named by the @uid/@gid lines, 0 is root; an id without a name stays a
+        // number (and so differs from any owner a plan names).
+        let name = |names: &BTreeMap<&str, &str>, id: &str| match (id, names.get(id)) {
+            ("0", _) => "root".to_string(),
+            (_, Some(name)) => name.to_string(),
+            (id, None) => id.to_string(),
+        };
+        let (mode, uid, gid) = (a.next(), a.next(), a.next());
+        let owner = uid.map(|id| name(&users, id));
+        let group = gid.map(|id| name(&groups, id));
         // A file removed between the two reads counts as missing.
         let facts = match (sums.get(path), mode, owner, group) {
             (Some(sha), Some(mode), Some(owner), Some(group)) => Some(FileFacts {
                 sha256: sha.to_string(),
                 mode: u32::from_str_radix(mode, 8).unwrap_or(0),
-                owner: owner.to_string(),
-                group: group.to_string(),
+                owner,
+                group,
             }),
             _ => None,
         };
@@ -282,7 +298,7 @@ mod tests {
 
     #[test]
     fn parses_every_fact() {
-        let out = "@arch x86_64\n@file - - - - /etc/gone\nSHA256 (/etc/a b.conf) = ab12\n@stat 644 root root /etc/a b.conf\n@dir 0 /etc/vds-proxy\n@units\na.service loaded active running A thing\nb.service loaded failed failed  B thing\n@units-end\n@enabled a.service\n@end\n";
+        let out = "@arch x86_64\n@file - - - - /etc/gone\nSHA256 (/etc/a b.conf) = ab12\n@stat 644 0 0 /etc/a b.conf\n@stat 640 108 4 /etc/h.cfg\n@uid 108 haproxy\n@gid 4 adm\n@gid 4 second\nSHA256 (/etc/h.cfg) = cd34\n@stat 600 1234 1234 /etc/orphan\nSHA256 (/etc/orphan) = ef56\n@dir 0 /etc/vds-proxy\n@units\na.service loaded active running A thing\nb.service loaded failed failed  B thing\n@units-end\n@enabled a.service\n@end\n";
         let f = parse(out).unwrap();
         assert_eq!(f.arch, "x86_64");
         assert_eq!(f.state_hash, "none");
@@ -295,6 +311,12 @@ mod tests {
                 group: "root".into()
             })
         );
+        let owners = |p: &str| {
+            let a = f.files[p].clone().unwrap();
+            (a.owner, a.group)
+        };
+        assert_eq!(owners("/etc/h.cfg"), ("haproxy".into(), "adm".into()));
+        assert_eq!(owners("/etc/orphan"), ("1234".into(), "1234".into()));
         assert_eq!(f.files["/etc/gone"], None);
         assert!(!f.dirs["/etc/vds-proxy"]);
         assert_eq!(f.unit("a.service").active, "active");
@@ -317,7 +339,8 @@ mod tests {
 
     /// The shell functions and the parser together, on a real directory: the manifest's
     /// files and units are gathered with the planned ones (each once), a path with a space
-    /// survives, a missing file is missing, and the manifest's hash is the state hash.
+    /// survives with its owner and group named, a missing file is missing, and the
+    /// manifest's hash is the state hash.
     #[test]
     fn the_shell_functions_report_what_the_parser_reads() {
         use crate::engine::state::{FileEntry, UnitEntry};
@@ -331,6 +354,21 @@ mod tests {
             .args(["640", &spaced])
             .status()
             .unwrap();
+        // Owner and group by name: a user other than root when this runs as root (as in
+        // CI), else whoever runs it.
+        let id = |arg: &str| {
+            let out = std::process::Command::new("id").arg(arg).output().unwrap();
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        };
+        let owner = if id("-u") == "0" {
+            std::process::Command::new("chown")
+                .args(["nobody:nogroup", &spaced])
+                .status()
+                .unwrap();
+            ("nobody".to_string(), "nogroup".to_string())
+        } else {
+            (id("-un"), id("-gn"))
+        };
         let manifest = Manifest {
             files: vec![FileEntry {
                 path: managed.clone(),
@@ -404,7 +442,7 @@ for u in ${l#array:string:}; do printf '  struct {\n    string "%s"\n    string 
         let a = f.files[&spaced].clone().expect("the spaced file exists");
         assert_eq!(a.sha256, crate::resources::sha256_hex(b"hello\n"));
         assert_eq!(a.mode, 0o640);
-        assert!(!a.owner.is_empty() && !a.group.is_empty());
+        assert_eq!((a.owner, a.group), owner);
         assert!(f.files[&managed].is_some());
         assert_eq!(f.files[&format!("{d}/missing")], None);
         assert_eq!(f.files.len(), 3);

@@ -48,9 +48,9 @@ unique() {
 }
 
 # file_facts PATH...: every managed (M_PATHS) and planned file: "@file - - - - PATH" when
-# it does not exist, else its mode, owner and group ("@stat MODE OWNER GROUP PATH") and its
-# hash (sha256sum --tag lines), the manifest's ("@statefile PATH") among them: one process
-# for all.
+# it does not exist, else its mode and owner and group ids ("@stat MODE UID GID PATH", the
+# names of ids other than 0 after it, see id_names) and its hash (sha256sum --tag lines),
+# the manifest's ("@statefile PATH") among them: one process for all.
 file_facts() {
   set -f
   IFS=$NL
@@ -63,10 +63,32 @@ file_facts() {
   [ ! -r "$STATE_FILE" ] || { state=$STATE_FILE; echo "@statefile $state"; }
   # shellcheck disable=SC2086 # split on newlines only, no globbing: one path per word
   { [ -z "$state$have" ] || sha256sum --tag -- $state $have
-    [ -z "$have" ] || stat -c '@stat %a %U %G %n' -- $have; }
+    [ -z "$have" ] || { st=$(stat -c '@stat %a %u %g %n' -- $have); printf '%s\n' "$st"; id_names "$st"; }; }
   IFS=' 	
 '
   set +f
+}
+
+# id_names STAT_LINES: "@uid ID NAME" and "@gid ID NAME" for the owners and groups in these
+# "@stat" lines other than root (0), read from /etc/passwd and /etc/group by builtins, and
+# only when there are any (stat's own name lookups cost it more than its work). The caller
+# has set IFS to a newline and turned globbing off.
+id_names() {
+  uids=' ' gids=' '
+  for l in $1; do
+    IFS=' '
+    # shellcheck disable=SC2086 # the fields of one @stat line
+    set -- $l
+    IFS=$NL
+    [ "$3" = 0 ] || uids="$uids$3 "
+    [ "$4" = 0 ] || gids="$gids$4 "
+  done
+  [ "$uids" = ' ' ] || while IFS=: read -r n _ i _; do
+    case $uids in *" $i "*) echo "@uid $i $n" ;; esac
+  done </etc/passwd
+  [ "$gids" = ' ' ] || while IFS=: read -r n _ i _; do
+    case $gids in *" $i "*) echo "@gid $i $n" ;; esac
+  done </etc/group
 }
 
 # dir_facts DIR...: whether each directory exists.
