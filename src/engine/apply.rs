@@ -22,7 +22,7 @@ use base64::Engine as _;
 use super::diff::{Changes, Why};
 use super::gather::{Facts, base_name, call};
 use super::state::{ORIG_DIR, STATE_DIR, STATE_FILE, orig_name};
-use crate::resources::{Content, Kind, Resource, UnitSpec, unit};
+use crate::resources::{Content, Kind, Resource, UnitFileToVerify, UnitSpec, unit};
 use crate::shell::quote;
 
 /// Exit code of the script when validation failed and nothing was changed.
@@ -169,23 +169,30 @@ fn stage(staged: &[Staged]) -> Result<String> {
             .filter(|st| st.r.kind == Kind::Binary)
             .map(Staged::put),
     );
-    // Units are verified against the binaries that just went live: unit files all in one
+    // Units and drop-ins are verified against the binaries that just went live: all in one
     // run of systemd-analyze, each alone only when that fails (to name it).
-    let (files, others): (Vec<&Staged>, Vec<&Staged>) = staged
+    let read_by_systemd: Vec<&Staged> = staged.iter().filter(systemd).collect();
+    let singly: String = read_by_systemd
         .iter()
-        .filter(systemd)
-        .partition(|st| st.r.kind == Kind::Unit);
+        .filter_map(|st| st.validate())
+        .collect();
+    let files: Vec<UnitFileToVerify> = read_by_systemd
+        .iter()
+        .filter_map(|st| st.r.kind.ops().unit_file_to_verify(st.r, &st.path))
+        .collect();
     let mut units = String::new();
-    let singly: String = files.iter().filter_map(|st| st.validate()).collect();
     if files.len() > 1 {
+        for prepare in files.iter().filter_map(|f| f.prepare.as_ref()) {
+            units += prepare;
+            units += "\n";
+        }
         units += &format!(
             "if ! {}then\n{singly}fi\n",
-            call("verify_units", files.iter().map(|st| st.path.as_str())).replace('\n', "; ")
+            call("verify_units", files.iter().map(|f| f.file.as_str())).replace('\n', "; ")
         );
     } else {
         units += &singly;
     }
-    units.extend(others.iter().filter_map(|st| st.validate()));
     if !units.is_empty() {
         s += &(units + "end_validation\n");
     }
@@ -339,13 +346,14 @@ fn verify(changes: &Changes, plan_units: &[UnitSpec]) -> String {
         return String::new();
     }
     let mut s = call("step", ["verify"]) + "settle\n";
-    for u in &touched {
-        s += &call("check_active", [u]);
-    }
-    for u in plan_units.iter().filter(|u| touched.contains(&u.name)) {
-        for p in &u.ports {
-            s += &call("check_listening", [u.name.clone(), p.to_string()]);
-        }
+    s += &call("check_active", &touched);
+    let listening: Vec<String> = plan_units
+        .iter()
+        .filter(|u| touched.contains(&u.name))
+        .flat_map(|u| u.ports.iter().flat_map(|p| [u.name.clone(), p.to_string()]))
+        .collect();
+    if !listening.is_empty() {
+        s += &call("check_listening", &listening);
     }
     s += "end_checks\n";
     for u in plan_units.iter().filter(|u| touched.contains(&u.name)) {
@@ -483,5 +491,98 @@ mod tests {
             [("echo@3.service".to_string(), "1".to_string())]
         );
         assert!(r.done);
+    }
+
+    /// The post-activation checks against stand-ins for ss, systemctl, journalctl and
+    /// sleep: one systemctl for every unit's state, one `ss` per look for every port (and
+    /// one systemctl for the units still waited for), a port that is a prefix of a
+    /// listening one is not listening, a failed unit is not waited for, one still
+    /// activating is given 100 looks, and a unit systemctl printed no state for has failed.
+    #[test]
+    fn the_checks_ask_once_per_look_for_every_unit_and_port() {
+        let dir = std::env::temp_dir().join(format!("vds-proxy-checks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = dir.display();
+        let fake = |name: &str, body: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+        };
+        fake(
+            "ss",
+            &format!(
+                "echo ss >> {d}/calls\necho 'LISTEN 0 4096 0.0.0.0:8500 0.0.0.0:*'\necho 'LISTEN 0 4096 [::]:10000 [::]:*'"
+            ),
+        );
+        fake(
+            "systemctl",
+            &format!(
+                r#"echo "systemctl $*" >> {d}/calls
+shift 2
+for u; do case $u in dead.service) echo failed ;; slow.service) echo activating ;; ghost.service) ;; *) echo active ;; esac; done"#
+            ),
+        );
+        fake("journalctl", "");
+        fake("sleep", "");
+        let run = |calls: &str| {
+            let _ = std::fs::remove_file(dir.join("calls"));
+            let script = format!("{}PATH={d}:$PATH\nfailed=0\n{calls}", super::LIBRARY);
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(&script)
+                .output()
+                .unwrap();
+            let calls = std::fs::read_to_string(dir.join("calls")).unwrap_or_default();
+            (String::from_utf8(out.stdout).unwrap(), calls)
+        };
+
+        let (out, calls) = run(&super::call(
+            "check_active",
+            ["a.service", "dead.service", "b.service", "ghost.service"],
+        ));
+        assert_eq!(out, "@unitfail dead.service\n@unitfail ghost.service\n");
+        assert_eq!(calls.lines().count(), 1, "{calls}");
+
+        let (out, calls) = run(&super::call(
+            "check_listening",
+            [
+                "front.service",
+                "8500",
+                "echo@1.service",
+                "10000",
+                "dead.service",
+                "9000",
+                "slow.service",
+                "9001",
+                "page.service",
+                "850",
+            ],
+        ));
+        assert_eq!(
+            out,
+            "@unitfail dead.service (not listening on port 9000)\n\
+             @unitfail slow.service (not listening on port 9001)\n\
+             @unitfail page.service (not listening on port 850)\n"
+        );
+        let looks = calls.lines().filter(|l| *l == "ss").count();
+        assert_eq!(looks, 100, "{calls}");
+        assert_eq!(
+            calls.lines().next().unwrap_or_default(),
+            "ss",
+            "looks first, asks systemd only about what is not listening"
+        );
+        assert_eq!(
+            calls.lines().nth(1).unwrap_or_default(),
+            "systemctl is-active -- dead.service slow.service page.service"
+        );
+        assert_eq!(
+            calls.lines().filter(|l| l.starts_with("systemctl")).count(),
+            100
+        );
+
+        let (out, calls) = run(&super::call("check_listening", ["front.service", "8500"]));
+        assert_eq!((out.as_str(), calls.as_str()), ("", "ss\n"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -232,7 +232,11 @@ pub fn parse(stdout: &str) -> Result<Facts> {
             }
             "@uid" | "@gid" => {
                 if let Some((id, name)) = rest.split_once(' ') {
-                    let names = if tag == "@uid" { &mut users } else { &mut groups };
+                    let names = if tag == "@uid" {
+                        &mut users
+                    } else {
+                        &mut groups
+                    };
                     names.entry(id).or_insert(name);
                 }
             }
@@ -298,7 +302,7 @@ mod tests {
 
     #[test]
     fn parses_every_fact() {
-        let out = "@arch x86_64\n@file - - - - /etc/gone\nSHA256 (/etc/a b.conf) = ab12\n@stat 644 0 0 /etc/a b.conf\n@stat 640 108 4 /etc/h.cfg\n@uid 108 haproxy\n@gid 4 adm\n@gid 4 second\nSHA256 (/etc/h.cfg) = cd34\n@stat 600 1234 1234 /etc/orphan\nSHA256 (/etc/orphan) = ef56\n@dir 0 /etc/vds-proxy\n@units\na.service loaded active running A thing\nb.service loaded failed failed  B thing\n@units-end\n@enabled a.service\n@end\n";
+        let out = "@arch x86_64\n@file - - - - /etc/gone\nSHA256 (/etc/a b.conf) = ab12\n@stat 644 0 0 /etc/a b.conf\n@stat 640 108 4 /etc/h.cfg\n@uid 108 proxyd\n@gid 4 adm\n@gid 4 second\nSHA256 (/etc/h.cfg) = cd34\n@stat 600 1234 1234 /etc/orphan\nSHA256 (/etc/orphan) = ef56\n@dir 0 /etc/vds-proxy\n@units\na.service loaded active running A thing\nb.service loaded failed failed  B thing\n@units-end\n@enabled a.service\n@end\n";
         let f = parse(out).unwrap();
         assert_eq!(f.arch, "x86_64");
         assert_eq!(f.state_hash, "none");
@@ -315,7 +319,7 @@ mod tests {
             let a = f.files[p].clone().unwrap();
             (a.owner, a.group)
         };
-        assert_eq!(owners("/etc/h.cfg"), ("haproxy".into(), "adm".into()));
+        assert_eq!(owners("/etc/h.cfg"), ("proxyd".into(), "adm".into()));
         assert_eq!(owners("/etc/orphan"), ("1234".into(), "1234".into()));
         assert_eq!(f.files["/etc/gone"], None);
         assert!(!f.dirs["/etc/vds-proxy"]);

@@ -1,7 +1,7 @@
 //! systemd drop-ins (`UNIT.d/NAME.conf`) for units vds-proxy does not own, verified together
 //! with the unit they extend before they go live.
 
-use super::{Action, Kind, KindOps, Resource};
+use super::{Action, Kind, KindOps, Resource, UnitFileToVerify};
 use crate::shell::quote;
 
 /// Behaviour of [`super::Kind::DropIn`].
@@ -16,6 +16,15 @@ impl KindOps for DropInOps {
 
     fn systemd(&self) -> bool {
         true
+    }
+
+    fn unit_file_to_verify(&self, res: &Resource, staged: &str) -> Option<UnitFileToVerify> {
+        let unit = unit_of(&res.path)?;
+        let file = format!("{}/{unit}", staged.rsplit_once('/')?.0);
+        Some(UnitFileToVerify {
+            prepare: Some(format!("dropin_unit {} {}", quote(unit), quote(staged))),
+            file,
+        })
     }
 }
 

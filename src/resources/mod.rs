@@ -59,6 +59,14 @@ pub enum Kind {
     SshClient,
 }
 
+/// See [`KindOps::unit_file_to_verify`].
+pub struct UnitFileToVerify {
+    /// Writes `file` before the check, if it is not the staged copy.
+    pub prepare: Option<String>,
+    /// The unit file to check.
+    pub file: String,
+}
+
 /// What a kind contributes to the engine.
 pub trait KindOps {
     /// A shell command (already quoted) that exits non-zero if the staged copy at `staged`
@@ -70,6 +78,14 @@ pub trait KindOps {
     /// after binaries went live (units are checked against them).
     fn systemd(&self) -> bool {
         false
+    }
+
+    /// For a file systemd reads: the unit file `systemd-analyze verify` checks for the staged
+    /// copy at `staged`, and the shell command (already quoted) that writes it first when it
+    /// is not the staged copy itself. The files of one apply are checked in one run (it
+    /// loads every unit on the host each time); `validate` names the one at fault.
+    fn unit_file_to_verify(&self, _res: &Resource, _staged: &str) -> Option<UnitFileToVerify> {
+        None
     }
 
     /// A shell command that takes back what the file at `path` configured, run before the

@@ -1,6 +1,6 @@
 //! systemd unit files, validated with `systemd-analyze verify` before they go live.
 
-use super::{Action, Kind, KindOps, Part, Resource, UnitSpec};
+use super::{Action, Kind, KindOps, Part, Resource, UnitFileToVerify, UnitSpec};
 use crate::shell::quote;
 
 /// Directory unit files are installed to.
@@ -17,6 +17,13 @@ impl KindOps for UnitOps {
 
     fn systemd(&self) -> bool {
         true
+    }
+
+    fn unit_file_to_verify(&self, _res: &Resource, staged: &str) -> Option<UnitFileToVerify> {
+        Some(UnitFileToVerify {
+            prepare: None,
+            file: staged.to_string(),
+        })
     }
 }
 

@@ -60,15 +60,15 @@ verify_unit() { SYSTEMD_LOG_COLOR=0 systemd-analyze verify --man=no "$1" >&2; }
 # alone, which names the one at fault.
 verify_units() { SYSTEMD_LOG_COLOR=0 systemd-analyze verify --man=no "$@" >/dev/null 2>&1; }
 
-# verify_dropin UNIT STAGED: the unit as it will be (its own file followed by the staged
-# drop-in) passes systemd's check.
-verify_dropin() {
-  d=$(mktemp -d) || return 1
-  f=$(systemctl show -P FragmentPath "$1")
-  if [ -n "$f" ] && cat "$f" "$2" > "$d/$1"; then verify_unit "$d/$1"; rc=$?; else rc=1; fi
-  rm -rf "$d"
-  return "$rc"
+# dropin_unit UNIT STAGED: writes the unit as it will be (its own file followed by the
+# staged drop-in) as UNIT beside the staged drop-in, for verify_units.
+dropin_unit() {
+  f=$(systemctl show -P FragmentPath "$1" 2>/dev/null)
+  [ -n "$f" ] && cat "$f" "$2" > "${2%/*}/$1" 2>/dev/null
 }
+
+# verify_dropin UNIT STAGED: the unit as it will be passes systemd's check.
+verify_dropin() { dropin_unit "$1" "$2" && verify_unit "${2%/*}/$1"; }
 
 # fail PATH: reports what could not be installed and puts everything back.
 fail() { echo "@error cannot install $1"; rollback; exit 1; }
@@ -77,9 +77,9 @@ fail() { echo "@error cannot install $1"; rollback; exit 1; }
 # file beside it, mode and owner set, rename), the previous version kept for rollback.
 put() {
   dir=${2%/*}
-  mkdir -p "${dir:-/}" || fail "$2"
+  [ -d "${dir:-/}" ] || mkdir -p "${dir:-/}" || fail "$2"
   if [ -e "$2" ]; then cp -p "$2" "$T/old/$1" || fail "$2"; fi
-  cp "$T/new/$1/${2##*/}" "$2.vds-tmp" && chmod "$3" "$2.vds-tmp" && chown "$4:$5" "$2.vds-tmp" &&
+  install -m "$3" -o "$4" -g "$5" "$T/new/$1/${2##*/}" "$2.vds-tmp" &&
     mv -f "$2.vds-tmp" "$2" || fail "$2"
   echo "$1 $2" >> "$T/journal"
 }
@@ -193,24 +193,68 @@ stop_unit() {
 # settle: gives started units a moment before they are checked.
 settle() { sleep 1; failed=0; }
 
-# check_active UNIT: the unit must be active; else its last journal lines are reported.
-check_active() { systemctl is-active --quiet "$1" || unit_failed "$1" "$1"; }
+# check_active UNIT...: every unit must be active; else its last journal lines are
+# reported. One systemctl for all: it prints one state per unit, in order (a unit without
+# a state line counts as failed).
+check_active() {
+  states=$(systemctl is-active -- "$@" 2>/dev/null)
+  for state in $states; do
+    [ $# -gt 0 ] || break
+    [ "$state" = active ] || unit_failed "$1" "$1"
+    shift
+  done
+  for u in "$@"; do unit_failed "$u" "$u"; done
+}
 
-# check_listening UNIT PORT: the unit must listen on TCP PORT within 20 s while it runs (a
-# unit can be active and still not serve, e.g. a proxy that keeps its old worker when a
-# reload fails; on a loaded host a healthy one can take more than 5 s to listen).
+# check_listening UNIT PORT [UNIT PORT]...: each unit must listen on its TCP port within
+# 20 s while it runs (a unit can be active and still not serve, e.g. a proxy that keeps its
+# old worker when a reload fails; on a loaded host a healthy one can take more than 5 s to
+# listen). Each look is one `ss` for every port and one systemctl for the units still
+# waited for. Unit names and ports are words without spaces.
 check_listening() {
   i=0
-  until ss -Htln | awk '{print $4}' | grep -q ":$2\$"; do
+  set -f
+  while [ $# -ge 2 ]; do
+    # "LISTEN 0 4096 0.0.0.0:8500 0.0.0.0:*": a listening port is followed by a space.
+    open=$(ss -Htln)
+    waiting='' units=''
+    while [ $# -ge 2 ]; do
+      case $open in *":$2 "*) ;; *) waiting="$waiting $1 $2" units="$units $1" ;; esac
+      shift 2
+    done
+    [ -n "$waiting" ] || break
     i=$((i + 1))
     # A unit that stopped or failed will not listen: no need to wait it out.
-    state=$(systemctl is-active "$1")
-    if [ "$i" -ge 100 ] || [ "$state" = failed ] || [ "$state" = inactive ]; then
-      unit_failed "$1" "$1 (not listening on port $2)"
-      return
-    fi
+    # shellcheck disable=SC2086 # one word per unit
+    states=$(systemctl is-active -- $units 2>/dev/null)
+    # shellcheck disable=SC2086 # one word per unit or port
+    set -- $waiting
+    waiting=''
+    for state in $states; do
+      [ $# -ge 2 ] || break
+      still_waiting "$1" "$2" "$state"
+      shift 2
+    done
+    while [ $# -ge 2 ]; do
+      still_waiting "$1" "$2" unknown
+      shift 2
+    done
+    [ -n "$waiting" ] || break
     sleep 0.2
+    # shellcheck disable=SC2086 # one word per unit or port
+    set -- $waiting
   done
+  set +f
+}
+
+# still_waiting UNIT PORT STATE: for check_listening, the unit in this state after $i looks
+# either failed to listen, or is waited for once more (added to $waiting).
+still_waiting() {
+  if [ "$i" -ge 100 ] || [ "$3" = failed ] || [ "$3" = inactive ]; then
+    unit_failed "$1" "$1 (not listening on port $2)"
+  else
+    waiting="$waiting $1 $2"
+  fi
 }
 
 # unit_failed UNIT WHAT
