@@ -347,16 +347,19 @@ fn verify(changes: &Changes, plan_units: &[UnitSpec]) -> String {
     }
     let mut s = call("step", ["verify"]) + "settle\n";
     s += &call("check_active", &touched);
-    let listening: Vec<String> = plan_units
+    let specs: Vec<&UnitSpec> = plan_units
         .iter()
         .filter(|u| touched.contains(&u.name))
+        .collect();
+    let listening: Vec<String> = specs
+        .iter()
         .flat_map(|u| u.ports.iter().flat_map(|p| [u.name.clone(), p.to_string()]))
         .collect();
     if !listening.is_empty() {
         s += &call("check_listening", &listening);
     }
     s += "end_checks\n";
-    for u in plan_units.iter().filter(|u| touched.contains(&u.name)) {
+    for u in specs {
         if let Some(script) = &u.settle {
             s += &call("settle_unit", [u.name.as_str(), script]);
         }
@@ -503,12 +506,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("vds-proxy-checks-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let d = dir.display();
-        let fake = |name: &str, body: &str| {
-            let p = dir.join(name);
-            std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
-            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-                .unwrap();
-        };
+        let fake = |name: &str, body: &str| crate::engine::stand_in(&dir.join(name), body);
         fake(
             "ss",
             &format!(

@@ -398,13 +398,7 @@ mod tests {
         // What systemd says about every unit it is asked about, whatever this machine runs:
         // through dbus-send (every unit failed), or systemctl when dbus-send fails (every
         // unit active).
-        let fake = |name: &str, body: &str| {
-            let p = dir.join(name);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
-            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-                .unwrap();
-        };
+        let fake = |name: &str, body: &str| crate::engine::stand_in(&dir.join(name), body);
         let systemctl =
             r#"shift 6; for u in "$@"; do printf '%s loaded active running A unit\n' "$u"; done"#;
         fake("bus/systemctl", systemctl);

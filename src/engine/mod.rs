@@ -25,6 +25,15 @@ pub use fanout::{HostResult, Outcome, Progress, Summary, for_each_host, join_all
 
 use crate::resources::Part;
 
+/// Writes an executable shell script with `body` at `path` (its directory made): a stand-in
+/// for a program the host scripts call, for tests that run those scripts here.
+#[cfg(test)]
+pub(crate) fn stand_in(path: &std::path::Path, body: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+}
+
 /// What a deploy or remove does on each host.
 #[derive(Debug, Clone, Copy)]
 pub enum Mode<'s> {
