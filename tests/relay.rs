@@ -328,6 +328,44 @@ fn idle_connections_are_closed() {
     assert_eq!(roundtrip(listen, b"still serving"), b"still serving");
 }
 
+/// The keepalive timers of the relay's established sockets with one end at `port`
+/// (`ss -o`: "timer:(keepalive,…)").
+fn keepalive_timers(filter: &str) -> usize {
+    let out = Command::new("ss")
+        .args(["-Htno", "state", "established", filter])
+        .output()
+        .expect("ss (iproute2) is needed by this test");
+    assert!(out.status.success(), "ss failed: {out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .matches("timer:(keepalive,")
+        .count()
+}
+
+/// The client's side has keepalive from the start (inherited from the listener); the
+/// upstream side gets it once the connection has lived a second — short connections
+/// never pay for it — and keeps the route's interval.
+#[test]
+fn long_connections_get_keepalive_on_both_sides() {
+    let up = echo_server();
+    let listen = free_port();
+    let _r = Relay::start(&route("ka", listen, &[up], "keepalive_secs = 42"));
+    let mut s = connect(listen);
+    s.write_all(b"ping").unwrap();
+    let mut b = [0u8; 4];
+    s.read_exact(&mut b).unwrap();
+    // The relay's accepted socket: its local port is the listener's.
+    assert_eq!(keepalive_timers(&format!("( sport = :{listen} )")), 1);
+    assert_eq!(keepalive_timers(&format!("( dport = :{up} )")), 0);
+    thread::sleep(Duration::from_millis(1500));
+    // The relay's upstream socket: its peer is the echo server (whose own socket, with
+    // the echo port as its local port, has no keepalive).
+    assert_eq!(keepalive_timers(&format!("( dport = :{up} )")), 1);
+    assert_eq!(keepalive_timers(&format!("( sport = :{up} )")), 0);
+    s.write_all(b"pong").unwrap();
+    s.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"pong");
+}
+
 #[test]
 fn reload_keeps_open_connections_and_applies_new_listeners() {
     let (a, b) = (echo_server(), banner_server("new upstream"));

@@ -140,7 +140,7 @@ impl Route {
     /// its ACK at once.
     async fn connect(&self, data_waiting: bool) -> Option<(SocketAddr, TcpStream)> {
         for u in self.order() {
-            let attempt = open(u.addr, &self.cfg, data_waiting);
+            let attempt = open(u.addr, data_waiting);
             match tokio::time::timeout(self.cfg.connect_timeout(), attempt).await {
                 Ok(Ok(s)) => {
                     u.down_until.store(0, Relaxed);
@@ -175,12 +175,13 @@ impl Route {
 }
 
 /// A connection to `addr`, its options set before the handshake.
-async fn open(addr: SocketAddr, cfg: &RouteConfig, hold_ack: bool) -> io::Result<TcpStream> {
+async fn open(addr: SocketAddr, hold_ack: bool) -> io::Result<TcpStream> {
     let s = match addr {
         SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
         SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
     };
-    tune(socket2::SockRef::from(&s), cfg);
+    // Keepalive comes later, from `pump`, if the connection lives long enough to need it.
+    let _ = socket2::SockRef::from(&s).set_tcp_nodelay(true);
     if hold_ack {
         let _ = socket2::SockRef::from(&s).set_tcp_quickack(false);
     }
@@ -345,6 +346,10 @@ fn bind(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::TcpListener>> {
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
     s.listen(4096)?;
+    // Inherited by every accepted connection (set after `listen`, which resets it): the
+    // ACK of what a client sends first is held back to leave with the first bytes sent to
+    // it, one packet less per connection (HAProxy's `option tcp-smart-accept`).
+    let _ = s.set_tcp_quickack(false);
     let s = std::net::TcpListener::from(s);
     let mut all = Vec::with_capacity(n.max(1));
     for _ in 1..n.max(1) {
@@ -477,7 +482,12 @@ async fn handle(client: TcpStream, peer: SocketAddr, route: &Route) {
         // What the client has sent already goes out with the upstream handshake's ACK.
         let mut first = [0u8; 4096];
         match client.try_read(&mut first) {
-            Ok(n) => early.extend_from_slice(&first[..n]),
+            Ok(n) => {
+                early.extend_from_slice(&first[..n]);
+                if n < first.len() {
+                    forget_readable(&client);
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(_) => return,
         }
@@ -513,7 +523,7 @@ async fn handle(client: TcpStream, peer: SocketAddr, route: &Route) {
     stats.bytes_in.fetch_add(early_len, Relaxed);
     // Not kept for the connection's life.
     drop((head, early));
-    let (up, down, end) = pump(client, upstream, cfg.idle_timeout(), stats).await;
+    let (up, down, end) = pump(client, upstream, cfg, stats).await;
     let failed = matches!(end, End::Error(_));
     let end = match end {
         End::Closed => "closed".to_string(),
@@ -536,9 +546,19 @@ async fn handle(client: TcpStream, peer: SocketAddr, route: &Route) {
 
 /// TCP_NODELAY and keepalive as the route wants them. Set on a listener, they are
 /// inherited by every connection it accepts (no system call per client); upstream sockets
-/// get them after connecting.
+/// get TCP_NODELAY before connecting and keepalive from `pump`.
 fn tune(s: socket2::SockRef, cfg: &RouteConfig) {
     let _ = s.set_tcp_nodelay(true);
+    keepalive(s, cfg);
+}
+
+/// Upstream sockets get their keepalive once a connection has lived this long (or its idle
+/// timeout, if shorter): no probe is due sooner (`keepalive_secs` is at least 1), and the
+/// many connections that end before it save three system calls each.
+const KEEPALIVE_AFTER: Duration = Duration::from_secs(1);
+
+/// Keepalive as the route wants it: on with its idle time and interval, or off.
+fn keepalive(s: socket2::SockRef, cfg: &RouteConfig) {
     if cfg.keepalive_secs > 0 {
         let ka = socket2::TcpKeepalive::new()
             .with_time(Duration::from_secs(cfg.keepalive_secs))
@@ -577,13 +597,15 @@ async fn read_proxy_header(
 }
 
 /// Copies both ways until both sides have closed (half-close passed on), one side fails,
-/// or nothing moved for `idle`.
+/// or nothing moved for the route's idle timeout. The upstream socket gets its keepalive
+/// after `KEEPALIVE_AFTER`.
 async fn pump(
     client: TcpStream,
     upstream: TcpStream,
-    idle: Option<Duration>,
+    cfg: &RouteConfig,
     stats: &RouteStats,
 ) -> (u64, u64, End) {
+    let idle = cfg.idle_timeout();
     let epoch = Instant::now();
     let last = AtomicU64::new(0);
     let (up_n, down_n) = (AtomicU64::new(0), AtomicU64::new(0));
@@ -610,31 +632,31 @@ async fn pump(
             ),
         )
     };
-    let end = match idle {
-        None => match both.await {
-            Ok(_) => End::Closed,
-            Err(e) => End::Error(e),
-        },
-        Some(idle) => {
-            let watchdog = async {
-                loop {
-                    let since = epoch
-                        .elapsed()
-                        .saturating_sub(Duration::from_millis(last.load(Relaxed)));
-                    if since >= idle {
-                        return;
-                    }
-                    tokio::time::sleep(idle - since).await;
-                }
-            };
-            tokio::select! {
-                r = both => match r { Ok(_) => End::Closed, Err(e) => End::Error(e) },
-                _ = watchdog => {
-                    // Counted before the sockets close: whoever sees the close sees the count.
-                    stats.idle_timeouts.fetch_add(1, Relaxed);
-                    End::IdleTimeout
-                }
+    // Ends only when the connection has been idle for too long.
+    let watchdog = async {
+        if cfg.keepalive_secs > 0 {
+            tokio::time::sleep(KEEPALIVE_AFTER.min(idle.unwrap_or(Duration::MAX))).await;
+            keepalive(socket2::SockRef::from(&upstream), cfg);
+        }
+        let Some(idle) = idle else {
+            return std::future::pending().await;
+        };
+        loop {
+            let since = epoch
+                .elapsed()
+                .saturating_sub(Duration::from_millis(last.load(Relaxed)));
+            if since >= idle {
+                return;
             }
+            tokio::time::sleep(idle - since).await;
+        }
+    };
+    let end = tokio::select! {
+        r = both => match r { Ok(_) => End::Closed, Err(e) => End::Error(e) },
+        () = watchdog => {
+            // Counted before the sockets close: whoever sees the close sees the count.
+            stats.idle_timeouts.fetch_add(1, Relaxed);
+            End::IdleTimeout
         }
     };
     (up_n.load(Relaxed), down_n.load(Relaxed), end)
@@ -668,13 +690,7 @@ async fn copy_half(
                 Ok(n) => {
                     let short = n < buf.capacity();
                     if short {
-                        // A short read emptied the socket: forget its readiness now rather
-                        // than learn it from one more `recv` failing with EAGAIN. Data or a
-                        // FIN arriving later is a new event; a FIN that came with this data
-                        // stays known (tokio keeps "read closed").
-                        let _ = r.try_io(Interest::READABLE, || {
-                            Err::<(), _>(io::ErrorKind::WouldBlock.into())
-                        });
+                        forget_readable(r);
                     }
                     write_all(w, &buf).await?;
                     count.fetch_add(n as u64, Relaxed);
@@ -689,6 +705,15 @@ async fn copy_half(
             }
         }
     }
+}
+
+/// After a short read emptied `s`: forgets its readiness now rather than learn it from one
+/// more `recv` failing with EAGAIN. Data or a FIN arriving later is a new event; a FIN that
+/// came with this data stays known (tokio keeps "read closed").
+fn forget_readable(s: &TcpStream) {
+    let _ = s.try_io(Interest::READABLE, || {
+        Err::<(), _>(io::ErrorKind::WouldBlock.into())
+    });
 }
 
 /// Writes all of `data`, waiting for room when the socket's buffer is full.
@@ -745,5 +770,20 @@ mod tests {
         assert!(s.keepalive().unwrap());
         assert_eq!(s.tcp_keepalive_time().unwrap(), Duration::from_secs(42));
         assert_eq!(s.tcp_keepalive_interval().unwrap(), Duration::from_secs(30));
+    }
+
+    /// Connections accepted on a relay listener start with delayed ACKs (the kernel's
+    /// "pingpong" mode, which `TCP_QUICKACK` reads back as off): the ACK of a client's
+    /// first bytes waits to leave with the reply. `listen` resets the mode, so `bind`
+    /// must set it after listening; a plain listener's connections ACK at once.
+    #[test]
+    fn accepted_sockets_hold_back_their_first_ack() {
+        let relay = bind("127.0.0.1:0".parse().unwrap(), 1).unwrap().remove(0);
+        let plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        for (l, quick) in [(&relay, false), (&plain, true)] {
+            let _c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            let (a, _) = l.accept().unwrap();
+            assert_eq!(socket2::SockRef::from(&a).tcp_quickack().unwrap(), quick);
+        }
     }
 }
