@@ -73,7 +73,8 @@ for f in haproxy haproxy-log; do
   on 1 "cat > /run/bench-$f.cfg" < "$W/$f.cfg"
   on 1 "haproxy -c -q -f /run/bench-$f.cfg && systemctl stop bench-$f 2>/dev/null; systemctl reset-failed bench-$f 2>/dev/null; systemd-run -q --unit=bench-$f -p CPUAccounting=yes -p LimitNOFILE=20000 haproxy -db -f /run/bench-$f.cfg"
 done
-on 1 "systemd-run -q --unit=bench-socat-echo -p CPUAccounting=yes -p LimitNOFILE=20000 socat TCP-LISTEN:23001,fork,reuseaddr,backlog=4096 TCP:$H2:$ECHO
+on 1 "systemctl stop bench-socat-echo bench-socat-src 2>/dev/null; systemctl reset-failed bench-socat-echo bench-socat-src 2>/dev/null
+      systemd-run -q --unit=bench-socat-echo -p CPUAccounting=yes -p LimitNOFILE=20000 socat TCP-LISTEN:23001,fork,reuseaddr,backlog=4096 TCP:$H2:$ECHO
       systemd-run -q --unit=bench-socat-src -p CPUAccounting=yes socat TCP-LISTEN:23002,fork,reuseaddr,backlog=4096 TCP:$H2:$SRC"
 sleep 1
 
