@@ -31,9 +31,16 @@ use metrics::{RouteStats, Stats};
 
 /// How long a client may take to send its PROXY header.
 const PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
-/// Buffer for one burst of data; allocated only while data flows, so idle connections cost
-/// no buffer memory.
+/// The most one read takes from a socket. Data goes through one buffer per thread
+/// (`SCRATCH`), so idle connections cost no buffer memory and a burst the other side
+/// takes at once costs no allocation.
 const BURST: usize = 32 * 1024;
+
+thread_local! {
+    /// Where this thread reads a burst to before writing it on; never held across an await.
+    static SCRATCH: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0u8; BURST].into_boxed_slice());
+}
 
 /// Runs the relay with the config at `path` until SIGTERM/SIGINT.
 pub fn run(path: &Path) -> Result<()> {
@@ -480,14 +487,8 @@ async fn handle(client: TcpStream, peer: SocketAddr, route: &Route) {
     }
     if !cfg.accept_proxy {
         // What the client has sent already goes out with the upstream handshake's ACK.
-        let mut first = [0u8; 4096];
-        match client.try_read(&mut first) {
-            Ok(n) => {
-                early.extend_from_slice(&first[..n]);
-                if n < first.len() {
-                    forget_readable(&client);
-                }
-            }
+        match read_early(&client) {
+            Ok(bytes) => early = bytes,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(_) => return,
         }
@@ -662,6 +663,56 @@ async fn pump(
     (up_n.load(Relaxed), down_n.load(Relaxed), end)
 }
 
+/// What the client sent before its connection was accepted (at most one burst).
+fn read_early(client: &TcpStream) -> io::Result<Vec<u8>> {
+    SCRATCH.with_borrow_mut(|buf| {
+        let n = client.try_read(buf)?;
+        if n < buf.len() {
+            forget_readable(client);
+        }
+        Ok(buf[..n].to_vec())
+    })
+}
+
+/// One read from a socket, already passed on as far as the other socket would take it.
+enum Moved {
+    /// The reading side closed.
+    End,
+    /// Nothing to read now.
+    Drained,
+    /// `n` bytes read; `rest` is what the writing side did not take yet; `short`: the read
+    /// emptied the socket.
+    Bytes {
+        n: usize,
+        rest: Option<Vec<u8>>,
+        short: bool,
+    },
+}
+
+/// Reads one burst from `r` into this thread's buffer and writes it to `w` at once; only
+/// what `w` cannot take now is copied out, to be waited for.
+fn move_burst(r: &TcpStream, w: &TcpStream) -> io::Result<Moved> {
+    SCRATCH.with_borrow_mut(|buf| {
+        let n = match r.try_read(buf) {
+            Ok(0) => return Ok(Moved::End),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Moved::Drained),
+            Err(e) => return Err(e),
+        };
+        let short = n < buf.len();
+        if short {
+            forget_readable(r);
+        }
+        let sent = match w.try_write(&buf[..n]) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) => return Err(e),
+        };
+        let rest = (sent < n).then(|| buf[sent..n].to_vec());
+        Ok(Moved::Bytes { n, rest, short })
+    })
+}
+
 /// Copies what `r` sends to `w` until `r` closes its side, then passes the half-close on —
 /// unless the other direction has ended already: both sockets are closed next, which sends
 /// the FIN anyway, so the `shutdown` call is saved.
@@ -676,23 +727,19 @@ async fn copy_half(
 ) -> io::Result<()> {
     loop {
         r.readable().await?;
-        // Spare capacity, not zeroed: `try_read_buf` fills it without a memset.
-        let mut buf = Vec::with_capacity(BURST);
         loop {
-            buf.clear();
-            match r.try_read_buf(&mut buf) {
-                Ok(0) => {
+            match move_burst(r, w)? {
+                Moved::End => {
                     if !ended.swap(true, Relaxed) {
                         let _ = socket2::SockRef::from(w).shutdown(std::net::Shutdown::Write);
                     }
                     return Ok(());
                 }
-                Ok(n) => {
-                    let short = n < buf.capacity();
-                    if short {
-                        forget_readable(r);
+                Moved::Drained => break,
+                Moved::Bytes { n, rest, short } => {
+                    if let Some(rest) = rest {
+                        write_all(w, &rest).await?;
                     }
-                    write_all(w, &buf).await?;
                     count.fetch_add(n as u64, Relaxed);
                     total.fetch_add(n as u64, Relaxed);
                     last.store(epoch.elapsed().as_millis() as u64, Relaxed);
@@ -700,8 +747,6 @@ async fn copy_half(
                         break;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e),
             }
         }
     }
