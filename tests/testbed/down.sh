@@ -11,6 +11,8 @@ for pidfile in "$TESTBED"/hosts/*/pid; do
   fi
   rm -f "$pidfile"
 done
+# The list of running hosts: none now (a bench that found it would wait on stopped hosts).
+rm -f "$TESTBED/hosts.txt"
 # The hosts' own cgroups (setup.sh), now empty.
 for c in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified /sys/fs/cgroup; do
   if [ ! -f "$c/cgroup.procs" ] || [ ! -d "$c/vds-testbed" ]; then continue; fi
