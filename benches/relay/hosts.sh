@@ -12,7 +12,7 @@ cd "$(dirname "$0")/../.."
 . benches/relay/lib.sh
 SECS=${SECS:-3}
 TB=${TESTBED:-/var/tmp/vds-proxy-testbed}
-[ "$(wc -l < "$TB/hosts.txt" 2>/dev/null || echo 0)" -ge 2 ] || bash tests/testbed/setup.sh 3 >/dev/null
+[ "$(wc -l 2>/dev/null < "$TB/hosts.txt" || echo 0)" -ge 2 ] || bash tests/testbed/setup.sh 3 >/dev/null
 on() { ssh -o BatchMode=yes -o ConnectTimeout=10 -o UserKnownHostsFile="$TB/known_hosts" -i "$TB/id_ed25519" "root@10.213.$1.2" "$2"; }
 H1=10.213.1.2 H2=10.213.2.2
 ECHO=20001 SRC=20002
