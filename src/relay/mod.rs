@@ -663,13 +663,20 @@ async fn pump(
     (up_n.load(Relaxed), down_n.load(Relaxed), end)
 }
 
+/// One read of at most a burst (`buf` is `SCRATCH`): a short read emptied the socket, so
+/// its readiness is forgotten.
+fn read_burst(r: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    let n = r.try_read(buf)?;
+    if n < buf.len() {
+        forget_readable(r);
+    }
+    Ok(n)
+}
+
 /// What the client sent before its connection was accepted (at most one burst).
 fn read_early(client: &TcpStream) -> io::Result<Vec<u8>> {
     SCRATCH.with_borrow_mut(|buf| {
-        let n = client.try_read(buf)?;
-        if n < buf.len() {
-            forget_readable(client);
-        }
+        let n = read_burst(client, buf)?;
         Ok(buf[..n].to_vec())
     })
 }
@@ -680,36 +687,28 @@ enum Moved {
     End,
     /// Nothing to read now.
     Drained,
-    /// `n` bytes read; `rest` is what the writing side did not take yet; `short`: the read
-    /// emptied the socket.
-    Bytes {
-        n: usize,
-        rest: Option<Vec<u8>>,
-        short: bool,
-    },
+    /// `n` bytes read (fewer than `BURST`: the read emptied the socket); `rest` is what the
+    /// writing side did not take yet.
+    Bytes { n: usize, rest: Option<Vec<u8>> },
 }
 
 /// Reads one burst from `r` into this thread's buffer and writes it to `w` at once; only
 /// what `w` cannot take now is copied out, to be waited for.
 fn move_burst(r: &TcpStream, w: &TcpStream) -> io::Result<Moved> {
     SCRATCH.with_borrow_mut(|buf| {
-        let n = match r.try_read(buf) {
+        let n = match read_burst(r, buf) {
             Ok(0) => return Ok(Moved::End),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Moved::Drained),
             Err(e) => return Err(e),
         };
-        let short = n < buf.len();
-        if short {
-            forget_readable(r);
-        }
         let sent = match w.try_write(&buf[..n]) {
             Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
             Err(e) => return Err(e),
         };
         let rest = (sent < n).then(|| buf[sent..n].to_vec());
-        Ok(Moved::Bytes { n, rest, short })
+        Ok(Moved::Bytes { n, rest })
     })
 }
 
@@ -736,14 +735,14 @@ async fn copy_half(
                     return Ok(());
                 }
                 Moved::Drained => break,
-                Moved::Bytes { n, rest, short } => {
+                Moved::Bytes { n, rest } => {
                     if let Some(rest) = rest {
                         write_all(w, &rest).await?;
                     }
                     count.fetch_add(n as u64, Relaxed);
                     total.fetch_add(n as u64, Relaxed);
                     last.store(epoch.elapsed().as_millis() as u64, Relaxed);
-                    if short {
+                    if n < BURST {
                         break;
                     }
                 }
