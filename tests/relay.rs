@@ -328,8 +328,8 @@ fn idle_connections_are_closed() {
     assert_eq!(roundtrip(listen, b"still serving"), b"still serving");
 }
 
-/// The keepalive timers of the relay's established sockets with one end at `port`
-/// (`ss -o`: "timer:(keepalive,…)").
+/// How many of this machine's established TCP sockets that `filter` (an `ss` filter)
+/// selects have a keepalive timer (`ss -o`: "timer:(keepalive,…)").
 fn keepalive_timers(filter: &str) -> usize {
     let out = Command::new("ss")
         .args(["-Htno", "state", "established", filter])
