@@ -87,23 +87,40 @@ pss() { on 1 "t=0; for p in \$(cat /sys/fs/cgroup/systemd\$(systemctl show -P Co
 SPECS=("haproxy bench-haproxy 22001 22002" "haproxy+tcplog bench-haproxy-log 22011 22012"
        "relay(deployed) vds-relay.service 21001 21002" "relay,log=off vds-relay.service 21003 21004"
        "socat-fork bench-socat-echo 23001 23002")
-# Short connections and bulk: ROUNDS rounds, every forwarder once per round, each round
-# starting one further down the list, so that what a run leaves behind on h1 for the next
-# (TIME_WAIT ports towards the backend: the next one's connect() searches longer) weighs on
-# all of them alike. The median round counts; CPU is summed over the rounds.
+# Short connections: the machine's speed drifts by more than the forwarders differ (HAProxy
+# alone ranged 3500-5400 conn/s within one run), so every other forwarder is measured in
+# PAIRS pairs with HAProxy, back to back, which one goes first alternating; its ratio is the
+# median of the ratios within the pairs. Bulk: ROUNDS rounds, every forwarder once per
+# round, each round starting one further down the list. The medians count; CPU is summed.
+PAIRS=${PAIRS:-9}
 ROUNDS=${ROUNDS:-5}
-declare -A runs bulk1 bulk16 ticks fails_of
+declare -A runs pair_ratios bulk1 bulk16 ticks fails_of
+short() { # NAME UNIT PORT: one short-connection run, its figures recorded; prints conn/s
+  local c0 c1 cps fails
+  sleep 1 # let TIME_WAIT of the previous run drain a little
+  c0=$(cpu_ticks "$2")
+  read -r cps fails < <("$LOAD" cps "$H1:$3" 4 "$SECS")
+  c1=$(cpu_ticks "$2")
+  runs[$1]="${runs[$1]:-} $cps"
+  ticks[$1]=$(( ${ticks[$1]:-0} + c1 - c0 ))
+  fails_of[$1]=$(( ${fails_of[$1]:-0} + fails ))
+  echo "$cps"
+}
+read -r base_name base_unit base_port _ <<< "${SPECS[0]}"
+for pair in $(seq 0 $((PAIRS - 1))); do
+  for spec in "${SPECS[@]:1}"; do
+    read -r name unit eport _ <<< "$spec"
+    if [ $((pair % 2)) = 0 ]; then
+      short "$base_name" "$base_unit" "$base_port" > "$W/base"; short "$name" "$unit" "$eport" > "$W/this"
+    else
+      short "$name" "$unit" "$eport" > "$W/this"; short "$base_name" "$base_unit" "$base_port" > "$W/base"
+    fi
+    pair_ratios[$name]="${pair_ratios[$name]:-} $(awk -v a="$(cat "$W/this")" -v b="$(cat "$W/base")" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')"
+  done
+done
 for round in $(seq 0 $((ROUNDS - 1))); do
   for k in "${!SPECS[@]}"; do
-    spec=${SPECS[$(( (k + round) % ${#SPECS[@]} ))]}
-    read -r name unit eport sport <<< "$spec"
-    sleep 2 # let TIME_WAIT of the previous run drain a little
-    c0=$(cpu_ticks "$unit")
-    read -r cps fails < <("$LOAD" cps "$H1:$eport" 4 "$SECS")
-    c1=$(cpu_ticks "$unit")
-    runs[$name]="${runs[$name]:-} $cps"
-    ticks[$name]=$(( ${ticks[$name]:-0} + c1 - c0 ))
-    fails_of[$name]=$(( ${fails_of[$name]:-0} + fails ))
+    read -r name unit eport sport <<< "${SPECS[$(( (k + round) % ${#SPECS[@]} ))]}"
     bulk1[$name]="${bulk1[$name]:-} $("$LOAD" bulk "$H1:$sport" 1 "$SECS")"
     bulk16[$name]="${bulk16[$name]:-} $("$LOAD" bulk "$H1:$sport" 16 "$SECS")"
   done
@@ -112,10 +129,12 @@ median() { tr ' ' '\n' | sed '/^$/d' | sort -n | awk '{v[NR] = $1} END { print v
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
 printf '%-22s %9s %6s %6s %9s %6s %9s %6s %8s %8s %10s %9s\n' forwarder conn/s x fails "MB/s x1" "x(1)" "MB/s x16" "x(16)" "p50 us" "p99 us" "B/idle@1k" "us CPU/c"
-base_cps=0 base_b1=0 base_b16=0
+base_b1=0 base_b16=0
 for spec in "${SPECS[@]}"; do
   read -r name unit eport sport <<< "$spec"
   cps=$(median <<< "${runs[$name]}")
+  cps_x=1.00
+  [ "$name" = haproxy ] || cps_x=$(median <<< "${pair_ratios[$name]}" | awk '{ printf "%.2f", $1 }')
   all_conns=$(tr ' ' '\n' <<< "${runs[$name]}" | awk -v s="$SECS" '{ n += $1 * s } END { print n }')
   cpu=$(awk -v t="${ticks[$name]}" -v n="$all_conns" 'BEGIN { if (n > 0) printf "%.0f", t * 10000 / n; else print "-" }')
   b1=$(median <<< "${bulk1[$name]}")
@@ -124,13 +143,13 @@ for spec in "${SPECS[@]}"; do
   # Once per process: a second route of the same unit would reuse the memory the first grew.
   idle=-
   case " ${idle_done:-} " in *" $unit "*) ;; *) idle=$(idle_cost "$H1:$eport" 1000 pss "$unit"); idle_done="${idle_done:-} $unit" ;; esac
-  [ "$name" = haproxy ] && { base_cps=$cps; base_b1=$b1; base_b16=$b16; }
-  printf '%-22s %9s %6s %6s %9s %6s %9s %6s %8s %8s %10s %9s\n' "$name" "$cps" "$(ratio "$cps" "$base_cps")" "${fails_of[$name]}" \
+  [ "$name" = haproxy ] && { base_b1=$b1; base_b16=$b16; }
+  printf '%-22s %9s %6s %6s %9s %6s %9s %6s %8s %8s %10s %9s\n' "$name" "$cps" "$cps_x" "${fails_of[$name]}" \
     "$b1" "$(ratio "$b1" "$base_b1")" "$b16" "$(ratio "$b16" "$base_b16")" "$p50" "$p99" "$idle" "$cpu"
 done
-echo "conn/s, MB/s: median of $ROUNDS rounds (each run ${SECS} s; conn/s with 4 client threads); every round, conn/s | MB/s x1 | MB/s x16:"
+echo "conn/s, MB/s: medians (each run ${SECS} s; conn/s with 4 client threads); every run, conn/s | MB/s x1 | MB/s x16 | conn/s ratio to the HAProxy run paired with it:"
 for spec in "${SPECS[@]}"; do
   read -r name _ <<< "$spec"
-  echo "  $name:${runs[$name]} |${bulk1[$name]} |${bulk16[$name]}"
+  echo "  $name:${runs[$name]} |${bulk1[$name]} |${bulk16[$name]} |${pair_ratios[$name]:-}"
 done
-echo "x: ratio to HAProxy without logging; bulk: MB/s read through the forwarder from a source on h2; latency: 64-byte round trips on one connection; us CPU/c: the forwarder's CPU time per short connection"
+echo "x: ratio to HAProxy without logging (conn/s: median of the ratios within pairs); bulk: MB/s read through the forwarder from a source on h2; latency: 64-byte round trips on one connection; us CPU/c: the forwarder's CPU time per short connection"
