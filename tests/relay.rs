@@ -635,7 +635,8 @@ fn active_checks_keep_running_after_a_reload() {
 
 /// A log reader that stalls (here: a stderr pipe nobody reads any more) does not slow
 /// forwarding: once the pipe and the relay's queue are full, log records are dropped and
-/// counted, and every connection still goes through.
+/// counted, and every connection still goes through. Read again, the log says how many
+/// records it lost.
 #[test]
 fn a_stalled_log_reader_does_not_slow_forwarding() {
     use std::io::BufRead;
@@ -689,6 +690,23 @@ fn a_stalled_log_reader_does_not_slow_forwarding() {
         .parse()
         .unwrap();
     assert!(dropped > 2_000, "only {dropped} records dropped");
+    // Read again: the backlog comes out, then a line with the count of what was dropped.
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if line.contains("log record(s) dropped") {
+                let _ = tx.send(line);
+                return;
+            }
+        }
+    });
+    let note = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the log says records were dropped");
+    assert!(
+        note.starts_with(&format!("relay: {dropped} log record(s) dropped:")),
+        "{note} (the metric says {dropped})"
+    );
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -1,8 +1,9 @@
 //! The relay's log: records go through a bounded queue to one writer thread, so forwarding
 //! never waits for stderr (journald, a pipe). When the queue is full — the reader is slow or
 //! stalled — a record is dropped and counted (`vds_relay_log_dropped_total`), never waited
-//! for. The writer drains the queue every 10 ms and writes what it drained at most 100 ms
-//! later, together.
+//! for; once the log can be written again, a line in it says how many were dropped. The
+//! writer drains the queue every 10 ms and writes what it drained at most 100 ms later,
+//! together.
 //!
 //! Under systemd, when stderr is the journal, the records written together go to
 //! journald's native socket as **one** entry (one line per record): journald's cost is per
@@ -68,6 +69,7 @@ fn write_all(rx: Receiver<String>) {
         }
     };
     let mut batch = Batch::default();
+    let mut reported = 0;
     loop {
         std::thread::sleep(DRAIN_EVERY);
         let now = std::time::Instant::now();
@@ -78,10 +80,23 @@ fn write_all(rx: Receiver<String>) {
                 Err(TryRecvError::Disconnected) => return batch.write(&mut out),
             }
         }
+        // The log itself says where records are missing, once it can be written again.
+        if let Some(note) = dropped_note(&mut reported, dropped()) {
+            batch.push(&note, now, &mut out);
+        }
         if batch.due(now) {
             batch.write(&mut out);
         }
     }
+}
+
+/// A line saying how many records were dropped since the last such line, if any were.
+fn dropped_note(reported: &mut u64, dropped: u64) -> Option<String> {
+    let n = dropped.checked_sub(*reported).filter(|&n| n > 0)?;
+    *reported = dropped;
+    Some(format!(
+        "relay: {n} log record(s) dropped: what reads the relay's log (journald) was too slow; forwarding went on\n"
+    ))
 }
 
 /// Records waiting to be written together: written when the next would not fit in one
@@ -228,6 +243,25 @@ macro_rules! relay_log {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Drops are reported once each, as the count since the previous report.
+    #[test]
+    fn dropped_records_are_reported_once() {
+        let mut reported = 0;
+        assert_eq!(dropped_note(&mut reported, 0), None);
+        let note = dropped_note(&mut reported, 2300).expect("a note");
+        assert!(
+            note.starts_with("relay: 2300 log record(s) dropped:"),
+            "{note}"
+        );
+        assert!(note.ends_with('\n'));
+        assert_eq!(dropped_note(&mut reported, 2300), None);
+        let note = dropped_note(&mut reported, 2305).expect("a note");
+        assert!(
+            note.starts_with("relay: 5 log record(s) dropped:"),
+            "{note}"
+        );
+    }
 
     /// Drained records wait for later ones up to `EMIT_EVERY`, and a batch never grows
     /// past one entry: the record that would not fit sends the ones before it.
