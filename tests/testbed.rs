@@ -107,24 +107,28 @@ impl Env {
     }
 }
 
+/// `cmd` on host `i` as root, the testbed's key and known hosts checked.
+fn ssh_command(i: u32, cmd: &str) -> Command {
+    let mut c = Command::new("ssh");
+    c.args([
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=5",
+        "-o",
+        "StrictHostKeyChecking=yes",
+    ])
+    .arg("-o")
+    .arg(format!("UserKnownHostsFile={TESTBED}/known_hosts"))
+    .arg("-i")
+    .arg(format!("{TESTBED}/id_ed25519"))
+    .arg(format!("root@{}", ip(i)))
+    .arg(cmd);
+    c
+}
+
 fn ssh(i: u32, cmd: &str) -> Output {
-    Command::new("ssh")
-        .args([
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ConnectTimeout=5",
-            "-o",
-            "StrictHostKeyChecking=yes",
-        ])
-        .arg("-o")
-        .arg(format!("UserKnownHostsFile={TESTBED}/known_hosts"))
-        .arg("-i")
-        .arg(format!("{TESTBED}/id_ed25519"))
-        .arg(format!("root@{}", ip(i)))
-        .arg(cmd)
-        .output()
-        .unwrap()
+    ssh_command(i, cmd).output().unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -304,14 +308,7 @@ fn a_relay_config_change_reloads_without_restarting() {
 /// Runs `cmd` on host `i` with `input` as its stdin.
 fn ssh_with_input(i: u32, cmd: &str, input: &[u8]) -> Output {
     use std::io::Write;
-    let mut child = Command::new("ssh")
-        .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=5"])
-        .arg("-o")
-        .arg(format!("UserKnownHostsFile={TESTBED}/known_hosts"))
-        .arg("-i")
-        .arg(format!("{TESTBED}/id_ed25519"))
-        .arg(format!("root@{}", ip(i)))
-        .arg(cmd)
+    let mut child = ssh_command(i, cmd)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
