@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result};
 
 use crate::cli::Global;
+use crate::contract::{BadInput, Systems};
 use crate::inventory::{self, InputErrors, Inventory, PathSource, Sections};
 use crate::plan::{self, Plan, PlanError};
 use crate::redact::Redactor;
@@ -39,6 +40,8 @@ pub struct Loaded {
     pub redactor: Redactor,
     /// Connections kept open between the steps of one verb.
     pub pool: std::sync::Arc<crate::transport::Pool>,
+    /// The systems, as the top handed them down.
+    pub systems: Systems,
     templates: Templates,
     bundle: Bundle,
 }
@@ -49,8 +52,14 @@ impl Loaded {
     pub fn replan(&mut self, prepared: &Sections) -> Result<()> {
         let selected: Vec<String> = self.plan.hosts.iter().map(|h| h.node.clone()).collect();
         let default = self.bundle.default_build();
-        let mut plan = plan::build(&self.inventory, &self.templates, default, prepared)
-            .map_err(InputError::from)?;
+        let mut plan = plan::build(
+            &self.inventory,
+            &self.templates,
+            default,
+            prepared,
+            &self.systems,
+        )
+        .map_err(InputError::from)?;
         plan.hosts.retain(|h| selected.contains(&h.node));
         self.plan = plan;
         Ok(())
@@ -106,8 +115,9 @@ impl Loaded {
     }
 }
 
-/// Reads inventory and settings, renders the plan. Input problems come back as [`InputError`].
-pub fn load(global: &Global) -> Result<Loaded> {
+/// Reads inventory and settings, renders the plan of `systems`. Input problems come back as
+/// [`InputError`].
+pub fn load(global: &Global, systems: &Systems) -> Result<Loaded> {
     let env = std::env::var("NODES_CONFIG").ok();
     let (path, source) = inventory::resolve_path(global.inventory.as_deref(), env.as_deref());
     if global.verbose {
@@ -123,7 +133,7 @@ pub fn load(global: &Global) -> Result<Loaded> {
         .clone()
         .unwrap_or_else(|| settings::path_beside(&path));
     // Both files are checked before either error is reported, so all problems show at once.
-    let inv = inventory::load(&path);
+    let inv = inventory::load(&path, &systems.sections());
     let settings = settings::load(&settings_path);
     let (inventory, settings) = match (inv, settings) {
         (Ok(i), Ok(s)) => (i, s),
@@ -142,23 +152,25 @@ pub fn load(global: &Global) -> Result<Loaded> {
         eprintln!("settings: {}", settings_path.display());
     }
     let template_dir = global.templates.clone().or(settings.templates.clone());
-    let templates =
-        Templates::new(template_dir.as_deref()).map_err(|e| InputError::Other(format!("{e:#}")))?;
+    let templates = Templates::new(template_dir.as_deref(), systems.templates())
+        .map_err(|e| InputError::Other(format!("{e:#}")))?;
     let bundle = bundle(&settings, &settings_path)?;
     let plan = plan::build(
         &inventory,
         &templates,
         bundle.default_build(),
         &Sections::default(),
+        systems,
     )
     .map_err(InputError::from)?;
-    let redactor = Redactor::new(inventory.secrets());
+    let redactor = Redactor::new(inventory.secrets().to_vec());
     Ok(Loaded {
         inventory,
         settings,
         plan,
         redactor,
         pool: Default::default(),
+        systems: systems.clone(),
         templates,
         bundle,
     })
@@ -213,7 +225,7 @@ fn bundle(settings: &Settings, settings_path: &std::path::Path) -> Result<Bundle
 
 /// The exit code for an error that ended a verb.
 pub fn exit_code(err: &anyhow::Error) -> i32 {
-    if err.downcast_ref::<InputError>().is_some() {
+    if err.downcast_ref::<InputError>().is_some() || err.downcast_ref::<BadInput>().is_some() {
         EXIT_INPUT
     } else {
         EXIT_FAILED

@@ -18,12 +18,11 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The whole command line: the verbs below and every system's own (see
-/// [`crate::roles::Role::verbs`]).
-pub fn command() -> clap::Command {
+/// The whole command line: the verbs below and the systems' own `verbs`.
+pub fn command(verbs: &[crate::contract::Verb]) -> clap::Command {
     use clap::CommandFactory;
-    crate::roles::verbs()
-        .into_iter()
+    verbs
+        .iter()
         .fold(Cli::command(), |cmd, v| cmd.subcommand((v.command)()))
 }
 
@@ -227,7 +226,7 @@ pub enum Command {
     /// Run the bundled node registry and farm discovery API (what the registry unit on a
     /// node starts)
     Serve {
-        /// Registry config file (TOML)
+        /// Systems config file (TOML)
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },

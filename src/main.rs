@@ -11,7 +11,10 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use vds_proxy::commands;
 
 fn main() -> ExitCode {
-    let code = match commands::run_matches(vds_proxy::cli::command().get_matches()) {
+    // The one list of systems, handed down to everything below.
+    let systems = vds_proxy::systems::all();
+    let matches = vds_proxy::cli::command(&systems.verbs).get_matches();
+    let code = match commands::run_matches(matches, &systems) {
         Ok(code) => code,
         Err(e) => {
             for line in format!("{e:#}").lines() {

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::contract::{Ctx, Output, Systems};
 use crate::inventory::{Connection, Inventory, Sections};
 use crate::resources::binary::{self, Artifact};
 use crate::resources::{Resource, UnitSpec, unit};
-use crate::roles::{self, Ctx, Output};
 use crate::templates::{TemplateError, Templates};
 
 /// What every node must look like.
@@ -78,6 +78,7 @@ pub fn build(
     templates: &Templates,
     bundle: &Artifact,
     prepared: &Sections,
+    systems: &Systems,
 ) -> Result<Plan, PlanError> {
     let mut hosts = Vec::new();
     for node in inv.nodes.iter().filter(|n| n.active) {
@@ -90,10 +91,10 @@ pub fn build(
         };
         let mut out = Output::default();
         let mut owners = Owners::default();
-        for role in roles::ALL {
+        for system in &systems.all {
             let (r0, u0) = (out.resources.len(), out.units.len());
-            role.plan(&ctx, &mut out)?;
-            owners.claim(&node.name, role.name(), &out, r0, u0)?;
+            system.plan(&ctx, &mut out)?;
+            owners.claim(&node.name, system.name(), &out, r0, u0)?;
         }
         if !out.bundle_users.is_empty() {
             let mut bin = binary::binary(binary::BUNDLE_NAME, bundle);

@@ -11,6 +11,17 @@ pub fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// `NAME ARG...` with every argument quoted: one call of a script function.
+pub fn call<S: AsRef<str>>(name: &str, args: impl IntoIterator<Item = S>) -> String {
+    let mut line = name.to_string();
+    for a in args {
+        line.push(' ');
+        line.push_str(&quote(a.as_ref()));
+    }
+    line.push('\n');
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::quote;

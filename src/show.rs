@@ -3,7 +3,8 @@
 
 use std::fmt::Write;
 
-use crate::engine::status::Check;
+use crate::contract::Check;
+pub use crate::contract::table::table;
 use crate::inventory::{Connection, Inventory};
 use crate::plan::{HostPlan, Plan};
 use crate::redact::{MASK, Redactor};
@@ -136,24 +137,4 @@ pub fn status_json(checks: &[Check], redactor: &Redactor) -> String {
     let healthy = checks.iter().all(|c| c.ok);
     let value = serde_json::json!({ "healthy": healthy, "checks": checks });
     redactor.apply(&serde_json::to_string_pretty(&value).expect("checks serialize")) + "\n"
-}
-
-/// Left-aligned columns separated by two spaces.
-pub fn table<const N: usize>(rows: &[[String; N]]) -> String {
-    let mut widths = [0usize; N];
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in rows {
-        let line: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        let _ = writeln!(out, "{}", line.join("  ").trim_end());
-    }
-    out
 }

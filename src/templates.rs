@@ -1,4 +1,4 @@
-//! Config templates: the files in `templates/`, embedded in the binary by the roles that
+//! Config templates: each system's files, embedded in the binary by the systems that
 //! render them, overridable file by file from a directory.
 
 use std::path::{Path, PathBuf};
@@ -23,8 +23,12 @@ pub struct Templates {
 }
 
 impl Templates {
-    /// The embedded templates, with files in `overrides` (if any) taking precedence.
-    pub fn new(overrides: Option<&Path>) -> Result<Self> {
+    /// The embedded templates `embedded` (name, text), with files in `overrides` (if any)
+    /// taking precedence.
+    pub fn new(
+        overrides: Option<&Path>,
+        embedded: impl IntoIterator<Item = (&'static str, &'static str)>,
+    ) -> Result<Self> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_syntax(
@@ -35,7 +39,7 @@ impl Templates {
         );
         env.add_filter("systemd_escape", systemd_escape);
         env.add_filter("quote", quote);
-        for (name, text) in crate::roles::templates() {
+        for (name, text) in embedded {
             let text = match overrides {
                 Some(dir) if dir.join(name).is_file() => {
                     let p = dir.join(name);
@@ -118,7 +122,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("vds-tpl-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("replica.env.j2"), "A=1\nPORT={{ no_such_var }}\n").unwrap();
-        let t = Templates::new(Some(&dir)).unwrap();
+        let t = Templates::new(Some(&dir), [("replica.env.j2", "A=1\n")]).unwrap();
         let err = t
             .render("replica.env.j2", context! {})
             .unwrap_err()

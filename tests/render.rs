@@ -10,6 +10,7 @@ use vds_proxy::resources::Kind;
 use vds_proxy::resources::binary::Artifact;
 use vds_proxy::roles::wireguard::{self, PublicKeys};
 use vds_proxy::show;
+use vds_proxy::systems;
 use vds_proxy::templates::Templates;
 
 fn fake_relay() -> Artifact {
@@ -75,9 +76,10 @@ fn must_pass(tool: &[&str], file: &Path) -> String {
 
 fn plan_of(path: &str) -> (inventory::Inventory, Plan) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let inv = inventory::load(&root.join(path)).expect("example is valid");
-    let t = Templates::new(None).unwrap();
-    let plan = plan::build(&inv, &t, &fake_relay(), &fake_keys(&inv)).unwrap();
+    let inv =
+        inventory::load(&root.join(path), &systems::all().sections()).expect("example is valid");
+    let t = Templates::new(None, systems::all().templates()).unwrap();
+    let plan = plan::build(&inv, &t, &fake_relay(), &fake_keys(&inv), &systems::all()).unwrap();
     (inv, plan)
 }
 
@@ -447,7 +449,7 @@ fn secret_files_show_neither_content_nor_digest() {
         );
         assert!(!text.contains(&r.sha256), "digest of {} in text", r.path);
     }
-    for s in &secrets {
+    for s in secrets {
         assert!(!json_text.contains(s.as_str()) && !text.contains(s.as_str()));
     }
 }
@@ -536,9 +538,10 @@ fn the_firewall_opens_the_ssh_port_and_every_claimed_port() {
         "apps": [{"name": "shop", "node": "a", "services": [
                   {"name": "web", "image": "localhost/web:1", "ports": ["8000:80"], "publish": ["443:8443"]}]}],
         "firewalls": [{"node": "a"}]}"#;
-    let inv = inventory::from_str(Path::new("nodes.json"), text).unwrap();
-    let t = Templates::new(None).unwrap();
-    let plan = plan::build(&inv, &t, &fake_relay(), &fake_keys(&inv)).unwrap();
+    let inv =
+        inventory::from_str(Path::new("nodes.json"), text, &systems::all().sections()).unwrap();
+    let t = Templates::new(None, systems::all().templates()).unwrap();
+    let plan = plan::build(&inv, &t, &fake_relay(), &fake_keys(&inv), &systems::all()).unwrap();
     let rules = firewall_rules(&plan);
     let accepts: Vec<&str> = rules
         .lines()
@@ -613,8 +616,8 @@ fn the_rendered_registry_config_loads_and_holds_no_token() {
     );
     assert_eq!(cfg.listen.to_string(), "100.64.0.10:8080");
     for secret in inv.secrets() {
-        assert!(!text.contains(&secret), "a token reached the config");
-        let digest = vds_proxy::serve::auth::digest(&secret);
+        assert!(!text.contains(secret.as_str()), "a token reached the config");
+        let digest = vds_proxy::serve::auth::digest(secret);
         assert!(text.contains(&digest));
     }
     let dir = std::env::temp_dir().join(format!("vds-registry-{}", std::process::id()));
@@ -665,8 +668,10 @@ fn the_seed_farm_policy_is_generated_from_the_inventory() {
         ]
       }
     }"#;
-    let inv = inventory::from_str(Path::new("seed004.json"), text).unwrap();
-    let (_, policy) = vds_proxy::roles::ALL
+    let inv =
+        inventory::from_str(Path::new("seed004.json"), text, &systems::all().sections()).unwrap();
+    let (_, policy) = systems::all()
+        .tables
         .iter()
         .find_map(|r| r.table(&inv).filter(|(n, _)| *n == "tailscale-policy"))
         .unwrap();
@@ -819,9 +824,16 @@ fn dollar_signs_are_escaped_for_compose_interpolation() {
              "command": ["sh", "-c", "echo $PRICE"], "healthcheck": {"test": "test -n \"$PRICE\""}}]}]}"#,
     )
     .unwrap();
-    let inv = inventory::load(&path).unwrap();
-    let t = Templates::new(None).unwrap();
-    let plan = plan::build(&inv, &t, &fake_relay(), &Sections::default()).unwrap();
+    let inv = inventory::load(&path, &systems::all().sections()).unwrap();
+    let t = Templates::new(None, systems::all().templates()).unwrap();
+    let plan = plan::build(
+        &inv,
+        &t,
+        &fake_relay(),
+        &Sections::default(),
+        &systems::all(),
+    )
+    .unwrap();
     let text = plan.hosts[0]
         .resources
         .iter()
@@ -850,7 +862,8 @@ fn backup_copies_plan() {
     let text = r#"{"nodes": [{"name": "db-1", "public_ip": "203.0.113.5"},
                              {"name": "store", "tailscale_ip": "100.64.0.9", "ssh_port": 2222}],
         "backups": [{"node": "db-1", "database": "app", "copy_to": {"node": "store", "keep": 14}}]}"#;
-    let inv = inventory::from_str(Path::new("nodes.json"), text).unwrap();
+    let inv =
+        inventory::from_str(Path::new("nodes.json"), text, &systems::all().sections()).unwrap();
     let mut keys = CopyKeys::default();
     keys.client.insert(
         "db-1".into(),
@@ -862,8 +875,8 @@ fn backup_copies_plan() {
     );
     let mut prepared = Sections::default();
     prepared.insert(keys);
-    let t = Templates::new(None).unwrap();
-    let plan = plan::build(&inv, &t, &fake_relay(), &prepared).unwrap();
+    let t = Templates::new(None, systems::all().templates()).unwrap();
+    let plan = plan::build(&inv, &t, &fake_relay(), &prepared, &systems::all()).unwrap();
     let mut plan_without_tool = plan.clone();
     for h in &mut plan_without_tool.hosts {
         h.resources

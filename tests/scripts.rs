@@ -5,13 +5,14 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use vds_proxy::contract::PrepareMode;
 use vds_proxy::engine::diff::{self, Changes};
 use vds_proxy::engine::gather::{Facts, FileFacts, UnitFacts};
 use vds_proxy::engine::{apply, gather, status};
 use vds_proxy::inventory::{self, Inventory, Sections};
 use vds_proxy::plan::{self, HostPlan};
 use vds_proxy::resources::binary::Artifact;
-use vds_proxy::roles::{self, PrepareMode};
+use vds_proxy::systems;
 use vds_proxy::templates::Templates;
 
 const NODES: &str = r#""nodes": [
@@ -20,7 +21,8 @@ const NODES: &str = r#""nodes": [
 
 fn inventory(sections: &str) -> Inventory {
     let text = format!("{{{NODES}, {sections}}}");
-    inventory::from_str(Path::new("scripts.json"), &text).expect("valid inventory")
+    inventory::from_str(Path::new("scripts.json"), &text, &systems::all().sections())
+        .expect("valid inventory")
 }
 
 /// A small stand-in for the vds-proxy build, with fixed bytes so snapshots are stable.
@@ -32,8 +34,9 @@ fn bundle() -> Artifact {
 
 /// The plan of node `node` (h1 unless said).
 fn host_plan(inv: &Inventory, node: &str) -> HostPlan {
-    let t = Templates::new(None).unwrap();
-    let plan = plan::build(inv, &t, &bundle(), &Sections::default()).unwrap();
+    let systems = systems::all();
+    let t = Templates::new(None, systems.templates()).unwrap();
+    let plan = plan::build(inv, &t, &bundle(), &Sections::default(), &systems).unwrap();
     plan.hosts.into_iter().find(|h| h.node == node).unwrap()
 }
 
@@ -198,7 +201,7 @@ fn status_runs_every_role_probe_in_the_same_round_trip() {
         balanced(2)
     ));
     let plan = host_plan(&inv, "h1");
-    let script = status::script(&inv, &plan);
+    let script = status::script(&inv, &plan, &systems::all());
     for f in ["haproxy_stats", "wg_peers", "k8s_ready", "listening"] {
         assert!(
             script.contains(&format!("\n{f}")),
@@ -208,9 +211,10 @@ fn status_runs_every_role_probe_in_the_same_round_trip() {
     snapshot("status", &script, gather::LIBRARY);
 }
 
-/// Every role's prepare script for h1 in `mode`.
+/// Every system's prepare script for h1 in `mode`.
 fn prepare_script(inv: &Inventory, mode: PrepareMode) -> String {
-    roles::ALL
+    systems::all()
+        .prepare
         .iter()
         .filter_map(|r| r.prepare_script(inv, "h1", mode))
         .collect()
@@ -279,7 +283,7 @@ fn the_web_edge_prepares_placeholders_and_checks_each_site() {
         insta::assert_snapshot!(name, script);
     }
     let plan = host_plan(&inv, "h1");
-    let script = status::script(&inv, &plan);
+    let script = status::script(&inv, &plan, &systems::all());
     assert!(
         script.contains(
             "\nweb_site app https 443 app.example.com /var/lib/vds-proxy/certs/app/fullchain.pem\n"

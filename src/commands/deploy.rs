@@ -5,16 +5,16 @@ use anyhow::Result;
 
 use crate::app::Loaded;
 use crate::cli::{DeployArgs, Format, Tag};
+use crate::contract::PrepareMode;
 use crate::engine::Mode;
 use crate::resources::Part;
-use crate::roles::{self, PrepareMode};
 
 /// Runs `deploy`.
 pub fn run(loaded: &mut Loaded, args: DeployArgs, verbose: bool) -> Result<i32> {
     super::select(loaded, &args.targets)?;
     let mut outside_changes = false;
-    for role in roles::ALL {
-        let done = role.converge_outside(&loaded.inventory, args.dry_run)?;
+    for s in &loaded.systems.outside {
+        let done = s.converge_outside(&loaded.inventory, args.dry_run)?;
         for line in &done.lines {
             eprintln!("{}", loaded.redactor.apply(line));
         }

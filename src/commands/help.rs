@@ -3,15 +3,17 @@
 
 use anyhow::Result;
 
+use crate::contract::Verb;
+
 /// Prints the completion script for `shell`.
-pub fn completions(shell: clap_complete::Shell) -> Result<i32> {
-    let mut cmd = crate::cli::command();
+pub fn completions(shell: clap_complete::Shell, verbs: &[Verb]) -> Result<i32> {
+    let mut cmd = crate::cli::command(verbs);
     clap_complete::generate(shell, &mut cmd, "vds-proxy", &mut std::io::stdout());
     Ok(0)
 }
 
 /// Prints the manual page (roff).
-pub fn man() -> Result<i32> {
-    clap_mangen::Man::new(crate::cli::command()).render(&mut std::io::stdout())?;
+pub fn man(verbs: &[Verb]) -> Result<i32> {
+    clap_mangen::Man::new(crate::cli::command(verbs)).render(&mut std::io::stdout())?;
     Ok(0)
 }

@@ -12,22 +12,23 @@ use anyhow::Result;
 
 use crate::app::{self, Loaded};
 use crate::cli::{Cli, Command, Connect, Targets};
+use crate::contract::{PrepareMode, Systems, VerbCtx};
 use crate::engine::{self, Mode};
 use crate::plan::HostPlan;
-use crate::roles::{self, PrepareMode};
 use crate::transport::ConnectOptions;
 
-/// Runs a parsed command line: a system's verb, or one of [`Command`]; returns the exit
-/// code.
-pub fn run_matches(matches: clap::ArgMatches) -> Result<i32> {
+/// Runs a parsed command line of `systems`: a system's verb, or one of [`Command`];
+/// returns the exit code.
+pub fn run_matches(matches: clap::ArgMatches, systems: &Systems) -> Result<i32> {
     use clap::FromArgMatches;
     if let Some((name, args)) = matches.subcommand()
-        && let Some(verb) = roles::verbs()
-            .into_iter()
+        && let Some(verb) = systems
+            .verbs
+            .iter()
             .find(|v| (v.command)().get_name() == name)
     {
         let global = crate::cli::Global::from_arg_matches(&matches)?;
-        let loaded = app::load(&global)?;
+        let loaded = app::load(&global, systems)?;
         let remote = Remote::new(
             &loaded,
             &Connect {
@@ -42,13 +43,13 @@ pub fn run_matches(matches: clap::ArgMatches) -> Result<i32> {
             })?;
             remote.run(n, script)
         };
-        let ctx = roles::VerbCtx {
+        let ctx = VerbCtx {
             inv: &loaded.inventory,
             run_on: &run_on,
         };
         return (verb.run)(&ctx, args);
     }
-    run(Cli::from_arg_matches(&matches)?)
+    run(Cli::from_arg_matches(&matches)?, systems)
 }
 
 /// Runs one script on one node at a time, outside the engine's parallel steps (a
@@ -74,8 +75,8 @@ impl Remote {
     }
 }
 
-/// Runs the command line; returns the exit code.
-pub fn run(cli: Cli) -> Result<i32> {
+/// Runs the command line with `systems`; returns the exit code.
+pub fn run(cli: Cli, systems: &Systems) -> Result<i32> {
     if let Command::Relay { config } = &cli.command {
         // A config that does not load is bad input (exit 2), like every other.
         crate::relay::config::load(config).map_err(|e| app::InputError::Other(format!("{e:#}")))?;
@@ -88,11 +89,11 @@ pub fn run(cli: Cli) -> Result<i32> {
         return Ok(0);
     }
     match &cli.command {
-        Command::Completions { shell } => return help::completions(*shell),
-        Command::Man => return help::man(),
+        Command::Completions { shell } => return help::completions(*shell, &systems.verbs),
+        Command::Man => return help::man(&systems.verbs),
         _ => {}
     }
-    let mut loaded = app::load(&cli.global)?;
+    let mut loaded = app::load(&cli.global, systems)?;
     let verbose = cli.global.verbose;
     match cli.command {
         Command::Validate => validate::run(&loaded),
@@ -170,6 +171,7 @@ fn prepare(loaded: &mut Loaded, connect: &Connect, mode: PrepareMode) -> Result<
         &opts,
         mode_of,
         needs_arch,
+        &loaded.systems,
     ))?;
     loaded.replan(&read.sections)?;
     loaded.select_builds(&read.arch)

@@ -6,7 +6,6 @@ use anyhow::Result;
 use crate::app::Loaded;
 use crate::cli::{Format, RemoveArgs};
 use crate::engine::{Mode, Summary};
-use crate::roles;
 
 /// Runs `remove`.
 pub fn run(loaded: &mut Loaded, args: RemoveArgs, verbose: bool) -> Result<i32> {
@@ -31,9 +30,11 @@ fn purge(loaded: &Loaded, connect: &crate::cli::Connect) -> Result<i32> {
     let remote = super::Remote::new(loaded, connect)?;
     let mut code = 0;
     for host in &loaded.plan.hosts {
-        let script: String = roles::ALL
+        let script: String = loaded
+            .systems
+            .purge
             .iter()
-            .map(|r| r.purge_script(&loaded.inventory, &host.node))
+            .map(|s| s.purge_script(&loaded.inventory, &host.node))
             .collect();
         if script.is_empty() {
             continue;

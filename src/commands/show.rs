@@ -5,8 +5,8 @@ use anyhow::Result;
 
 use crate::app::{InputError, Loaded};
 use crate::cli::{Format, ShowArgs};
+use crate::contract::PrepareMode;
 use crate::engine::Mode;
-use crate::roles::{self, PrepareMode};
 use crate::show;
 
 /// Runs `show`.
@@ -36,11 +36,13 @@ pub fn run(loaded: &mut Loaded, args: ShowArgs, verbose: bool) -> Result<i32> {
     Ok(0)
 }
 
-/// The table a role prints under `name`.
+/// The table a system prints under `name`.
 fn table(loaded: &Loaded, name: &str) -> Result<String> {
-    let tables: Vec<(&str, String)> = roles::ALL
+    let tables: Vec<(&str, String)> = loaded
+        .systems
+        .tables
         .iter()
-        .filter_map(|r| r.table(&loaded.inventory))
+        .filter_map(|s| s.table(&loaded.inventory))
         .collect();
     match tables.iter().find(|(n, _)| *n == name) {
         Some((_, text)) => Ok(text.clone()),

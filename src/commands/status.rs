@@ -5,8 +5,8 @@ use anyhow::Result;
 
 use crate::app::{InputError, Loaded};
 use crate::cli::{Connect, Format, StatusArgs};
+use crate::contract::PrepareMode;
 use crate::engine::{join_all, status};
-use crate::roles::PrepareMode;
 use crate::show;
 
 /// Runs `status`.
@@ -42,10 +42,10 @@ pub fn report(
             .plan
             .hosts
             .iter()
-            .map(|h| status::host_checks(inv, h, &opts));
+            .map(|h| status::host_checks(inv, h, &opts, &loaded.systems));
         let (hosts, probes) = tokio::join!(
             join_all(per_host),
-            status::probe_checks(inv, &loaded.plan, &opts, probe_from)
+            status::probe_checks(inv, &loaded.plan, &opts, probe_from, &loaded.systems)
         );
         let mut checks: Vec<status::Check> = hosts.concat();
         checks.extend(probes);

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tokio::sync::Semaphore;
 
+use crate::contract::table::table;
 use crate::plan::HostPlan;
 use crate::redact::Redactor;
-use crate::show::table;
 
 /// How one host ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -89,16 +89,7 @@ pub fn base_name(path: &str) -> &str {
 /// The read-only functions (facts, probes, file contents) every host-reading script uses.
 pub const LIBRARY: &str = include_str!("scripts/gather.sh");
 
-/// `NAME ARG...` with every argument quoted: one call of a script function.
-pub fn call<S: AsRef<str>>(name: &str, args: impl IntoIterator<Item = S>) -> String {
-    let mut line = name.to_string();
-    for a in args {
-        line.push(' ');
-        line.push_str(&quote(a.as_ref()));
-    }
-    line.push('\n');
-    line
-}
+pub use crate::shell::call;
 
 /// The library, then the variables its functions read.
 fn prelude() -> String {

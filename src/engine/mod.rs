@@ -5,7 +5,7 @@
 //! [`confirm`] checks over a new connection that a change did not lock vds-proxy out. [`prepare`]
 //! runs before planning, [`status`] reads health and drift, [`describe`] prints a dry run.
 //!
-//! The engine knows the systems it deploys only through [`crate::roles::Role`]; the shell
+//! The engine knows the systems it deploys only through [`crate::contract`]; the shell
 //! it runs on hosts is in `scripts/`.
 
 pub mod apply;

@@ -1,6 +1,6 @@
-//! The prepare step, before planning: every role that needs values from the nodes (keys
-//! made on the node, say) gives a script; each node runs the scripts of all roles in one
-//! round trip, and each role reads back what it needs. The connections stay open for the
+//! The prepare step, before planning: every system that needs values from the nodes (keys
+//! made on the node, say) gives a script; each node runs the scripts of all of them in one
+//! round trip, and each reads back what it needs. The connections stay open for the
 //! deploy that follows.
 
 use std::collections::BTreeMap;
@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use anyhow::{Result, bail};
 
 use super::fanout::join_all;
+use crate::contract::{PrepareMode, Prepared, Systems};
 use crate::inventory::{Inventory, Sections};
-use crate::roles::{self, PrepareMode, Prepared};
 use crate::transport::{self, ConnectOptions};
 
 /// What the prepare step read: the systems' sections, and the architecture (`uname -m`)
@@ -31,6 +31,7 @@ pub async fn run(
     opts: &ConnectOptions,
     mode_of: impl Fn(&str) -> PrepareMode,
     needs_arch: impl Fn(&str) -> bool,
+    systems: &Systems,
 ) -> Result<Read> {
     // Per node: its mode, its script, and whether the systems asked for anything (a node
     // contacted only for its architecture is only read: if it cannot be reached, that host
@@ -41,14 +42,15 @@ pub async fn run(
         .filter(|n| n.active)
         .filter_map(|n| {
             let mode = mode_of(&n.name);
-            let roles: String = roles::ALL
+            let asked_for: String = systems
+                .prepare
                 .iter()
-                .filter_map(|r| r.prepare_script(inv, &n.name, mode))
+                .filter_map(|s| s.prepare_script(inv, &n.name, mode))
                 .collect();
-            let asked = !roles.is_empty();
+            let asked = !asked_for.is_empty();
             let mode = if asked { mode } else { PrepareMode::Read };
             let arch = if needs_arch(&n.name) { ARCH_LINE } else { "" };
-            let script = format!("{arch}{roles}");
+            let script = format!("{arch}{asked_for}");
             (!script.is_empty()).then_some((n.name.as_str(), mode, script, asked))
         })
         .collect();
@@ -99,8 +101,8 @@ pub async fn run(
         })
         .collect();
     if problems.is_empty() {
-        for role in roles::ALL {
-            problems.extend(role.prepare_read(inv, &outputs, &mut read.sections));
+        for s in &systems.prepare {
+            problems.extend(s.prepare_read(inv, &outputs, &mut read.sections));
         }
     }
     if !problems.is_empty() {

@@ -1,39 +1,17 @@
 //! `status`: reachability, units, drift, what each role checks, and end-to-end probes —
-//! read-only. One round trip per host: the gather script with every role's status lines.
+//! read-only. One round trip per host: the gather script with every system's status lines.
 
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use serde::Serialize;
 
 use super::gather::{self, LIBRARY, call};
 use super::probe::{self, ProbeResult};
+pub use crate::contract::Check;
+use crate::contract::{StatusInput, Systems};
 use crate::inventory::Inventory;
 use crate::plan::{HostPlan, Plan};
-use crate::roles::{self, StatusInput};
 use crate::transport::{self, ConnectOptions, Transport};
-
-/// One line of the status table.
-#[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    pub node: String,
-    /// What was checked: `ssh`, `unit NAME`, `file PATH`, or what a role names its checks.
-    pub check: String,
-    pub ok: bool,
-    pub detail: String,
-}
-
-impl Check {
-    /// A check of `node`.
-    pub fn new(node: &str, check: impl Into<String>, ok: bool, detail: impl Into<String>) -> Self {
-        Check {
-            node: node.to_string(),
-            check: check.into(),
-            ok,
-            detail: detail.into(),
-        }
-    }
-}
 
 /// Reads text files from a host (base64 on the wire); missing files are left out.
 pub async fn read_files(
@@ -63,17 +41,22 @@ pub async fn read_files(
     Ok(out)
 }
 
-/// The status script of `plan`: the facts, the listening ports, then every role's lines.
-pub fn script(inv: &Inventory, plan: &HostPlan) -> String {
+/// The status script of `plan`: the facts, the listening ports, then every system's lines.
+pub fn script(inv: &Inventory, plan: &HostPlan, systems: &Systems) -> String {
     let mut extra = String::from("listening\n");
-    for role in roles::ALL {
-        extra += &role.status_script(inv, &plan.node);
+    for s in &systems.status {
+        extra += &s.status_script(inv, &plan.node);
     }
     gather::script_with(plan, &extra)
 }
 
 /// Every check of one host.
-pub async fn host_checks(inv: &Inventory, plan: &HostPlan, opts: &ConnectOptions) -> Vec<Check> {
+pub async fn host_checks(
+    inv: &Inventory,
+    plan: &HostPlan,
+    opts: &ConnectOptions,
+    systems: &Systems,
+) -> Vec<Check> {
     let node = plan.node.as_str();
     let n = inv.node(node).expect("plan nodes are in the inventory");
     let t = match transport::connect(n, opts).await {
@@ -81,7 +64,7 @@ pub async fn host_checks(inv: &Inventory, plan: &HostPlan, opts: &ConnectOptions
         Err(e) => return vec![Check::new(node, "ssh", false, e.to_string())],
     };
     let mut out = vec![Check::new(node, "ssh", true, "reachable")];
-    let stdout = match t.run(&script(inv, plan)).await {
+    let stdout = match t.run(&script(inv, plan, systems)).await {
         Ok(o) if o.status == 0 => o.stdout,
         Ok(o) => {
             out.push(Check::new(node, "state", false, o.stderr.trim()));
@@ -106,13 +89,18 @@ pub async fn host_checks(inv: &Inventory, plan: &HostPlan, opts: &ConnectOptions
         .filter_map(|l| l.strip_prefix("@listen "))
         .filter_map(|a| a.rsplit(':').next()?.parse().ok())
         .collect();
+    let units: BTreeMap<String, String> = facts
+        .units
+        .iter()
+        .map(|(u, f)| (u.clone(), f.active.clone()))
+        .collect();
     let seen = StatusInput {
         stdout: &stdout,
-        facts: &facts,
+        units: &units,
         listening: &listening,
     };
-    for role in roles::ALL {
-        out.extend(role.status_checks(inv, node, &seen));
+    for s in &systems.status {
+        out.extend(s.status_checks(inv, node, &seen));
     }
     out
 }
@@ -190,6 +178,7 @@ pub async fn probe_checks(
     plan: &Plan,
     opts: &ConnectOptions,
     probe_from: Option<&str>,
+    systems: &Systems,
 ) -> Vec<Check> {
     let from = match probe_from.and_then(|n| inv.node(n)) {
         Some(n) => match transport::connect(n, opts).await {
@@ -201,9 +190,10 @@ pub async fn probe_checks(
     // All at once: a probe that reaches its target waits out the close window (0.7 s),
     // which one after the other would cost 70 s for 100 probes.
     let probes = plan.hosts.iter().flat_map(|h| {
-        roles::ALL
+        systems
+            .probes
             .iter()
-            .flat_map(|r| r.probes(inv, &h.node))
+            .flat_map(|s| s.probes(inv, &h.node))
             .collect::<Vec<_>>()
     });
     let from = from.as_deref();

@@ -1,6 +1,6 @@
 //! The inventory: `nodes.json` read and checked. Nodes are read here; every other
-//! top-level key belongs to the role (system) that reads it into its own section (see
-//! [`crate::roles`]), so adding a system does not touch this module.
+//! top-level key belongs to the system that reads it into its own section through a
+//! [`SectionReader`] handed in by the caller, so this module names no system.
 
 mod claims;
 mod error;
@@ -21,9 +21,7 @@ pub use reader::{
     ABSOLUTE_PATH, Check, Fields, HOSTNAME, SAFE_NAME, is_host_port, is_hostname, is_one_line,
     is_safe_name, kind, name_of, parse_cidr, port_value,
 };
-pub use sections::Sections;
-
-use crate::roles;
+pub use sections::{SectionReader, Sections};
 
 /// Everything `nodes.json` declares, after validation.
 #[derive(Debug, Clone)]
@@ -35,6 +33,8 @@ pub struct Inventory {
     sections: Sections,
     /// The ports each node's systems listen on (sshd included), from validation.
     claims: Claims,
+    /// Every secret value the sections hold, for redaction of all output.
+    secrets: Vec<String>,
 }
 
 /// Where the inventory path came from, for verbose output.
@@ -54,12 +54,13 @@ pub fn resolve_path(flag: Option<&Path>, env: Option<&str>) -> (PathBuf, PathSou
     }
 }
 
-/// Reads, parses and validates the inventory at `path`, reporting every problem at once.
-pub fn load(path: &Path) -> Result<Inventory, InputErrors> {
+/// Reads, parses and validates the inventory at `path` with the systems' `readers`,
+/// reporting every problem at once.
+pub fn load(path: &Path, readers: &[&dyn SectionReader]) -> Result<Inventory, InputErrors> {
     let mut c = Collector::new(path.display().to_string());
     match std::fs::read(path) {
         Ok(bytes) => match text_of(&bytes) {
-            Ok(text) => return from_str(path, text),
+            Ok(text) => return from_str(path, text, readers),
             Err((line, col, message)) => c.push_at(line, col, message),
         },
         Err(e) => c.push(
@@ -67,7 +68,7 @@ pub fn load(path: &Path) -> Result<Inventory, InputErrors> {
             format!("cannot read the inventory: {e}; pass --inventory PATH or set NODES_CONFIG"),
         ),
     }
-    c.finish(Inventory::empty(path))
+    c.finish(Inventory::empty(path, readers))
 }
 
 /// The file's text, or where and why it is not UTF-8 text (line, column, message).
@@ -91,10 +92,15 @@ pub fn text_of(bytes: &[u8]) -> Result<&str, (usize, usize, String)> {
     })
 }
 
-/// Parses and validates inventory text; `path` names it in messages.
-pub fn from_str(path: &Path, text: &str) -> Result<Inventory, InputErrors> {
+/// Parses and validates inventory text with the systems' `readers`; `path` names it in
+/// messages.
+pub fn from_str(
+    path: &Path,
+    text: &str,
+    readers: &[&dyn SectionReader],
+) -> Result<Inventory, InputErrors> {
     let mut c = Collector::new(path.display().to_string());
-    let mut inv = parse(path, text, &mut c);
+    let mut inv = parse(path, text, &mut c, readers);
     if c.is_empty() || !inv.nodes.is_empty() {
         node::validate(&inv.nodes, &mut c);
         let mut claims = Claims::default();
@@ -106,16 +112,17 @@ pub fn from_str(path: &Path, text: &str) -> Result<Inventory, InputErrors> {
                 claims.port(&inv, &mut c, &n.name.clone(), n.ssh_port, path);
             }
         }
-        for role in roles::ALL {
-            role.validate(&inv, &mut c, &mut claims);
+        for r in readers {
+            r.validate(&inv, &mut c, &mut claims);
         }
         inv.claims = claims;
+        inv.secrets = readers.iter().flat_map(|r| r.secrets(&inv)).collect();
     }
     c.finish(inv)
 }
 
-fn parse(path: &Path, text: &str, c: &mut Collector) -> Inventory {
-    let mut inv = Inventory::empty(path);
+fn parse(path: &Path, text: &str, c: &mut Collector, readers: &[&dyn SectionReader]) -> Inventory {
+    let mut inv = Inventory::empty(path, readers);
     let root: Value = match serde_json::from_str::<strict::Strict>(text) {
         Ok(v) => v.0,
         Err(e) => {
@@ -126,28 +133,28 @@ fn parse(path: &Path, text: &str, c: &mut Collector) -> Inventory {
         }
     };
     let keys: Vec<&'static str> = std::iter::once("nodes")
-        .chain(roles::ALL.iter().flat_map(|r| r.keys().iter().copied()))
+        .chain(readers.iter().flat_map(|r| r.keys().iter().copied()))
         .collect();
     let Some(top) = Fields::new(c, "$", &root, &keys) else {
         return inv;
     };
     inv.nodes = top.objects(c, "nodes", node::parse);
-    for role in roles::ALL {
-        role.parse(&top, c, &mut inv.sections);
+    for r in readers {
+        r.parse(&top, c, &mut inv.sections);
     }
     inv
 }
 
 impl Inventory {
-    /// An inventory with no nodes and every role's section empty.
-    fn empty(path: &Path) -> Self {
-        // Every role reads an empty object: its section exists, empty.
+    /// An inventory with no nodes and every system's section empty.
+    fn empty(path: &Path, readers: &[&dyn SectionReader]) -> Self {
+        // Every system reads an empty object: its section exists, empty.
         let nothing = Value::Object(serde_json::Map::new());
         let mut c = Collector::new("");
         let mut sections = Sections::default();
         if let Some(top) = Fields::new(&mut c, "$", &nothing, &[]) {
-            for role in roles::ALL {
-                role.parse(&top, &mut c, &mut sections);
+            for r in readers {
+                r.parse(&top, &mut c, &mut sections);
             }
         }
         Inventory {
@@ -155,6 +162,7 @@ impl Inventory {
             nodes: Vec::new(),
             sections,
             claims: Claims::default(),
+            secrets: Vec::new(),
         }
     }
 
@@ -168,19 +176,19 @@ impl Inventory {
         self.nodes.iter().find(|n| n.name == name)
     }
 
-    /// The section of type `T`, which a registered role read.
+    /// The section of type `T`, which a registered system read.
     pub fn section<T: Any + Send + Sync>(&self) -> &T {
         self.sections.get::<T>().unwrap_or_else(|| {
             panic!(
-                "no inventory section {}: its role is not in roles::ALL",
+                "no inventory section {}: the system that reads it is not registered",
                 std::any::type_name::<T>()
             )
         })
     }
 
     /// Every secret value the inventory holds, for redaction of all output.
-    pub fn secrets(&self) -> Vec<String> {
-        roles::ALL.iter().flat_map(|r| r.secrets(self)).collect()
+    pub fn secrets(&self) -> &[String] {
+        &self.secrets
     }
 
     /// Checks that `name`, found at `path`, is an active node; returns true if it is.

@@ -1,9 +1,36 @@
-//! A map from a type to one value of it: each role keeps its inventory section here (and
-//! the prepare step the values it read from the nodes), so the core names no role.
+//! A map from a type to one value of it: each system keeps its inventory section here (and
+//! the prepare step the values it read from the nodes), so the core names no system; and
+//! the trait through which a system reads its section.
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::Arc;
+
+use super::{Claims, Collector, Fields, Inventory};
+
+/// A system's part of the inventory: the top-level keys it owns, read into its section,
+/// checked across the inventory, and the secrets it holds.
+pub trait SectionReader: Sync {
+    /// The system's name, e.g. `wireguard`.
+    fn name(&self) -> &'static str;
+
+    /// The top-level inventory keys it reads (none for a system derived from others).
+    fn keys(&self) -> &'static [&'static str];
+
+    /// Reads its keys of the top-level object into its section, recording every problem
+    /// with its JSON path. Must store its section even when its keys are absent.
+    fn parse(&self, top: &Fields, c: &mut Collector, into: &mut Sections);
+
+    /// Checks across the inventory once every section is read (node references,
+    /// duplicates), and claims the ports its system listens on.
+    fn validate(&self, inv: &Inventory, c: &mut Collector, claims: &mut Claims);
+
+    /// The secret values its section holds: never printed.
+    fn secrets(&self, inv: &Inventory) -> Vec<String>;
+
+    /// A count for `validate`'s summary, e.g. `2 route(s)`.
+    fn summary(&self, inv: &Inventory) -> Option<String>;
+}
 
 /// One value per type.
 #[derive(Clone, Default)]

@@ -8,9 +8,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Backup, CopyTo, TOOL, of};
+use crate::contract::{PrepareMode, Prepared};
 use crate::inventory::{Collector, Inventory, Node};
 use crate::resources::{Action, Kind, Resource};
-use crate::roles::{PrepareMode, Prepared};
 use crate::shell::quote;
 
 /// Where the copy key pair and its known_hosts live on the node that dumps.

@@ -13,8 +13,11 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Ctx, Output, PrepareMode, Prepared, Role, StatusInput, Verb};
-use crate::engine::status::Check;
+use crate::contract::Check;
+use crate::contract::{
+    self, Ctx, Output, Prepare, PrepareMode, Prepared, Purge, Status, StatusInput, Systems, Verb,
+};
+use crate::inventory::SectionReader;
 use crate::inventory::{
     Check as StrCheck, Claims, Collector, Fields, Inventory, SAFE_NAME, Sections,
 };
@@ -292,7 +295,7 @@ fn validate(inv: &Inventory, c: &mut Collector) {
 /// The backups role.
 pub struct System;
 
-impl Role for System {
+impl SectionReader for System {
     fn name(&self) -> &'static str {
         "backups"
     }
@@ -310,19 +313,27 @@ impl Role for System {
         validate(inv, c);
     }
 
+    fn secrets(&self, _inv: &Inventory) -> Vec<String> {
+        Vec::new()
+    }
+
     fn summary(&self, inv: &Inventory) -> Option<String> {
         let n = of(inv).len();
         (n > 0).then(|| format!("{n} backup(s)"))
     }
+}
 
+impl contract::System for System {
     fn templates(&self) -> &'static [(&'static str, &'static str)] {
         plan::TEMPLATES
     }
 
-    fn verbs(&self) -> Vec<Verb> {
-        vec![verb::verb()]
+    fn plan(&self, ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
+        plan::plan(ctx, out)
     }
+}
 
+impl Prepare for System {
     fn prepare_script(&self, inv: &Inventory, node: &str, mode: PrepareMode) -> Option<String> {
         copy::script(inv, node, mode)
     }
@@ -337,25 +348,9 @@ impl Role for System {
         into.insert(keys);
         problems
     }
+}
 
-    fn plan(&self, ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
-        plan::plan(ctx, out)
-    }
-
-    fn purge_script(&self, inv: &Inventory, node: &str) -> String {
-        on(inv, node)
-            .map(|b| {
-                let (dir, db) = (quote(&b.directory), &b.database);
-                format!(
-                    "for k in daily weekly monthly; do {}; rmdir {dir}/$k 2>/dev/null; done; \
-                     rm -f {dir}/.last-ok-{db}; rmdir {dir} 2>/dev/null; true\n",
-                    delete_dumps(&format!("{dir}/$k"), db)
-                )
-            })
-            .chain(copy::purge_script(inv, node))
-            .collect()
-    }
-
+impl Status for System {
     fn status_script(&self, inv: &Inventory, node: &str) -> String {
         on(inv, node)
             .map(|b| {
@@ -388,6 +383,37 @@ impl Role for System {
             })
             .collect()
     }
+}
+
+impl Purge for System {
+    fn purge_script(&self, inv: &Inventory, node: &str) -> String {
+        on(inv, node)
+            .map(|b| {
+                let (dir, db) = (quote(&b.directory), &b.database);
+                format!(
+                    "for k in daily weekly monthly; do {}; rmdir {dir}/$k 2>/dev/null; done; \
+                     rm -f {dir}/.last-ok-{db}; rmdir {dir} 2>/dev/null; true\n",
+                    delete_dumps(&format!("{dir}/$k"), db)
+                )
+            })
+            .chain(copy::purge_script(inv, node))
+            .collect()
+    }
+}
+
+impl System {
+    fn verbs() -> Vec<Verb> {
+        vec![verb::verb()]
+    }
+}
+
+/// Registers this system and the capabilities it opts into.
+pub fn register(r: &mut Systems) {
+    r.all.push(&System);
+    r.prepare.push(&System);
+    r.status.push(&System);
+    r.purge.push(&System);
+    r.verbs.extend(System::verbs());
 }
 
 /// Reads `STATE AGE FILE SIZE DAILY WEEKLY MONTHLY` from the tool's status line.

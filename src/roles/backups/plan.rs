@@ -4,8 +4,8 @@ use minijinja::value::Serde;
 use minijinja::{Value, context};
 
 use super::Backup;
+use crate::contract::{Ctx, Output};
 use crate::resources::{Kind, Resource, unit};
-use crate::roles::{Ctx, Output};
 use crate::templates::TemplateError;
 
 /// The templates this role renders.

@@ -7,8 +7,8 @@ use anyhow::Result;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
 use super::{Backup, DATABASE, TOOL, of};
-use crate::app::InputError;
-use crate::roles::{Verb, VerbCtx};
+use crate::contract::BadInput;
+use crate::contract::{Verb, VerbCtx};
 use crate::shell::quote;
 
 /// The `backup` verb.
@@ -87,7 +87,7 @@ fn is_dump_name(db: &str, name: &str) -> bool {
 
 fn pick<'a>(ctx: &'a VerbCtx, node: &str, database: Option<&String>) -> Result<&'a Backup> {
     if ctx.inv.node(node).is_none() {
-        return Err(InputError::Other(format!("no node {node} in the inventory")).into());
+        return Err(BadInput(format!("no node {node} in the inventory")).into());
     }
     let mine: Vec<&Backup> = of(ctx.inv).iter().filter(|b| b.node == node).collect();
     let names = || {
@@ -102,7 +102,7 @@ fn pick<'a>(ctx: &'a VerbCtx, node: &str, database: Option<&String>) -> Result<&
             .copied()
             .find(|b| &b.database == db)
             .ok_or_else(|| {
-                InputError::Other(format!(
+                BadInput(format!(
                     "--database {db}: node {node} backs up {}",
                     if mine.is_empty() {
                         "no database".to_string()
@@ -114,11 +114,11 @@ fn pick<'a>(ctx: &'a VerbCtx, node: &str, database: Option<&String>) -> Result<&
             }),
         None => match mine.as_slice() {
             [one] => Ok(one),
-            [] => Err(InputError::Other(format!(
+            [] => Err(BadInput(format!(
                 "node {node} has no backups in the inventory (\"backups\")"
             ))
             .into()),
-            _ => Err(InputError::Other(format!(
+            _ => Err(BadInput(format!(
                 "node {node} backs up several databases ({}); say which with --database",
                 names()
             ))
@@ -165,7 +165,7 @@ fn run(ctx: &VerbCtx, m: &ArgMatches) -> Result<i32> {
                         rows.push([kind, name, &format!("{mb:.1} MB"), sum].map(String::from));
                     }
                 }
-                print!("{}", crate::show::table(&rows));
+                print!("{}", crate::contract::table::table(&rows));
                 Ok(0)
             }
             Err(e) => fail(&e),
@@ -195,7 +195,7 @@ fn restore(ctx: &VerbCtx, node: &str, b: &Backup, args: &ArgMatches) -> Result<i
     let dump = match args.get_one::<String>("dump") {
         Some(d) if is_dump_name(&b.database, d) => d.clone(),
         Some(d) => {
-            return Err(InputError::Other(format!(
+            return Err(BadInput(format!(
                 "{d:?} is not a dump of {}; expected a name from `vds-proxy backup list {node}`, e.g. {}-2026-11-23.dump",
                 b.database, b.database
             ))
@@ -216,7 +216,7 @@ fn restore(ctx: &VerbCtx, node: &str, b: &Backup, args: &ArgMatches) -> Result<i
     let into = match args.get_one::<String>("into") {
         Some(db) if (DATABASE.ok)(db) => db.clone(),
         Some(db) => {
-            return Err(InputError::Other(format!("--into {db:?} {}", DATABASE.hint)).into());
+            return Err(BadInput(format!("--into {db:?} {}", DATABASE.hint)).into());
         }
         None => {
             let secs = std::time::SystemTime::now()

@@ -4,9 +4,9 @@ use minijinja::value::Serde;
 use minijinja::{Value, context};
 
 use super::{Balancer, backend_address, balanced_on};
+use crate::contract::{Ctx, Output};
 use crate::resources::{Part, dropin, haproxy, unit};
 use crate::roles::replicas::Service;
-use crate::roles::{Ctx, Output};
 use crate::templates::TemplateError;
 
 /// The templates this role renders.

@@ -12,8 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Ctx, Output, Role, StatusInput};
-use crate::engine::status::Check;
+use crate::contract::Check;
+use crate::contract::{self, Ctx, Output, Purge, Status, StatusInput, Systems};
+use crate::inventory::SectionReader;
 use crate::inventory::{
     Check as StrCheck, Claims, Collector, Fields, Inventory, SAFE_NAME, Sections,
 };
@@ -423,7 +424,7 @@ fn validate(inv: &Inventory, c: &mut Collector, claims: &mut Claims) {
 /// The compose role: apps run as Podman Compose projects.
 pub struct System;
 
-impl Role for System {
+impl SectionReader for System {
     fn name(&self) -> &'static str {
         "compose"
     }
@@ -453,7 +454,9 @@ impl Role for System {
         let n = of(inv).len();
         (n > 0).then(|| format!("{n} app(s)"))
     }
+}
 
+impl contract::System for System {
     fn templates(&self) -> &'static [(&'static str, &'static str)] {
         plan::TEMPLATES
     }
@@ -461,19 +464,9 @@ impl Role for System {
     fn plan(&self, ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
         plan::plan(ctx, out)
     }
+}
 
-    fn purge_script(&self, inv: &Inventory, node: &str) -> String {
-        on(inv, node)
-            .map(|a| {
-                format!(
-                    "if command -v podman >/dev/null; then podman volume ls -q --filter label=io.podman.compose.project={} | \
-                     while read -r v; do podman volume rm -f \"$v\" >/dev/null && echo \"@purged volume $v\"; done; fi\n",
-                    quote(&a.name)
-                )
-            })
-            .collect()
-    }
-
+impl Status for System {
     fn status_script(&self, inv: &Inventory, node: &str) -> String {
         on(inv, node)
             .map(|a| {
@@ -495,6 +488,27 @@ impl Role for System {
             })
             .collect()
     }
+}
+
+impl Purge for System {
+    fn purge_script(&self, inv: &Inventory, node: &str) -> String {
+        on(inv, node)
+            .map(|a| {
+                format!(
+                    "if command -v podman >/dev/null; then podman volume ls -q --filter label=io.podman.compose.project={} | \
+                     while read -r v; do podman volume rm -f \"$v\" >/dev/null && echo \"@purged volume $v\"; done; fi\n",
+                    quote(&a.name)
+                )
+            })
+            .collect()
+    }
+}
+
+/// Registers this system and the capabilities it opts into.
+pub fn register(r: &mut Systems) {
+    r.all.push(&System);
+    r.status.push(&System);
+    r.purge.push(&System);
 }
 
 /// One service's row from the tool's `@app NAME SERVICE|STATE|HEALTH|RESTARTS` lines.

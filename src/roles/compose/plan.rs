@@ -6,8 +6,8 @@ use minijinja::value::Serde;
 use minijinja::{Value, context};
 
 use super::App;
+use crate::contract::{Ctx, Output};
 use crate::resources::{Kind, Resource, unit};
-use crate::roles::{Ctx, Output};
 use crate::templates::TemplateError;
 
 /// The templates this role renders.

@@ -12,8 +12,9 @@
 mod parse;
 mod plan;
 
-use super::{Ctx, Output, Role, StatusInput};
-use crate::engine::status::Check;
+use crate::contract::Check;
+use crate::contract::{self, Ctx, Output, Status, StatusInput, Systems, Table};
+use crate::inventory::SectionReader;
 use crate::inventory::{Claims, Collector, Fields, Inventory, Sections};
 use crate::resources::nftables;
 use crate::templates::TemplateError;
@@ -66,7 +67,7 @@ pub fn on<'a>(inv: &'a Inventory, node: &str) -> Option<&'a Firewall> {
 /// The firewall role.
 pub struct System;
 
-impl Role for System {
+impl SectionReader for System {
     fn name(&self) -> &'static str {
         "firewall"
     }
@@ -84,11 +85,27 @@ impl Role for System {
         parse::validate(inv, of(inv), c);
     }
 
+    fn secrets(&self, _inv: &Inventory) -> Vec<String> {
+        Vec::new()
+    }
+
     fn summary(&self, inv: &Inventory) -> Option<String> {
         let n = of(inv).len();
         (n > 0).then(|| format!("{n} firewall(s)"))
     }
+}
 
+impl contract::System for System {
+    fn templates(&self) -> &'static [(&'static str, &'static str)] {
+        plan::TEMPLATES
+    }
+
+    fn plan(&self, ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
+        plan::plan(ctx, out)
+    }
+}
+
+impl Table for System {
     fn table(&self, inv: &Inventory) -> Option<(&'static str, String)> {
         let mut t = String::from("NODE\tOPEN TO ALL\tOPEN TO SOME\tTRUSTED INTERFACES\n");
         for fw in of(inv) {
@@ -111,15 +128,9 @@ impl Role for System {
         }
         Some(("firewalls", t))
     }
+}
 
-    fn templates(&self) -> &'static [(&'static str, &'static str)] {
-        plan::TEMPLATES
-    }
-
-    fn plan(&self, ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
-        plan::plan(ctx, out)
-    }
-
+impl Status for System {
     fn status_script(&self, inv: &Inventory, node: &str) -> String {
         if on(inv, node).is_none() {
             return String::new();
@@ -177,6 +188,13 @@ impl Role for System {
         };
         vec![Check::new(node, "firewall", ok, detail)]
     }
+}
+
+/// Registers this system and the capabilities it opts into.
+pub fn register(r: &mut Systems) {
+    r.all.push(&System);
+    r.tables.push(&System);
+    r.status.push(&System);
 }
 
 /// The items comma-separated, or `-` for none (a table cell).

@@ -5,9 +5,9 @@ use minijinja::{Value, context};
 use serde::Serialize;
 
 use super::{Firewall, on};
+use crate::contract::{Ctx, Output};
 use crate::inventory::Inventory;
 use crate::resources::{Action, Kind, Part, Resource, nftables, unit};
-use crate::roles::{Ctx, Output};
 use crate::templates::TemplateError;
 
 /// The templates this role renders.

@@ -12,8 +12,9 @@ mod status;
 
 pub use model::{K3s, K3sApp, K3sEgress, K3sJob};
 
-use super::{Ctx, Output, Role, StatusInput};
-use crate::engine::status::Check;
+use crate::contract::Check;
+use crate::contract::{self, Ctx, Output, Status, StatusInput, Systems};
+use crate::inventory::SectionReader;
 use crate::inventory::{Claims, Collector, Fields, Inventory, Sections};
 use crate::templates::TemplateError;
 
@@ -28,7 +29,7 @@ pub fn of(inv: &Inventory) -> Option<&K3s> {
 /// The k3s role.
 pub struct System;
 
-impl Role for System {
+impl SectionReader for System {
     fn name(&self) -> &'static str {
         "k3s"
     }
@@ -58,6 +59,12 @@ impl Role for System {
             .collect()
     }
 
+    fn summary(&self, _inv: &Inventory) -> Option<String> {
+        None
+    }
+}
+
+impl contract::System for System {
     fn templates(&self) -> &'static [(&'static str, &'static str)] {
         plan::TEMPLATES
     }
@@ -65,7 +72,9 @@ impl Role for System {
     fn plan(&self, ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
         plan::plan(ctx, out)
     }
+}
 
+impl Status for System {
     fn status_script(&self, inv: &Inventory, node: &str) -> String {
         status::script(of(inv), node)
     }
@@ -73,4 +82,10 @@ impl Role for System {
     fn status_checks(&self, inv: &Inventory, node: &str, seen: &StatusInput) -> Vec<Check> {
         status::checks(of(inv), node, seen.stdout)
     }
+}
+
+/// Registers this system and the capabilities it opts into.
+pub fn register(r: &mut Systems) {
+    r.all.push(&System);
+    r.status.push(&System);
 }

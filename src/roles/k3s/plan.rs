@@ -3,8 +3,8 @@
 use minijinja::value::Serde;
 use minijinja::{Value, context};
 
+use crate::contract::{Ctx, Output};
 use crate::resources::k8s;
-use crate::roles::{Ctx, Output};
 use crate::templates::TemplateError;
 
 /// The templates this role renders.

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::K3s;
-use crate::engine::status::Check;
+use crate::contract::Check;
 use crate::shell::quote;
 
 /// The status lines when `node` is the k3s node.

@@ -10,8 +10,9 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
-use super::{Ctx, Output, Role, StatusInput};
-use crate::engine::status::Check;
+use crate::contract::Check;
+use crate::contract::{self, Ctx, Output, Purge, Status, StatusInput};
+use crate::inventory::SectionReader;
 use crate::inventory::{
     Check as StrCheck, Claims, Collector, Fields, Inventory, SAFE_NAME, Sections,
 };
@@ -192,7 +193,7 @@ fn validate(inv: &Inventory, c: &mut Collector, claims: &mut Claims) {
 /// The registry role.
 pub struct System;
 
-impl Role for System {
+impl SectionReader for System {
     fn name(&self) -> &'static str {
         "registry"
     }
@@ -221,7 +222,9 @@ impl Role for System {
         let n = of(inv).len();
         (n > 0).then(|| format!("{n} registr{}", if n == 1 { "y" } else { "ies" }))
     }
+}
 
+impl contract::System for System {
     fn templates(&self) -> &'static [(&'static str, &'static str)] {
         plan::TEMPLATES
     }
@@ -229,18 +232,9 @@ impl Role for System {
     fn plan(&self, ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
         plan::plan(ctx, out)
     }
+}
 
-    fn purge_script(&self, inv: &Inventory, node: &str) -> String {
-        if on(inv, node).is_none() {
-            return String::new();
-        }
-        format!(
-            "for d in {} {}; do if [ -e \"$d\" ] || [ -L \"$d\" ]; then rm -rf \"$d\" && echo \"@purged $d\"; fi; done\n",
-            plan::STATE_PRIVATE,
-            plan::STATE_LINK
-        )
-    }
-
+impl Status for System {
     fn status_script(&self, inv: &Inventory, node: &str) -> String {
         match on(inv, node) {
             Some(r) => {
@@ -292,4 +286,24 @@ impl Role for System {
         };
         vec![Check::new(node, "registry", ok, detail)]
     }
+}
+
+impl Purge for System {
+    fn purge_script(&self, inv: &Inventory, node: &str) -> String {
+        if on(inv, node).is_none() {
+            return String::new();
+        }
+        format!(
+            "for d in {} {}; do if [ -e \"$d\" ] || [ -L \"$d\" ]; then rm -rf \"$d\" && echo \"@purged $d\"; fi; done\n",
+            plan::STATE_PRIVATE,
+            plan::STATE_LINK
+        )
+    }
+}
+
+/// Registers this system and the capabilities it opts into.
+pub fn register(r: &mut contract::Systems) {
+    r.all.push(&System);
+    r.status.push(&System);
+    r.purge.push(&System);
 }

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use minijinja::value::Serde;
 use minijinja::{Value, context};
 
+use crate::contract::{Ctx, Output};
 use crate::resources::{Action, Kind, Resource, binary, unit};
-use crate::roles::{Ctx, Output};
 use crate::serve::auth::digest;
 use crate::templates::TemplateError;
 

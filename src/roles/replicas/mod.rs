@@ -5,17 +5,19 @@
 //!
 //! Inventory key `services`; plan in `plan.rs`.
 
+pub mod balancer;
 mod plan;
 
 use serde::Serialize;
 use serde_json::Value;
 
-use super::balancer::{self, Balancer};
-use super::{Ctx, Output, Role};
+use crate::contract::{self, Ctx, Output, Systems};
+use crate::inventory::SectionReader;
 use crate::inventory::{
     Claims, Collector, Fields, Inventory, SAFE_NAME, Sections, is_hostname, is_one_line,
 };
 use crate::templates::TemplateError;
+use balancer::Balancer;
 
 pub use plan::instance;
 
@@ -229,7 +231,7 @@ fn parse_service(c: &mut Collector, path: &str, v: &Value) -> Option<Service> {
 /// The replicated services role.
 pub struct System;
 
-impl Role for System {
+impl SectionReader for System {
     fn name(&self) -> &'static str {
         "replicas"
     }
@@ -298,7 +300,9 @@ impl Role for System {
     fn summary(&self, inv: &Inventory) -> Option<String> {
         Some(format!("{} service(s)", of(inv).len()))
     }
+}
 
+impl contract::System for System {
     fn templates(&self) -> &'static [(&'static str, &'static str)] {
         plan::TEMPLATES
     }
@@ -306,6 +310,11 @@ impl Role for System {
     fn plan(&self, ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
         plan::plan(ctx, out)
     }
+}
+
+/// Registers this system and the capabilities it opts into.
+pub fn register(r: &mut Systems) {
+    r.all.push(&System);
 }
 
 #[cfg(test)]

@@ -4,9 +4,9 @@ use minijinja::value::Serde;
 use minijinja::{Value, context};
 
 use super::Service;
+use super::balancer::backend_address;
+use crate::contract::{Ctx, Output};
 use crate::resources::{Action, Kind, Part, Resource, unit};
-use crate::roles::balancer::backend_address;
-use crate::roles::{Ctx, Output};
 use crate::templates::TemplateError;
 
 /// The templates this role renders.

@@ -12,8 +12,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Ctx, Output, Probe, Role, StatusInput};
-use crate::engine::status::Check;
+use crate::contract::Check;
+use crate::contract::{self, Ctx, Output, Probe, Probes, Status, StatusInput, Systems, Table};
+use crate::inventory::SectionReader;
 use crate::inventory::{
     Claims, Collector, Fields, HOSTNAME, Inventory, SAFE_NAME, Sections, name_of,
 };
@@ -152,13 +153,13 @@ pub fn table(inv: &Inventory) -> String {
             r.forwarder.as_str().to_string(),
         ]);
     }
-    crate::show::table(&rows)
+    crate::contract::table::table(&rows)
 }
 
 /// The routes role.
 pub struct System;
 
-impl Role for System {
+impl SectionReader for System {
     fn name(&self) -> &'static str {
         "routes"
     }
@@ -214,20 +215,34 @@ impl Role for System {
         }
     }
 
+    fn secrets(&self, _inv: &Inventory) -> Vec<String> {
+        Vec::new()
+    }
+
     fn summary(&self, inv: &Inventory) -> Option<String> {
         Some(format!("{} route(s)", of(inv).len()))
     }
+}
 
-    fn table(&self, inv: &Inventory) -> Option<(&'static str, String)> {
-        Some(("routes", table(inv)))
-    }
-
+impl contract::System for System {
     fn templates(&self) -> &'static [(&'static str, &'static str)] {
         plan::TEMPLATES
     }
 
     fn plan(&self, ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
         plan::plan(ctx, out)
+    }
+}
+
+impl Table for System {
+    fn table(&self, inv: &Inventory) -> Option<(&'static str, String)> {
+        Some(("routes", table(inv)))
+    }
+}
+
+impl Status for System {
+    fn status_script(&self, _inv: &Inventory, _node: &str) -> String {
+        String::new()
     }
 
     fn status_checks(&self, inv: &Inventory, node: &str, seen: &StatusInput) -> Vec<Check> {
@@ -245,7 +260,9 @@ impl Role for System {
             })
             .collect()
     }
+}
 
+impl Probes for System {
     fn probes(&self, inv: &Inventory, node: &str) -> Vec<Probe> {
         of(inv)
             .iter()
@@ -269,4 +286,12 @@ impl Role for System {
             })
             .collect()
     }
+}
+
+/// Registers this system and the capabilities it opts into.
+pub fn register(r: &mut Systems) {
+    r.all.push(&System);
+    r.tables.push(&System);
+    r.status.push(&System);
+    r.probes.push(&System);
 }

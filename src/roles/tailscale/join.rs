@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 
 use super::api::Api;
 use super::of;
+use crate::contract::{PrepareMode, Prepared};
 use crate::inventory::Inventory;
 use crate::resources::{Action, Kind, Resource};
-use crate::roles::{PrepareMode, Prepared};
 use crate::shell::quote;
 
 /// Where a node's auth key is put for `tailscale up` (0600, pruned once it has joined).

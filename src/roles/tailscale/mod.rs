@@ -11,8 +11,12 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{Ctx, Output, Outside, PrepareMode, Prepared, Role, StatusInput};
-use crate::engine::status::Check;
+use crate::contract::Check;
+use crate::contract::{
+    self, ConvergeOutside, Ctx, Output, Outside, Prepare, PrepareMode, Prepared, Status,
+    StatusInput, Systems, Table,
+};
+use crate::inventory::SectionReader;
 use crate::inventory::{Claims, Collector, Fields, Inventory, Sections};
 use crate::templates::TemplateError;
 
@@ -160,7 +164,7 @@ fn acl(c: &mut Collector, path: &str, v: &Value) -> Option<Acl> {
 /// The Tailscale role.
 pub struct System;
 
-impl Role for System {
+impl SectionReader for System {
     fn name(&self) -> &'static str {
         "tailscale"
     }
@@ -178,12 +182,18 @@ impl Role for System {
         policy::validate(inv, of(inv), c);
     }
 
+    fn secrets(&self, _inv: &Inventory) -> Vec<String> {
+        Vec::new()
+    }
+
     fn summary(&self, inv: &Inventory) -> Option<String> {
         of(inv).map(|t| format!("tailnet policy with {} rule(s)", t.acls.len()))
     }
+}
 
-    fn table(&self, inv: &Inventory) -> Option<(&'static str, String)> {
-        of(inv).map(|t| ("tailscale-policy", hujson(inv, t)))
+impl contract::System for System {
+    fn templates(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
     }
 
     fn plan(&self, ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
@@ -197,7 +207,15 @@ impl Role for System {
         }
         Ok(())
     }
+}
 
+impl Table for System {
+    fn table(&self, inv: &Inventory) -> Option<(&'static str, String)> {
+        of(inv).map(|t| ("tailscale-policy", hujson(inv, t)))
+    }
+}
+
+impl Prepare for System {
     fn prepare_script(&self, inv: &Inventory, node: &str, _mode: PrepareMode) -> Option<String> {
         join::script(inv, node)
     }
@@ -212,7 +230,9 @@ impl Role for System {
         into.insert(joins);
         problems
     }
+}
 
+impl Status for System {
     fn status_script(&self, inv: &Inventory, node: &str) -> String {
         join::script(inv, node).unwrap_or_default()
     }
@@ -235,13 +255,24 @@ impl Role for System {
         };
         vec![Check::new(node, "tailscale", ok, detail)]
     }
+}
 
+impl ConvergeOutside for System {
     fn converge_outside(&self, inv: &Inventory, dry_run: bool) -> anyhow::Result<Outside> {
         let Some(t) = of(inv) else {
             return Ok(Outside::default());
         };
         push_policy(inv, t, dry_run)
     }
+}
+
+/// Registers this system and the capabilities it opts into.
+pub fn register(r: &mut Systems) {
+    r.all.push(&System);
+    r.tables.push(&System);
+    r.prepare.push(&System);
+    r.status.push(&System);
+    r.outside.push(&System);
 }
 
 /// Compares the tailnet's live policy with the inventory's; validates, shows the diff and

@@ -7,7 +7,9 @@ use minijinja::value::Serde;
 use minijinja::{Value, context};
 
 use super::balancer::balanced_on;
-use super::{Ctx, Output, Role};
+use crate::contract::{self, Ctx, Output, Systems};
+use crate::inventory::SectionReader;
+use crate::inventory::{Claims, Collector, Fields, Inventory, Sections};
 use crate::resources::{Action, Kind, Part, Resource, firewall, unit};
 use crate::templates::TemplateError;
 
@@ -34,11 +36,29 @@ const TEMPLATES: &[(&str, &str)] = &[
 /// The TPROXY role.
 pub struct System;
 
-impl Role for System {
+impl SectionReader for System {
     fn name(&self) -> &'static str {
         "tproxy"
     }
 
+    fn keys(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    fn parse(&self, _top: &Fields, _c: &mut Collector, _into: &mut Sections) {}
+
+    fn validate(&self, _inv: &Inventory, _c: &mut Collector, _claims: &mut Claims) {}
+
+    fn secrets(&self, _inv: &Inventory) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn summary(&self, _inv: &Inventory) -> Option<String> {
+        None
+    }
+}
+
+impl contract::System for System {
     fn templates(&self) -> &'static [(&'static str, &'static str)] {
         TEMPLATES
     }
@@ -46,6 +66,11 @@ impl Role for System {
     fn plan(&self, ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
         plan(ctx, out)
     }
+}
+
+/// Registers this system and the capabilities it opts into.
+pub fn register(r: &mut Systems) {
+    r.all.push(&System);
 }
 
 /// The unit that loads and removes the rules.

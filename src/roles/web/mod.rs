@@ -19,11 +19,14 @@ use std::collections::BTreeMap;
 pub use model::{Acme, Location, RateLimit, Site, Tls};
 pub use plan::tool_text;
 
-use super::{Ctx, Output, PrepareMode, Prepared, Role, StatusInput};
-use crate::engine::gather::call;
-use crate::engine::status::Check;
+use crate::contract::Check;
+use crate::contract::{
+    self, Ctx, Output, Prepare, PrepareMode, Prepared, Status, StatusInput, Systems, Table,
+};
+use crate::inventory::SectionReader;
 use crate::inventory::{Claims, Collector, Fields, Inventory, Sections};
 use crate::resources::nginx;
+use crate::shell::call;
 use crate::templates::TemplateError;
 
 /// Where nginx finds each ACME site's certificate: `SITE/fullchain.pem`, `SITE/privkey.pem`
@@ -56,7 +59,7 @@ pub fn sites_on<'a>(inv: &'a Inventory, node: &'a str) -> impl Iterator<Item = &
 /// The web edge role.
 pub struct System;
 
-impl Role for System {
+impl SectionReader for System {
     fn name(&self) -> &'static str {
         "web"
     }
@@ -75,11 +78,27 @@ impl Role for System {
         parse::validate(inv, of(inv), c, claims);
     }
 
+    fn secrets(&self, _inv: &Inventory) -> Vec<String> {
+        Vec::new()
+    }
+
     fn summary(&self, inv: &Inventory) -> Option<String> {
         let n = of(inv).len();
         (n > 0).then(|| format!("{n} site(s)"))
     }
+}
 
+impl contract::System for System {
+    fn templates(&self) -> &'static [(&'static str, &'static str)] {
+        plan::TEMPLATES
+    }
+
+    fn plan(&self, ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
+        plan::plan(ctx, out)
+    }
+}
+
+impl Table for System {
     fn table(&self, inv: &Inventory) -> Option<(&'static str, String)> {
         let mut t = String::from("SITE\tNODE\tDOMAINS\tTLS\tLOCATIONS\n");
         for s in of(inv) {
@@ -99,15 +118,9 @@ impl Role for System {
         }
         Some(("sites", t))
     }
+}
 
-    fn templates(&self) -> &'static [(&'static str, &'static str)] {
-        plan::TEMPLATES
-    }
-
-    fn plan(&self, ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
-        plan::plan(ctx, out)
-    }
-
+impl Prepare for System {
     fn prepare_script(&self, inv: &Inventory, node: &str, mode: PrepareMode) -> Option<String> {
         let sites: Vec<&Site> = sites_on(inv, node).collect();
         if sites.is_empty() {
@@ -153,7 +166,9 @@ impl Role for System {
         }
         problems
     }
+}
 
+impl Status for System {
     fn status_script(&self, inv: &Inventory, node: &str) -> String {
         let mut s = String::new();
         for site in sites_on(inv, node) {
@@ -243,6 +258,14 @@ impl Role for System {
         }
         out
     }
+}
+
+/// Registers this system and the capabilities it opts into.
+pub fn register(r: &mut Systems) {
+    r.all.push(&System);
+    r.tables.push(&System);
+    r.prepare.push(&System);
+    r.status.push(&System);
 }
 
 /// The `nginx` row from "ACTIVE FILE_MTIME LAST_LOAD": running, and not older than its

@@ -5,8 +5,8 @@ use minijinja::{Value, context};
 
 use super::model::{Acme, Site, Tls};
 use super::{CERT_DIR, WEBROOT, acme_of, sites_on};
+use crate::contract::{Ctx, Output};
 use crate::resources::{Action, Kind, Resource, acme, nginx, unit};
-use crate::roles::{Ctx, Output};
 use crate::templates::TemplateError;
 
 /// The templates this role renders.

@@ -17,8 +17,11 @@ pub use keys::PublicKeys;
 pub use model::{Topology, WgMember, WgNetwork};
 pub use parse::is_interface_name;
 
-use super::{Ctx, Output, PrepareMode, Prepared, Role, StatusInput};
-use crate::engine::status::Check;
+use crate::contract::Check;
+use crate::contract::{
+    self, Ctx, Output, Prepare, PrepareMode, Prepared, Status, StatusInput, Systems,
+};
+use crate::inventory::SectionReader;
 use crate::inventory::{Claims, Collector, Fields, Inventory, Sections};
 use crate::templates::TemplateError;
 
@@ -33,7 +36,7 @@ pub fn of(inv: &Inventory) -> &[WgNetwork] {
 /// The WireGuard role.
 pub struct System;
 
-impl Role for System {
+impl SectionReader for System {
     fn name(&self) -> &'static str {
         "wireguard"
     }
@@ -51,6 +54,16 @@ impl Role for System {
         parse::validate(inv, of(inv), c, claims);
     }
 
+    fn secrets(&self, _inv: &Inventory) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn summary(&self, _inv: &Inventory) -> Option<String> {
+        None
+    }
+}
+
+impl contract::System for System {
     fn templates(&self) -> &'static [(&'static str, &'static str)] {
         plan::TEMPLATES
     }
@@ -58,7 +71,9 @@ impl Role for System {
     fn plan(&self, ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
         plan::plan(ctx, out)
     }
+}
 
+impl Prepare for System {
     fn prepare_script(&self, inv: &Inventory, node: &str, mode: PrepareMode) -> Option<String> {
         keys::script(of(inv), node, mode)
     }
@@ -73,7 +88,9 @@ impl Role for System {
         into.insert(keys);
         problems
     }
+}
 
+impl Status for System {
     fn status_script(&self, inv: &Inventory, node: &str) -> String {
         status::script(of(inv), node)
     }
@@ -81,4 +98,11 @@ impl Role for System {
     fn status_checks(&self, inv: &Inventory, node: &str, seen: &StatusInput) -> Vec<Check> {
         status::checks(of(inv), node, seen.stdout)
     }
+}
+
+/// Registers this system and the capabilities it opts into.
+pub fn register(r: &mut Systems) {
+    r.all.push(&System);
+    r.prepare.push(&System);
+    r.status.push(&System);
 }

@@ -5,8 +5,8 @@ use minijinja::context;
 
 use super::keys::PublicKeys;
 use super::model::{Topology, WgMember, WgNetwork};
+use crate::contract::{Ctx, Output};
 use crate::resources::{Part, Resource, dropin, unit, wireguard};
-use crate::roles::{Ctx, Output};
 use crate::templates::TemplateError;
 
 /// The templates this role renders.

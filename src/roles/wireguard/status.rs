@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::model::WgNetwork;
-use crate::engine::status::Check;
+use crate::contract::Check;
 use crate::shell::quote;
 
 /// How long `status` and a deploy wait for the first handshake of a fresh tunnel.
