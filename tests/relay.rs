@@ -681,14 +681,28 @@ fn a_stalled_log_reader_does_not_slow_forwarding() {
     for w in workers {
         w.join().expect("every connection went through");
     }
-    let text = metrics(m);
+    // A connection's record is queued (or dropped) as the relay closes it, after the
+    // client has its echo: wait until none is open and the count has settled.
+    let dropped_now = |text: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix("vds_relay_log_dropped_total "))
+            .expect("log_dropped_total exported")
+            .parse()
+            .unwrap()
+    };
+    let mut text = metrics(m);
+    for _ in 0..50 {
+        thread::sleep(Duration::from_millis(200));
+        let again = metrics(m);
+        let settled = metric(&again, "connections_open", "stall") == 0
+            && dropped_now(&again) == dropped_now(&text);
+        text = again;
+        if settled {
+            break;
+        }
+    }
     assert_eq!(metric(&text, "connections_total", "stall"), 4 * per_thread);
-    let dropped: u64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("vds_relay_log_dropped_total "))
-        .expect("log_dropped_total exported")
-        .parse()
-        .unwrap();
+    let dropped = dropped_now(&text);
     assert!(dropped > 2_000, "only {dropped} records dropped");
     // Read again: the backlog comes out, then a line with the count of what was dropped.
     let (tx, rx) = std::sync::mpsc::channel();
