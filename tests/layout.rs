@@ -357,7 +357,12 @@ fn the_reader_sees_grouped_relative_and_nested_paths() {
         "use crate::{engine::gather, show};\nuse super::super::plan::Plan; // crate::cli\nlet s = \"crate::app\";\nx(crate::roles::web::CERT);\n",
     );
     let got = imports(&m("roles/wireguard/keys"), false, &code);
-    let want = vec![m("engine"), m("show"), m("roles/plan/Plan"), m("roles/web/CERT")];
+    let want = vec![
+        m("engine"),
+        m("show"),
+        m("roles/plan/Plan"),
+        m("roles/web/CERT"),
+    ];
     assert_eq!(got, want);
     // In a mod.rs, `super` is the folder's parent.
     assert_eq!(

@@ -408,19 +408,33 @@ fn seed_003_containers_render_docker_units() {
     must_pass(VERIFY, &file);
 }
 
-/// Secrets stay out of `show` by structure: every file whose content holds a secret value is
-/// marked secret, and the JSON and text plans show neither its content nor its digest (a
-/// digest of a weak secret can be reversed with a dictionary).
+/// Secrets stay out of `show` by structure: every file whose content holds a secret value,
+/// or a digest of one (registry.toml's token digests), is marked secret, and the JSON and
+/// text plans show neither its content nor its digest (a digest of a weak secret can be
+/// reversed with a dictionary). Every example that holds secrets.
 #[test]
 fn secret_files_show_neither_content_nor_digest() {
-    let (inv, plan) = plan_of("examples/mesh.json");
+    for example in ["examples/mesh.json", "examples/farms.json"] {
+        secret_files_of(example);
+    }
+}
+
+fn secret_files_of(example: &str) {
+    let (inv, plan) = plan_of(example);
     let secrets = inv.secrets();
-    assert!(secrets.len() >= 2, "the example holds secrets");
+    assert!(secrets.len() >= 2, "{example} holds secrets");
+    let digests: Vec<String> = secrets
+        .iter()
+        .map(|s| vds_proxy::serve::auth::digest(s))
+        .collect();
     let resources: Vec<_> = plan.hosts.iter().flat_map(|h| &h.resources).collect();
     for r in &resources {
-        let holds = r
-            .text_content()
-            .is_some_and(|t| secrets.iter().any(|s| t.contains(s.as_str())));
+        let holds = r.text_content().is_some_and(|t| {
+            secrets
+                .iter()
+                .chain(&digests)
+                .any(|s| t.contains(s.as_str()))
+        });
         assert!(
             !holds || r.secret,
             "{} holds a secret but is not marked",
@@ -449,8 +463,11 @@ fn secret_files_show_neither_content_nor_digest() {
         );
         assert!(!text.contains(&r.sha256), "digest of {} in text", r.path);
     }
-    for s in secrets {
-        assert!(!json_text.contains(s.as_str()) && !text.contains(s.as_str()));
+    for s in secrets.iter().chain(&digests) {
+        assert!(
+            !json_text.contains(s.as_str()) && !text.contains(s.as_str()),
+            "{example}"
+        );
     }
 }
 
@@ -616,7 +633,10 @@ fn the_rendered_registry_config_loads_and_holds_no_token() {
     );
     assert_eq!(cfg.listen.to_string(), "100.64.0.10:8080");
     for secret in inv.secrets() {
-        assert!(!text.contains(secret.as_str()), "a token reached the config");
+        assert!(
+            !text.contains(secret.as_str()),
+            "a token reached the config"
+        );
         let digest = vds_proxy::serve::auth::digest(secret);
         assert!(text.contains(&digest));
     }

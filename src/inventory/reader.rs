@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use serde_json::{Map, Value};
 
 use super::error::{Collector, suggest};
+use super::values::{NodePath, is_image_reference};
 
 /// One JSON object being read; `known` lists the keys that are allowed in it.
 pub struct Fields<'v> {
@@ -182,6 +183,103 @@ impl<'v> Fields<'v> {
     pub fn req_checked_str(&self, c: &mut Collector, key: &str, check: &Check) -> Option<String> {
         self.req_str(c, key)?;
         self.checked_str(c, key, check)
+    }
+
+    /// An optional string parsed by `parse` into its type; a value it refuses is recorded
+    /// with the rule it broke.
+    pub fn parsed<T>(
+        &self,
+        c: &mut Collector,
+        key: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let s = self.opt_str(c, key)?;
+        match parse(&s) {
+            Ok(v) => Some(v),
+            Err(rule) => {
+                c.push(self.path_of(key), format!("{} {rule}", shown(&s)));
+                None
+            }
+        }
+    }
+
+    /// A required secret that must pass `rule` (which says what is wrong, or `None`). The
+    /// value is never echoed: a message names the JSON path and the rule only.
+    pub fn req_secret(
+        &self,
+        c: &mut Collector,
+        key: &str,
+        rule: impl Fn(&str) -> Option<String>,
+    ) -> Option<String> {
+        let s = self.req_str(c, key)?;
+        match rule(&s) {
+            None => Some(s),
+            Some(why) => {
+                c.push(self.path_of(key), format!("the secret (not shown) {why}"));
+                None
+            }
+        }
+    }
+
+    /// An optional path on a node ([`NodePath`]).
+    pub fn node_path(&self, c: &mut Collector, key: &str) -> Option<NodePath> {
+        self.parsed(c, key, NodePath::parse)
+    }
+
+    /// An optional directory for data of vds-proxy's own: a [`NodePath`] that is not a
+    /// system directory.
+    pub fn data_dir(&self, c: &mut Collector, key: &str) -> Option<NodePath> {
+        self.parsed(c, key, NodePath::data_dir)
+    }
+
+    /// A required container image reference, as Docker and Podman take it.
+    pub fn req_image(&self, c: &mut Collector, key: &str) -> String {
+        let image = self.req_str(c, key).unwrap_or_default();
+        if self.get(key).is_some() && !is_image_reference(&image) {
+            c.push(
+                self.path_of(key),
+                format!(
+                    "{} is not an image reference; expected e.g. \"ghcr.io/example/tgweb:1.4\" or \"telegrammessenger/proxy:latest\"",
+                    shown(&image)
+                ),
+            );
+        }
+        image
+    }
+
+    /// An optional array of strings, each parsed by `parse` into its type; each one it
+    /// refuses is recorded with its index and the rule it broke.
+    pub fn parsed_list<T>(
+        &self,
+        c: &mut Collector,
+        key: &str,
+        what: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Vec<T> {
+        match self.get(key) {
+            None => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| {
+                    let at = format!("{}[{i}]", self.path_of(key));
+                    let Some(s) = v.as_str() else {
+                        c.push(at, format!("expected a string, found {}", kind(v)));
+                        return None;
+                    };
+                    parse(s)
+                        .map_err(|rule| c.push(at, format!("{} {rule}", shown(s))))
+                        .ok()
+                })
+                .collect(),
+            Some(other) => {
+                c.push(
+                    self.path_of(key),
+                    format!("expected an array of {what}, found {}", kind(other)),
+                );
+                Vec::new()
+            }
+        }
     }
 
     /// A required reference to a node by name (checked against the nodes in `validate`).
@@ -389,7 +487,7 @@ pub fn is_one_line(s: &str) -> bool {
 }
 
 fn is_absolute_path(p: &str) -> bool {
-    p.starts_with('/') && is_one_line(p) && !p.contains(['"', '\\'])
+    NodePath::parse(p).is_ok()
 }
 
 /// `ADDRESS/PREFIX` with a prefix that fits the address family.
@@ -437,6 +535,14 @@ pub fn port_value(c: &mut Collector, path: &str, v: &Value) -> Option<u16> {
             None
         }
     }
+}
+
+/// A value as a message shows it: quoted as JSON (so a newline or a quote shows as an
+/// escape, not as a broken line), cut at 80 characters.
+pub fn shown(s: &str) -> String {
+    let cut: String = s.chars().take(80).collect();
+    let more = if cut.len() < s.len() { "…" } else { "" };
+    format!("{}{more}", serde_json::Value::String(cut))
 }
 
 /// A short description of a JSON value's type, for messages.

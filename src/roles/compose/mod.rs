@@ -16,7 +16,7 @@ use crate::contract::Check;
 use crate::contract::{self, Ctx, Output, Purge, Status, StatusInput, Systems};
 use crate::inventory::SectionReader;
 use crate::inventory::{
-    Check as StrCheck, Claims, Collector, Fields, Inventory, SAFE_NAME, Sections,
+    Check as StrCheck, Claims, Collector, Fields, Inventory, NodePath, SAFE_NAME, Sections, shown,
 };
 use crate::shell::quote;
 use crate::templates::TemplateError;
@@ -143,16 +143,7 @@ fn is_env_key(s: &str) -> bool {
         && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
 }
 
-/// A path inside a container or on the node: absolute, plain characters, not `/` itself.
-fn is_mount_path(s: &str) -> bool {
-    s.starts_with('/')
-        && s.len() > 1
-        && s.len() <= 255
-        && !s.split('/').any(|p| p == "..")
-        && s.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"/._-".contains(&c))
-}
-
+/// A named volume: lowercase letters, digits and `_ . -`, starting with a letter or digit.
 fn is_volume_name(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
@@ -174,21 +165,32 @@ fn port_map(s: &str, public: bool) -> Option<PortMap> {
     })
 }
 
-/// `"NAME:/path"`, `"/node/path:/path"`, either with `:ro`.
-fn volume(s: &str) -> Option<Volume> {
+/// `"NAME:/path"`, `"/node/path:/path"`, either with `:ro`; or the rule it broke.
+fn volume(s: &str) -> Result<Volume, String> {
     let (rest, read_only) = match s.strip_suffix(":ro") {
         Some(r) => (r, true),
         None => (s, false),
     };
-    let (source, target) = rest.split_once(':')?;
+    let Some((source, target)) = rest.split_once(':') else {
+        return Err("is not SOURCE:/container/path; expected \"VOLUME:/container/path\" (a named volume) or \"/node/path:/container/path\", either with \":ro\"".into());
+    };
+    let target_ok =
+        NodePath::parse(target).map_err(|e| format!("has a container path that {e}"))?;
+    if target_ok.as_str() == "/" {
+        return Err("mounts over the container's / ; name a directory inside it".into());
+    }
     let named = !source.starts_with('/');
-    let ok = is_mount_path(target)
-        && if named {
-            is_volume_name(source)
-        } else {
-            is_mount_path(source)
-        };
-    ok.then(|| Volume {
+    if named {
+        if !is_volume_name(source) {
+            return Err(format!(
+                "names the volume {}, which is not a volume name (lowercase letters, digits, _ . -, starting with a letter or digit)",
+                shown(source)
+            ));
+        }
+    } else {
+        NodePath::data_dir(source).map_err(|e| format!("has a node path that {e}"))?;
+    }
+    Ok(Volume {
         source: source.to_string(),
         target: target.to_string(),
         read_only,
@@ -278,6 +280,26 @@ fn service(c: &mut Collector, path: &str, v: &Value) -> Option<Service> {
     );
     let env_vars = env(c, &f, "env");
     let secret_env = env(c, &f, "secret_env");
+    for (k, v) in &secret_env {
+        let at = format!("{}.{k}", f.path_of("secret_env"));
+        if v.chars().count() < 8 {
+            c.push(
+                &at,
+                "the secret (not shown) is shorter than 8 characters, which a guess finds at once",
+            );
+        }
+        if env_vars.iter().any(|(e, _)| e == k) {
+            c.push(
+                &at,
+                format!("{k} is also in \"env\"; a variable is either plain or secret, not both"),
+            );
+        } else if let Some((e, _)) = env_vars.iter().find(|(_, plain)| plain == v) {
+            c.push(
+                &at,
+                format!("the secret (not shown) is also the plain value of env.{e}, which is printed; a secret must not be reused as a plain value"),
+            );
+        }
+    }
     let mut ports = f.list(
         c,
         "ports",
@@ -292,13 +314,7 @@ fn service(c: &mut Collector, path: &str, v: &Value) -> Option<Service> {
         "expected \"NODE_PORT:CONTAINER_PORT\" (bound to every address), e.g. \"80:80\"",
         |s| port_map(s, true),
     ));
-    let volumes = f.list(
-        c,
-        "volumes",
-        "volumes",
-        "expected \"VOLUME:/container/path\" (a named volume: lowercase letters, digits, _ . -) or \"/node/path:/container/path\", either with \":ro\"",
-        volume,
-    );
+    let volumes = f.parsed_list(c, "volumes", "volumes", volume);
     let healthcheck = f
         .get("healthcheck")
         .map(|h| health(c, &f.path_of("healthcheck"), h));
@@ -576,8 +592,15 @@ mod tests {
             "/srv/../etc:/x",
             "x:/a b",
             "x;id:/x",
+            // The host's root by other spellings, system directories, the container's root.
+            "/.:/host",
+            "//:/host",
+            "/var/lib:/x",
+            "/etc/:/x",
+            "x:/",
+            "x:/./",
         ] {
-            assert!(volume(bad).is_none(), "{bad}");
+            assert!(volume(bad).is_err(), "{bad}");
         }
     }
 }

@@ -13,9 +13,7 @@ use serde_json::Value;
 use crate::contract::Check;
 use crate::contract::{self, Ctx, Output, Purge, Status, StatusInput};
 use crate::inventory::SectionReader;
-use crate::inventory::{
-    Check as StrCheck, Claims, Collector, Fields, Inventory, SAFE_NAME, Sections,
-};
+use crate::inventory::{Claims, Collector, Fields, Inventory, SAFE_NAME, Sections};
 use crate::serve::config::Access;
 use crate::shell::quote;
 use crate::templates::TemplateError;
@@ -77,10 +75,18 @@ const TOKEN_KEYS: &[&str] = &["name", "role", "token", "farm", "rate_limit"];
 /// The shortest token accepted: 24 characters, e.g. `openssl rand -hex 16` gives 32.
 const TOKEN_MIN: usize = 24;
 
-const TOKEN_VALUE: StrCheck = StrCheck {
-    ok: |s| s.len() >= TOKEN_MIN && s.len() <= 256 && s.bytes().all(|b| b.is_ascii_graphic()),
-    hint: "is not a usable token; expected 24 to 256 printable characters without spaces, e.g. from `openssl rand -hex 16`",
-};
+/// What is wrong with a token, if anything: 24 to 256 printable characters without spaces,
+/// and not a few characters repeated (at least 8 different ones).
+fn token_problem(s: &str) -> Option<String> {
+    let distinct: std::collections::BTreeSet<u8> = s.bytes().collect();
+    if s.len() < TOKEN_MIN || s.len() > 256 || !s.bytes().all(|b| b.is_ascii_graphic()) {
+        Some("is not a usable token; expected 24 to 256 printable characters without spaces, e.g. from `openssl rand -hex 16`".into())
+    } else if distinct.len() < 8 {
+        Some("has fewer than 8 different characters, which a guess finds at once; use e.g. `openssl rand -hex 16`".into())
+    } else {
+        None
+    }
+}
 
 fn registry(c: &mut Collector, path: &str, v: &Value) -> Option<Registry> {
     let f = Fields::new(c, path, v, KEYS)?;
@@ -128,7 +134,7 @@ fn token(c: &mut Collector, path: &str, v: &Value) -> Option<Token> {
             "required role is missing; expected \"reader\", \"farm\" or \"admin\"",
         );
     }
-    let token = f.req_checked_str(c, "token", &TOKEN_VALUE);
+    let token = f.req_secret(c, "token", token_problem);
     let farm = f.opt_ip(c, "farm");
     match (role, farm) {
         (Access::Farm, None) if f.get("farm").is_none() => c.push(
@@ -154,6 +160,25 @@ fn token(c: &mut Collector, path: &str, v: &Value) -> Option<Token> {
 
 fn validate(inv: &Inventory, c: &mut Collector, claims: &mut Claims) {
     let mut nodes: BTreeMap<&str, &str> = BTreeMap::new();
+    // A token on more than one registry must grant the same there as here.
+    let mut everywhere: BTreeMap<&str, (&Token, &str)> = BTreeMap::new();
+    for r in of(inv) {
+        for t in &r.tokens {
+            match everywhere.get(t.token.as_str()) {
+                Some((first, at)) if first.role != t.role && *at != r.path => c.push(
+                    format!("{}.role", t.path),
+                    format!(
+                        "its token (not shown) is also {}'s on another registry, with another role; give each role its own token",
+                        first.path
+                    ),
+                ),
+                Some(_) => {}
+                None => {
+                    everywhere.insert(&t.token, (t, &r.path));
+                }
+            }
+        }
+    }
     for r in of(inv) {
         if !inv.check_node_ref(c, &format!("{}.node", r.path), &r.node) {
             continue;

@@ -89,7 +89,11 @@ pub fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
     )?;
     out.bundle_users.push(Action::Restart(UNIT.into()));
     out.resources.push(
-        Resource::text(Kind::File, CONFIG, config, 0o644).on_change(Action::Reload(UNIT.into())),
+        // It holds the tokens' digests: a file derived from secrets is a secret (a digest of a
+        // weak token falls to a dictionary), never shown or diffed.
+        Resource::text(Kind::File, CONFIG, config, 0o644)
+            .secret()
+            .on_change(Action::Reload(UNIT.into())),
     );
     out.resources
         .push(unit::unit_file(UNIT, unit_text, &[UNIT.to_string()]));
