@@ -37,8 +37,15 @@ impl Templates {
                 .build()
                 .expect("default delimiters are valid"),
         );
+        // Each value reaches a file through the escaping of that file's format: one value
+        // in, exactly one value out (see the property tests in tests/escaping.rs).
         env.add_filter("systemd_escape", systemd_escape);
-        env.add_filter("quote", quote);
+        env.add_filter("systemd", systemd_quote);
+        env.add_filter("toml", toml_string);
+        // `quote` is the older name of `toml` (templates overridden by users still use it).
+        env.add_filter("quote", toml_string);
+        env.add_filter("nginx", nginx_string);
+        env.add_filter("yaml", yaml_string);
         for (name, text) in embedded {
             let text = match overrides {
                 Some(dir) if dir.join(name).is_file() => {
@@ -97,8 +104,86 @@ fn systemd_escape(s: String) -> String {
     s.replace('%', "%%")
 }
 
-/// A double-quoted string literal valid in TOML and systemd unit files.
-fn quote(s: String) -> String {
+/// A TOML basic string: `"` and `\\` escaped, every control character (and DEL) as an
+/// escape, so a value can end neither the string nor the line.
+pub fn toml_string(s: String) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A YAML double-quoted scalar: `"` and `\\` escaped, and every character YAML may not
+/// hold raw or would read as a line break (control characters, DEL, the C1 range, the
+/// Unicode line and paragraph separators, U+FEFF, U+FFFE, U+FFFF) as `\\uXXXX`.
+pub fn yaml_string(s: String) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control()
+                || matches!(
+                    c,
+                    '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+                ) =>
+            {
+                out.push_str(&format!("\\u{:04X}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// One double-quoted word of a systemd unit file (an `Environment=` assignment, an
+/// argument): `"` and `\\` escaped, control characters as C escapes, `%` doubled (it starts
+/// a specifier), so a value can add neither a word, a variable nor a line.
+pub fn systemd_quote(s: String) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '%' => out.push_str("%%"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x80 && c.is_control() => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// One double-quoted nginx string: `"` and `\\` escaped. nginx has no escape for `$` (it
+/// starts a variable in most directives) and a control character has no place in a
+/// config value, so either is an error, never written.
+pub fn nginx_string(s: String) -> Result<String, minijinja::Error> {
+    if let Some(c) = s.chars().find(|c| *c == '$' || c.is_control()) {
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("{c:?} cannot be written into an nginx string"),
+        ));
+    }
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for ch in s.chars() {
@@ -109,7 +194,7 @@ fn quote(s: String) -> String {
         }
     }
     out.push('"');
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -137,6 +222,7 @@ mod tests {
 
     #[test]
     fn quote_escapes_for_toml() {
-        assert_eq!(quote(r#"a"b\c"#.into()), r#""a\"b\\c""#);
+        assert_eq!(toml_string(r#"a"b\c"#.into()), r#""a\"b\\c""#);
+        assert_eq!(toml_string("a\nb\u{0}".into()), r#""a\nb\u0000""#);
     }
 }

@@ -8,6 +8,7 @@ mod node;
 mod reader;
 mod sections;
 mod strict;
+mod values;
 
 use std::any::Any;
 use std::path::{Path, PathBuf};
@@ -19,9 +20,10 @@ pub use error::{Collector, InputError, InputErrors, suggest};
 pub use node::{Connection, Node, is_tailscale_tag};
 pub use reader::{
     ABSOLUTE_PATH, Check, Fields, HOSTNAME, SAFE_NAME, is_host_port, is_hostname, is_one_line,
-    is_safe_name, kind, name_of, parse_cidr, port_value,
+    is_safe_name, kind, name_of, parse_cidr, port_value, shown,
 };
 pub use sections::{SectionReader, Sections};
+pub use values::{DomainName, Email, NodePath, SYSTEM_DIRS, is_image_reference};
 
 /// Everything `nodes.json` declares, after validation.
 #[derive(Debug, Clone)]

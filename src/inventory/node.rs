@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::error::Collector;
-use super::reader::{Fields, HOSTNAME, SAFE_NAME, kind, port_value};
+use super::reader::{Fields, HOSTNAME, SAFE_NAME, kind, port_value, shown};
 
 /// How vds-proxy reaches a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -159,6 +159,19 @@ fn ports_map(c: &mut Collector, f: &Fields) -> BTreeMap<String, Vec<u16>> {
         return out;
     };
     for (key, list) in map {
+        let path = format!("{}[{}]", f.path_of("ports"), shown(key));
+        let key_ok = !key.is_empty()
+            && key.len() <= 63
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+        if !key_ok {
+            c.push(
+                &path,
+                "is not a name for a list of ports; use letters, digits and _ . - (at most 63), e.g. \"socat\"",
+            );
+            continue;
+        }
         let path = format!("{}.{}", f.path_of("ports"), key);
         let Value::Array(items) = list else {
             c.push(

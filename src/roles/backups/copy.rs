@@ -284,7 +284,8 @@ pub fn resources(inv: &Inventory, node: &str, keys: Option<&CopyKeys>) -> Vec<Re
         let dirs: BTreeSet<&str> = sources.values().copied().collect();
         let make: Vec<String> = dirs
             .iter()
-            .map(|d| format!("install -d -o {USER} -m 0700 {}", quote(d)))
+            // Made only when missing: an existing directory keeps its owner and mode.
+            .map(|d| format!("[ -d {0} ] || install -d -o {USER} -m 0700 {0}", quote(d)))
             .collect();
         let exists = format!("id -u {USER} >/dev/null 2>&1");
         let dirs_ok: Vec<String> = dirs

@@ -115,20 +115,6 @@ const OS_USER: StrCheck = StrCheck {
     hint: "is not a user name; expected e.g. \"postgres\"",
 };
 
-/// A directory for dumps: absolute, plain characters, at least two levels deep (never `/`
-/// or a top-level system directory).
-const DIRECTORY_CHECK: StrCheck = StrCheck {
-    ok: |s| {
-        s.starts_with('/')
-            && s.trim_end_matches('/').matches('/').count() >= 2
-            && !s.contains("/../")
-            && !s.contains("/./")
-            && s.bytes()
-                .all(|c| c.is_ascii_alphanumeric() || b"/._-".contains(&c))
-    },
-    hint: "is not a directory for backups; expected an absolute path at least two levels deep, e.g. \"/var/backups/postgresql\"",
-};
-
 const TIME: StrCheck = StrCheck {
     ok: |s| {
         s.split_once(':').is_some_and(|(h, m)| {
@@ -148,10 +134,9 @@ fn backup(c: &mut Collector, path: &str, v: &Value) -> Option<Backup> {
     let os_user = f
         .checked_str(c, "os_user", &OS_USER)
         .unwrap_or_else(|| "postgres".into());
-    let directory = f.checked_str(c, "directory", &DIRECTORY_CHECK).map_or_else(
-        || DIRECTORY.to_string(),
-        |d| d.trim_end_matches('/').to_string(),
-    );
+    let directory = f
+        .data_dir(c, "directory")
+        .map_or_else(|| DIRECTORY.to_string(), |d| d.to_string());
     let time = f
         .checked_str(c, "time", &TIME)
         .unwrap_or_else(|| "03:00".into());
@@ -183,8 +168,8 @@ fn backup(c: &mut Collector, path: &str, v: &Value) -> Option<Backup> {
         let cf = Fields::new(c, &at, v, COPY_KEYS)?;
         let node = cf.req_ref(c, "node")?;
         let directory = cf
-            .checked_str(c, "directory", &DIRECTORY_CHECK)
-            .map(|d| d.trim_end_matches('/').to_string())
+            .data_dir(c, "directory")
+            .map(|d| d.to_string())
             .unwrap_or_else(|| {
                 copy::directory_for(f.get("node").and_then(Value::as_str).unwrap_or_default())
             });

@@ -8,7 +8,6 @@ use super::model::{K3s, K3sApp, K3sEgress, K3sJob};
 use crate::inventory::{
     ABSOLUTE_PATH, Check, Claims, Collector, Fields, Inventory, is_one_line, is_safe_name, kind,
 };
-use crate::roles::replicas::image;
 
 const KEYS: &[&str] = &[
     "node",
@@ -75,7 +74,7 @@ pub fn k3s(c: &mut Collector, path: &str, v: &Value) -> Option<K3s> {
             let f = Fields::new(c, &p, j, JOB_KEYS)?;
             Some(K3sJob {
                 name: f.req_checked_str(c, "name", &DNS_LABEL).unwrap_or_default(),
-                image: image(c, &f),
+                image: f.req_image(c, "image"),
                 parallelism: f.opt_uint(c, "parallelism", 1, 10_000).unwrap_or(1) as u32,
                 completions: f.opt_uint(c, "completions", 1, 1_000_000).unwrap_or(1) as u32,
                 ttl_seconds: f.opt_uint(c, "ttl_seconds", 0, 604_800).unwrap_or(600) as u32,
@@ -85,7 +84,7 @@ pub fn k3s(c: &mut Collector, path: &str, v: &Value) -> Option<K3s> {
     let egress = f.get("egress").and_then(|e| {
         let f = Fields::new(c, &f.path_of("egress"), e, EGRESS_KEYS)?;
         Some(K3sEgress {
-            image: image(c, &f),
+            image: f.req_image(c, "image"),
             secret: f
                 .checked_str(c, "secret", &DNS_LABEL)
                 .unwrap_or_else(|| "wg-egress".into()),
@@ -138,7 +137,7 @@ fn k3s_app(c: &mut Collector, path: &str, v: &Value) -> Option<K3sApp> {
     }
     Some(K3sApp {
         name: f.req_checked_str(c, "name", &DNS_1035).unwrap_or_default(),
-        image: image(c, &f),
+        image: f.req_image(c, "image"),
         replicas: f.opt_uint(c, "replicas", 0, 1000).unwrap_or(1) as u32,
         port: f.req_port(c, "port").unwrap_or(1),
         host_port,

@@ -13,9 +13,7 @@ use serde_json::Value;
 
 use crate::contract::{self, Ctx, Output, Systems};
 use crate::inventory::SectionReader;
-use crate::inventory::{
-    Claims, Collector, Fields, Inventory, SAFE_NAME, Sections, is_hostname, is_one_line,
-};
+use crate::inventory::{Claims, Collector, Fields, Inventory, SAFE_NAME, Sections, is_one_line};
 use crate::templates::TemplateError;
 use balancer::Balancer;
 
@@ -72,68 +70,6 @@ const KEYS: &[&str] = &[
     "container_port",
 ];
 
-/// A container image reference as Docker takes it: `[registry[:port]/]path[:tag][@digest]`,
-/// lowercase path components; required.
-pub fn image(c: &mut Collector, f: &Fields) -> String {
-    let image = f.req_str(c, "image").unwrap_or_default();
-    if f.get("image").is_some() && !is_image_reference(&image) {
-        c.push(
-            f.path_of("image"),
-            format!(
-                "\"{image}\" is not an image reference; expected e.g. \"ghcr.io/example/tgweb:1.4\" or \"telegrammessenger/proxy:latest\""
-            ),
-        );
-    }
-    image
-}
-
-/// `[registry[:port]/]name[/name...][:tag][@sha256:hex]`.
-pub fn is_image_reference(s: &str) -> bool {
-    let (rest, digest) = match s.split_once('@') {
-        Some((r, d)) => (r, Some(d)),
-        None => (s, None),
-    };
-    let digest_ok = digest.is_none_or(|d| {
-        d.strip_prefix("sha256:")
-            .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-    });
-    let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
-    let (path, tag) = match rest[last_slash..].rfind(':') {
-        Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
-        None => (rest, None),
-    };
-    let tag_ok = tag.is_none_or(|t| {
-        !t.is_empty()
-            && t.len() <= 128
-            && !t.starts_with(['.', '-'])
-            && t.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
-    });
-    let mut parts: Vec<&str> = path.split('/').collect();
-    let registry_ok = match parts.first() {
-        Some(first) if parts.len() > 1 && (first.contains(['.', ':']) || *first == "localhost") => {
-            let host = parts.remove(0);
-            let (h, port) = host.split_once(':').unwrap_or((host, "1"));
-            is_hostname(h) && port.parse::<u16>().is_ok_and(|p| p > 0)
-        }
-        _ => true,
-    };
-    let component = |p: &str| {
-        let b = p.as_bytes();
-        !b.is_empty()
-            && b[0].is_ascii_alphanumeric()
-            && b[b.len() - 1].is_ascii_alphanumeric()
-            && b.iter()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"._-".contains(c))
-    };
-    s.len() <= 255
-        && digest_ok
-        && tag_ok
-        && registry_ok
-        && !parts.is_empty()
-        && parts.iter().all(|p| component(p))
-}
-
 /// Unit names systemd, Debian's packages and vds-proxy itself use: a service of that name
 /// would write `/etc/systemd/system/NAME@.service` over theirs (a service `user` or
 /// `getty` breaks logins). Names starting `systemd-` are refused too.
@@ -174,7 +110,7 @@ pub const RESERVED: &[&str] = &[
 
 fn parse_service(c: &mut Collector, path: &str, v: &Value) -> Option<Service> {
     let f = Fields::new(c, path, v, KEYS)?;
-    let image = f.get("image").is_some().then(|| image(c, &f));
+    let image = f.get("image").is_some().then(|| f.req_image(c, "image"));
     let exec = match f.get("exec") {
         Some(Value::Array(items)) if !items.is_empty() => {
             // In ExecStart=, a leading + - @ ! or : would be a systemd prefix (+ runs the
@@ -319,7 +255,7 @@ pub fn register(r: &mut Systems) {
 
 #[cfg(test)]
 mod tests {
-    use super::is_image_reference;
+    use crate::inventory::is_image_reference;
 
     #[test]
     fn image_references_are_what_docker_takes() {

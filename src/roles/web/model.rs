@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use crate::inventory::NodePath;
+
 /// How a site gets its TLS certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "mode", rename_all = "lowercase")]
@@ -12,7 +14,10 @@ pub enum Tls {
     /// Issued and renewed by certbot from the ACME CA in `acme` (HTTP-01 through nginx).
     Acme,
     /// Certificate and key files that already exist on the node.
-    Files { certificate: String, key: String },
+    Files {
+        certificate: NodePath,
+        key: NodePath,
+    },
 }
 
 /// A request rate limit on a location (`limit_req`).
@@ -92,7 +97,7 @@ impl Site {
                 format!("{}/{}/fullchain.pem", super::CERT_DIR, self.name),
                 format!("{}/{}/privkey.pem", super::CERT_DIR, self.name),
             )),
-            Tls::Files { certificate, key } => Some((certificate.clone(), key.clone())),
+            Tls::Files { certificate, key } => Some((certificate.to_string(), key.to_string())),
         }
     }
 }
@@ -106,7 +111,7 @@ pub struct Acme {
     pub email: Option<String>,
     /// A CA bundle on the nodes that signs the ACME server's own HTTPS certificate (a
     /// private CA); certbot is told to trust it, also when its timer renews.
-    pub ca_file: Option<String>,
+    pub ca_file: Option<NodePath>,
     /// `status` fails when a certificate has fewer days left.
     pub min_days_left: u32,
 }

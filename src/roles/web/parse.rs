@@ -7,8 +7,7 @@ use serde_json::Value;
 
 use super::model::{Acme, DEFAULT_HEADERS, HSTS, Location, RateLimit, Site, Tls};
 use crate::inventory::{
-    ABSOLUTE_PATH, Check, Claims, Collector, Fields, Inventory, SAFE_NAME, is_host_port,
-    is_hostname, kind,
+    Check, Claims, Collector, Fields, Inventory, SAFE_NAME, is_host_port, is_hostname, kind,
 };
 
 const SITE_KEYS: &[&str] = &[
@@ -129,7 +128,7 @@ pub fn acme(c: &mut Collector, top: &Fields) -> Acme {
     Acme {
         directory: f.checked_str(c, "directory", &URL).unwrap_or(d.directory),
         email: f.checked_str(c, "email", &EMAIL),
-        ca_file: f.checked_str(c, "ca_file", &ABSOLUTE_PATH),
+        ca_file: f.node_path(c, "ca_file"),
         min_days_left: f
             .opt_uint(c, "min_days_left", 0, 365)
             .map_or(d.min_days_left, |n| n as u32),
@@ -160,8 +159,8 @@ pub fn site(c: &mut Collector, path: &str, v: &Value) -> Option<Site> {
         &[("acme", "acme"), ("files", "files"), ("off", "off")],
         "acme",
     );
-    let certificate = f.checked_str(c, "certificate", &ABSOLUTE_PATH);
-    let key = f.checked_str(c, "certificate_key", &ABSOLUTE_PATH);
+    let certificate = f.node_path(c, "certificate");
+    let key = f.node_path(c, "certificate_key");
     let tls = match mode {
         "files" => match (certificate, key) {
             (Some(certificate), Some(key)) => Tls::Files { certificate, key },

@@ -110,9 +110,10 @@ pub fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
             );
         }
         if let Some(ca_file) = &acme.ca_file {
-            let text = ctx
-                .templates
-                .render("certbot-dropin.conf.j2", context! { ca_file => ca_file })?;
+            let text = ctx.templates.render(
+                "certbot-dropin.conf.j2",
+                context! { ca_file => ca_file.as_str() },
+            )?;
             // Read when the timer next starts certbot: nothing to restart now.
             out.resources.push(
                 Resource::text(
