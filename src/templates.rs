@@ -151,8 +151,16 @@ pub fn yaml_string(s: String) -> String {
 
 /// One double-quoted word of a systemd unit file (an `Environment=` assignment, an
 /// argument): `"` and `\\` escaped, control characters as C escapes, `%` doubled (it starts
-/// a specifier), so a value can add neither a word, a variable nor a line.
-pub fn systemd_quote(s: String) -> String {
+/// a specifier), so a value can add neither a word, a variable nor a line. What systemd
+/// cannot hold is an error: NUL, and the noncharacters it takes for unclean UTF-8 (a unit
+/// with one fails to load).
+pub fn systemd_quote(s: String) -> Result<String, minijinja::Error> {
+    if let Some(c) = s.chars().find(|c| !systemd_holds(*c)) {
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("{c:?} cannot be written into a unit file"),
+        ));
+    }
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for ch in s.chars() {
@@ -171,7 +179,13 @@ pub fn systemd_quote(s: String) -> String {
         }
     }
     out.push('"');
-    out
+    Ok(out)
+}
+
+/// Whether systemd keeps `c` in a value: not NUL, not a Unicode noncharacter.
+pub fn systemd_holds(c: char) -> bool {
+    let n = c as u32;
+    c != '\0' && !(0xFDD0..=0xFDEF).contains(&n) && n & 0xFFFE != 0xFFFE
 }
 
 /// One double-quoted nginx string: `"` and `\\` escaped. nginx has no escape for `$` (it

@@ -343,7 +343,7 @@ const BAD: &[(&str, &str, &[&str])] = &[
         &[
             "$.acme.directory: \"http://ca.example/dir\" is not an https:// URL; expected e.g. \"https://acme-v02.api.letsencrypt.org/directory\"",
             "$.acme.email: \"ops\" is not an email address; expected e.g. \"ops@example.com\"",
-            "$.sites[0].domains[0]: expected a domain name like \"app.example.com\" (no wildcards, no addresses)",
+            "$.sites[0].domains[0]: \"*.example.com\" contains the character '*'; a domain name has only letters, digits, - and .",
             "$.sites[0].tls: \"files\" needs \"certificate\" and \"certificate_key\": the paths of the certificate chain and its key on the node",
             "$.sites[0].headers[\"Bad Name\"]: is not a header name; use letters, digits and dashes",
             "$.sites[0].headers[\"X-A\"]: header values are one line of at most 1000 characters without '\"', '\\' or '$'",
@@ -567,6 +567,31 @@ const BAD: &[(&str, &str, &[&str])] = &[
             "$.apps[0].services[0].secret_env.DB_PASSWORD: DB_PASSWORD is also in \"env\"; a variable is either plain or secret, not both",
             "$.apps[0].services[0].secret_env.PIN: the secret (not shown) is shorter than 8 characters, which a guess finds at once",
             "$.registries[1].tokens[0].role: its token (not shown) is also $.registries[0].tokens[1]'s on another registry, with another role; give each role its own token",
+        ],
+    ),
+    // Accepted before, by class: numbers with a sign, domains ending in '-', a header given
+    // twice in two cases, a location over the ACME challenge path, e-mails with ':' or ','.
+    (
+        "by-class",
+        r#"{"nodes": [{"name": "a", "tailscale_ip": "100.64.0.1", "tailscale_tags": ["tag:farm"]}],
+            "sites": [{"name": "app", "node": "a", "domains": ["app-.example.com", "ok.example.com"],
+                       "headers": {"X-Frame-Options": "DENY", "x-frame-options": "SAMEORIGIN"},
+                       "locations": [{"path": "/", "upstream": "127.0.0.1:3000"},
+                                     {"path": "/.well-known/acme-challenge/x", "upstream": "127.0.0.1:3001"}]}],
+            "backups": [{"node": "a", "database": "app", "time": "+3:15"}],
+            "apps": [{"name": "shop", "node": "a", "services": [{"name": "web", "image": "localhost/web:1", "ports": ["+80:80"]}]}],
+            "tailnet": {"groups": {"group:ops": ["a@b:*", "x@y,tag:farm"]},
+                        "tag_owners": {"tag:farm": ["autogroup:admin"]},
+                        "acls": [{"src": ["group:ops"], "dst": ["tag:farm"], "ports": ["+80"]}]}}"#,
+        &[
+            "$.sites[0].domains[0]: \"app-.example.com\" has a label that starts or ends with - (\"app-\")",
+            "$.sites[0].headers[\"x-frame-options\"]: is the header \"X-Frame-Options\" again (header names are the same in any case); give it once",
+            "$.sites[0].locations[1].path: \"/.well-known/acme-challenge/x\" is under /.well-known/acme-challenge, where certbot proves the domain is yours; pick another path",
+            "$.apps[0].services[0].ports[0]: expected \"NODE_PORT:CONTAINER_PORT\" (bound to 127.0.0.1), e.g. \"8000:8000\"",
+            "$.backups[0].time: \"+3:15\" is not a time of day; expected \"HH:MM\", e.g. \"03:15\"",
+            "$.tailnet.groups[\"group:ops\"]: \"a@b:*\" is not a member; expected an e-mail address like \"alice@example.com\"",
+            "$.tailnet.groups[\"group:ops\"]: \"x@y,tag:farm\" is not a member; expected an e-mail address like \"alice@example.com\"",
+            "$.tailnet.acls[0].ports[0]: +80 is not a port; expected 1 to 65535, a range like \"8000-8100\", or \"*\"",
         ],
     ),
     (

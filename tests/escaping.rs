@@ -3,9 +3,8 @@
 //! PyYAML as podman-compose uses it, a real nginx on loopback; systemd's is in the
 //! testbed tests): one value in, exactly that value out, and nothing else added.
 //!
-//! The strings come from a fixed-seed generator biased towards what breaks formats
-//! (quotes, backslashes, `$`, `%`, braces, semicolons, newlines, NUL, DEL, the C1 range,
-//! line separators, multi-byte characters); the seed is printed so a failure replays.
+//! The strings come from a fixed-seed generator (`common`) biased towards what breaks
+//! formats; the seed is printed so a failure replays.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -13,36 +12,8 @@ use std::process::{Command, Stdio};
 
 use vds_proxy::templates::{nginx_string, toml_string, yaml_string};
 
-const ALPHABET: &[char] = &[
-    'a', 'Z', '0', ' ', '"', '\\', '\'', '$', '%', '{', '}', ';', '#', '=', '/', ':', ',', '[',
-    ']', '\n', '\r', '\t', '\0', '\x07', '\x1b', '\x7f', '\u{85}', '\u{9f}', '\u{a0}', 'é', '€',
-    '😀', '\u{2028}', '\u{2029}', '\u{feff}', '\u{fffe}', '&', '<', '*', '!', '-', '?',
-];
-
-/// `count` strings of 0-40 characters from [`ALPHABET`] (xorshift, seed `seed`).
-fn strings(seed: u64, count: usize) -> Vec<String> {
-    strings_of(ALPHABET, seed, count)
-}
-
-/// `count` strings of 0-40 characters from `alphabet`.
-fn strings_of(alphabet: &[char], seed: u64, count: usize) -> Vec<String> {
-    eprintln!("strings from seed {seed}");
-    let mut x = seed;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    (0..count)
-        .map(|_| {
-            let len = (next() % 41) as usize;
-            (0..len)
-                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
-                .collect()
-        })
-        .collect()
-}
+mod common;
+use common::{ALPHABET, strings, strings_of};
 
 #[test]
 fn toml_strings_read_back_as_one_value() {

@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+
 #[path = "../benches/registry/client.rs"]
 mod registry_client;
 
@@ -3762,3 +3764,61 @@ fn one_login_runs_every_script_in_turn_and_keeps_them_apart() {
     );
     assert_eq!(logins(1) - before, 2, "one login (plus the count's own)");
 }
+
+/// The `systemd` template filter, read back by systemd itself: hundreds of generated
+/// values go into one unit as `Environment=` assignments through the filter; the unit runs
+/// `env -0`, and every variable holds exactly its value, with no other variable added.
+#[test]
+fn systemd_environment_values_read_back_as_one_value_each() {
+    use vds_proxy::templates::{systemd_holds, systemd_quote};
+    let _env = Env::new("systemd-escape");
+    // What systemd cannot hold (NUL, noncharacters) is refused by the filter, never written.
+    let (values, refused): (Vec<String>, Vec<String>) = common::strings(0x7379_7374_656d, 400)
+        .into_iter()
+        .partition(|v| systemd_quote(v.clone()).is_ok());
+    for v in &refused {
+        assert!(v.chars().any(|c| !systemd_holds(c)), "{v:?} was refused");
+    }
+    assert!(values.len() > 100, "only {} values to check", values.len());
+    let mut unit = String::from("[Service]\nType=oneshot\n");
+    for (i, v) in values.iter().enumerate() {
+        unit += &format!(
+            "Environment={}\n",
+            systemd_quote(format!("V{i}={v}")).unwrap()
+        );
+    }
+    unit += "ExecStart=/usr/bin/env -0\nStandardOutput=file:/run/vds-escape-test.env\n";
+    let out = ssh_with_input(
+        1,
+        "cat > /run/systemd/system/vds-escape-test.service && systemctl daemon-reload && \
+         rm -f /run/vds-escape-test.env && systemctl start vds-escape-test.service && \
+         base64 -w0 /run/vds-escape-test.env; systemctl stop vds-escape-test.service; \
+         rm -f /run/systemd/system/vds-escape-test.service /run/vds-escape-test.env; systemctl daemon-reload",
+        unit.as_bytes(),
+    );
+    assert_ok(&out);
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(stdout(&out).trim())
+        .unwrap();
+    let seen: std::collections::BTreeMap<String, String> = raw
+        .split(|b| *b == 0)
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            let e = String::from_utf8(e.to_vec()).unwrap();
+            let (k, v) = e.split_once('=').unwrap();
+            (k.to_string(), v.to_string())
+        })
+        .filter(|(k, _)| k.starts_with('V') && k[1..].bytes().all(|b| b.is_ascii_digit()))
+        .collect();
+    assert_eq!(seen.len(), values.len(), "a value added or lost a variable");
+    for (i, v) in values.iter().enumerate() {
+        assert_eq!(seen.get(&format!("V{i}")), Some(v), "V{i}");
+    }
+}
+
+#[path = "../src/roles/web/testbed.rs"]
+mod web_system;
+
+#[path = "../src/roles/backups/testbed.rs"]
+mod backups_system;

@@ -471,7 +471,7 @@ pub fn is_host_port(s: &str) -> bool {
     let Some((host, port)) = s.rsplit_once(':') else {
         return false;
     };
-    let port_ok = port.parse::<u16>().is_ok_and(|p| p > 0);
+    let port_ok = decimal::<u16>(port).is_some_and(|p| p > 0);
     let host_ok = match host.strip_prefix('[') {
         Some(inner) => inner
             .strip_suffix(']')
@@ -479,6 +479,14 @@ pub fn is_host_port(s: &str) -> bool {
         None => !host.contains([':', '[', ']']) && is_hostname(host),
     };
     port_ok && host_ok
+}
+
+/// A whole number written in decimal digits only (Rust's `parse` also takes `+80`).
+pub fn decimal<T: std::str::FromStr>(s: &str) -> Option<T> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
 }
 
 /// Free text that goes into a config line: one line, printable.
@@ -494,7 +502,7 @@ fn is_absolute_path(p: &str) -> bool {
 pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
     let (a, p) = s.split_once('/')?;
     let ip: IpAddr = a.parse().ok()?;
-    let prefix: u8 = p.parse().ok()?;
+    let prefix: u8 = decimal(p)?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
     (prefix <= max).then_some((ip, prefix))
 }

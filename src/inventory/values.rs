@@ -294,7 +294,7 @@ pub fn is_image_reference(s: &str) -> bool {
         Some(first) if parts.len() > 1 && (first.contains(['.', ':']) || *first == "localhost") => {
             let host = parts.remove(0);
             let (h, port) = host.split_once(':').unwrap_or((host, "1"));
-            super::is_hostname(h) && port.parse::<u16>().is_ok_and(|p| p > 0)
+            super::is_hostname(h) && super::decimal::<u16>(port).is_some_and(|p| p > 0)
         }
         _ => true,
     };

@@ -18,6 +18,7 @@ use crate::contract::{
     self, Ctx, Output, Prepare, PrepareMode, Prepared, Purge, Status, StatusInput, Systems, Verb,
 };
 use crate::inventory::SectionReader;
+use crate::inventory::decimal;
 use crate::inventory::{
     Check as StrCheck, Claims, Collector, Fields, Inventory, SAFE_NAME, Sections,
 };
@@ -120,8 +121,8 @@ const TIME: StrCheck = StrCheck {
         s.split_once(':').is_some_and(|(h, m)| {
             h.len() == 2
                 && m.len() == 2
-                && h.parse::<u8>().is_ok_and(|h| h < 24)
-                && m.parse::<u8>().is_ok_and(|m| m < 60)
+                && decimal::<u8>(h).is_some_and(|h| h < 24)
+                && decimal::<u8>(m).is_some_and(|m| m < 60)
         })
     },
     hint: "is not a time of day; expected \"HH:MM\", e.g. \"03:15\"",

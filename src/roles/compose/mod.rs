@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::contract::Check;
 use crate::contract::{self, Ctx, Output, Purge, Status, StatusInput, Systems};
 use crate::inventory::SectionReader;
+use crate::inventory::decimal;
 use crate::inventory::{
     Check as StrCheck, Claims, Collector, Fields, Inventory, NodePath, SAFE_NAME, Sections, shown,
 };
@@ -156,8 +157,8 @@ fn is_volume_name(s: &str) -> bool {
 /// `"8080:80"` (node port : container port) or `"8080"` (the same on both).
 fn port_map(s: &str, public: bool) -> Option<PortMap> {
     let (h, c) = s.split_once(':').unwrap_or((s, s));
-    let host: u16 = h.parse().ok().filter(|p| *p > 0)?;
-    let container: u16 = c.parse().ok().filter(|p| *p > 0)?;
+    let host: u16 = decimal(h).filter(|p| *p > 0)?;
+    let container: u16 = decimal(c).filter(|p| *p > 0)?;
     Some(PortMap {
         host,
         container,

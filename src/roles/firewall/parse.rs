@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::{Allow, Firewall, REVERT_AFTER_DEFAULT};
+use crate::inventory::decimal;
 use crate::inventory::{Collector, Fields, Inventory, kind, parse_cidr};
 
 const FIREWALL_KEYS: &[&str] = &["node", "allow", "trusted_interfaces", "revert_after"];
@@ -92,7 +93,7 @@ fn port_range(c: &mut Collector, path: &str, v: &Value) -> Option<(u16, u16)> {
             .filter(|n| (1..=65535).contains(n))
             .map(|n| (n as u16, n as u16)),
         Value::String(s) => s.split_once('-').and_then(|(a, b)| {
-            let (a, b) = (a.parse::<u16>().ok()?, b.parse::<u16>().ok()?);
+            let (a, b) = (decimal::<u16>(a)?, decimal::<u16>(b)?);
             (a >= 1 && a < b).then_some((a, b))
         }),
         _ => None,

@@ -7,6 +7,7 @@ use std::fmt::Write;
 
 use super::{Acl, Tailnet};
 use crate::inventory::{Collector, Inventory, is_tailscale_tag, parse_cidr};
+use crate::inventory::{Email, decimal};
 
 /// `autogroup:` names a policy may use as an owner, a source or a destination.
 const AUTOGROUPS: &[&str] = &[
@@ -24,12 +25,7 @@ const AUTOGROUPS: &[&str] = &[
 const DST_AUTOGROUPS: &[&str] = &["autogroup:self", "autogroup:internet"];
 
 fn is_email(s: &str) -> bool {
-    s.split_once('@').is_some_and(|(user, domain)| {
-        !user.is_empty()
-            && !domain.is_empty()
-            && !s.contains(char::is_whitespace)
-            && !s.contains(['"', '\\'])
-    })
+    Email::parse(s).is_ok()
 }
 
 fn is_group(s: &str) -> bool {
@@ -46,12 +42,11 @@ fn is_address(s: &str) -> bool {
 
 /// A port entry: `*`, a port, or a range `A-B`.
 fn is_port(s: &str) -> bool {
-    let port = |p: &str| p.parse::<u16>().is_ok_and(|n| n >= 1);
+    let port = |p: &str| decimal::<u16>(p).filter(|n| *n >= 1);
     s == "*"
-        || port(s)
-        || s.split_once('-').is_some_and(|(a, b)| {
-            port(a) && port(b) && a.parse::<u16>().ok() < b.parse::<u16>().ok()
-        })
+        || port(s).is_some()
+        || s.split_once('-')
+            .is_some_and(|(a, b)| port(a).zip(port(b)).is_some_and(|(a, b)| a < b))
 }
 
 /// Checks the tailnet section and the nodes' tags; every problem with its JSON path.

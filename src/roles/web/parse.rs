@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::model::{Acme, DEFAULT_HEADERS, HSTS, Location, RateLimit, Site, Tls};
+use crate::inventory::DomainName;
 use crate::inventory::{
     Check, Claims, Collector, Fields, Inventory, SAFE_NAME, is_host_port, is_hostname, kind,
 };
@@ -26,6 +27,8 @@ const SITE_KEYS: &[&str] = &[
 ];
 const LOCATION_KEYS: &[&str] = &["path", "upstream", "websocket", "rate_limit"];
 const RATE_KEYS: &[&str] = &["rate", "burst"];
+/// The path nginx answers ACME HTTP-01 challenges on, for every site.
+const ACME_CHALLENGE: &str = "/.well-known/acme-challenge";
 const ACME_KEYS: &[&str] = &["directory", "email", "ca_file", "min_days_left"];
 
 const URL: Check = Check {
@@ -111,11 +114,6 @@ fn is_header_value(s: &str) -> bool {
             .all(|c| !c.is_control() && !matches!(c, '"' | '\\' | '$'))
 }
 
-/// A domain certbot can get a certificate for by HTTP-01 and nginx can name.
-fn is_domain(s: &str) -> bool {
-    is_hostname(s) && s.contains('.') && !s.contains('_') && s.parse::<std::net::IpAddr>().is_err()
-}
-
 /// Reads `acme` (absent: Let's Encrypt).
 pub fn acme(c: &mut Collector, top: &Fields) -> Acme {
     let Some(v) = top.get("acme") else {
@@ -140,13 +138,11 @@ pub fn site(c: &mut Collector, path: &str, v: &Value) -> Option<Site> {
     let f = Fields::new(c, path, v, SITE_KEYS)?;
     let name = f.req_checked_str(c, "name", &SAFE_NAME).unwrap_or_default();
     let node = f.req_ref(c, "node").unwrap_or_default();
-    let domains = f.list(
-        c,
-        "domains",
-        "domain names",
-        "expected a domain name like \"app.example.com\" (no wildcards, no addresses)",
-        |s| is_domain(s).then(|| s.to_ascii_lowercase()),
-    );
+    let domains: Vec<String> = f
+        .parsed_list(c, "domains", "domain names", DomainName::parse)
+        .into_iter()
+        .map(|d| d.as_str().to_string())
+        .collect();
     if f.get("domains").is_none() {
         c.push(
             f.path_of("domains"),
@@ -194,10 +190,18 @@ pub fn site(c: &mut Collector, path: &str, v: &Value) -> Option<Site> {
     match f.get("headers") {
         None => {}
         Some(Value::Object(map)) => {
+            let mut given: BTreeMap<String, &str> = BTreeMap::new();
             for (k, v) in map {
                 let p = format!("{}[\"{k}\"]", f.path_of("headers"));
                 if !is_header_name(k) {
                     c.push(p, "is not a header name; use letters, digits and dashes");
+                    continue;
+                }
+                if let Some(first) = given.insert(k.to_ascii_lowercase(), k) {
+                    c.push(
+                        p,
+                        format!("is the header \"{first}\" again (header names are the same in any case); give it once"),
+                    );
                     continue;
                 }
                 // One header, however the inventory spells it.
@@ -251,6 +255,12 @@ pub fn site(c: &mut Collector, path: &str, v: &Value) -> Option<Site> {
     }
     let mut seen = BTreeSet::new();
     for (i, l) in locations.iter().enumerate() {
+        if l.path.starts_with(ACME_CHALLENGE) {
+            c.push(
+                format!("{}[{i}].path", f.path_of("locations")),
+                format!("\"{}\" is under {ACME_CHALLENGE}, where certbot proves the domain is yours; pick another path", l.path),
+            );
+        }
         if !seen.insert(l.path.clone()) {
             c.push(
                 format!("{}[{i}].path", f.path_of("locations")),
@@ -357,8 +367,5 @@ mod tests {
         assert!(is_email("ops@example.com") && !is_email("ops@localhost") && !is_email("-x@a.b"));
         assert!(is_https_url("https://10.213.1.1:14000/dir") && !is_https_url("http://x/"));
         assert!(!is_https_url("https://x/ --foo"));
-        assert!(
-            is_domain("app.example.com") && !is_domain("*.example.com") && !is_domain("10.0.0.1")
-        );
     }
 }
