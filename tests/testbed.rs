@@ -3822,3 +3822,6 @@ mod web_system;
 
 #[path = "../src/roles/backups/testbed.rs"]
 mod backups_system;
+
+#[path = "../src/roles/registry/testbed.rs"]
+mod registry_system;

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -48,6 +48,18 @@ pub struct Shared {
     pub store: Store,
     pub limiter: Limiter,
     pub metrics: Metrics,
+    /// What `/healthz` and `/metrics` last read of the store, at most a second old: callers
+    /// who need no token cost the store one small query a second, however many they are.
+    health: std::sync::Mutex<Option<(Instant, Health)>>,
+}
+
+/// The store as `/healthz` and `/metrics` report it.
+#[derive(Clone)]
+struct Health {
+    /// Why it does not take writes, if it does not.
+    unwritable: Option<String>,
+    /// Farms by state (online, stale, offline), if they could be counted.
+    counts: Option<[u64; 3]>,
 }
 
 impl Shared {
@@ -58,6 +70,7 @@ impl Shared {
             store,
             limiter: Limiter::default(),
             metrics: Metrics::default(),
+            health: std::sync::Mutex::new(None),
         }
     }
 
@@ -101,7 +114,9 @@ pub async fn handle(
     let live = shared.live();
     let line = format!("{} {}", req.method(), req.uri().path());
     let out =
-        match tokio::time::timeout(live.cfg.request_timeout(), route(&shared, &live, req)).await {
+        match tokio::time::timeout(live.cfg.request_timeout(), route(&shared, &live, peer, req))
+            .await
+        {
             Ok(out) => out,
             Err(_) => Outcome::new(
                 "timeout",
@@ -149,7 +164,7 @@ fn permits(t: &TokenConfig, need: Need) -> bool {
     }
 }
 
-async fn route(shared: &Shared, live: &Live, req: Request<Incoming>) -> Outcome {
+async fn route(shared: &Shared, live: &Live, peer: SocketAddr, req: Request<Incoming>) -> Outcome {
     let path = req.uri().path().to_string();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let method = req.method().clone();
@@ -196,6 +211,25 @@ async fn route(shared: &Shared, live: &Live, req: Request<Incoming>) -> Outcome 
     ) {
         Ok(t) => t,
         Err(denied) => {
+            // Requests without a valid token are limited per client address, so guessing
+            // tokens is as slow as the global rate (at least 10 a second).
+            let rate = live.cfg.rate_limit.max(10);
+            let key = format!("address {}", peer.ip());
+            if let Err(wait) = shared.limiter.take(&key, rate, Instant::now()) {
+                shared.metrics.rate_limited();
+                let mut reply = error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    &format!(
+                        "more than {rate} requests per second without a valid token from {}; retry in {wait} s",
+                        peer.ip()
+                    ),
+                );
+                if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+                    reply.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                return Outcome::new(name, reply);
+            }
             let message = match denied {
                 Denied::Missing => "send Authorization: Bearer TOKEN",
                 Denied::Unknown => "this token is not known",
@@ -435,39 +469,58 @@ fn farms(shared: &Shared, query: &str, now: i64) -> Reply {
     }
 }
 
+/// The store's health, read again when the last reading is a second old.
+fn store_health(shared: &Shared) -> Health {
+    let mut cached = shared.health.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((at, h)) = cached.as_ref()
+        && at.elapsed() < Duration::from_secs(1)
+    {
+        return h.clone();
+    }
+    let unwritable = shared.store.writable().err().map(|e| {
+        crate::relay_log!("registry: {e:#}");
+        format!("{e:#}")
+    });
+    let counts = shared.store.state_counts(now_ms()).ok();
+    let h = Health { unwritable, counts };
+    *cached = Some((Instant::now(), h.clone()));
+    h
+}
+
+/// Farms by state, as JSON.
+fn counts_json(counts: [u64; 3]) -> serde_json::Map<String, Value> {
+    State::ALL
+        .iter()
+        .zip(counts)
+        .map(|(st, n)| (st.name().to_string(), json!(n)))
+        .collect()
+}
+
+/// 200 with the farms by state when the store takes writes; 503 saying why when not.
 fn health(shared: &Shared) -> Reply {
-    match shared.store.list() {
-        Ok(list) => json_reply(
+    let h = store_health(shared);
+    match (&h.unwritable, h.counts) {
+        (None, Some(c)) => json_reply(
             StatusCode::OK,
-            json!({ "status": "ok", "farms": counts(&list, now_ms()) }),
+            json!({ "status": "ok", "store": "writable", "farms": counts_json(c) }),
         ),
-        Err(e) => internal(e),
+        (why, _) => json_reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({ "status": "failing", "store": why.as_deref().unwrap_or("cannot be read") }),
+        ),
     }
 }
 
 fn metrics(shared: &Shared) -> Reply {
-    let counts = shared
-        .store
-        .list()
-        .map(|l| counts(&l, now_ms()))
-        .unwrap_or_default();
-    let mut reply = Response::new(Full::new(Bytes::from(shared.metrics.render(&counts))));
+    let h = store_health(shared);
+    let counts = h.counts.map(counts_json).unwrap_or_default();
+    let text = shared.metrics.render(&counts, h.unwritable.is_none());
+    let mut reply = Response::new(Full::new(Bytes::from(text)));
     reply.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4"),
     );
     reply
-}
-
-/// How many farms are in each state.
-fn counts(list: &[Farm], now: i64) -> serde_json::Map<String, Value> {
-    State::ALL
-        .iter()
-        .map(|st| {
-            let n = list.iter().filter(|f| state_of(f, now) == *st).count();
-            (st.name().to_string(), json!(n))
-        })
-        .collect()
 }
 
 fn state_of(f: &Farm, now: i64) -> State {

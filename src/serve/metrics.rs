@@ -32,9 +32,15 @@ impl Metrics {
         self.rate_limited.fetch_add(1, Relaxed);
     }
 
-    /// The text exposition, with the farm counts by state.
-    pub fn render(&self, farms: &Map<String, Value>) -> String {
+    /// The text exposition, with the farm counts by state and whether the store takes
+    /// writes.
+    pub fn render(&self, farms: &Map<String, Value>, writable: bool) -> String {
         let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP vds_registry_store_writable Whether the database takes writes (1) or not (0).\n# TYPE vds_registry_store_writable gauge\nvds_registry_store_writable {}",
+            u8::from(writable)
+        );
         out.push_str("# HELP vds_registry_requests_total Requests answered, by route and status code.\n# TYPE vds_registry_requests_total counter\n");
         for ((route, code), n) in self
             .requests

@@ -82,6 +82,8 @@ pub struct Registration {
 /// The database.
 pub struct Store {
     conn: Mutex<Connection>,
+    /// Its file, named in every error.
+    path: std::path::PathBuf,
 }
 
 impl Store {
@@ -95,7 +97,57 @@ impl Store {
         migrate(&mut conn).with_context(|| format!("database {}", path.display()))?;
         Ok(Store {
             conn: Mutex::new(conn),
+            path: path.to_path_buf(),
         })
+    }
+
+    /// `r` with the database file named in its error.
+    fn named<T, E>(&self, r: std::result::Result<T, E>) -> Result<T>
+    where
+        std::result::Result<T, E>: Context<T, E>,
+    {
+        r.with_context(|| format!("database {}", self.path.display()))
+    }
+
+    /// Runs `f`, its error naming the database file.
+    fn in_db<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.named(f())
+    }
+
+    /// Whether the database takes writes now: a write that is rolled back (a file made
+    /// read-only, a full disk or a broken file fail it), the file named when it fails.
+    pub fn writable(&self) -> Result<()> {
+        let conn = self.conn();
+        let probe = conn
+            .execute_batch("BEGIN IMMEDIATE; DELETE FROM farms WHERE ip = ''; ROLLBACK;")
+            .with_context(|| format!("database {} does not take writes", self.path.display()));
+        if probe.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        probe
+    }
+
+    /// How many farms are in each state at `now_ms`, counted by the database (no row is
+    /// copied out).
+    pub fn state_counts(&self, now_ms: i64) -> Result<[u64; 3]> {
+        let conn = self.conn();
+        let r = conn.query_row(
+            "SELECT
+               count(*) FILTER (WHERE ?1 - last_seen_ms <= heartbeat_interval * 1000),
+               count(*) FILTER (WHERE ?1 - last_seen_ms > heartbeat_interval * 1000
+                                  AND ?1 - last_seen_ms <= heartbeat_interval * 3000),
+               count(*) FILTER (WHERE ?1 - last_seen_ms > heartbeat_interval * 3000)
+             FROM farms",
+            [now_ms],
+            |r| {
+                Ok([
+                    r.get::<_, i64>(0)? as u64,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, i64>(2)? as u64,
+                ])
+            },
+        );
+        self.named(r)
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -110,82 +162,89 @@ impl Store {
         default_interval: u64,
         now_ms: i64,
     ) -> Result<(Farm, bool)> {
-        let conn = self.conn();
-        let old = get(&conn, ip)?;
-        let created = old.is_none();
-        let mut farm = old.unwrap_or(Farm {
-            ip: ip.to_string(),
-            name: String::new(),
-            metadata: serde_json::json!({}),
-            heartbeat_interval: default_interval,
-            registered_ms: now_ms,
-            updated_ms: now_ms,
-            last_seen_ms: now_ms,
-            heartbeats: 0,
-        });
-        if let Some(name) = reg.name {
-            farm.name = name;
-        }
-        if let Some(metadata) = reg.metadata {
-            farm.metadata = metadata;
-        }
-        if let Some(interval) = reg.heartbeat_interval {
-            farm.heartbeat_interval = interval;
-        }
-        farm.updated_ms = now_ms;
-        farm.last_seen_ms = now_ms;
-        conn.execute(
-            "INSERT INTO farms (ip, name, metadata, heartbeat_interval, registered_ms,
-                                updated_ms, last_seen_ms, heartbeats)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-             ON CONFLICT(ip) DO UPDATE SET name = ?2, metadata = ?3, heartbeat_interval = ?4,
-                 updated_ms = ?6, last_seen_ms = ?7",
-            params![
-                farm.ip,
-                farm.name,
-                farm.metadata.to_string(),
-                farm.heartbeat_interval as i64,
-                farm.registered_ms,
-                farm.updated_ms,
-                farm.last_seen_ms,
-                farm.heartbeats as i64,
-            ],
-        )?;
-        Ok((farm, created))
+        self.in_db(|| {
+            let conn = self.conn();
+            let old = get(&conn, ip)?;
+            let created = old.is_none();
+            let mut farm = old.unwrap_or(Farm {
+                ip: ip.to_string(),
+                name: String::new(),
+                metadata: serde_json::json!({}),
+                heartbeat_interval: default_interval,
+                registered_ms: now_ms,
+                updated_ms: now_ms,
+                last_seen_ms: now_ms,
+                heartbeats: 0,
+            });
+            if let Some(name) = reg.name {
+                farm.name = name;
+            }
+            if let Some(metadata) = reg.metadata {
+                farm.metadata = metadata;
+            }
+            if let Some(interval) = reg.heartbeat_interval {
+                farm.heartbeat_interval = interval;
+            }
+            farm.updated_ms = now_ms;
+            farm.last_seen_ms = now_ms;
+            conn.execute(
+                "INSERT INTO farms (ip, name, metadata, heartbeat_interval, registered_ms,
+                                    updated_ms, last_seen_ms, heartbeats)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT(ip) DO UPDATE SET name = ?2, metadata = ?3, heartbeat_interval = ?4,
+                     updated_ms = ?6, last_seen_ms = ?7",
+                params![
+                    farm.ip,
+                    farm.name,
+                    farm.metadata.to_string(),
+                    farm.heartbeat_interval as i64,
+                    farm.registered_ms,
+                    farm.updated_ms,
+                    farm.last_seen_ms,
+                    farm.heartbeats as i64,
+                ],
+            )?;
+            Ok((farm, created))
+        })
     }
 
     /// Records a heartbeat of the farm at `ip`; `None` when it is not registered.
     pub fn heartbeat(&self, ip: &str, now_ms: i64) -> Result<Option<Farm>> {
-        let conn = self.conn();
-        let n = conn.execute(
-            "UPDATE farms SET last_seen_ms = ?2, heartbeats = heartbeats + 1 WHERE ip = ?1",
-            params![ip, now_ms],
-        )?;
-        if n == 0 {
-            return Ok(None);
-        }
-        get(&conn, ip)
+        self.in_db(|| {
+            let conn = self.conn();
+            let n = conn.execute(
+                "UPDATE farms SET last_seen_ms = ?2, heartbeats = heartbeats + 1 WHERE ip = ?1",
+                params![ip, now_ms],
+            )?;
+            if n == 0 {
+                return Ok(None);
+            }
+            get(&conn, ip)
+        })
     }
 
     /// The farm at `ip`.
     pub fn get(&self, ip: &str) -> Result<Option<Farm>> {
-        get(&self.conn(), ip)
+        self.in_db(|| get(&self.conn(), ip))
     }
 
     /// Every farm, by address.
     pub fn list(&self) -> Result<Vec<Farm>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&format!("{SELECT} ORDER BY ip"))?;
-        let rows = stmt.query_map([], row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let r = conn
+            .prepare_cached(&format!("{SELECT} ORDER BY ip"))
+            .and_then(|mut stmt| stmt.query_map([], row)?.collect::<rusqlite::Result<_>>());
+        self.named(r)
     }
 
     /// Forgets the farm at `ip`; false when there was none.
     pub fn delete(&self, ip: &str) -> Result<bool> {
-        Ok(self
-            .conn()
-            .execute("DELETE FROM farms WHERE ip = ?1", [ip])?
-            > 0)
+        self.in_db(|| {
+            Ok(self
+                .conn()
+                .execute("DELETE FROM farms WHERE ip = ?1", [ip])?
+                > 0)
+        })
     }
 }
 
@@ -266,6 +325,56 @@ mod tests {
         assert_eq!((again.name.as_str(), again.heartbeats), ("farm-a", 1));
         assert!(s.delete("100.64.0.9").unwrap());
         assert!(s.list().unwrap().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_database_counts_states_as_state_of_does_and_names_its_file_when_it_takes_no_writes() {
+        let dir = std::env::temp_dir().join(format!("vds-store-w-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("farms.db");
+        let _ = std::fs::remove_file(&db);
+        let s = Store::open(&db).unwrap();
+        // Last seen 0 ms ago, at and past each boundary of a 10 s interval.
+        let now = 100_000;
+        for (i, age) in [0, 10_000, 10_001, 30_000, 30_001, 90_000]
+            .iter()
+            .enumerate()
+        {
+            let ip = format!("100.64.0.{i}");
+            let reg = Registration {
+                heartbeat_interval: Some(10),
+                ..Default::default()
+            };
+            s.register(&ip, reg, 10, now - age).unwrap();
+        }
+        let mut want = [0u64; 3];
+        for f in s.list().unwrap() {
+            let st = State::of(now - f.last_seen_ms, f.heartbeat_interval);
+            want[State::ALL.iter().position(|x| *x == st).unwrap()] += 1;
+        }
+        assert_eq!(s.state_counts(now).unwrap(), want);
+        assert_eq!(want, [2, 2, 2]);
+        s.writable().unwrap();
+        // The same file opened read-only (as a database its user cannot write).
+        let ro = Store {
+            conn: Mutex::new(
+                Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                    .unwrap(),
+            ),
+            path: db.clone(),
+        };
+        let e = format!("{:#}", ro.writable().unwrap_err());
+        assert!(
+            e.contains(&format!("database {} does not take writes", db.display())),
+            "{e}"
+        );
+        let e = format!("{:#}", ro.delete("100.64.0.1").unwrap_err());
+        assert!(
+            e.starts_with(&format!("database {}: ", db.display())),
+            "{e}"
+        );
+        assert_eq!(ro.state_counts(now).unwrap(), want, "reading still works");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
