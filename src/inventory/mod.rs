@@ -201,15 +201,17 @@ impl Inventory {
         match self.node(name) {
             None => {
                 let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
-                let hint = match suggest(name, &names) {
-                    _ if c.is_full() => String::new(),
-                    Some(s) => format!("did you mean \"{s}\"?"),
-                    None if names.len() > 10 => format!(
+                // Past the problems that are printed, no hint is computed (a did-you-mean
+                // over every node for each of thousands of errors took seconds).
+                let hint = match (!c.is_full()).then(|| suggest(name, &names)) {
+                    None => String::new(),
+                    Some(Some(s)) => format!("did you mean \"{s}\"?"),
+                    Some(None) if names.len() > 10 => format!(
                         "known nodes: {}, ... ({} in all)",
                         names[..10].join(", "),
                         names.len()
                     ),
-                    None => format!("known nodes: {}", names.join(", ")),
+                    Some(None) => format!("known nodes: {}", names.join(", ")),
                 };
                 let sep = if hint.is_empty() { "" } else { "; " };
                 c.push(path, format!("node \"{name}\" does not exist{sep}{hint}"));

@@ -144,6 +144,44 @@ fn is_env_key(s: &str) -> bool {
         && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
 }
 
+/// The circle of `depends_on` that leads from `s` back to itself, if there is one and `s`
+/// is its first member by name (so a circle is reported once). A service that names
+/// itself is reported on its own.
+fn dependency_cycle<'a>(app: &'a App, s: &'a Service) -> Option<Vec<&'a str>> {
+    fn walk<'a>(
+        app: &'a App,
+        start: &'a str,
+        at: &'a str,
+        path: &mut Vec<&'a str>,
+        dead: &mut BTreeSet<&'a str>,
+    ) -> bool {
+        let Some(svc) = app.services.iter().find(|x| x.name == at) else {
+            return false;
+        };
+        for d in &svc.depends_on {
+            let d = d.as_str();
+            if d == start && !(path.len() == 1 && at == start) {
+                path.push(d);
+                return true;
+            }
+            if d == at || path.contains(&d) || dead.contains(d) {
+                continue;
+            }
+            path.push(d);
+            if walk(app, start, d, path, dead) {
+                return true;
+            }
+            path.pop();
+            dead.insert(d);
+        }
+        false
+    }
+    let mut path = vec![s.name.as_str()];
+    let found = walk(app, &s.name, &s.name, &mut path, &mut BTreeSet::new());
+    let first = path.iter().min().copied();
+    (found && first == Some(s.name.as_str())).then_some(path)
+}
+
 /// A named volume: lowercase letters, digits and `_ . -`, starting with a letter or digit.
 fn is_volume_name(s: &str) -> bool {
     let b = s.as_bytes();
@@ -154,14 +192,21 @@ fn is_volume_name(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_.-".contains(c))
 }
 
-/// `"8080:80"` (node port : container port) or `"8080"` (the same on both).
-fn port_map(s: &str, public: bool) -> Option<PortMap> {
+/// `"8080:80"` (node port : container port) or `"8080"` (the same on both); or the rule it
+/// broke.
+fn port_map(s: &str, public: bool) -> Result<PortMap, String> {
+    let bound = if public { "every address" } else { "127.0.0.1" };
     let (h, c) = s.split_once(':').unwrap_or((s, s));
-    let host: u16 = decimal(h).filter(|p| *p > 0)?;
-    let container: u16 = decimal(c).filter(|p| *p > 0)?;
-    Some(PortMap {
-        host,
-        container,
+    let port = |p: &str, which: &str| match decimal::<u32>(p) {
+        Some(n @ 1..=65535) => Ok(n as u16),
+        Some(n) => Err(format!("has {which} port {n}; a port is 1 to 65535")),
+        None => Err(format!(
+            "is not NODE_PORT:CONTAINER_PORT in digits (bound to {bound}), e.g. \"8000:8000\""
+        )),
+    };
+    Ok(PortMap {
+        host: port(h, "node")?,
+        container: port(c, "container")?,
         public,
     })
 }
@@ -301,20 +346,8 @@ fn service(c: &mut Collector, path: &str, v: &Value) -> Option<Service> {
             );
         }
     }
-    let mut ports = f.list(
-        c,
-        "ports",
-        "ports",
-        "expected \"NODE_PORT:CONTAINER_PORT\" (bound to 127.0.0.1), e.g. \"8000:8000\"",
-        |s| port_map(s, false),
-    );
-    ports.extend(f.list(
-        c,
-        "publish",
-        "ports",
-        "expected \"NODE_PORT:CONTAINER_PORT\" (bound to every address), e.g. \"80:80\"",
-        |s| port_map(s, true),
-    ));
+    let mut ports = f.parsed_list(c, "ports", "ports", |s| port_map(s, false));
+    ports.extend(f.parsed_list(c, "publish", "ports", |s| port_map(s, true)));
     let volumes = f.parsed_list(c, "volumes", "volumes", volume);
     let healthcheck = f
         .get("healthcheck")
@@ -410,6 +443,12 @@ fn validate(inv: &Inventory, c: &mut Collector, claims: &mut Claims) {
                         ),
                     );
                 }
+            }
+            if let Some(cycle) = dependency_cycle(a, s) {
+                c.push(
+                    format!("{}.depends_on", s.path),
+                    format!("the services wait for each other in a circle ({}); no order can start them", cycle.join(" -> ")),
+                );
             }
             let mut targets = BTreeSet::new();
             for v in &s.volumes {
@@ -579,7 +618,7 @@ mod tests {
         let p = port_map("443", true).unwrap();
         assert_eq!((p.host, p.container, p.public), (443, 443, true));
         for bad in ["", "0:80", "80:", "x:80", "80:70000", "1:2:3"] {
-            assert!(port_map(bad, false).is_none(), "{bad}");
+            assert!(port_map(bad, false).is_err(), "{bad}");
         }
         let v = volume("pgdata:/var/lib/postgresql/data").unwrap();
         assert!(v.named && !v.read_only && v.source == "pgdata");

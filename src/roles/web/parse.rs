@@ -216,6 +216,10 @@ pub fn site(c: &mut Collector, path: &str, v: &Value) -> Option<Site> {
                     Value::String(s) if is_header_value(s) => {
                         headers.insert(k.clone(), Some(s.clone()));
                     }
+                    Value::String(v) if v.is_empty() => c.push(
+                        p,
+                        "is empty; give the header a value, or null to leave a default header out",
+                    ),
                     Value::String(_) => c.push(
                         p,
                         "header values are one line of at most 1000 characters without '\"', '\\' or '$'",

@@ -135,13 +135,6 @@ pub fn validate(inv: &Inventory, networks: &[WgNetwork], c: &mut Collector, clai
         for (j, m) in w.members.iter().enumerate() {
             let mpath = format!("{base}.members[{j}]");
             inv.check_node_ref(c, &format!("{mpath}.node"), &m.node);
-            claims.udp_port(
-                inv,
-                c,
-                &m.node,
-                w.port,
-                format!("{base}.port ({})", w.interface),
-            );
             if let Some(first) = nodes.insert(&m.node, j) {
                 c.push(
                     format!("{mpath}.node"),
@@ -149,6 +142,16 @@ pub fn validate(inv: &Inventory, networks: &[WgNetwork], c: &mut Collector, clai
                         "node \"{}\" is already a member ({base}.members[{first}])",
                         m.node
                     ),
+                );
+            } else {
+                // Once per node: a member named twice is that error, not a port clash
+                // with itself.
+                claims.udp_port(
+                    inv,
+                    c,
+                    &m.node,
+                    w.port,
+                    format!("{base}.port ({})", w.interface),
                 );
             }
             if let Some(first) = addresses.insert(m.address, j) {
