@@ -27,8 +27,12 @@ fn inventory(sections: &str) -> Inventory {
 
 /// A small stand-in for the vds-proxy build, with fixed bytes so snapshots are stable.
 fn bundle() -> Artifact {
+    // Tests run in parallel processes: written aside and renamed, so none reads it half
+    // written (a snapshot once saw another digest).
     let p = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fake-vds-proxy");
-    std::fs::write(&p, b"#!/bin/sh\necho fake vds-proxy\n").unwrap();
+    let tmp = p.with_extension(std::process::id().to_string());
+    std::fs::write(&tmp, b"#!/bin/sh\necho fake vds-proxy\n").unwrap();
+    std::fs::rename(&tmp, &p).unwrap();
     Artifact::from_file(p, std::env::consts::ARCH).unwrap()
 }
 
@@ -184,6 +188,57 @@ fn remove_takes_back_files_units_and_directories() {
     let changes = diff::removal(&facts, None);
     let script = apply_script(&changes, &facts, &plan);
     snapshot("apply_remove", &script, apply::LIBRARY);
+}
+
+/// A dropped ACME site's certificate is deleted only at the end, once every unit was
+/// checked: a unit failing in the same apply rolls back to an nginx config that still names
+/// it, and finds it. The certificate tool goes with the last ACME site: the copy the
+/// transaction kept of it runs.
+#[test]
+fn a_dropped_sites_certificate_goes_only_once_the_host_converged() {
+    let facts = deployed(&host_plan(
+        &inventory(&format!("{RELAY_ROUTE}, {WEB}")),
+        "h1",
+    ));
+    let only_plain = WEB.replace(
+        r#"{"name": "app", "node": "h1", "domains": ["app.example.com"], "locations": [{"path": "/", "upstream": "127.0.0.1:3000"}]},"#,
+        "",
+    );
+    assert_ne!(only_plain, WEB);
+    for (sections, checked) in [
+        (format!("{RELAY_ROUTE}, {only_plain}"), true),
+        (RELAY_ROUTE.to_string(), false),
+    ] {
+        let plan = host_plan(&inventory(&sections), "h1");
+        let script = apply_script(&diff::diff(&plan, &facts, None), &facts, &plan).replacen(
+            apply::LIBRARY,
+            "",
+            1,
+        );
+        let tool = script
+            .lines()
+            .find_map(|l| {
+                l.strip_suffix(" /usr/local/lib/vds-proxy/web-certs")?
+                    .strip_prefix("prune ")
+            })
+            .expect("the tool goes with the last ACME site");
+        let forget = script
+            .find(&format!(
+                "\nunload /etc/vds-proxy/web/acme/app.conf 'sh \"$T/old/p{tool}\" forget app'\n"
+            ))
+            .unwrap_or_else(|| panic!("the certificate is not forgotten:\n{script}"));
+        let manifest = script
+            .find("\nwrite_manifest")
+            .expect("the manifest is written");
+        assert!(forget < manifest, "{script}");
+        if checked {
+            let end = script
+                .find("\nend_checks")
+                .expect("the reloaded nginx is checked");
+            assert!(end < forget, "{script}");
+        }
+        assert_eq!(script.matches(" forget ").count(), 1, "{script}");
+    }
 }
 
 #[test]

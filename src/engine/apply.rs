@@ -12,7 +12,8 @@
 //! 4. pruned units are stopped and disabled, pruned files deleted;
 //! 5. daemon-reload, enable, restart/reload/start; every touched unit must be active;
 //! 6. on failure everything is restored and re-activated: exit 1 with the journal lines;
-//! 7. the new manifest is written.
+//! 7. what pruned files leave behind for good (a certificate) is deleted, the new manifest
+//!    is written.
 
 use std::collections::BTreeSet;
 
@@ -389,9 +390,22 @@ fn drain(changes: &Changes) -> String {
     s
 }
 
-/// Originals handed back, files that went with pruned ones, the manifest, empty directories.
+/// What pruned files leave behind for good (now that the host converged), originals
+/// handed back, files that went with pruned ones, the manifest, empty directories.
 fn finish(changes: &Changes) -> String {
     let mut s = String::new();
+    for f in &changes.prune_files {
+        let Some(cmd) = Kind::from_name(&f.kind).and_then(|k| k.ops().after_remove(&f.path)) else {
+            continue;
+        };
+        // A command that runs a program pruned in this same apply (the last site's
+        // certificate tool) runs the copy the transaction kept of it.
+        let kept = changes.prune_files.iter().enumerate().find_map(|(j, p)| {
+            let rest = cmd.strip_prefix(&p.path)?.strip_prefix(' ')?;
+            Some(format!("sh \"$T/old/p{j}\" {rest}"))
+        });
+        s += &call("unload", [f.path.as_str(), &kept.unwrap_or(cmd)]);
+    }
     for f in changes.prune_files.iter().filter(|f| f.adopted) {
         s += &call("forget_orig", [orig_name(&f.path)]);
     }

@@ -56,8 +56,12 @@ pub async fn describe(
     }
     for f in &changes.prune_files {
         out.push_str(&format!("- {} (no longer in the inventory)\n", f.path));
-        if let Some(cmd) = Kind::from_name(&f.kind).and_then(|k| k.ops().before_remove(&f.path)) {
+        let ops = Kind::from_name(&f.kind).map(|k| k.ops());
+        if let Some(cmd) = ops.and_then(|o| o.before_remove(&f.path)) {
             out.push_str(&format!("would run first: {cmd}\n"));
+        }
+        if let Some(cmd) = ops.and_then(|o| o.after_remove(&f.path)) {
+            out.push_str(&format!("would run once the host converged: {cmd}\n"));
         }
     }
     for u in &changes.prune_units {

@@ -1,6 +1,7 @@
 //! ACME certificate requests: one small file per certificate naming its domains and CA.
 //! What the file asks for is done by a command (certbot) after nginx reloaded; removing
-//! the file first takes the certificate back (certbot's lineage and the installed links).
+//! the file takes the certificate back (certbot's lineage and the installed links) once the
+//! host converged.
 
 use super::{Kind, KindOps, Resource};
 use crate::shell::quote;
@@ -18,7 +19,9 @@ impl KindOps for AcmeOps {
         None
     }
 
-    fn before_remove(&self, path: &str) -> Option<String> {
+    /// The certificate goes only once the host converged: a unit failing later in the
+    /// same apply rolls back to an nginx config that still names it.
+    fn after_remove(&self, path: &str) -> Option<String> {
         let name = path.rsplit('/').next()?.strip_suffix(".conf")?;
         Some(format!("{TOOL} forget {}", quote(name)))
     }

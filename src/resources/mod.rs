@@ -95,6 +95,13 @@ pub trait KindOps {
         None
     }
 
+    /// A shell command that deletes for good what the file at `path` leaves behind (a
+    /// certificate), run only once the host converged: a rollback before then still finds
+    /// it in place. A failure is reported.
+    fn after_remove(&self, _path: &str) -> Option<String> {
+        None
+    }
+
     /// Files on the host that belong with the one at `path` and go away with it (a
     /// WireGuard config's private key), deleted once the apply succeeded.
     fn also_remove(&self, _path: &str) -> Vec<String> {
