@@ -3825,3 +3825,6 @@ mod backups_system;
 
 #[path = "../src/roles/registry/testbed.rs"]
 mod registry_system;
+
+#[path = "../src/roles/firewall/testbed.rs"]
+mod firewall_system;

@@ -5,7 +5,9 @@
 #
 #   apply SECONDS  arm a revert, then load $RULES: unless `confirm` runs within SECONDS
 #                  (vds-proxy runs it over a new SSH connection), `revert` runs
-#   confirm        cancel the revert; $RULES become the confirmed rules, loaded at boot
+#   confirm SHA    cancel the revert; $RULES become the confirmed rules, loaded at boot —
+#                  only when the rules awaiting confirmation are those (SHA-256 SHA): a
+#                  deploy never confirms rules another deploy applied
 #   revert         (the timer) put the confirmed rules back, or take the table out
 #   boot           (the unit, at boot) load the confirmed rules
 #   check          fails unless the rules in effect are $RULES, loaded and confirmed
@@ -64,6 +66,10 @@ confirm)
     echo "too late: the host had already put the last confirmed rules back"
     exit 3
   fi
+  if [ "$(cat "$PENDING")" != "${2:-}" ] || [ "$(file_sha "$RULES")" != "${2:-}" ]; then
+    echo "another deploy changed the firewall rules since this one applied them: not confirmed (that deploy confirms its own)"
+    exit 4
+  fi
   disarm
   mkdir -p "${CONFIRMED%/*}" && cp "$RULES" "$CONFIRMED.tmp" && mv -f "$CONFIRMED.tmp" "$CONFIRMED" || exit 1
   rm -f "$PENDING" "$REVERTED"
@@ -104,7 +110,7 @@ forget)
   rmdir "${STATE%/*}" "${CONFIRMED%/*}" 2>/dev/null || true
   ;;
 *)
-  echo "usage: $SELF apply SECONDS | confirm | revert | boot | check | status | forget" >&2
+  echo "usage: $SELF apply SECONDS | confirm SHA256 | revert | boot | check | status | forget" >&2
   exit 2
   ;;
 esac

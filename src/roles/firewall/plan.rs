@@ -137,15 +137,19 @@ pub fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
             .in_part(Part::Setup),
     );
     let tool = nftables::TOOL;
+    let rules = nftables::rules(t.render("firewall.nft.j2", vars)?);
+    // The confirmation names the rules this deploy applied: a deploy racing on the host
+    // cannot confirm another's rules (nor its own after another's replaced them).
+    let confirm = format!("{tool} confirm {}", rules.sha256);
     out.resources.push(
-        nftables::rules(t.render("firewall.nft.j2", vars)?)
+        rules
             .in_part(Part::Setup)
             .on_change(Action::Run {
                 name: "firewall rules".into(),
                 command: format!("{tool} apply {}", fw.revert_after),
             })
             .live_check(format!("{tool} check"))
-            .confirm(format!("{tool} confirm"), fw.revert_after),
+            .confirm(confirm, fw.revert_after),
     );
     out.units
         .push(unit::running(UNIT, Vec::new()).in_part(Part::Setup));
