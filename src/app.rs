@@ -99,7 +99,9 @@ impl Loaded {
                 match self.bundle.for_arch(arch) {
                     Some(build) => binary::retarget(r, build),
                     None => problems.push(format!(
-                        "{} is {arch}, and there is no {arch} build of vds-proxy to install there (builds at hand: {}); build one (`just dist`) and name it in vds-proxy.toml: relay_binaries.{arch} = \"dist/vds-proxy-{arch}\"",
+                        "{} is {arch}, and there is no {arch} build of vds-proxy to install there (builds at \
+                         hand: {}); build one (`just dist`) and name it in vds-proxy.toml: \
+                         relay_binaries.{arch} = \"dist/vds-proxy-{arch}\"",
                         host.node,
                         self.bundle.arches().join(", ")
                     )),

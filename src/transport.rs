@@ -34,7 +34,8 @@ pub enum TransportError {
     #[error("{host}: connection timed out after {secs} s; check the address and that sshd runs")]
     ConnectTimeout { host: String, secs: u64 },
     #[error(
-        "{host}: host key verification failed: {detail}; if the host was reinstalled, remove its old key with `ssh-keygen -R`, or use --accept-new-host-keys for a host never seen before"
+        "{host}: host key verification failed: {detail}; if the host was reinstalled, remove its old key with \
+        `ssh-keygen -R`, or use --accept-new-host-keys for a host never seen before"
     )]
     HostKey { host: String, detail: String },
     #[error("{host}: cannot connect: {detail}")]

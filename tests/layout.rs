@@ -422,6 +422,24 @@ fn the_engine_and_the_commands_never_name_a_system() {
 }
 
 #[test]
+fn every_system_has_its_reference_in_its_folder_and_a_row_in_the_index() {
+    let readme = std::fs::read_to_string(src().join("../README.md")).unwrap();
+    for s in systems::all().all {
+        let dir = src().join("roles").join(s.name());
+        assert!(
+            dir.join("README.md").is_file(),
+            "system {} has no README.md in its folder",
+            s.name()
+        );
+        assert!(
+            readme.contains(&format!("(src/roles/{}/README.md)", s.name())),
+            "the README's index of systems has no row for {}",
+            s.name()
+        );
+    }
+}
+
+#[test]
 fn every_system_has_its_own_folder_and_a_distinct_name() {
     let mut names: Vec<&str> = systems::all().all.iter().map(|s| s.name()).collect();
     for n in &names {
@@ -434,4 +452,32 @@ fn every_system_has_its_own_folder_and_a_distinct_name() {
     names.sort();
     names.dedup();
     assert_eq!(names.len(), count, "two systems share a name");
+}
+
+/// What the last structure step left: no Rust line past 160 characters, and nothing written
+/// to nodes speaks of our background notes ("seeds"). (Templates and shell keep their
+/// long lines: they are what lands on the node.)
+#[test]
+fn source_lines_fit_and_templates_speak_the_users_words() {
+    let mut list = Vec::new();
+    files(&src(), &["rs", "sh", "j2"], &mut list);
+    let mut wrong = Vec::new();
+    for f in list {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            let ext = f.extension().and_then(|e| e.to_str());
+            if ext == Some("rs") && line.chars().count() > 160 {
+                wrong.push(format!(
+                    "{}:{}: {} characters",
+                    f.display(),
+                    i + 1,
+                    line.chars().count()
+                ));
+            }
+            if ext != Some("rs") && line.to_lowercase().contains("seed") {
+                wrong.push(format!("{}:{}: says \"seed\": {line}", f.display(), i + 1));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

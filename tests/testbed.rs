@@ -673,7 +673,7 @@ fn an_unreachable_host_fails_alone() {
     assert!(o.contains("h1     3        changed"), "{o}");
     assert_eq!(echo(&ip(1), 8443), "ping through vds-proxy\n");
 
-    // The same as one JSON document (the schema README documents), after a change on h1.
+    // The same as one JSON document (the schema docs/deploy.md documents), after a change on h1.
     env.inventory_with(
         r#"[{"port": 8444, "proxy_node": "h1", "target_node": "h2", "target_port": 9000, "service": "web"},
             {"port": 8443, "proxy_node": "ghost", "target_node": "h2", "target_port": 9000, "service": "web2", "forwarder": "socat"}]"#,
@@ -2324,7 +2324,7 @@ fn a_firewall_opens_only_what_is_asked_and_reverts_a_change_that_locks_ssh_out()
     let tpl = env.dir.join("tpl");
     std::fs::create_dir_all(&tpl).unwrap();
     let original = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/firewall.nft.j2"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/roles/firewall/templates/firewall.nft.j2"),
     )
     .unwrap();
     let broken: String = original

@@ -228,7 +228,8 @@ fn check_arch(t: &dyn Transport, plan: &HostPlan, facts: &Facts) -> Result<()> {
             && arch != &facts.arch
         {
             bail!(
-                "{} is {} but the vds-proxy build planned for it is for {}; build one (`just dist`) and name it in vds-proxy.toml: relay_binaries.{} = \"dist/vds-proxy-{}\"",
+                "{} is {} but the vds-proxy build planned for it is for {}; build one (`just dist`) and name it in \
+                vds-proxy.toml: relay_binaries.{} = \"dist/vds-proxy-{}\"",
                 t.label(),
                 facts.arch,
                 arch,

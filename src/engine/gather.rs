@@ -293,7 +293,26 @@ mod tests {
 
     #[test]
     fn parses_every_fact() {
-        let out = "@arch x86_64\n@file - - - - /etc/gone\nSHA256 (/etc/a b.conf) = ab12\n@stat 644 0 0 /etc/a b.conf\n@stat 640 108 4 /etc/h.cfg\n@uid 108 proxyd\n@gid 4 adm\n@gid 4 second\nSHA256 (/etc/h.cfg) = cd34\n@stat 600 1234 1234 /etc/orphan\nSHA256 (/etc/orphan) = ef56\n@dir 0 /etc/vds-proxy\n@units\na.service loaded active running A thing\nb.service loaded failed failed  B thing\n@units-end\n@enabled a.service\n@end\n";
+        let out = concat!(
+            "@arch x86_64\n",
+            "@file - - - - /etc/gone\n",
+            "SHA256 (/etc/a b.conf) = ab12\n",
+            "@stat 644 0 0 /etc/a b.conf\n",
+            "@stat 640 108 4 /etc/h.cfg\n",
+            "@uid 108 proxyd\n",
+            "@gid 4 adm\n",
+            "@gid 4 second\n",
+            "SHA256 (/etc/h.cfg) = cd34\n",
+            "@stat 600 1234 1234 /etc/orphan\n",
+            "SHA256 (/etc/orphan) = ef56\n",
+            "@dir 0 /etc/vds-proxy\n",
+            "@units\n",
+            "a.service loaded active running A thing\n",
+            "b.service loaded failed failed  B thing\n",
+            "@units-end\n",
+            "@enabled a.service\n",
+            "@end\n",
+        );
         let f = parse(out).unwrap();
         assert_eq!(f.arch, "x86_64");
         assert_eq!(f.state_hash, "none");
@@ -324,7 +343,34 @@ mod tests {
 
     #[test]
     fn reads_unit_states_from_dbus_send() {
-        let out = "@units\n@dbus\nmethod return time=1.2 sender=:1.1 -> destination=:1.3 serial=6 reply_serial=2\n   array [\n      struct {\n         string \"a.service\"\n         string \"A \\\"quoted\\\" thing\"\n         string \"loaded\"\n         string \"active\"\n         string \"running\"\n         string \"\"\n         object path \"/org/freedesktop/systemd1/unit/a_2eservice\"\n         uint32 0\n         string \"\"\n         object path \"/\"\n      }\n      struct {\n         string \"gone.service\"\n         string \"gone.service\"\n         string \"not-found\"\n         string \"inactive\"\n         string \"dead\"\n      }\n   ]\n@units-end\n@enabled a.service\n";
+        let out = concat!(
+            "@units\n",
+            "@dbus\n",
+            "method return time=1.2 sender=:1.1 -> destination=:1.3 serial=6 reply_serial=2\n",
+            "   array [\n",
+            "      struct {\n",
+            "         string \"a.service\"\n",
+            "         string \"A \\\"quoted\\\" thing\"\n",
+            "         string \"loaded\"\n",
+            "         string \"active\"\n",
+            "         string \"running\"\n",
+            "         string \"\"\n",
+            "         object path \"/org/freedesktop/systemd1/unit/a_2eservice\"\n",
+            "         uint32 0\n",
+            "         string \"\"\n",
+            "         object path \"/\"\n",
+            "      }\n",
+            "      struct {\n",
+            "         string \"gone.service\"\n",
+            "         string \"gone.service\"\n",
+            "         string \"not-found\"\n",
+            "         string \"inactive\"\n",
+            "         string \"dead\"\n",
+            "      }\n",
+            "   ]\n",
+            "@units-end\n",
+            "@enabled a.service\n",
+        );
         let f = parse(out).unwrap();
         assert_eq!(f.unit("a.service").active, "active");
         assert_eq!(f.unit("a.service").enabled, "enabled");

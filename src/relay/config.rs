@@ -1,4 +1,4 @@
-//! The relay's config file (TOML), rendered by vds-proxy from `templates/relay.toml.j2`.
+//! The relay's config file (TOML), rendered by vds-proxy from `src/roles/routes/templates/relay.toml.j2`.
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -20,7 +20,8 @@ impl KindOps for NginxOps {
 
 /// Prints when systemd last started or reloaded nginx (Unix seconds, from the journal;
 /// nothing when the journal no longer says).
-pub const LAST_LOAD: &str = "journalctl -u nginx.service -n 200 -o short-unix --no-pager -q 2>/dev/null | grep -E 'systemd\\[1\\]: (Reloaded|Started) ' | tail -n 1 | cut -d. -f1";
+pub const LAST_LOAD: &str = "journalctl -u nginx.service -n 200 -o short-unix --no-pager -q 2>/dev/null | grep -E \
+'systemd\\[1\\]: (Reloaded|Started) ' | tail -n 1 | cut -d. -f1";
 
 /// Fails when nginx.conf changed after nginx last loaded it (a deploy cut short between
 /// writing it and reloading): what the file says is not in effect.

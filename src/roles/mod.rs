@@ -7,7 +7,7 @@
 //! and implements the traits of [`crate::contract`]; each folder's `register` says which.
 //! The one list of them is [`crate::systems`], at the top.
 //!
-//! Adding a system: see "Adding a system" in README.md.
+//! Adding a system: see "Adding a system" in docs/development.md.
 
 pub mod backups;
 pub mod balancer;

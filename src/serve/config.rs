@@ -1,4 +1,4 @@
-//! The registry's config file (TOML), rendered by vds-proxy from `templates/registry.toml.j2`:
+//! The registry's config file (TOML), rendered by vds-proxy from `src/roles/registry/templates/registry.toml.j2`:
 //! where to listen, the database, limits, the tokens (as SHA-256 digests, never in plain
 //! text) and the inventory's nodes it serves.
 

@@ -38,7 +38,8 @@ impl Metrics {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "# HELP vds_registry_store_writable Whether the database takes writes (1) or not (0).\n# TYPE vds_registry_store_writable gauge\nvds_registry_store_writable {}",
+            "# HELP vds_registry_store_writable Whether the database takes writes (1) or not (0).\n# TYPE \
+            vds_registry_store_writable gauge\nvds_registry_store_writable {}",
             u8::from(writable)
         );
         out.push_str("# HELP vds_registry_requests_total Requests answered, by route and status code.\n# TYPE vds_registry_requests_total counter\n");

@@ -12,12 +12,9 @@ use crate::templates::TemplateError;
 pub const TEMPLATES: &[(&str, &str)] = &[
     (
         "backup.service.j2",
-        include_str!("../../../templates/backup.service.j2"),
+        include_str!("templates/backup.service.j2"),
     ),
-    (
-        "backup.timer.j2",
-        include_str!("../../../templates/backup.timer.j2"),
-    ),
+    ("backup.timer.j2", include_str!("templates/backup.timer.j2")),
 ];
 
 /// The tool that dumps, prunes and reports.

@@ -66,7 +66,11 @@ impl SectionReader for System {
                         if mine != theirs {
                             c.push(
                                 format!("{base}.balancer.{key}"),
-                                format!("\"{mine}\" differs from $.services[{j}].balancer.{key} (\"{theirs}\"), but the balancers of one node are one HAProxy with one {key}; give every balancer of this node the same value"),
+                                format!(
+                                    "\"{mine}\" differs from $.services[{j}].balancer.{key} (\"{theirs}\"), but the \
+                                     balancers of one node are one HAProxy with one {key}; give every balancer of \
+                                     this node the same value"
+                                ),
                             );
                         }
                     }
@@ -76,7 +80,9 @@ impl SectionReader for System {
             if b.transparent && !usable {
                 c.push(
                     format!("{base}.balancer.backend_address"),
-                    "a transparent balancer needs a non-loopback address of the node to reach its replicas on (replies from 127.0.0.1 cannot be routed back to a client address); set backend_address, or tailscale_ip or public_ip on the node",
+                    "a transparent balancer needs a non-loopback address of the node to reach its replicas on \
+                     (replies from 127.0.0.1 cannot be routed back to a client address); set backend_address, \
+                     or tailscale_ip or public_ip on the node",
                 );
             }
         }

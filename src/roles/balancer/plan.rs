@@ -11,13 +11,10 @@ use crate::templates::TemplateError;
 
 /// The templates this role renders.
 pub const TEMPLATES: &[(&str, &str)] = &[
-    (
-        "haproxy.cfg.j2",
-        include_str!("../../../templates/haproxy.cfg.j2"),
-    ),
+    ("haproxy.cfg.j2", include_str!("templates/haproxy.cfg.j2")),
     (
         "haproxy-dropin.conf.j2",
-        include_str!("../../../templates/haproxy-dropin.conf.j2"),
+        include_str!("templates/haproxy-dropin.conf.j2"),
     ),
 ];
 

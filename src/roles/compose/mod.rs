@@ -218,7 +218,8 @@ fn volume(s: &str) -> Result<Volume, String> {
         None => (s, false),
     };
     let Some((source, target)) = rest.split_once(':') else {
-        return Err("is not SOURCE:/container/path; expected \"VOLUME:/container/path\" (a named volume) or \"/node/path:/container/path\", either with \":ro\"".into());
+        return Err("is not SOURCE:/container/path; expected \"VOLUME:/container/path\" (a named volume) or \
+        \"/node/path:/container/path\", either with \":ro\"".into());
     };
     let target_ok =
         NodePath::parse(target).map_err(|e| format!("has a container path that {e}"))?;

@@ -12,14 +12,8 @@ use crate::templates::TemplateError;
 
 /// The templates this role renders.
 pub const TEMPLATES: &[(&str, &str)] = &[
-    (
-        "compose.yaml.j2",
-        include_str!("../../../templates/compose.yaml.j2"),
-    ),
-    (
-        "app.service.j2",
-        include_str!("../../../templates/app.service.j2"),
-    ),
+    ("compose.yaml.j2", include_str!("templates/compose.yaml.j2")),
+    ("app.service.j2", include_str!("templates/app.service.j2")),
 ];
 
 /// The tool that brings apps up and down and reports on them.

@@ -12,13 +12,10 @@ use crate::templates::TemplateError;
 
 /// The templates this role renders.
 pub const TEMPLATES: &[(&str, &str)] = &[
-    (
-        "firewall.nft.j2",
-        include_str!("../../../templates/firewall.nft.j2"),
-    ),
+    ("firewall.nft.j2", include_str!("templates/firewall.nft.j2")),
     (
         "firewall.service.j2",
-        include_str!("../../../templates/firewall.service.j2"),
+        include_str!("templates/firewall.service.j2"),
     ),
 ];
 

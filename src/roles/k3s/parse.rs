@@ -38,7 +38,8 @@ const DNS_LABEL: Check = Check {
 /// A Kubernetes Service name: an RFC 1035 label (it starts with a letter).
 const DNS_1035: Check = Check {
     ok: is_dns_1035,
-    hint: "is not a Kubernetes Service name; use at most 63 lowercase letters, digits and '-', starting with a letter and ending with a letter or digit, e.g. \"web\"",
+    hint: "is not a Kubernetes Service name; use at most 63 lowercase letters, digits and '-', starting with a letter \
+    and ending with a letter or digit, e.g. \"web\"",
 };
 
 fn is_dns_label(s: &str) -> bool {
@@ -131,7 +132,8 @@ fn k3s_app(c: &mut Collector, path: &str, v: &Value) -> Option<K3sApp> {
         if v.chars().count() < SECRET_MIN {
             c.push(
                 format!("{}.{k}", f.path_of("secret_env")),
-                format!("a secret shorter than {SECRET_MIN} characters is no secret (and could not be told apart in output); use a longer one, or put the value in \"env\""),
+                format!("a secret shorter than {SECRET_MIN} characters is no secret (and could not be told apart in \
+                output); use a longer one, or put the value in \"env\""),
             );
         }
     }

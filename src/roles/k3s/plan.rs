@@ -11,19 +11,13 @@ use crate::templates::TemplateError;
 pub const TEMPLATES: &[(&str, &str)] = &[
     (
         "k8s-namespace.yaml.j2",
-        include_str!("../../../templates/k8s-namespace.yaml.j2"),
+        include_str!("templates/k8s-namespace.yaml.j2"),
     ),
-    (
-        "k8s-app.yaml.j2",
-        include_str!("../../../templates/k8s-app.yaml.j2"),
-    ),
-    (
-        "k8s-job.yaml.j2",
-        include_str!("../../../templates/k8s-job.yaml.j2"),
-    ),
+    ("k8s-app.yaml.j2", include_str!("templates/k8s-app.yaml.j2")),
+    ("k8s-job.yaml.j2", include_str!("templates/k8s-job.yaml.j2")),
     (
         "k8s-wg-egress.yaml.j2",
-        include_str!("../../../templates/k8s-wg-egress.yaml.j2"),
+        include_str!("templates/k8s-wg-egress.yaml.j2"),
     ),
 ];
 

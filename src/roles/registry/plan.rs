@@ -15,11 +15,11 @@ use crate::templates::TemplateError;
 pub const TEMPLATES: &[(&str, &str)] = &[
     (
         "registry.service.j2",
-        include_str!("../../../templates/registry.service.j2"),
+        include_str!("templates/registry.service.j2"),
     ),
     (
         "registry.toml.j2",
-        include_str!("../../../templates/registry.toml.j2"),
+        include_str!("templates/registry.toml.j2"),
     ),
 ];
 

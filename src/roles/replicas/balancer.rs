@@ -87,7 +87,8 @@ pub fn parse(c: &mut Collector, path: &str, v: &Value) -> Option<Balancer> {
         Some(text) => health_check(&text).unwrap_or_else(|| {
             c.push(
                 f.path_of("check"),
-                format!("\"{text}\" is not a health check; expected settings from inter, fastinter, downinter (milliseconds), fall and rise (counts), e.g. \"{DEFAULT_CHECK}\""),
+                format!("\"{text}\" is not a health check; expected settings from inter, fastinter, downinter \
+                (milliseconds), fall and rise (counts), e.g. \"{DEFAULT_CHECK}\""),
             );
             DEFAULT_CHECK.to_string()
         }),

@@ -133,7 +133,8 @@ fn parse_service(c: &mut Collector, path: &str, v: &Value) -> Option<Service> {
         _ => {
             c.push(
                 f.path_of("exec"),
-                "required (unless \"image\" runs the replicas as containers): the replica's command line as an array of strings, e.g. [\"/usr/local/bin/mtproto-proxy\", \"-H\", \"{port}\"]",
+                "required (unless \"image\" runs the replicas as containers): the replica's command line as an array \
+                of strings, e.g. [\"/usr/local/bin/mtproto-proxy\", \"-H\", \"{port}\"]",
             );
             Vec::new()
         }

@@ -13,12 +13,9 @@ use crate::templates::TemplateError;
 pub const TEMPLATES: &[(&str, &str)] = &[
     (
         "replica@.service.j2",
-        include_str!("../../../templates/replica@.service.j2"),
+        include_str!("templates/replica@.service.j2"),
     ),
-    (
-        "replica.env.j2",
-        include_str!("../../../templates/replica.env.j2"),
-    ),
+    ("replica.env.j2", include_str!("templates/replica.env.j2")),
 ];
 
 /// Name of instance `n` of a service's template unit.

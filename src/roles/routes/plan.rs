@@ -14,15 +14,12 @@ use crate::templates::TemplateError;
 pub const TEMPLATES: &[(&str, &str)] = &[
     (
         "relay.service.j2",
-        include_str!("../../../templates/relay.service.j2"),
+        include_str!("templates/relay.service.j2"),
     ),
-    (
-        "relay.toml.j2",
-        include_str!("../../../templates/relay.toml.j2"),
-    ),
+    ("relay.toml.j2", include_str!("templates/relay.toml.j2")),
     (
         "socat-proxy.service.j2",
-        include_str!("../../../templates/socat-proxy.service.j2"),
+        include_str!("templates/socat-proxy.service.j2"),
     ),
 ];
 

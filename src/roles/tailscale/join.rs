@@ -73,7 +73,8 @@ pub fn read(inv: &Inventory, outputs: &BTreeMap<String, Prepared>) -> (Joins, Ve
                         Err(e) => problems.push(format!("{node}: cannot make its Tailscale auth key: {e:#}")),
                     },
                     Ok(None) => problems.push(format!(
-                        "{node} is not in the tailnet (tailscaled: {state}); set TS_API_KEY so deploy can make it a pre-authorized key, or run `tailscale up --advertise-tags={}` on it",
+                        "{node} is not in the tailnet (tailscaled: {state}); set TS_API_KEY so deploy can make it a \
+                        pre-authorized key, or run `tailscale up --advertise-tags={}` on it",
                         n.tailscale_tags.join(",")
                     )),
                     Err(e) => problems.push(e.clone()),

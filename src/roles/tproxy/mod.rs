@@ -15,21 +15,18 @@ use crate::templates::TemplateError;
 
 /// The templates this role renders.
 const TEMPLATES: &[(&str, &str)] = &[
-    (
-        "tproxy.rules.j2",
-        include_str!("../../../templates/tproxy.rules.j2"),
-    ),
+    ("tproxy.rules.j2", include_str!("templates/tproxy.rules.j2")),
     (
         "tproxy-backends.rules.j2",
-        include_str!("../../../templates/tproxy-backends.rules.j2"),
+        include_str!("templates/tproxy-backends.rules.j2"),
     ),
     (
         "tproxy.sysctl.j2",
-        include_str!("../../../templates/tproxy.sysctl.j2"),
+        include_str!("templates/tproxy.sysctl.j2"),
     ),
     (
         "tproxy.service.j2",
-        include_str!("../../../templates/tproxy.service.j2"),
+        include_str!("templates/tproxy.service.j2"),
     ),
 ];
 
@@ -143,7 +140,8 @@ fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
         firewall::rules(RULES, t.render("tproxy.rules.j2", vars.clone())?, UNIT)
             .in_part(Part::Setup)
             .live_check(format!(
-                "iptables -t mangle -C PREROUTING -j {CHAIN} && ip rule show fwmark {MARK}/{MARK} lookup {TABLE} | grep -q . && ip route show table {TABLE} | grep -q '^local default'"
+                "iptables -t mangle -C PREROUTING -j {CHAIN} && ip rule show fwmark {MARK}/{MARK} lookup {TABLE} | \
+                grep -q . && ip route show table {TABLE} | grep -q '^local default'"
             )),
     );
     out.resources.push(

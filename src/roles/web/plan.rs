@@ -11,13 +11,10 @@ use crate::templates::TemplateError;
 
 /// The templates this role renders.
 pub const TEMPLATES: &[(&str, &str)] = &[
-    (
-        "nginx.conf.j2",
-        include_str!("../../../templates/nginx.conf.j2"),
-    ),
+    ("nginx.conf.j2", include_str!("templates/nginx.conf.j2")),
     (
         "certbot-dropin.conf.j2",
-        include_str!("../../../templates/certbot-dropin.conf.j2"),
+        include_str!("templates/certbot-dropin.conf.j2"),
     ),
 ];
 

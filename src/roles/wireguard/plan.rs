@@ -11,10 +11,10 @@ use crate::templates::TemplateError;
 
 /// The templates this role renders.
 pub const TEMPLATES: &[(&str, &str)] = &[
-    ("wg.conf.j2", include_str!("../../../templates/wg.conf.j2")),
+    ("wg.conf.j2", include_str!("templates/wg.conf.j2")),
     (
         "wg-dropin.conf.j2",
-        include_str!("../../../templates/wg-dropin.conf.j2"),
+        include_str!("templates/wg-dropin.conf.j2"),
     ),
 ];
 
