@@ -620,6 +620,16 @@ const BAD: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
+        "secret-in-plain-text",
+        r#"{"nodes": [{"name": "a", "public_ip": "203.0.113.1"}],
+            "services": [{"name": "mtp", "node": "a", "replicas": 1, "secret": "0123456789abcdef0123456789abcdef",
+                          "description": "proxy with secret 0123456789abcdef0123456789abcdef",
+                          "exec": ["/usr/local/bin/mtproto-proxy", "-S", "0123456789abcdef0123456789abcdef", "-H", "{port}"]}]}"#,
+        &[
+            "$.services[0].description: holds a secret of this inventory (not shown) inside a value that is printed and written in plain text; name it only where secrets go",
+        ],
+    ),
+    (
         "ports-key",
         "{\"nodes\": [{\"name\": \"a\", \"ports\": {\"so\\ncat\": [1], \"x\\u0000\": [2], \"ok\": [3]}}]}",
         &[

@@ -102,7 +102,7 @@ pub fn from_str(
     readers: &[&dyn SectionReader],
 ) -> Result<Inventory, InputErrors> {
     let mut c = Collector::new(path.display().to_string());
-    let mut inv = parse(path, text, &mut c, readers);
+    let (mut inv, root) = parse(path, text, &mut c, readers);
     if c.is_empty() || !inv.nodes.is_empty() {
         node::validate(&inv.nodes, &mut c);
         let mut claims = Claims::default();
@@ -119,11 +119,51 @@ pub fn from_str(
         }
         inv.claims = claims;
         inv.secrets = readers.iter().flat_map(|r| r.secrets(&inv)).collect();
+        if let Some(root) = &root {
+            secrets_in_plain_text(root, "$", &inv.secrets, &mut c);
+        }
     }
     c.finish(inv)
 }
 
-fn parse(path: &Path, text: &str, c: &mut Collector, readers: &[&dyn SectionReader]) -> Inventory {
+/// A secret inside another value (a description, a command line, a URL) would be printed
+/// and written in plain text: every string that holds one without being it is refused,
+/// naming where it stands, never the value. (Secrets shorter than 8 characters are left
+/// out: they would match by chance; systems refuse them anyway.)
+fn secrets_in_plain_text(v: &Value, path: &str, secrets: &[String], c: &mut Collector) {
+    match v {
+        Value::String(s)
+            if secrets
+                .iter()
+                .any(|k| k.chars().count() >= 8 && s != k && s.contains(k.as_str())) =>
+        {
+            c.push(
+                path,
+                "holds a secret of this inventory (not shown) inside a value that is printed and \
+                 written in plain text; name it only where secrets go",
+            );
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                secrets_in_plain_text(item, &format!("{path}[{i}]"), secrets, c);
+            }
+        }
+        Value::Object(map) => {
+            for (k, item) in map {
+                secrets_in_plain_text(item, &format!("{path}.{k}"), secrets, c);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The inventory read from `text`, and the JSON it was read from (none when it is not JSON).
+fn parse(
+    path: &Path,
+    text: &str,
+    c: &mut Collector,
+    readers: &[&dyn SectionReader],
+) -> (Inventory, Option<Value>) {
     let mut inv = Inventory::empty(path, readers);
     let root: Value = match serde_json::from_str::<strict::Strict>(text) {
         Ok(v) => v.0,
@@ -131,20 +171,20 @@ fn parse(path: &Path, text: &str, c: &mut Collector, readers: &[&dyn SectionRead
             let s = e.to_string();
             let message = s.rfind(" at line ").map_or(s.as_str(), |i| &s[..i]);
             c.push_at(e.line(), e.column(), format!("invalid JSON: {message}"));
-            return inv;
+            return (inv, None);
         }
     };
     let keys: Vec<&'static str> = std::iter::once("nodes")
         .chain(readers.iter().flat_map(|r| r.keys().iter().copied()))
         .collect();
     let Some(top) = Fields::new(c, "$", &root, &keys) else {
-        return inv;
+        return (inv, None);
     };
     inv.nodes = top.objects(c, "nodes", node::parse);
     for r in readers {
         r.parse(&top, c, &mut inv.sections);
     }
-    inv
+    (inv, Some(root))
 }
 
 impl Inventory {
