@@ -46,6 +46,7 @@ impl Templates {
         env.add_filter("quote", toml_string);
         env.add_filter("nginx", nginx_string);
         env.add_filter("yaml", yaml_string);
+        env.add_filter("nft", nft_string);
         for (name, text) in embedded {
             let text = match overrides {
                 Some(dir) if dir.join(name).is_file() => {
@@ -100,7 +101,7 @@ fn template_error(name: &str, e: &minijinja::Error, overrides: Option<&Path>) ->
 }
 
 /// Escapes `%` for systemd unit files (`%` starts a specifier there).
-fn systemd_escape(s: String) -> String {
+pub fn systemd_escape(s: String) -> String {
     s.replace('%', "%%")
 }
 
@@ -180,6 +181,25 @@ pub fn systemd_quote(s: String) -> Result<String, minijinja::Error> {
     }
     out.push('"');
     Ok(out)
+}
+
+/// One double-quoted nftables string (an interface name, a comment): nft has no escape
+/// for `"`, and a control character or more than 128 bytes has no place there, so either
+/// is an error, never written.
+pub fn nft_string(s: String) -> Result<String, minijinja::Error> {
+    if let Some(c) = s.chars().find(|c| *c == '"' || c.is_control()) {
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("{c:?} cannot be written into an nftables string"),
+        ));
+    }
+    if s.len() > 128 {
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            "an nftables string holds at most 128 bytes",
+        ));
+    }
+    Ok(format!("\"{s}\""))
 }
 
 /// Whether systemd keeps `c` in a value: not NUL, not a Unicode noncharacter.

@@ -1,7 +1,8 @@
 //! Property tests of the templates' output filters: arbitrary strings go through each
 //! filter, and the result is read back by the format's own parser (the `toml` crate,
-//! PyYAML as podman-compose uses it, a real nginx on loopback; systemd's is in the
-//! testbed tests): one value in, exactly that value out, and nothing else added.
+//! PyYAML as podman-compose uses it, a real nginx on loopback, nftables loaded in a network
+//! namespace of its own; systemd's is in the testbed tests): one value in, exactly that
+//! value out, and nothing else added.
 //!
 //! The strings come from a fixed-seed generator (`common`) biased towards what breaks
 //! formats; the seed is printed so a failure replays.
@@ -10,7 +11,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 
-use vds_proxy::templates::{nginx_string, toml_string, yaml_string};
+use vds_proxy::templates::{nft_string, nginx_string, toml_string, yaml_string};
 
 mod common;
 use common::{ALPHABET, strings, strings_of};
@@ -183,4 +184,99 @@ fn nginx_strings_are_served_back_as_one_value_or_refused() {
     }
     // Nothing was added: a path nobody asked for is not served.
     assert_eq!(nginx.get("/leak/etc/hostname").0, 404);
+}
+
+/// Runs `args` in a network namespace made for the test (root: `ip netns`), removed after.
+struct Netns(String);
+
+impl Netns {
+    fn new() -> Netns {
+        let name = format!("vds-escape-{}", std::process::id());
+        let out = Command::new("ip").args(["netns", "add", &name]).output();
+        let ok = out.as_ref().is_ok_and(|o| o.status.success());
+        assert!(ok, "ip netns add (needs root and iproute2): {out:?}");
+        Netns(name)
+    }
+
+    fn run(&self, args: &[&str], input: Option<&str>) -> std::process::Output {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.0])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        if let Some(text) = input {
+            stdin.write_all(text.as_bytes()).unwrap();
+        }
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.0])
+            .output();
+    }
+}
+
+#[test]
+fn nft_strings_load_as_one_value_or_are_refused() {
+    let holdable: Vec<char> = ALPHABET
+        .iter()
+        .copied()
+        .filter(|c| *c != '"' && !c.is_control())
+        .collect();
+    let mut values = strings(0x006e_6674, 200);
+    values.extend(strings_of(&holdable, 0x006e_6675, 200));
+    let mut kept = Vec::new();
+    let mut rules = String::from("table inet vds_escape_test {\n  chain c {\n");
+    for v in &values {
+        match nft_string(v.clone()) {
+            Ok(quoted) => {
+                rules += &format!(
+                    "    tcp dport {} accept comment {quoted}\n",
+                    1000 + kept.len()
+                );
+                kept.push(v.clone());
+            }
+            Err(_) => assert!(
+                v.chars().any(|c| c == '"' || c.is_control()) || v.len() > 128,
+                "{v:?} was refused"
+            ),
+        }
+    }
+    rules += "  }\n}\n";
+    assert!(kept.len() > 100, "too few values: {}", kept.len());
+    let ns = Netns::new();
+    let load = ns.run(&["nft", "-f", "-"], Some(&rules));
+    assert!(
+        load.status.success(),
+        "nft refused the escaped values: {}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+    let list = ns.run(
+        &["nft", "-j", "list", "table", "inet", "vds_escape_test"],
+        None,
+    );
+    assert!(list.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let comments: Vec<(u64, String)> = json["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o.get("rule"))
+        .map(|r| {
+            let port = r["expr"][0]["match"]["right"].as_u64().unwrap();
+            (port, r["comment"].as_str().unwrap_or("").to_string())
+        })
+        .collect();
+    assert_eq!(comments.len(), kept.len(), "a value added or lost a rule");
+    for (port, comment) in comments {
+        assert_eq!(comment, kept[(port - 1000) as usize], "rule for {port}");
+    }
 }

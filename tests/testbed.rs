@@ -3817,6 +3817,65 @@ fn systemd_environment_values_read_back_as_one_value_each() {
     }
 }
 
+/// The `systemd_escape` filter (for a checked `Description=`: one line, no backslash), read
+/// back by systemd: each value as the description of a unit of its own, as
+/// `systemctl show` has it.
+#[test]
+fn systemd_descriptions_read_back_as_written() {
+    use vds_proxy::templates::systemd_escape;
+    let _env = Env::new("systemd-describe");
+    let values: Vec<String> = common::strings(0x6465_7363, 120)
+        .into_iter()
+        .filter(|v| {
+            !v.is_empty()
+                && !v.contains('\\')
+                && v.chars()
+                    .all(|c| !c.is_control() && vds_proxy::templates::systemd_holds(c))
+                && v.trim() == v
+        })
+        .take(40)
+        .collect();
+    assert!(values.len() >= 20, "only {} values", values.len());
+    let mut script = String::new();
+    let mut names = Vec::new();
+    for (i, v) in values.iter().enumerate() {
+        let unit = format!("vds-describe-{i}.service");
+        let text = format!(
+            "[Service]\nDescription={}\nExecStart=/bin/true\n",
+            systemd_escape(v.clone())
+        );
+        script += &format!(
+            "echo {} | base64 -d > /run/systemd/system/{unit}\n",
+            b64(&text)
+        );
+        names.push(unit);
+    }
+    script += &format!(
+        "systemctl daemon-reload && for u in {0}; do systemctl show -p Description --value $u | base64 -w0; echo; done; \
+         cd /run/systemd/system && rm -f {0} && systemctl daemon-reload",
+        names.join(" ")
+    );
+    let out = ssh(1, &script);
+    assert_ok(&out);
+    use base64::Engine as _;
+    let seen: Vec<String> = stdout(&out)
+        .lines()
+        .map(|l| {
+            let raw = base64::engine::general_purpose::STANDARD.decode(l).unwrap();
+            String::from_utf8(raw)
+                .unwrap()
+                .trim_end_matches('\n')
+                .to_string()
+        })
+        .collect();
+    assert_eq!(seen, values);
+}
+
+fn b64(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
 #[path = "../src/roles/web/testbed.rs"]
 mod web_system;
 

@@ -19,8 +19,8 @@ pub use claims::{Claimed, Claims};
 pub use error::{Collector, InputError, InputErrors, suggest};
 pub use node::{Connection, Node, is_tailscale_tag};
 pub use reader::{
-    ABSOLUTE_PATH, Check, Fields, HOSTNAME, SAFE_NAME, decimal, is_host_port, is_hostname,
-    is_one_line, is_safe_name, kind, name_of, parse_cidr, port_value, shown,
+    Check, Fields, HOSTNAME, SAFE_NAME, decimal, is_host_port, is_hostname, is_one_line,
+    is_safe_name, kind, name_of, parse_cidr, port_value, shown,
 };
 pub use sections::{SectionReader, Sections};
 pub use values::{DomainName, Email, NodePath, SYSTEM_DIRS, is_image_reference};

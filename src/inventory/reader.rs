@@ -435,11 +435,6 @@ pub const HOSTNAME: Check = Check {
     ok: is_hostname,
     hint: "is not a valid host name; expected e.g. \"tg.example.com\"",
 };
-/// An absolute path that is safe to put in configs.
-pub const ABSOLUTE_PATH: Check = Check {
-    ok: is_absolute_path,
-    hint: "is not an absolute path; expected e.g. \"/opt/certs/letsencrypt/tg.example.com\"",
-};
 
 /// A name that ends up in unit file names and remote commands: `[a-z0-9][a-z0-9-]*`.
 pub fn is_safe_name(s: &str) -> bool {
@@ -492,10 +487,6 @@ pub fn decimal<T: std::str::FromStr>(s: &str) -> Option<T> {
 /// Free text that goes into a config line: one line, printable.
 pub fn is_one_line(s: &str) -> bool {
     !s.chars().any(char::is_control)
-}
-
-fn is_absolute_path(p: &str) -> bool {
-    NodePath::parse(p).is_ok()
 }
 
 /// `ADDRESS/PREFIX` with a prefix that fits the address family.

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::model::{K3s, K3sApp, K3sEgress, K3sJob};
 use crate::inventory::{
-    ABSOLUTE_PATH, Check, Claims, Collector, Fields, Inventory, is_one_line, is_safe_name, kind,
+    Check, Claims, Collector, Fields, Inventory, is_one_line, is_safe_name, kind,
 };
 
 const KEYS: &[&str] = &[
@@ -65,7 +65,8 @@ pub fn k3s(c: &mut Collector, path: &str, v: &Value) -> Option<K3s> {
         .checked_str(c, "namespace", &DNS_LABEL)
         .unwrap_or_else(|| "vds-proxy".into());
     let manifests_dir = f
-        .checked_str(c, "manifests_dir", &ABSOLUTE_PATH)
+        .node_path(c, "manifests_dir")
+        .map(|d| d.to_string())
         .unwrap_or_else(|| "/var/lib/rancher/k3s/server/manifests".into());
     let apps = f.objects(c, "apps", k3s_app);
     let jobs = f
@@ -144,7 +145,8 @@ fn k3s_app(c: &mut Collector, path: &str, v: &Value) -> Option<K3sApp> {
         port: f.req_port(c, "port").unwrap_or(1),
         host_port,
         node_port,
-        tls_dir: f.checked_str(c, "tls_dir", &ABSOLUTE_PATH),
+        // A hostPath mounted into the pod: never a system directory.
+        tls_dir: f.data_dir(c, "tls_dir").map(|d| d.to_string()),
         role: f.checked_str(c, "role", &DNS_LABEL),
         allow_from,
         env,
