@@ -388,6 +388,15 @@ fn app(c: &mut Collector, path: &str, v: &Value) -> Option<App> {
     f.choice(c, "engine", ENGINES, ());
     let health_timeout = f.opt_uint(c, "health_timeout", 5, 3600).unwrap_or(120) as u32;
     let services = f.objects(c, "services", service);
+    let empty = f
+        .get("services")
+        .is_some_and(|v| v.as_array().is_some_and(Vec::is_empty));
+    if empty {
+        c.push(
+            f.path_of("services"),
+            "is empty: an app needs at least one service, e.g. [{\"name\": \"web\", \"image\": \"localhost/web:1\"}]",
+        );
+    }
     if f.get("services").is_none() {
         c.push(
             f.path_of("services"),
