@@ -114,7 +114,7 @@ const BAD: &[(&str, &str, &[&str])] = &[
         "bad-secret",
         r#"{"nodes": [{"name": "a"}], "services": [{"name": "mt", "node": "a", "exec": ["/bin/x"], "secret": "xyz"}]}"#,
         &[
-            "$.services[0].secret: the secret must be 32 hexadecimal characters (generate one with `openssl rand -hex 16`)",
+            "$.services[0].secret: the secret (not shown) is not 32 hexadecimal characters (generate one with `openssl rand -hex 16`)",
         ],
     ),
     (
@@ -944,6 +944,83 @@ fn show_never_prints_secrets() {
         }
         assert!(text.contains("<redacted>"), "{args:?}");
     }
+}
+
+/// Secrets kept out of nodes.json: read from the environment, a file beside the inventory
+/// or a command's output, planned into the node's files, printed nowhere; a reference that
+/// cannot be read is bad input naming its JSON path and the reference, never a value.
+#[test]
+fn secret_references_are_read_and_never_printed() {
+    let secret = "0123456789abcdef0123456789abcdef";
+    let token = "env-token-0123456789abcdef-xyz";
+    let inv = tmp_inventory(
+        "secret-refs",
+        r#"{"nodes": [{"name": "a", "public_ip": "203.0.113.1", "tailscale_ip": "100.64.0.1"}],
+            "services": [{"name": "mtp", "node": "a", "replicas": 1, "secret": {"file": "mtp.secret"},
+                          "exec": ["/usr/local/bin/mtproto-proxy", "-H", "{port}"]}],
+            "registries": [{"node": "a", "tokens": [
+                {"name": "web", "role": "reader", "token": {"env": "VDS_TEST_READER_TOKEN"}},
+                {"name": "ops", "role": "admin", "token": {"command": ["sh", "-c", "echo ops-token-$((6*7))-0123456789abcdef"]}}]}],
+            "apps": [{"name": "shop", "node": "a", "services": [{"name": "web", "image": "localhost/web:1",
+                      "secret_env": {"DB_PASSWORD": {"command": ["printf", "db-%s", "password-from-pass"]}}}]}]}"#,
+    );
+    let dir = inv.parent().unwrap();
+    std::fs::write(dir.join("mtp.secret"), format!("{secret}\n")).unwrap();
+    let values = [
+        secret,
+        token,
+        "ops-token-42-0123456789abcdef",
+        "db-password-from-pass",
+    ];
+    for args in [&["validate"][..], &["show"], &["show", "--format", "json"]] {
+        let out = bin()
+            .arg("-i")
+            .arg(&inv)
+            .args(args)
+            .env("VDS_TEST_READER_TOKEN", token)
+            .output()
+            .unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {all}");
+        for v in values {
+            assert!(!all.contains(v), "{args:?} printed a secret");
+        }
+    }
+    // The environment variable missing, the file gone, the command failing after printing.
+    std::fs::remove_file(dir.join("mtp.secret")).unwrap();
+    let text = std::fs::read_to_string(&inv).unwrap().replace(
+        "echo ops-token",
+        "printf 'ops-token-%s' leaked; exit 1; echo ops-token",
+    );
+    std::fs::write(&inv, text).unwrap();
+    let out = bin().arg("-i").arg(&inv).arg("validate").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let file = inv.display();
+    let got: Vec<&str> = stderr
+        .lines()
+        .map(|l| l.trim_start_matches("error: "))
+        .collect();
+    assert_eq!(
+        got[..3],
+        [
+            format!(
+                "{file}: $.services[0].secret: cannot read the secret file {}: No such file or directory (os error 2)",
+                dir.join("mtp.secret").display()
+            ),
+            format!(
+                "{file}: $.registries[0].tokens[0].token: the environment variable VDS_TEST_READER_TOKEN is not set; export it before running vds-proxy"
+            ),
+            format!(
+                "{file}: $.registries[0].tokens[1].token: `sh -c printf 'ops-token-%s' leaked; exit 1; echo ops-token-$((6*7))-0123456789abcdef` failed (exit status: 1); what it printed is not shown"
+            ),
+        ]
+    );
+    assert!(!stderr.contains("ops-token-leaked"));
 }
 
 #[test]

@@ -3887,3 +3887,6 @@ mod registry_system;
 
 #[path = "../src/roles/firewall/testbed.rs"]
 mod firewall_system;
+
+#[path = "../src/roles/replicas/testbed.rs"]
+mod replicas_system;

@@ -107,6 +107,19 @@ impl Collector {
         });
     }
 
+    /// The directory of the file being read: what its relative paths (secret files) are
+    /// relative to.
+    pub fn base_dir(&self) -> &std::path::Path {
+        std::path::Path::new(&self.file)
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+    }
+
+    /// Every problem recorded so far, as printed.
+    pub fn messages(&self) -> Vec<String> {
+        self.errors.iter().map(ToString::to_string).collect()
+    }
+
     /// True when nothing has been recorded.
     pub fn is_empty(&self) -> bool {
         self.errors.is_empty()

@@ -6,6 +6,7 @@ mod claims;
 mod error;
 mod node;
 mod reader;
+pub mod secret;
 mod sections;
 mod strict;
 mod values;

@@ -211,7 +211,22 @@ impl<'v> Fields<'v> {
         key: &str,
         rule: impl Fn(&str) -> Option<String>,
     ) -> Option<String> {
-        let s = self.req_str(c, key)?;
+        if self.get(key).is_none() {
+            c.push(self.path_of(key), "required secret is missing");
+            return None;
+        }
+        self.opt_secret(c, key, rule)
+    }
+
+    /// An optional secret: a string, or a reference to where it is kept (see
+    /// [`super::secret`]), read now; it must pass `rule`. Its value is never echoed.
+    pub fn opt_secret(
+        &self,
+        c: &mut Collector,
+        key: &str,
+        rule: impl Fn(&str) -> Option<String>,
+    ) -> Option<String> {
+        let s = super::secret::value(c, &self.path_of(key), self.get(key)?)?;
         match rule(&s) {
             None => Some(s),
             Some(why) => {

@@ -23,7 +23,8 @@ begin() {
   [ "$cur" = "$1" ] || { echo "@stale"; exit "$EXIT_STALE"; }
   rm -rf "$T"
   trap 'rm -rf "$T"; [ -e "$STATE_FILE" ] || { rmdir "$ORIG_DIR" "$STATE_DIR"; } 2>/dev/null' EXIT
-  mkdir -p "$T/old" "$T/new" || exit 1
+  # 0700 from the start: staged files (secrets among them) are never readable by others.
+  (umask 077 && mkdir -p "$T/old" "$T/new") || exit 1
   : > "$T/journal"
   : > "$T/units"
   bad=0 armed=0

@@ -247,7 +247,9 @@ fn volume(s: &str) -> Result<Volume, String> {
 
 /// An object of environment variables: names checked, values one line (numbers and
 /// booleans taken as their text).
-fn env(c: &mut Collector, f: &Fields, key: &str) -> Vec<(String, String)> {
+/// With `secret`, a value may be a reference to where it is kept (`inventory::secret`), and
+/// is never echoed.
+fn env(c: &mut Collector, f: &Fields, key: &str, secret: bool) -> Vec<(String, String)> {
     let Some(v) = f.get(key) else {
         return Vec::new();
     };
@@ -273,6 +275,10 @@ fn env(c: &mut Collector, f: &Fields, key: &str) -> Vec<(String, String)> {
             continue;
         }
         let text = match v {
+            Value::Object(_) if secret => match crate::inventory::secret::value(c, &at, v) {
+                Some(s) => s,
+                None => continue,
+            },
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
             Value::Bool(b) => b.to_string(),
@@ -285,7 +291,15 @@ fn env(c: &mut Collector, f: &Fields, key: &str) -> Vec<(String, String)> {
             }
         };
         if text.chars().any(char::is_control) {
-            c.push(&at, "must be a single line without control characters");
+            let what = if secret {
+                "the secret (not shown) "
+            } else {
+                ""
+            };
+            c.push(
+                &at,
+                format!("{what}must be a single line without control characters"),
+            );
             continue;
         }
         out.push((k.clone(), text));
@@ -325,8 +339,8 @@ fn service(c: &mut Collector, path: &str, v: &Value) -> Option<Service> {
         "expected one word of the command (a single line)",
         |s| (!s.chars().any(char::is_control)).then(|| s.to_string()),
     );
-    let env_vars = env(c, &f, "env");
-    let secret_env = env(c, &f, "secret_env");
+    let env_vars = env(c, &f, "env", false);
+    let secret_env = env(c, &f, "secret_env", true);
     for (k, v) in &secret_env {
         let at = format!("{}.{k}", f.path_of("secret_env"));
         if v.chars().count() < 8 {

@@ -127,8 +127,8 @@ fn k3s_app(c: &mut Collector, path: &str, v: &Value) -> Option<K3sApp> {
         "expected a role name, e.g. \"control\"",
         |s| is_safe_name(s).then(|| s.to_string()),
     );
-    let env = env_map(c, &f, "env");
-    let secret_env = env_map(c, &f, "secret_env");
+    let env = env_map(c, &f, "env", false);
+    let secret_env = env_map(c, &f, "secret_env", true);
     for (k, v) in &secret_env {
         if v.chars().count() < SECRET_MIN {
             c.push(
@@ -155,7 +155,9 @@ fn k3s_app(c: &mut Collector, path: &str, v: &Value) -> Option<K3sApp> {
 }
 
 /// An object of environment variables: NAME (letters, digits, '_') to string.
-fn env_map(c: &mut Collector, f: &Fields, key: &str) -> BTreeMap<String, String> {
+/// An object of NAME: value; with `secret`, a value may be a reference to where it is kept
+/// (`inventory::secret`), and is never echoed.
+fn env_map(c: &mut Collector, f: &Fields, key: &str, secret: bool) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     match f.get(key) {
         None => {}
@@ -166,10 +168,26 @@ fn env_map(c: &mut Collector, f: &Fields, key: &str) -> BTreeMap<String, String>
                     .next()
                     .is_some_and(|ch| ch.is_ascii_alphabetic() || ch == '_')
                     && k.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
-                match v.as_str() {
-                    Some(val) if name_ok && is_one_line(val) => {
-                        env.insert(k.clone(), val.to_string());
+                let at = format!("{}.{k}", f.path_of(key));
+                let val = match v {
+                    _ if !name_ok => None,
+                    Value::Object(_) if secret => {
+                        match crate::inventory::secret::value(c, &at, v) {
+                            Some(s) => Some(s),
+                            None => continue,
+                        }
                     }
+                    Value::String(s) => Some(s.clone()),
+                    _ => None,
+                };
+                match val {
+                    Some(val) if is_one_line(&val) => {
+                        env.insert(k.clone(), val);
+                    }
+                    Some(_) if secret => c.push(
+                        at,
+                        "the secret (not shown) is not one line: it has a control character",
+                    ),
                     _ => c.push(
                         format!("{}.{k}", f.path_of(key)),
                         "expected NAME (letters, digits, '_') with a one-line string value (no control characters)",

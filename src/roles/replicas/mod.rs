@@ -139,15 +139,11 @@ fn parse_service(c: &mut Collector, path: &str, v: &Value) -> Option<Service> {
             Vec::new()
         }
     };
-    let secret = f.opt_str(c, "secret");
-    if let Some(s) = &secret
-        && !(s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()))
-    {
-        c.push(
-            f.path_of("secret"),
-            "the secret must be 32 hexadecimal characters (generate one with `openssl rand -hex 16`)",
-        );
-    }
+    let secret = f.opt_secret(c, "secret", |s| {
+        (!(s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()))).then(|| {
+            "is not 32 hexadecimal characters (generate one with `openssl rand -hex 16`)".into()
+        })
+    });
     let balancer = f
         .get("balancer")
         .and_then(|b| balancer::parse(c, &f.path_of("balancer"), b));

@@ -1,0 +1,210 @@
+//! Secret fields: a literal value, or a reference to where the value is kept, so
+//! `nodes.json` (the file people commit) need not hold it:
+//!
+//! - `{"env": "NAME"}`: the environment variable `NAME` of the vds-proxy process;
+//! - `{"file": "secrets/db-password"}`: a file's content (relative to the inventory), one
+//!   trailing newline removed;
+//! - `{"command": ["pass", "show", "shop/db"]}`: what a program prints (argv, no shell;
+//!   its standard output with the trailing newline removed).
+//!
+//! A value read lives only in memory: it is never written to a temporary file, never put on
+//! a command line or into an environment, and a problem names the JSON path and the
+//! reference, never the value or what a command printed.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::error::Collector;
+use super::reader::kind;
+
+/// How long a `command` reference may take (a password manager asking to unlock).
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The secret at `path` whose JSON value is `v`: a string (the value itself), or a
+/// reference read now. `None` after recording why it could not be read.
+pub fn value(c: &mut Collector, path: &str, v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Object(map) if map.len() == 1 => {
+            let (how, arg) = map.iter().next().expect("one entry");
+            let read = match (how.as_str(), arg) {
+                ("env", Value::String(name)) => from_env(name),
+                ("file", Value::String(file)) => from_file(c.base_dir(), file),
+                ("command", Value::Array(words)) => {
+                    let argv: Option<Vec<&str>> = words.iter().map(Value::as_str).collect();
+                    match argv {
+                        Some(argv) if !argv.is_empty() => from_command(&argv),
+                        _ => Err("a command is an array of strings, the program first, e.g. [\"pass\", \"show\", \"shop/db\"]".into()),
+                    }
+                }
+                ("env" | "file", other) => Err(format!("expected a string, found {}", kind(other))),
+                ("command", other) => Err(format!(
+                    "expected an array of strings, found {}",
+                    kind(other)
+                )),
+                (other, _) => Err(format!(
+                    "unknown reference \"{other}\"; a secret is a string, or one of {{\"env\": NAME}}, {{\"file\": PATH}}, {{\"command\": [PROGRAM, ARG...]}}"
+                )),
+            };
+            match read {
+                Ok(s) => Some(s),
+                Err(why) => {
+                    c.push(path, why);
+                    None
+                }
+            }
+        }
+        other => {
+            c.push(
+                path,
+                format!(
+                    "expected a secret: a string, or one of {{\"env\": NAME}}, {{\"file\": PATH}}, {{\"command\": [PROGRAM, ARG...]}}; found {}",
+                    kind(other)
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn from_env(name: &str) -> Result<String, String> {
+    let ok = !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !ok {
+        return Err(format!(
+            "{name:?} is not an environment variable name (letters, digits and _)"
+        ));
+    }
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => Ok(v),
+        Ok(_) => Err(format!("the environment variable {name} is empty")),
+        Err(std::env::VarError::NotPresent) => Err(format!(
+            "the environment variable {name} is not set; export it before running vds-proxy"
+        )),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            Err(format!("the environment variable {name} is not UTF-8 text"))
+        }
+    }
+}
+
+fn from_file(base: &Path, file: &str) -> Result<String, String> {
+    let p = base.join(file);
+    let shown = p.display();
+    let bytes =
+        std::fs::read(&p).map_err(|e| format!("cannot read the secret file {shown}: {e}"))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| format!("the secret file {shown} is not UTF-8 text"))?;
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    let text = text.strip_suffix('\r').unwrap_or(text);
+    if text.is_empty() {
+        return Err(format!("the secret file {shown} is empty"));
+    }
+    Ok(text.to_string())
+}
+
+fn from_command(argv: &[&str]) -> Result<String, String> {
+    let shown = argv.join(" ");
+    let mut child = Command::new(argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run `{shown}`: {e}"))?;
+    let mut stdout = child.stdout.take().expect("piped");
+    // Read on a thread, so a program that never ends is stopped after the timeout.
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        stdout.read_to_end(&mut out).map(|_| out)
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| format!("`{shown}`: {e}"))? {
+            break status;
+        }
+        if started.elapsed() > COMMAND_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "`{shown}` did not finish in {} s; it was stopped",
+                COMMAND_TIMEOUT.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let out = reader
+        .join()
+        .map_err(|_| format!("`{shown}`: reading its output failed"))?
+        .map_err(|e| format!("`{shown}`: reading its output failed: {e}"))?;
+    if !status.success() {
+        // What it printed may be part of a secret: never shown.
+        return Err(format!(
+            "`{shown}` failed ({status}); what it printed is not shown"
+        ));
+    }
+    let text = String::from_utf8(out)
+        .map_err(|_| format!("`{shown}` printed something that is not UTF-8 text"))?;
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    if text.is_empty() {
+        return Err(format!("`{shown}` printed nothing"));
+    }
+    Ok(text.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn read(v: Value) -> (Option<String>, Vec<String>) {
+        let dir = std::env::temp_dir().join(format!("vds-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("db"), "from-a-file\n").unwrap();
+        let mut c = Collector::new(dir.join("nodes.json").display().to_string());
+        let got = value(&mut c, "$.x", &v);
+        let msgs = c.messages();
+        (got, msgs)
+    }
+
+    #[test]
+    fn literals_and_references_are_read_and_failures_name_the_reference_only() {
+        assert_eq!(read(json!("literal")).0.as_deref(), Some("literal"));
+        assert_eq!(
+            read(json!({"file": "db"})).0.as_deref(),
+            Some("from-a-file")
+        );
+        // SAFETY: tests of this module are the only ones reading this variable.
+        unsafe { std::env::set_var("VDS_TEST_SECRET_REF", "from-the-env") };
+        assert_eq!(
+            read(json!({"env": "VDS_TEST_SECRET_REF"})).0.as_deref(),
+            Some("from-the-env")
+        );
+        assert_eq!(
+            read(json!({"command": ["sh", "-c", "printf 'from-a-command\\n'"]}))
+                .0
+                .as_deref(),
+            Some("from-a-command")
+        );
+        let (got, msgs) =
+            read(json!({"command": ["sh", "-c", "printf '%s-%s' hunter2 printed; exit 3"]}));
+        assert!(got.is_none());
+        assert!(
+            msgs[0].contains("failed (exit status: 3); what it printed is not shown"),
+            "{msgs:?}"
+        );
+        assert!(!msgs[0].contains("hunter2-printed"));
+        let (_, msgs) = read(json!({"env": "VDS_TEST_SECRET_NOT_SET"}));
+        assert!(msgs[0].ends_with("$.x: the environment variable VDS_TEST_SECRET_NOT_SET is not set; export it before running vds-proxy"), "{msgs:?}");
+        let (_, msgs) = read(json!({"vault": "x"}));
+        assert!(msgs[0].contains("unknown reference \"vault\""), "{msgs:?}");
+        let (_, msgs) = read(json!({"file": "missing"}));
+        assert!(msgs[0].contains("cannot read the secret file"), "{msgs:?}");
+        let (_, msgs) = read(json!(42));
+        assert!(msgs[0].contains("expected a secret"), "{msgs:?}");
+    }
+}
