@@ -3,14 +3,16 @@
 
 use crate::contract::Systems;
 use crate::roles::{
-    backups, balancer, compose, firewall, k3s, registry, replicas, routes, tailscale, tproxy, web,
-    wireguard,
+    backups, balancer, compose, firewall, k3s, registry, replicas, routes, tailscale, tproxy,
+    vault, web, wireguard,
 };
 
 /// Every system, in the order their resources are laid out in a plan (and their sections
 /// are read and checked).
 pub fn all() -> Systems {
     Systems::of(&[
+        // First: it reads nothing of the others, and its verbs read every system's secrets.
+        vault::register,
         routes::register,
         replicas::register,
         tproxy::register,

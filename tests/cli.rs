@@ -1138,3 +1138,6 @@ fn the_man_page_is_roff_with_the_verbs() {
         assert!(page.contains(verb), "{verb} missing");
     }
 }
+
+#[path = "../src/roles/vault/cli.rs"]
+mod vault_system;

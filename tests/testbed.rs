@@ -3824,7 +3824,12 @@ fn systemd_environment_values_read_back_as_one_value_each() {
 fn systemd_descriptions_read_back_as_written() {
     use vds_proxy::templates::systemd_escape;
     let _env = Env::new("systemd-describe");
-    let values: Vec<String> = common::strings(0x6465_7363, 120)
+    let holdable: Vec<char> = common::ALPHABET
+        .iter()
+        .copied()
+        .filter(|c| *c != '\\' && !c.is_control() && vds_proxy::templates::systemd_holds(*c))
+        .collect();
+    let values: Vec<String> = common::strings_of(&holdable, 0x6465_7363, 120)
         .into_iter()
         .filter(|v| {
             !v.is_empty()
@@ -3841,7 +3846,7 @@ fn systemd_descriptions_read_back_as_written() {
     for (i, v) in values.iter().enumerate() {
         let unit = format!("vds-describe-{i}.service");
         let text = format!(
-            "[Service]\nDescription={}\nExecStart=/bin/true\n",
+            "[Unit]\nDescription={}\n[Service]\nExecStart=/bin/true\n",
             systemd_escape(v.clone())
         );
         script += &format!(
@@ -3890,3 +3895,6 @@ mod firewall_system;
 
 #[path = "../src/roles/replicas/testbed.rs"]
 mod replicas_system;
+
+#[path = "../src/roles/vault/testbed.rs"]
+mod vault_system;

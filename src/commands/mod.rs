@@ -43,8 +43,12 @@ pub fn run_matches(matches: clap::ArgMatches, systems: &Systems) -> Result<i32> 
             })?;
             remote.run(n, script)
         };
+        let readers = systems.sections();
+        let read =
+            |text: &str| crate::inventory::from_str(&loaded.inventory.source, text, &readers);
         let ctx = VerbCtx {
             inv: &loaded.inventory,
+            read: &read,
             run_on: &run_on,
         };
         return (verb.run)(&ctx, args);

@@ -231,9 +231,12 @@ pub struct Verb {
     pub run: fn(&VerbCtx, &clap::ArgMatches) -> anyhow::Result<i32>,
 }
 
-/// What a system's verb may use: the inventory, and a script run on a node.
+/// What a system's verb may use: the inventory, reading inventory text again, and a script
+/// run on a node.
 pub struct VerbCtx<'a> {
     pub inv: &'a Inventory,
+    /// Reads inventory text (an edited copy of the inventory) with every system.
+    pub read: &'a dyn Fn(&str) -> Result<Inventory, crate::inventory::InputErrors>,
     /// Runs a script on a node of the inventory (as root); its exit status, stdout and
     /// stderr.
     pub run_on: &'a dyn Fn(&str, &str) -> anyhow::Result<crate::transport::Output>,

@@ -70,6 +70,8 @@ pub fn printable(text: &str) -> String {
 pub struct Collector {
     file: String,
     errors: Vec<InputError>,
+    /// Every secret field read: its JSON path, and whether it was a plain literal.
+    secret_fields: Vec<(String, bool)>,
 }
 
 impl Collector {
@@ -78,6 +80,7 @@ impl Collector {
         Self {
             file: file.into(),
             errors: Vec::new(),
+            secret_fields: Vec::new(),
         }
     }
 
@@ -113,6 +116,16 @@ impl Collector {
         std::path::Path::new(&self.file)
             .parent()
             .unwrap_or(std::path::Path::new("."))
+    }
+
+    /// Records that the field at `path` holds a secret (`literal`: written in plain text).
+    pub fn note_secret(&mut self, path: &str, literal: bool) {
+        self.secret_fields.push((path.to_string(), literal));
+    }
+
+    /// Every secret field read: (JSON path, written in plain text).
+    pub fn secret_fields(&self) -> &[(String, bool)] {
+        &self.secret_fields
     }
 
     /// Every problem recorded so far, as printed.

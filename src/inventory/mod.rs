@@ -38,6 +38,9 @@ pub struct Inventory {
     claims: Claims,
     /// Every secret value the sections hold, for redaction of all output.
     secrets: Vec<String>,
+    /// Every secret field: (JSON path, written in plain text rather than referenced or
+    /// encrypted).
+    secret_fields: Vec<(String, bool)>,
 }
 
 /// Where the inventory path came from, for verbose output.
@@ -120,6 +123,7 @@ pub fn from_str(
         }
         inv.claims = claims;
         inv.secrets = readers.iter().flat_map(|r| r.secrets(&inv)).collect();
+        inv.secret_fields = c.secret_fields().to_vec();
         if let Some(root) = &root {
             secrets_in_plain_text(root, "$", &inv.secrets, &mut c);
         }
@@ -206,6 +210,7 @@ impl Inventory {
             sections,
             claims: Claims::default(),
             secrets: Vec::new(),
+            secret_fields: Vec::new(),
         }
     }
 
@@ -232,6 +237,12 @@ impl Inventory {
     /// Every secret value the inventory holds, for redaction of all output.
     pub fn secrets(&self) -> &[String] {
         &self.secrets
+    }
+
+    /// Every secret field: (JSON path, written in plain text rather than referenced or
+    /// encrypted).
+    pub fn secret_fields(&self) -> &[(String, bool)] {
+        &self.secret_fields
     }
 
     /// Checks that `name`, found at `path`, is an active node; returns true if it is.

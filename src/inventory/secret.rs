@@ -5,7 +5,10 @@
 //! - `{"file": "secrets/db-password"}`: a file's content (relative to the inventory), one
 //!   trailing newline removed;
 //! - `{"command": ["pass", "show", "shop/db"]}`: what a program prints (argv, no shell;
-//!   its standard output with the trailing newline removed).
+//!   its standard output with the trailing newline removed);
+//! - `"ENC[age:…]"`: the value encrypted in place with age (the reference implementation,
+//!   `age`, decrypts it through pipes with the identity in `VDS_PROXY_AGE_KEY_FILE`, else
+//!   `~/.config/vds-proxy/age.txt`; an SSH ed25519 key works too).
 //!
 //! A value read lives only in memory: it is never written to a temporary file, never put on
 //! a command line or into an environment, and a problem names the JSON path and the
@@ -27,7 +30,15 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// The secret at `path` whose JSON value is `v`: a string (the value itself), or a
 /// reference read now. `None` after recording why it could not be read.
 pub fn value(c: &mut Collector, path: &str, v: &Value) -> Option<String> {
+    c.note_secret(path, v.as_str().is_some_and(|s| !is_encrypted(s)));
     match v {
+        Value::String(s) if is_encrypted(s) => match decrypt(s) {
+            Ok(plain) => Some(plain),
+            Err(why) => {
+                c.push(path, why);
+                None
+            }
+        },
         Value::String(s) => Some(s.clone()),
         Value::Object(map) if map.len() == 1 => {
             let (how, arg) = map.iter().next().expect("one entry");
@@ -69,6 +80,91 @@ pub fn value(c: &mut Collector, path: &str, v: &Value) -> Option<String> {
             None
         }
     }
+}
+
+/// The prefix and suffix of a value encrypted in place.
+pub const ENC_PREFIX: &str = "ENC[age:";
+const ENC_SUFFIX: &str = "]";
+
+/// Whether `s` is a value encrypted in place (`ENC[age:BASE64]`).
+pub fn is_encrypted(s: &str) -> bool {
+    s.starts_with(ENC_PREFIX) && s.ends_with(ENC_SUFFIX)
+}
+
+/// The identity file that decrypts: `VDS_PROXY_AGE_KEY_FILE`, else
+/// `~/.config/vds-proxy/age.txt`.
+pub fn identity_file() -> std::path::PathBuf {
+    match std::env::var_os("VDS_PROXY_AGE_KEY_FILE") {
+        Some(p) if !p.is_empty() => p.into(),
+        _ => {
+            let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+            Path::new(&home).join(".config/vds-proxy/age.txt")
+        }
+    }
+}
+
+/// Runs `age` with `args`, `input` on its standard input; its standard output. Nothing of
+/// the secret is on its command line or in its environment.
+fn age(args: &[&str], input: &[u8]) -> Result<Vec<u8>, String> {
+    use std::io::Write;
+    let mut child = Command::new("age")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run age ({e}); install it: apt-get install age"))?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().map_err(|e| format!("age: {e}"))?;
+    let _ = writer.join();
+    if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        // age's own words say what is wrong (no identity matched, a bad file); they hold
+        // nothing of the plaintext.
+        let why = String::from_utf8_lossy(&out.stderr);
+        let why: String = why.split_whitespace().collect::<Vec<_>>().join(" ");
+        Err(why.trim_start_matches("age: error:").trim().to_string())
+    }
+}
+
+/// The plaintext of an `ENC[age:…]` value, decrypted with [`identity_file`].
+pub fn decrypt(s: &str) -> Result<String, String> {
+    use base64::Engine as _;
+    let body = &s[ENC_PREFIX.len()..s.len() - ENC_SUFFIX.len()];
+    let cipher = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .map_err(|_| "an encrypted value that is not base64 (damaged?)".to_string())?;
+    let id = identity_file();
+    if !id.is_file() {
+        return Err(format!(
+            "an encrypted value, and no identity to decrypt it at {}; set VDS_PROXY_AGE_KEY_FILE to your age identity (age-keygen) or SSH ed25519 key",
+            id.display()
+        ));
+    }
+    let id_arg = id.display().to_string();
+    let plain = age(&["--decrypt", "--identity", &id_arg], &cipher)
+        .map_err(|e| format!("cannot decrypt with the identity {id_arg}: {e}"))?;
+    String::from_utf8(plain)
+        .map_err(|_| "an encrypted value whose plaintext is not UTF-8 text".into())
+}
+
+/// `plain` encrypted to `recipients` (age public keys or SSH public keys), as an
+/// `ENC[age:…]` value.
+pub fn encrypt(plain: &str, recipients: &[String]) -> Result<String, String> {
+    use base64::Engine as _;
+    let mut args = vec!["--encrypt"];
+    for r in recipients {
+        args.push("--recipient");
+        args.push(r);
+    }
+    let cipher = age(&args, plain.as_bytes())?;
+    Ok(format!(
+        "{ENC_PREFIX}{}{ENC_SUFFIX}",
+        base64::engine::general_purpose::STANDARD.encode(cipher)
+    ))
 }
 
 fn from_env(name: &str) -> Result<String, String> {

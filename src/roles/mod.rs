@@ -19,5 +19,6 @@ pub mod replicas;
 pub mod routes;
 pub mod tailscale;
 pub mod tproxy;
+pub mod vault;
 pub mod web;
 pub mod wireguard;

@@ -1,0 +1,140 @@
+//! Encrypted secrets on a real test host (included in `tests/testbed.rs`, whose harness it
+//! uses): encrypt → deploy → the node's 0600 file holds the value, which no process's
+//! command line or environment ever held.
+
+use std::process::Command;
+
+use super::{Env, assert_ok, ssh, stdout, text};
+
+/// The vds-proxy, ssh and age processes whose command line or environment holds
+/// `secret`: pid, which, and the command line. (The replica that uses the secret has it in
+/// its environment by design; it runs in a test host, whose processes this machine sees.)
+fn holding(secret: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let p = e.path();
+        let comm = std::fs::read_to_string(p.join("comm")).unwrap_or_default();
+        if !matches!(comm.trim(), "vds-proxy" | "ssh" | "age") {
+            continue;
+        }
+        for f in ["cmdline", "environ"] {
+            if let Ok(b) = std::fs::read(p.join(f))
+                && String::from_utf8_lossy(&b).contains(secret)
+            {
+                let cmd = std::fs::read(p.join("cmdline")).unwrap_or_default();
+                out.push(format!(
+                    "{} {f}: {}",
+                    p.display(),
+                    String::from_utf8_lossy(&cmd).replace('\0', " ")
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// How many vds-proxy and ssh processes run now (the sampling looks at them).
+fn processes_seen() -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+            matches!(comm.trim(), "vds-proxy" | "ssh")
+        })
+        .count()
+}
+
+#[test]
+fn an_encrypted_secret_is_deployed_and_never_on_a_command_line() {
+    let env = Env::new("vault");
+    let secret = "5ec2e7000000000000000000000f00d5";
+    let key = env.dir.join("age.txt");
+    let out = Command::new("age-keygen")
+        .arg("-o")
+        .arg(&key)
+        .output()
+        .expect("age-keygen");
+    assert!(out.status.success());
+    let recipient = stdout(
+        &Command::new("age-keygen")
+            .arg("-y")
+            .arg(&key)
+            .output()
+            .unwrap(),
+    );
+    env.inventory("[]");
+    env.add_sections(&format!(
+        r#""services": [{{"name": "enc", "node": "h1", "replicas": 1, "base_port": 10500, "secret": "{secret}",
+            "exec": ["/usr/bin/socat", "TCP-LISTEN:{{port}},fork,reuseaddr", "EXEC:cat"]}}],
+           "secrets": {{"recipients": ["{}"]}}"#,
+        recipient.trim()
+    ));
+    let vds = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_vds-proxy"))
+            .arg("-i")
+            .arg(env.dir.join("nodes.json"))
+            .args(args)
+            .env("VDS_PROXY_AGE_KEY_FILE", &key)
+            .output()
+            .unwrap()
+    };
+    assert_ok(&vds(&["secrets", "encrypt"]));
+    let inv = std::fs::read_to_string(env.dir.join("nodes.json")).unwrap();
+    assert!(!inv.contains(secret) && inv.contains("ENC[age:"));
+
+    // Deploy, sampling every process's command line and environment while it runs.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vds-proxy"))
+        .arg("-i")
+        .arg(env.dir.join("nodes.json"))
+        .arg("deploy")
+        .env("VDS_PROXY_AGE_KEY_FILE", &key)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut samples = 0;
+    let mut seen_ours = 0;
+    while child.try_wait().unwrap().is_none() {
+        let held = holding(secret);
+        seen_ours += usize::from(processes_seen() > 0);
+        assert!(held.is_empty(), "processes held the secret: {held:?}");
+        samples += 1;
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_ok(&out);
+    assert!(samples > 5, "only {samples} samples");
+    assert!(seen_ours > 0, "no vds-proxy or ssh process was seen");
+    assert!(!text(&out).contains(secret));
+    let file = "/etc/vds-proxy/enc/1.env";
+    assert_eq!(
+        stdout(&ssh(
+            1,
+            &format!("stat -c '%a %U' {file}; grep -c '^SECRET={secret}$' {file}")
+        )),
+        "600 root\n1\n"
+    );
+    // Nothing of it left in a temporary or transaction directory on either side.
+    let left = stdout(&ssh(
+        1,
+        &format!(
+            "grep -rl {secret} /tmp /var/tmp /var/lib/vds-proxy /run 2>/dev/null | grep -v '^{file}$' || true"
+        ),
+    ));
+    assert_eq!(left, "");
+    // (The test hosts' own files, seen from here under the testbed directory, are theirs.)
+    let here = Command::new("grep")
+        .args([
+            "-rl",
+            "--exclude-dir=vds-proxy-testbed",
+            secret,
+            "/tmp",
+            "/var/tmp",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&here), "", "a local file holds the secret");
+    assert!(text(&vds(&["deploy"])).contains("no changes"));
+    assert_ok(&vds(&["remove"]));
+}
