@@ -157,10 +157,7 @@ pub fn yaml_string(s: String) -> String {
 /// with one fails to load).
 pub fn systemd_quote(s: String) -> Result<String, minijinja::Error> {
     if let Some(c) = s.chars().find(|c| !systemd_holds(*c)) {
-        return Err(minijinja::Error::new(
-            minijinja::ErrorKind::InvalidOperation,
-            format!("{c:?} cannot be written into a unit file"),
-        ));
+        return Err(refused(c, "a unit file"));
     }
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
@@ -183,15 +180,21 @@ pub fn systemd_quote(s: String) -> Result<String, minijinja::Error> {
     Ok(out)
 }
 
+/// The error of a filter for a character its format cannot hold: the template fails,
+/// nothing is written.
+fn refused(c: char, format: &str) -> minijinja::Error {
+    minijinja::Error::new(
+        minijinja::ErrorKind::InvalidOperation,
+        format!("{c:?} cannot be written into {format}"),
+    )
+}
+
 /// One double-quoted nftables string (an interface name, a comment): nft has no escape
 /// for `"`, and a control character or more than 128 bytes has no place there, so either
 /// is an error, never written.
 pub fn nft_string(s: String) -> Result<String, minijinja::Error> {
     if let Some(c) = s.chars().find(|c| *c == '"' || c.is_control()) {
-        return Err(minijinja::Error::new(
-            minijinja::ErrorKind::InvalidOperation,
-            format!("{c:?} cannot be written into an nftables string"),
-        ));
+        return Err(refused(c, "an nftables string"));
     }
     if s.len() > 128 {
         return Err(minijinja::Error::new(
@@ -213,10 +216,7 @@ pub fn systemd_holds(c: char) -> bool {
 /// config value, so either is an error, never written.
 pub fn nginx_string(s: String) -> Result<String, minijinja::Error> {
     if let Some(c) = s.chars().find(|c| *c == '$' || c.is_control()) {
-        return Err(minijinja::Error::new(
-            minijinja::ErrorKind::InvalidOperation,
-            format!("{c:?} cannot be written into an nginx string"),
-        ));
+        return Err(refused(c, "an nginx string"));
     }
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');

@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use vds_proxy::templates::{nft_string, nginx_string, toml_string, yaml_string};
 
 mod common;
-use common::{ALPHABET, strings, strings_of};
+use common::{holdable, strings, strings_of};
 
 #[test]
 fn toml_strings_read_back_as_one_value() {
@@ -146,11 +146,7 @@ impl Drop for Nginx {
 fn nginx_strings_are_served_back_as_one_value_or_refused() {
     // Every kind of string, and as many again of those nginx can hold (no `$`, no control
     // character), so hundreds are served.
-    let holdable: Vec<char> = ALPHABET
-        .iter()
-        .copied()
-        .filter(|c| *c != '$' && !c.is_control())
-        .collect();
+    let holdable = holdable(|c| c != '$' && !c.is_control());
     let mut values = strings(0x006e_6769_6e78, 300);
     values.extend(strings_of(&holdable, 0x006e_6769_6e79, 300));
     let mut served = Vec::new();
@@ -226,11 +222,7 @@ impl Drop for Netns {
 
 #[test]
 fn nft_strings_load_as_one_value_or_are_refused() {
-    let holdable: Vec<char> = ALPHABET
-        .iter()
-        .copied()
-        .filter(|c| *c != '"' && !c.is_control())
-        .collect();
+    let holdable = holdable(|c| c != '"' && !c.is_control());
     let mut values = strings(0x006e_6674, 200);
     values.extend(strings_of(&holdable, 0x006e_6675, 200));
     let mut kept = Vec::new();

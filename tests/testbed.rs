@@ -3824,11 +3824,9 @@ fn systemd_environment_values_read_back_as_one_value_each() {
 fn systemd_descriptions_read_back_as_written() {
     use vds_proxy::templates::systemd_escape;
     let _env = Env::new("systemd-describe");
-    let holdable: Vec<char> = common::ALPHABET
-        .iter()
-        .copied()
-        .filter(|c| *c != '\\' && !c.is_control() && vds_proxy::templates::systemd_holds(*c))
-        .collect();
+    let holdable = common::holdable(|c| {
+        c != '\\' && !c.is_control() && vds_proxy::templates::systemd_holds(c)
+    });
     let values: Vec<String> = common::strings_of(&holdable, 0x6465_7363, 120)
         .into_iter()
         .filter(|v| {

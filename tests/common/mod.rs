@@ -34,3 +34,9 @@ pub fn strings_of(alphabet: &[char], seed: u64, count: usize) -> Vec<String> {
         })
         .collect()
 }
+
+/// The characters of [`ALPHABET`] a format can hold (`keep`), for strings that are all
+/// written, not refused.
+pub fn holdable(keep: impl Fn(char) -> bool) -> Vec<char> {
+    ALPHABET.iter().copied().filter(|c| keep(*c)).collect()
+}
