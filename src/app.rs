@@ -120,6 +120,12 @@ impl Loaded {
 /// Reads inventory and settings, renders the plan of `systems`. Input problems come back as
 /// [`InputError`].
 pub fn load(global: &Global, systems: &Systems) -> Result<Loaded> {
+    load_with(global, systems, false)
+}
+
+/// [`load`]; with `offline_secrets`, secret references and encrypted values are checked
+/// for their shape only (nothing read or decrypted; `validate --offline-secrets`).
+pub fn load_with(global: &Global, systems: &Systems, offline_secrets: bool) -> Result<Loaded> {
     let env = std::env::var("NODES_CONFIG").ok();
     let (path, source) = inventory::resolve_path(global.inventory.as_deref(), env.as_deref());
     if global.verbose {
@@ -135,7 +141,7 @@ pub fn load(global: &Global, systems: &Systems) -> Result<Loaded> {
         .clone()
         .unwrap_or_else(|| settings::path_beside(&path));
     // Both files are checked before either error is reported, so all problems show at once.
-    let inv = inventory::load(&path, &systems.sections());
+    let inv = inventory::load_with(&path, &systems.sections(), offline_secrets);
     let settings = settings::load(&settings_path);
     let (inventory, settings) = match (inv, settings) {
         (Ok(i), Ok(s)) => (i, s),

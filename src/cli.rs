@@ -200,7 +200,12 @@ pub struct RemoveArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check the inventory and settings; contact no host
-    Validate,
+    Validate {
+        /// Check only the shape of secret references and encrypted values: read no
+        /// environment variable, file or command, decrypt nothing (for CI without secrets)
+        #[arg(long)]
+        offline_secrets: bool,
+    },
     /// Print what would be deployed where (offline unless --diff)
     Show(ShowArgs),
     /// Converge the hosts to the inventory, removing what it no longer has

@@ -1023,6 +1023,71 @@ fn secret_references_are_read_and_never_printed() {
     assert!(!stderr.contains("ops-token-leaked"));
 }
 
+/// `validate --offline-secrets` (CI without the secrets): references and encrypted values
+/// are checked for their shape only — nothing read, nothing decrypted, no command run.
+#[test]
+fn offline_secrets_checks_only_the_shape_of_references() {
+    let marker = std::env::temp_dir().join(format!("vds-offline-ran-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let inv = tmp_inventory(
+        "offline-secrets",
+        &format!(
+            r#"{{"nodes": [{{"name": "a", "public_ip": "203.0.113.1", "tailscale_ip": "100.64.0.1"}}],
+            "services": [{{"name": "mtp", "node": "a", "replicas": 1, "secret": {{"file": "missing.secret"}},
+                          "exec": ["/usr/local/bin/mtproto-proxy", "-H", "{{port}}"]}}],
+            "registries": [{{"node": "a", "tokens": [
+                {{"name": "web", "role": "reader", "token": {{"env": "VDS_TEST_NEVER_SET"}}}},
+                {{"name": "ops", "role": "admin", "token": {{"command": ["touch", "{}"]}}}},
+                {{"name": "enc", "role": "reader", "token": "ENC[age:YWdlLWVuY3J5cHRpb24ub3JnL3Yx]"}}]}}]}}"#,
+            marker.display()
+        ),
+    );
+    let out = bin()
+        .arg("-i")
+        .arg(&inv)
+        .args(["validate", "--offline-secrets"])
+        .env_remove("VDS_PROXY_AGE_KEY_FILE")
+        .env("HOME", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!marker.exists(), "a command ran");
+    // Without the flag, the same inventory is bad input.
+    let out = bin()
+        .arg("-i")
+        .arg(&inv)
+        .arg("validate")
+        .env("HOME", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let _ = std::fs::remove_file(&marker);
+    // A reference of the wrong shape is bad input either way.
+    let text = std::fs::read_to_string(&inv)
+        .unwrap()
+        .replace("VDS_TEST_NEVER_SET", "1BAD NAME");
+    std::fs::write(&inv, text).unwrap();
+    let out = bin()
+        .arg("-i")
+        .arg(&inv)
+        .args(["validate", "--offline-secrets"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(
+            "$.registries[0].tokens[0].token: \"1BAD NAME\" is not an environment variable name"
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn show_filters_by_node_and_service() {
     let out = bin()

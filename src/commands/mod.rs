@@ -97,10 +97,16 @@ pub fn run(cli: Cli, systems: &Systems) -> Result<i32> {
         Command::Man => return help::man(&systems.verbs),
         _ => {}
     }
-    let mut loaded = app::load(&cli.global, systems)?;
+    let offline_secrets = matches!(
+        cli.command,
+        Command::Validate {
+            offline_secrets: true
+        }
+    );
+    let mut loaded = app::load_with(&cli.global, systems, offline_secrets)?;
     let verbose = cli.global.verbose;
     match cli.command {
-        Command::Validate => validate::run(&loaded),
+        Command::Validate { .. } => validate::run(&loaded),
         Command::Show(args) => show::run(&mut loaded, args, verbose),
         Command::Deploy(args) => deploy::run(&mut loaded, args, verbose),
         Command::Remove(args) => remove::run(&mut loaded, args, verbose),

@@ -72,6 +72,8 @@ pub struct Collector {
     errors: Vec<InputError>,
     /// Every secret field read: its JSON path, and whether it was a plain literal.
     secret_fields: Vec<(String, bool)>,
+    /// Check secret references and encrypted values for their shape only.
+    pub offline_secrets: bool,
 }
 
 impl Collector {
@@ -81,6 +83,7 @@ impl Collector {
             file: file.into(),
             errors: Vec::new(),
             secret_fields: Vec::new(),
+            offline_secrets: false,
         }
     }
 

@@ -63,10 +63,20 @@ pub fn resolve_path(flag: Option<&Path>, env: Option<&str>) -> (PathBuf, PathSou
 /// Reads, parses and validates the inventory at `path` with the systems' `readers`,
 /// reporting every problem at once.
 pub fn load(path: &Path, readers: &[&dyn SectionReader]) -> Result<Inventory, InputErrors> {
+    load_with(path, readers, false)
+}
+
+/// [`load`]; with `offline_secrets`, secret references and encrypted values are checked
+/// for their shape only (see [`secret`]).
+pub fn load_with(
+    path: &Path,
+    readers: &[&dyn SectionReader],
+    offline_secrets: bool,
+) -> Result<Inventory, InputErrors> {
     let mut c = Collector::new(path.display().to_string());
     match std::fs::read(path) {
         Ok(bytes) => match text_of(&bytes) {
-            Ok(text) => return from_str(path, text, readers),
+            Ok(text) => return read(path, text, readers, offline_secrets),
             Err((line, col, message)) => c.push_at(line, col, message),
         },
         Err(e) => c.push(
@@ -105,7 +115,17 @@ pub fn from_str(
     text: &str,
     readers: &[&dyn SectionReader],
 ) -> Result<Inventory, InputErrors> {
+    read(path, text, readers, false)
+}
+
+fn read(
+    path: &Path,
+    text: &str,
+    readers: &[&dyn SectionReader],
+    offline_secrets: bool,
+) -> Result<Inventory, InputErrors> {
     let mut c = Collector::new(path.display().to_string());
+    c.offline_secrets = offline_secrets;
     let (mut inv, root) = parse(path, text, &mut c, readers);
     if c.is_empty() || !inv.nodes.is_empty() {
         node::validate(&inv.nodes, &mut c);
