@@ -11,8 +11,6 @@ use crate::roles::{
 /// are read and checked).
 pub fn all() -> Systems {
     Systems::of(&[
-        // First: it reads nothing of the others, and its verbs read every system's secrets.
-        vault::register,
         routes::register,
         replicas::register,
         tproxy::register,
@@ -24,7 +22,9 @@ pub fn all() -> Systems {
         compose::register,
         backups::register,
         tailscale::register,
-        // Last: it reads the ports every other system claims.
+        // After every system that claims a port: it reads them all.
         firewall::register,
+        // It plans nothing; its summary counts every system's secret fields.
+        vault::register,
     ])
 }

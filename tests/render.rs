@@ -76,6 +76,15 @@ fn must_pass(tool: &[&str], file: &Path) -> String {
 
 fn plan_of(path: &str) -> (inventory::Inventory, Plan) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The mini-app example keeps its secrets encrypted, to the example key beside it.
+    // SAFETY: each test runs in a process of its own (nextest), and reads this variable
+    // only here.
+    unsafe {
+        std::env::set_var(
+            "VDS_PROXY_AGE_KEY_FILE",
+            root.join("examples/example-age-key.txt"),
+        )
+    };
     let inv =
         inventory::load(&root.join(path), &systems::all().sections()).expect("example is valid");
     let t = Templates::new(None, systems::all().templates()).unwrap();

@@ -275,10 +275,12 @@ fn env(c: &mut Collector, f: &Fields, key: &str, secret: bool) -> Vec<(String, S
             continue;
         }
         let text = match v {
-            Value::Object(_) if secret => match crate::inventory::secret::value(c, &at, v) {
-                Some(s) => s,
-                None => continue,
-            },
+            Value::Object(_) | Value::String(_) if secret => {
+                match crate::inventory::secret::value(c, &at, v) {
+                    Some(s) => s,
+                    None => continue,
+                }
+            }
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
             Value::Bool(b) => b.to_string(),

@@ -171,7 +171,7 @@ fn env_map(c: &mut Collector, f: &Fields, key: &str, secret: bool) -> BTreeMap<S
                 let at = format!("{}.{k}", f.path_of(key));
                 let val = match v {
                     _ if !name_ok => None,
-                    Value::Object(_) if secret => {
+                    Value::Object(_) | Value::String(_) if secret => {
                         match crate::inventory::secret::value(c, &at, v) {
                             Some(s) => Some(s),
                             None => continue,
