@@ -1088,6 +1088,81 @@ fn offline_secrets_checks_only_the_shape_of_references() {
     );
 }
 
+/// An inventory encrypted as a whole with SOPS is decrypted with `sops -d`, in memory.
+/// SOPS is not packaged for Debian 12 and nothing else may be fetched here, so `sops` is a
+/// stand-in that decrypts SOPS's own value format (`ENC[AES256_GCM,data:BASE64,…]`, here
+/// base64 only) and drops the `sops` key, as sops does.
+#[test]
+fn a_sops_encrypted_inventory_is_read_through_sops() {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let dir = std::env::temp_dir().join(format!("vds-sops-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    let standin = dir.join("bin/sops");
+    std::fs::write(
+        &standin,
+        "#!/usr/bin/env python3\nimport sys, json, base64\n\
+         doc = json.load(open(sys.argv[-1]))\ndoc.pop('sops')\n\
+         def d(v):\n    if isinstance(v, dict): return {k: d(x) for k, x in v.items()}\n\
+         \x20   if isinstance(v, list): return [d(x) for x in v]\n\
+         \x20   if isinstance(v, str) and v.startswith('ENC[AES256_GCM,data:'):\n\
+         \x20       return base64.b64decode(v.split('data:')[1].split(',')[0]).decode()\n\
+         \x20   return v\nprint(json.dumps(d(doc)))\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &standin,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let token = "sops-token-0123456789abcdef-xyz";
+    let inv = tmp_inventory(
+        "sops",
+        &format!(
+            r#"{{"nodes": [{{"name": "ENC[AES256_GCM,data:{},type:str]", "tailscale_ip": "100.64.0.1"}}],
+                "registries": [{{"node": "a", "tokens": [{{"name": "web", "role": "reader",
+                  "token": "ENC[AES256_GCM,data:{},type:str]"}}]}}],
+                "sops": {{"age": [{{"recipient": "age1x"}}], "version": "3.9.0"}}}}"#,
+            b64("a"),
+            b64(token)
+        ),
+    );
+    let path = format!(
+        "{}:{}",
+        dir.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = bin()
+        .arg("-i")
+        .arg(&inv)
+        .args(["show"])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains("node a ("), "{all}");
+    assert!(!all.contains(token));
+    // Without sops: bad input that says so.
+    let out = bin()
+        .arg("-i")
+        .arg(&inv)
+        .arg("validate")
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("$.sops: the inventory is encrypted with SOPS, and sops cannot run")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn show_filters_by_node_and_service() {
     let out = bin()

@@ -76,6 +76,12 @@ pub fn load_with(
     let mut c = Collector::new(path.display().to_string());
     match std::fs::read(path) {
         Ok(bytes) => match text_of(&bytes) {
+            Ok(text) if !offline_secrets && secret::is_sops(text) => {
+                match secret::sops_decrypt(path) {
+                    Ok(plain) => return read(path, &plain, readers, false),
+                    Err(why) => c.push("$.sops", why),
+                }
+            }
             Ok(text) => return read(path, text, readers, offline_secrets),
             Err((line, col, message)) => c.push_at(line, col, message),
         },

@@ -10,6 +10,9 @@
 //!   `age`, decrypts it through pipes with the identity in `VDS_PROXY_AGE_KEY_FILE`, else
 //!   `~/.config/vds-proxy/age.txt`; an SSH ed25519 key works too).
 //!
+//! A whole inventory encrypted with SOPS (a top-level `sops` key) is decrypted with `sops -d`
+//! when it is read, in memory.
+//!
 //! A value read lives only in memory: it is never written to a temporary file, never put on
 //! a command line or into an environment, and a problem names the JSON path and the
 //! reference, never the value or what a command printed.
@@ -168,6 +171,36 @@ pub fn encrypt(plain: &str, recipients: &[String]) -> Result<String, String> {
         "{ENC_PREFIX}{}{ENC_SUFFIX}",
         base64::engine::general_purpose::STANDARD.encode(cipher)
     ))
+}
+
+/// Whether `text` is a SOPS-encrypted JSON document (a top-level `"sops"` object).
+pub fn is_sops(text: &str) -> bool {
+    serde_json::from_str::<serde_json::Map<String, Value>>(text)
+        .is_ok_and(|m| m.get("sops").is_some_and(Value::is_object))
+}
+
+/// The plaintext of the SOPS-encrypted inventory at `path`: `sops -d` (its keys from its
+/// own configuration: age, PGP, cloud KMS), read from its standard output into memory.
+pub fn sops_decrypt(path: &Path) -> Result<String, String> {
+    let out = Command::new("sops")
+        .args(["--decrypt", "--input-type", "json", "--output-type", "json"])
+        .arg(path)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| {
+            format!("the inventory is encrypted with SOPS, and sops cannot run ({e}); install sops")
+        })?;
+    if !out.status.success() {
+        let why = String::from_utf8_lossy(&out.stderr);
+        let why: String = why.split_whitespace().collect::<Vec<_>>().join(" ");
+        return Err(format!("sops could not decrypt the inventory: {why}"));
+    }
+    let text = String::from_utf8(out.stdout)
+        .map_err(|_| "sops printed something that is not UTF-8".to_string())?;
+    if is_sops(&text) {
+        return Err("sops printed an inventory that is still encrypted".into());
+    }
+    Ok(text)
 }
 
 /// What an unread secret stands for (`validate --offline-secrets`), followed by its JSON

@@ -41,14 +41,22 @@ fn a_secret_from_the_environment_reaches_only_its_replicas_file() {
         assert!(!text(&out).contains(first), "{args:?} printed the secret");
     }
     assert!(text(&vds(&["deploy"], first)).contains("no changes"));
-    let out = vds(&["deploy"], second);
+    let out = vds(&["deploy", "--format", "json"], second);
     assert_ok(&out);
     let changed = text(&out);
-    assert!(changed.contains(file), "{changed}");
     assert!(
         !changed.contains(second) && !changed.contains(first),
         "{changed}"
     );
+    // That file, and only that file, was deployed again.
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let files: Vec<&str> = report["hosts"][0]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(files, [file], "{changed}");
     assert_eq!(
         stdout(&ssh(1, &format!("grep -c '^SECRET={second}$' {file}"))),
         "1\n"

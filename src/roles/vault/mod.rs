@@ -134,6 +134,13 @@ fn run(ctx: &VerbCtx, args: &ArgMatches) -> Result<i32> {
     let file = &ctx.inv.source;
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    if secret::is_sops(&text) {
+        return Err(BadInput(format!(
+            "{} is encrypted with SOPS as a whole: use sops to edit it",
+            file.display()
+        ))
+        .into());
+    }
     match args.subcommand() {
         Some(("encrypt", _)) => {
             let recipients = recipients(ctx.inv)?;
