@@ -21,8 +21,6 @@ use crate::templates::TemplateError;
 #[derive(Debug, Default)]
 struct Section {
     recipients: Vec<String>,
-    /// Its JSON path, for messages.
-    path: String,
 }
 
 fn of(inv: &Inventory) -> &Section {
@@ -67,7 +65,6 @@ impl SectionReader for System {
             && let Some(f) = Fields::new(c, &top.path_of("secrets"), v, &["recipients"])
         {
             section.recipients = f.parsed_list(c, "recipients", "recipients", recipient);
-            section.path = f.path_of("recipients");
         }
         into.insert(section);
     }
