@@ -510,6 +510,53 @@ mod tests {
         assert!(r.done);
     }
 
+    /// A unit that a stop leaves running or enabled (its links could not be removed) fails
+    /// the apply, with why, and is rolled back; one that stopped is not reported.
+    #[test]
+    fn a_stop_that_did_not_stop_fails_the_apply() {
+        let dir = std::env::temp_dir().join(format!("vds-proxy-stop-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("t")).unwrap();
+        let d = dir.display();
+        // systemctl: `stuck.service` cannot be disabled (a read-only /etc) and runs on.
+        crate::engine::stand_in(
+            &dir.join("systemctl"),
+            r#"case "$1 $2 $3" in
+  "disable --now stuck.service") echo "Failed to disable unit: Read-only file system" >&2; exit 1 ;;
+  "is-active stuck.service"*) echo active; exit 0 ;;
+  "is-enabled stuck.service"*) echo enabled; exit 0 ;;
+  is-active*) echo inactive; exit 3 ;;
+  is-enabled*) echo disabled; exit 1 ;;
+esac"#,
+        );
+        let run = |unit: &str| {
+            let script = format!(
+                "{}PATH={d}:$PATH
+T={d}/t
+armed=0
+: > $T/journal
+{}echo after
+",
+                super::LIBRARY,
+                super::call("stop_unit", [unit])
+            );
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(&script)
+                .output()
+                .unwrap();
+            (out.status.code(), String::from_utf8(out.stdout).unwrap())
+        };
+        assert_eq!(run("gone.service"), (Some(0), "after\n".to_string()));
+        let (code, out) = run("stuck.service");
+        assert_eq!(code, Some(1));
+        assert_eq!(
+            out,
+            "@error cannot stop stuck.service: it is still active and enabled\n\
+             @log Failed to disable unit: Read-only file system\n@rollback\n"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     /// The post-activation checks against stand-ins for ss, systemctl, journalctl and
     /// sleep: one systemctl for every unit's state, one `ss` per look for every port (and
     /// one systemctl for the units still waited for), a port that is a prefix of a

@@ -185,10 +185,20 @@ run() {
 }
 
 # stop_unit UNIT: stops and disables a unit vds-proxy lets go of; a unit killed by the
-# stop is not left "failed" behind.
+# stop is not left "failed" behind. A unit still running or still enabled afterwards (its
+# links could not be removed, say) fails the apply and is rolled back: never reported as
+# stopped while it runs on.
 stop_unit() {
-  systemctl disable --now "$1" >/dev/null 2>&1
+  systemctl disable --now "$1" > "$T/stop.log" 2>&1
   systemctl reset-failed "$1" >/dev/null 2>&1
+  state=$(systemctl is-active "$1" 2>/dev/null)
+  links=$(systemctl is-enabled "$1" 2>/dev/null)
+  if [ "$state" = active ] || [ "$links" = enabled ]; then
+    echo "@error cannot stop $1: it is still $state and $links"
+    sed 's/^/@log /' "$T/stop.log"
+    rollback
+    exit 1
+  fi
 }
 
 # settle: gives started units a moment before they are checked.

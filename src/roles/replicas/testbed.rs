@@ -79,3 +79,52 @@ fn a_secret_from_the_environment_reaches_only_its_replicas_file() {
     );
     assert_ok(&vds(&["remove"], second));
 }
+
+/// A scale-down whose stop fails (the unit's links cannot be removed: /etc read-only
+/// there) fails the deploy with why, and the host is as it was: the replica still
+/// configured, running and in the manifest. Once /etc is writable again, the next deploy
+/// stops it for real.
+#[test]
+fn a_stop_that_fails_is_reported_and_rolled_back_never_done() {
+    let env = Env::new("stop-fails");
+    let section = |n: u32| {
+        format!(
+            r#""services": [{{"name": "stopme", "node": "h1", "replicas": {n}, "base_port": 10600,
+                "exec": ["/usr/bin/socat", "TCP-LISTEN:{{port}},fork,reuseaddr", "EXEC:cat"]}}]"#
+        )
+    };
+    env.inventory("[]");
+    env.add_sections(&section(3));
+    assert_ok(&env.vds(&["deploy"]));
+    let wants = "/etc/systemd/system/multi-user.target.wants";
+    assert_ok(&ssh(1, &format!("mount --bind -o ro {wants} {wants}")));
+    env.inventory("[]");
+    env.add_sections(&section(2));
+    let out = env.vds(&["deploy"]);
+    let said = text(&out);
+    let _ = ssh(1, &format!("umount {wants}"));
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("cannot stop stopme@3.service: it is still active and enabled"),
+        "{said}"
+    );
+    assert!(!said.contains("stopped stopme@3.service"), "{said}");
+    assert_eq!(
+        stdout(&ssh(
+            1,
+            "systemctl is-active stopme@3.service; systemctl is-enabled stopme@3.service; \
+             test -e /etc/vds-proxy/stopme/3.env && grep -c 'stopme/3.env' /var/lib/vds-proxy/state.json"
+        )),
+        "active\nenabled\n1\n"
+    );
+    let out = env.vds(&["deploy"]);
+    assert_ok(&out);
+    assert_eq!(
+        stdout(&ssh(
+            1,
+            "systemctl is-active stopme@3.service; systemctl is-enabled stopme@3.service"
+        )),
+        "inactive\ndisabled\n"
+    );
+    assert_ok(&env.vds(&["remove"]));
+}
