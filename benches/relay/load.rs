@@ -3,6 +3,8 @@
 //! Modes (all against one `host:port`, bounded in time and count):
 //! - `cps ADDR THREADS SECS`: short connections (connect, 64 bytes each way, close) per second;
 //! - `bulk ADDR STREAMS SECS`: MB/s read from a source backend over N parallel streams;
+//! - `echo ADDR STREAMS SECS`: MB/s through an echo backend, each stream writing and
+//!   reading at once (as a proxied TLS or MTProto session does), counted as read back;
 //! - `latency ADDR COUNT`: p50/p99 round-trip of 64 bytes on one connection, in µs;
 //! - `idle ADDR COUNT`: opens COUNT connections, checks each once, holds them until stdin closes.
 
@@ -18,7 +20,7 @@ fn main() {
     let addr: SocketAddr = match args.get(2).and_then(|a| a.parse().ok()) {
         Some(a) => a,
         None => {
-            eprintln!("usage: relay-load cps|bulk|latency|idle ADDR N [SECS]");
+            eprintln!("usage: relay-load cps|bulk|echo|latency|idle ADDR N [SECS]");
             std::process::exit(2);
         }
     };
@@ -27,6 +29,7 @@ fn main() {
     match mode {
         "cps" => cps(addr, n, secs),
         "bulk" => bulk(addr, n, secs),
+        "echo" => echo(addr, n, secs),
         "latency" => latency(addr, n),
         "idle" => idle(addr, n),
         _ => {
@@ -100,6 +103,53 @@ fn bulk(addr: SocketAddr, streams: usize, secs: u64) {
         })
         .collect();
     // Let the streams ramp up before counting.
+    std::thread::sleep(Duration::from_millis(500));
+    let start = bytes.load(Relaxed);
+    let t = Instant::now();
+    std::thread::sleep(Duration::from_secs(secs));
+    let got = bytes.load(Relaxed) - start;
+    let el = t.elapsed().as_secs_f64();
+    stop.store(true, Relaxed);
+    for h in handles {
+        let _ = h.join();
+    }
+    println!("{:.0}", got as f64 / el / 1e6);
+}
+
+fn echo(addr: SocketAddr, streams: usize, secs: u64) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let bytes = Arc::new(AtomicU64::new(0));
+    let mut handles = Vec::new();
+    for _ in 0..streams {
+        let s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        s.set_write_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut w = s.try_clone().unwrap();
+        let (stop_w, stop_r, bytes) = (stop.clone(), stop.clone(), bytes.clone());
+        handles.push(std::thread::spawn(move || {
+            let buf = vec![7u8; 64 * 1024];
+            while !stop_w.load(Relaxed) {
+                if w.write_all(&buf).is_err() && stop_w.load(Relaxed) {
+                    break;
+                }
+            }
+        }));
+        let mut r = s;
+        handles.push(std::thread::spawn(move || {
+            let mut buf = vec![0u8; 256 * 1024];
+            while !stop_r.load(Relaxed) {
+                match r.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        bytes.fetch_add(n as u64, Relaxed);
+                    }
+                    Err(_) => {}
+                }
+            }
+        }));
+    }
     std::thread::sleep(Duration::from_millis(500));
     let start = bytes.load(Relaxed);
     let t = Instant::now();
