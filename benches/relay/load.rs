@@ -102,18 +102,7 @@ fn bulk(addr: SocketAddr, streams: usize, secs: u64) {
             })
         })
         .collect();
-    // Let the streams ramp up before counting.
-    std::thread::sleep(Duration::from_millis(500));
-    let start = bytes.load(Relaxed);
-    let t = Instant::now();
-    std::thread::sleep(Duration::from_secs(secs));
-    let got = bytes.load(Relaxed) - start;
-    let el = t.elapsed().as_secs_f64();
-    stop.store(true, Relaxed);
-    for h in handles {
-        let _ = h.join();
-    }
-    println!("{:.0}", got as f64 / el / 1e6);
+    print_rate(&bytes, &stop, handles, secs);
 }
 
 fn echo(addr: SocketAddr, streams: usize, secs: u64) {
@@ -150,6 +139,17 @@ fn echo(addr: SocketAddr, streams: usize, secs: u64) {
             }
         }));
     }
+    print_rate(&bytes, &stop, handles, secs);
+}
+
+/// After the streams ramped up (half a second), counts `bytes` for `secs`, stops the
+/// `handles` and prints MB/s.
+fn print_rate(
+    bytes: &AtomicU64,
+    stop: &AtomicBool,
+    handles: Vec<std::thread::JoinHandle<()>>,
+    secs: u64,
+) {
     std::thread::sleep(Duration::from_millis(500));
     let start = bytes.load(Relaxed);
     let t = Instant::now();
