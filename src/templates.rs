@@ -108,46 +108,27 @@ pub fn systemd_escape(s: String) -> String {
 /// A TOML basic string: `"` and `\\` escaped, every control character (and DEL) as an
 /// escape, so a value can end neither the string nor the line.
 pub fn toml_string(s: String) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for ch in s.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    quoted(&s, |c| match c {
+        '\n' => Some("\\n".into()),
+        '\t' => Some("\\t".into()),
+        '\r' => Some("\\r".into()),
+        c if c.is_control() => Some(format!("\\u{:04X}", c as u32)),
+        _ => None,
+    })
 }
 
 /// A YAML double-quoted scalar: `"` and `\\` escaped, and every character YAML may not
 /// hold raw or would read as a line break (control characters, DEL, the C1 range, the
 /// Unicode line and paragraph separators, U+FEFF, U+FFFE, U+FFFF) as `\\uXXXX`.
 pub fn yaml_string(s: String) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for ch in s.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control()
-                || matches!(
-                    c,
-                    '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
-                ) =>
-            {
-                out.push_str(&format!("\\u{:04X}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    quoted(&s, |c| {
+        let raw_not_allowed = c.is_control()
+            || matches!(
+                c,
+                '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+            );
+        raw_not_allowed.then(|| format!("\\u{:04X}", c as u32))
+    })
 }
 
 /// One double-quoted word of a systemd unit file (an `Environment=` assignment, an
@@ -159,25 +140,34 @@ pub fn systemd_quote(s: String) -> Result<String, minijinja::Error> {
     if let Some(c) = s.chars().find(|c| !systemd_holds(*c)) {
         return Err(refused(c, "a unit file"));
     }
+    Ok(quoted(&s, |c| match c {
+        '%' => Some("%%".into()),
+        '\n' => Some("\\n".into()),
+        '\t' => Some("\\t".into()),
+        '\r' => Some("\\r".into()),
+        c if (c as u32) < 0x80 && c.is_control() => Some(format!("\\x{:02x}", c as u32)),
+        c if c.is_control() => Some(format!("\\u{:04x}", c as u32)),
+        _ => None,
+    }))
+}
+
+/// `s` in double quotes, `"` and `\\` escaped with a backslash (as every quoting format
+/// here escapes them), and each other character as `special` writes it (`None`: as is).
+fn quoted(s: &str, special: impl Fn(char) -> Option<String>) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for ch in s.chars() {
         match ch {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            '%' => out.push_str("%%"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x80 && c.is_control() => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+            c => match special(c) {
+                Some(e) => out.push_str(&e),
+                None => out.push(c),
+            },
         }
     }
     out.push('"');
-    Ok(out)
+    out
 }
 
 /// The error of a filter for a character its format cannot hold: the template fails,
@@ -218,17 +208,7 @@ pub fn nginx_string(s: String) -> Result<String, minijinja::Error> {
     if let Some(c) = s.chars().find(|c| *c == '$' || c.is_control()) {
         return Err(refused(c, "an nginx string"));
     }
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for ch in s.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    Ok(out)
+    Ok(quoted(&s, |_| None))
 }
 
 #[cfg(test)]
