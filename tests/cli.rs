@@ -10,6 +10,15 @@ fn bin() -> Command {
     c
 }
 
+/// What a command printed, standard output then standard error.
+fn both_outputs(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 fn tmp_inventory(name: &str, text: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("vds-cli-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -980,11 +989,7 @@ fn secret_references_are_read_and_never_printed() {
             .env("VDS_TEST_READER_TOKEN", token)
             .output()
             .unwrap();
-        let all = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let all = both_outputs(&out);
         assert_eq!(out.status.code(), Some(0), "{args:?}: {all}");
         for v in values {
             assert!(!all.contains(v), "{args:?} printed a secret");
@@ -1139,11 +1144,7 @@ fn a_sops_encrypted_inventory_is_read_through_sops() {
         .env("PATH", &path)
         .output()
         .unwrap();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let all = both_outputs(&out);
     assert_eq!(out.status.code(), Some(0), "{all}");
     assert!(all.contains("node a ("), "{all}");
     assert!(!all.contains(token));

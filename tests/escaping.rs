@@ -88,30 +88,24 @@ impl Nginx {
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())
             .expect("nginx (apt-get install nginx)");
-        let check = Command::new(nginx)
-            .arg("-t")
-            .arg("-p")
-            .arg(&dir)
-            .arg("-e")
-            .arg(dir.join("logs/error.log"))
-            .arg("-c")
-            .arg(dir.join("nginx.conf"))
-            .output()
-            .unwrap();
+        // nginx with this prefix, error log and config.
+        let run = || {
+            let mut cmd = Command::new(nginx);
+            cmd.arg("-p")
+                .arg(&dir)
+                .arg("-e")
+                .arg(dir.join("logs/error.log"))
+                .arg("-c")
+                .arg(dir.join("nginx.conf"));
+            cmd
+        };
+        let check = run().arg("-t").output().unwrap();
         assert!(
             check.status.success(),
             "nginx -t refused the escaped values: {}",
             String::from_utf8_lossy(&check.stderr)
         );
-        let child = Command::new(nginx)
-            .arg("-p")
-            .arg(&dir)
-            .arg("-e")
-            .arg(dir.join("logs/error.log"))
-            .arg("-c")
-            .arg(dir.join("nginx.conf"))
-            .spawn()
-            .unwrap();
+        let child = run().spawn().unwrap();
         for _ in 0..100 {
             if TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 break;
