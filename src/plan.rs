@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::contract::{Ctx, Output, Systems};
 use crate::inventory::{Connection, Inventory, Sections};
 use crate::resources::binary::{self, Artifact};
-use crate::resources::{Resource, UnitSpec, unit};
+use crate::resources::{Kind, Resource, UnitSpec, unit};
 use crate::templates::{TemplateError, Templates};
 
 /// What every node must look like.
@@ -24,6 +24,9 @@ pub struct HostPlan {
     pub connection: Connection,
     pub resources: Vec<Resource>,
     pub units: Vec<UnitSpec>,
+    /// The resource kinds a manifest on this node may name (see [`Kind::find`]).
+    #[serde(skip)]
+    pub kinds: Vec<Kind>,
 }
 
 impl HostPlan {
@@ -106,6 +109,7 @@ pub fn build(
             connection: node.connection,
             resources: out.resources,
             units: out.units,
+            kinds: systems.kinds.clone(),
         });
     }
     Ok(Plan { hosts })

@@ -163,7 +163,7 @@ fn rendered_units_pass_systemd_analyze_verify() {
         .hosts
         .iter()
         .flat_map(|h| &h.resources)
-        .filter(|r| r.kind == Kind::Unit)
+        .filter(|r| r.kind == Kind::UNIT)
     {
         let text = r
             .text_content()
@@ -192,7 +192,7 @@ fn rendered_haproxy_drop_in_passes_systemd_analyze_verify() {
     let dropin = plan.hosts[0]
         .resources
         .iter()
-        .find(|r| r.kind == Kind::DropIn)
+        .find(|r| r.kind == Kind::DROPIN)
         .expect("a balancer node gets the haproxy drop-in");
     assert_eq!(
         dropin.path,
@@ -217,7 +217,7 @@ fn rendered_tproxy_rules_pass_iptables_restore_test() {
     let rules: Vec<_> = plan.hosts[0]
         .resources
         .iter()
-        .filter(|r| r.kind == Kind::Firewall)
+        .filter(|r| r.kind == vds_proxy::roles::tproxy::iptables::IPTABLES)
         .collect();
     assert_eq!(rules.len(), 2, "frontend rules and backend replies");
     let all: String = rules.iter().map(|r| r.text_content().unwrap()).collect();
@@ -252,7 +252,7 @@ fn rendered_haproxy_config_passes_haproxy_check() {
     let cfg = plan.hosts[0]
         .resources
         .iter()
-        .find(|r| r.kind == Kind::Haproxy)
+        .find(|r| r.kind == vds_proxy::roles::balancer::haproxy::HAPROXY)
         .expect("the balanced service renders haproxy.cfg");
     let text = cfg.text_content().unwrap();
     assert_eq!(text.matches("\n    server mtproxy-").count(), 2);
@@ -275,7 +275,11 @@ fn rendered_wireguard_configs_pass_wg_quick_strip() {
     std::fs::create_dir_all(&dir).unwrap();
     let mut checked = 0;
     for host in &plan.hosts {
-        for r in host.resources.iter().filter(|r| r.kind == Kind::Wireguard) {
+        for r in host
+            .resources
+            .iter()
+            .filter(|r| r.kind == vds_proxy::roles::wireguard::wg_quick::WG_QUICK)
+        {
             let text = r.text_content().unwrap();
             assert!(!text.contains("PrivateKey"), "{}", r.path);
             assert_eq!(r.mode, 0o600);
@@ -291,7 +295,7 @@ fn rendered_wireguard_configs_pass_wg_quick_strip() {
         for r in host
             .resources
             .iter()
-            .filter(|r| r.kind == Kind::DropIn && r.path.contains("wg-quick@"))
+            .filter(|r| r.kind == Kind::DROPIN && r.path.contains("wg-quick@"))
         {
             let unit = std::fs::read_to_string("/lib/systemd/system/wg-quick@.service")
                 .expect("wireguard-tools must be installed (apt-get install wireguard-tools)");
@@ -327,7 +331,7 @@ fn rendered_k8s_manifests_validate_against_the_kubernetes_schemas() {
         .hosts
         .iter()
         .flat_map(|h| &h.resources)
-        .filter(|r| r.kind == Kind::K8s)
+        .filter(|r| r.kind == vds_proxy::roles::k3s::manifest::K8S)
         .collect();
     let kinds: Vec<&str> = manifests
         .iter()
@@ -494,7 +498,7 @@ fn rendered_nginx_config_passes_nginx_check() {
     let conf = plan.hosts[0]
         .resources
         .iter()
-        .find(|r| r.path == vds_proxy::resources::nginx::CONFIG)
+        .find(|r| r.path == vds_proxy::roles::web::nginx::CONFIG)
         .and_then(|r| r.text_content())
         .unwrap()
         .to_string();
@@ -535,7 +539,7 @@ fn firewall_rules(plan: &Plan) -> String {
     plan.hosts[0]
         .resources
         .iter()
-        .find(|r| r.path == vds_proxy::resources::nftables::RULES)
+        .find(|r| r.path == vds_proxy::roles::firewall::nftables::RULES)
         .and_then(|r| r.text_content())
         .expect("the node has firewall rules")
         .to_string()
@@ -601,7 +605,7 @@ fn the_relay_and_the_registry_share_the_binary() {
     let binaries: Vec<_> = vds
         .resources
         .iter()
-        .filter(|r| r.kind == Kind::Binary)
+        .filter(|r| r.kind == Kind::BINARY)
         .collect();
     assert_eq!(binaries.len(), 1);
     let restarts: Vec<String> = binaries[0]
@@ -776,12 +780,15 @@ fn rendered_backup_units_pass_systemd_analyze_verify() {
 /// app's unit passes `systemd-analyze verify` and restarts when its files change.
 #[test]
 fn rendered_compose_files_pass_their_check_and_keep_secrets_out() {
-    use vds_proxy::resources::compose::CHECK;
+    use vds_proxy::roles::compose::compose_file::CHECK;
     let (inv, plan) = plan_of("examples/web.json");
     let files = &plan.hosts[0].resources;
     let dir = std::env::temp_dir().join(format!("vds-compose-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let compose = files.iter().find(|r| r.kind == Kind::Compose).unwrap();
+    let compose = files
+        .iter()
+        .find(|r| r.kind == vds_proxy::roles::compose::compose_file::COMPOSE)
+        .unwrap();
     let text = compose.text_content().unwrap();
     let file = dir.join("compose.yaml");
     std::fs::write(&file, text).unwrap();
@@ -866,7 +873,7 @@ fn dollar_signs_are_escaped_for_compose_interpolation() {
     let text = plan.hosts[0]
         .resources
         .iter()
-        .find(|r| r.kind == Kind::Compose)
+        .find(|r| r.kind == vds_proxy::roles::compose::compose_file::COMPOSE)
         .and_then(|r| r.text_content())
         .unwrap()
         .to_string();

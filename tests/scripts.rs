@@ -185,7 +185,7 @@ fn a_scale_down_drains_the_removed_replica_before_stopping_it() {
 fn remove_takes_back_files_units_and_directories() {
     let plan = host_plan(&inventory(&format!("{RELAY_ROUTE}, {}", balanced(2))), "h1");
     let facts = deployed(&plan);
-    let changes = diff::removal(&facts, None);
+    let changes = diff::removal(&facts, None, &plan.kinds);
     let script = apply_script(&changes, &facts, &plan);
     snapshot("apply_remove", &script, apply::LIBRARY);
 }

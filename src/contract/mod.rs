@@ -19,7 +19,7 @@ use serde::Serialize;
 pub use crate::inventory::SectionReader;
 use crate::inventory::{Inventory, Node, Sections};
 use crate::resources::binary::Artifact;
-use crate::resources::{Action, Resource, UnitSpec};
+use crate::resources::{Action, Kind, Resource, UnitSpec};
 use crate::templates::{TemplateError, Templates};
 
 /// One system vds-proxy can build: its inventory section and its plan.
@@ -94,12 +94,18 @@ pub struct Systems {
     pub outside: Vec<&'static dyn ConvergeOutside>,
     pub purge: Vec<&'static dyn Purge>,
     pub verbs: Vec<Verb>,
+    /// The resource kinds the engine may find in a manifest: the shared ones, then each
+    /// system's own.
+    pub kinds: Vec<Kind>,
 }
 
 impl Systems {
     /// The systems that `register` functions add, in their order.
     pub fn of(registers: &[fn(&mut Systems)]) -> Systems {
-        let mut r = Systems::default();
+        let mut r = Systems {
+            kinds: crate::resources::SHARED.to_vec(),
+            ..Systems::default()
+        };
         for register in registers {
             register(&mut r);
         }

@@ -167,7 +167,7 @@ fn stage(staged: &[Staged]) -> Result<String> {
     s.extend(
         staged
             .iter()
-            .filter(|st| st.r.kind == Kind::Binary)
+            .filter(|st| st.r.kind == Kind::BINARY)
             .map(Staged::put),
     );
     // Units and drop-ins are verified against the binaries that just went live: all in one
@@ -223,7 +223,7 @@ fn commit(changes: &Changes, facts: &Facts, staged: &[Staged]) -> String {
     s.extend(
         staged
             .iter()
-            .filter(|st| st.r.kind != Kind::Binary)
+            .filter(|st| st.r.kind != Kind::BINARY)
             .map(Staged::put),
     );
     for (r, why) in &changes.write {
@@ -267,7 +267,7 @@ fn prune(changes: &Changes) -> String {
         }
     }
     for f in &changes.prune_files {
-        let unload = Kind::from_name(&f.kind).and_then(|k| k.ops().before_remove(&f.path));
+        let unload = changes.ops(f).and_then(|o| o.before_remove(&f.path));
         if let Some(cmd) = unload {
             s += &call("unload", [f.path.as_str(), &cmd]);
         }
@@ -286,7 +286,7 @@ fn prune(changes: &Changes) -> String {
 /// The unit a pruned file defines, when it is a unit file of one concrete unit (not a
 /// template or a drop-in).
 fn pruned_unit(f: &crate::engine::state::FileEntry) -> Option<&str> {
-    if Kind::from_name(&f.kind) != Some(Kind::Unit) {
+    if f.kind != Kind::UNIT.name() {
         return None;
     }
     let name = f.path.strip_prefix(&format!("{}/", unit::UNIT_DIR))?;
@@ -316,7 +316,7 @@ fn activate(changes: &Changes, facts: &Facts) -> String {
         let dropin_gone = changes
             .prune_files
             .iter()
-            .any(|f| f.read_by_systemd() && unit::serves(&f.path, u));
+            .any(|f| f.read_by_systemd(changes.kinds) && unit::serves(&f.path, u));
         s += &if dropin_gone {
             call("unit", ["restart", "restart", u])
         } else {
@@ -395,7 +395,7 @@ fn drain(changes: &Changes) -> String {
 fn finish(changes: &Changes) -> String {
     let mut s = String::new();
     for f in &changes.prune_files {
-        let Some(cmd) = Kind::from_name(&f.kind).and_then(|k| k.ops().after_remove(&f.path)) else {
+        let Some(cmd) = changes.ops(f).and_then(|o| o.after_remove(&f.path)) else {
             continue;
         };
         // A command that runs a program pruned in this same apply (the last site's
@@ -410,8 +410,9 @@ fn finish(changes: &Changes) -> String {
         s += &call("forget_orig", [orig_name(&f.path)]);
     }
     for f in &changes.prune_files {
-        for extra in Kind::from_name(&f.kind)
-            .map(|k| k.ops().also_remove(&f.path))
+        for extra in changes
+            .ops(f)
+            .map(|o| o.also_remove(&f.path))
             .unwrap_or_default()
         {
             s += &call("remove_extra", [extra]);

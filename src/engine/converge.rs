@@ -119,7 +119,7 @@ async fn converge(
         }
         let changes = match mode {
             Mode::Deploy { only, .. } => diff::diff(plan, &facts, only),
-            Mode::Remove { service } => diff::removal(&facts, service),
+            Mode::Remove { service } => diff::removal(&facts, service, &plan.kinds),
         };
         let mut notes = Vec::new();
         if !changes.not_live.is_empty() {

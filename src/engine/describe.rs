@@ -18,7 +18,7 @@ pub async fn describe(
     let wanted: Vec<&str> = changes
         .write
         .iter()
-        .filter(|(r, why)| *why == Why::Content && r.kind != Kind::Binary && !r.secret)
+        .filter(|(r, why)| *why == Why::Content && r.kind != Kind::BINARY && !r.secret)
         .map(|(r, _)| r.path.as_str())
         .collect();
     let old = read_files(t, &wanted).await?;
@@ -56,7 +56,7 @@ pub async fn describe(
     }
     for f in &changes.prune_files {
         out.push_str(&format!("- {} (no longer in the inventory)\n", f.path));
-        let ops = Kind::from_name(&f.kind).map(|k| k.ops());
+        let ops = changes.ops(f);
         if let Some(cmd) = ops.and_then(|o| o.before_remove(&f.path)) {
             out.push_str(&format!("would run first: {cmd}\n"));
         }

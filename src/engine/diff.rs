@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use super::gather::{Facts, needed_dirs};
 use super::state::{DirEntry, FileEntry, Manifest, UnitEntry};
 use crate::plan::HostPlan;
-use crate::resources::{Action, Kind, Part, Resource, UnitSpec, action, unit};
+use crate::resources::{Action, Kind, KindOps, Part, Resource, UnitSpec, action, unit};
 
 /// Why a planned file must be written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,9 +52,16 @@ pub struct Changes<'p> {
     pub manifest: Manifest,
     /// The manifest must be (re)written.
     pub write_manifest: bool,
+    /// The resource kinds the manifest may name.
+    pub kinds: &'p [Kind],
 }
 
 impl Changes<'_> {
+    /// The behaviour of a pruned file's kind (`None` for a kind no longer known).
+    pub fn ops(&self, f: &FileEntry) -> Option<&'static dyn KindOps> {
+        f.ops(self.kinds)
+    }
+
     /// True when the host already matches the plan.
     pub fn is_empty(&self) -> bool {
         self.write.is_empty()
@@ -90,6 +97,7 @@ impl Changes<'_> {
 /// Compares `plan` with `facts`; with `only`, just the resources and units of those parts
 /// (what the host has of other parts is left exactly as it is).
 pub fn diff<'p>(plan: &'p HostPlan, facts: &Facts, only: Option<&[Part]>) -> Changes<'p> {
+    let kinds = &plan.kinds[..];
     let selected = |p: Part| only.is_none_or(|o| o.contains(&p));
     let resources: Vec<&'p Resource> = plan.resources.iter().filter(|r| selected(r.part)).collect();
     let units: Vec<&'p UnitSpec> = plan.units.iter().filter(|u| selected(u.part)).collect();
@@ -200,7 +208,7 @@ pub fn diff<'p>(plan: &'p HostPlan, facts: &Facts, only: Option<&[Part]>) -> Cha
             .chain(not_live.iter().copied())
             .flat_map(|r| &r.on_change),
     );
-    if prune_files.iter().any(FileEntry::read_by_systemd)
+    if prune_files.iter().any(|f| f.read_by_systemd(kinds))
         && !actions.contains(&Action::DaemonReload)
     {
         actions.insert(0, Action::DaemonReload);
@@ -271,6 +279,7 @@ pub fn diff<'p>(plan: &'p HostPlan, facts: &Facts, only: Option<&[Part]>) -> Cha
         not_live: not_live.iter().map(|r| r.path.clone()).collect(),
         manifest,
         write_manifest,
+        kinds,
     }
 }
 
@@ -289,7 +298,7 @@ fn manifest_for(
             .map(|r| FileEntry {
                 path: r.path.clone(),
                 sha256: r.sha256.clone(),
-                kind: r.kind.name(),
+                kind: r.kind.name().to_string(),
                 service: r.service.clone(),
                 adopted: adopted.contains(&r.path),
                 part: r.part,
@@ -310,7 +319,7 @@ fn manifest_for(
                 part: u.part,
                 service: resources
                     .iter()
-                    .find(|r| r.kind == Kind::Unit && unit::serves(&r.path, &u.name))
+                    .find(|r| r.kind == Kind::UNIT && unit::serves(&r.path, &u.name))
                     .and_then(|r| r.service.clone()),
             })
             .collect(),
@@ -336,7 +345,7 @@ fn split_late<'a>(
 
 /// The changes that take back what vds-proxy installed on a host: everything, or only the
 /// files and units of the service named `service`. Nothing is written.
-pub fn removal<'p>(facts: &Facts, service: Option<&str>) -> Changes<'p> {
+pub fn removal<'p>(facts: &Facts, service: Option<&str>, kinds: &'p [Kind]) -> Changes<'p> {
     let selected = |s: &Option<String>| service.is_none() || s.as_deref() == service;
     let prune_files: Vec<FileEntry> = facts
         .manifest
@@ -367,7 +376,7 @@ pub fn removal<'p>(facts: &Facts, service: Option<&str>) -> Changes<'p> {
         .cloned()
         .partition(|d| kept.contains(&d.dir));
     manifest.dirs = kept_dirs;
-    let actions = if prune_files.iter().any(FileEntry::read_by_systemd) {
+    let actions = if prune_files.iter().any(|f| f.read_by_systemd(kinds)) {
         vec![Action::DaemonReload]
     } else {
         Vec::new()
@@ -389,6 +398,7 @@ pub fn removal<'p>(facts: &Facts, service: Option<&str>) -> Changes<'p> {
         not_live: Vec::new(),
         manifest,
         write_manifest,
+        kinds,
     }
 }
 
@@ -402,7 +412,7 @@ mod tests {
     /// has a second instance (the inventory scaled 2 -> 1) with its env file.
     fn scaled_down() -> (HostPlan, Facts) {
         let setup =
-            Resource::text(Kind::File, "/etc/a.conf", "a\n".into(), 0o644).in_part(Part::Setup);
+            Resource::text(Kind::FILE, "/etc/a.conf", "a\n".into(), 0o644).in_part(Part::Setup);
         let mut instance = unit::running("echo@1.service", vec![10000]);
         instance.part = Part::Backends;
         let plan = HostPlan {
@@ -410,6 +420,7 @@ mod tests {
             connection: Connection::Ssh,
             resources: vec![setup],
             units: vec![instance],
+            kinds: crate::resources::SHARED.to_vec(),
         };
         let mut facts = Facts::default();
         facts.manifest.files.push(FileEntry {
@@ -432,6 +443,21 @@ mod tests {
             });
         }
         (plan, facts)
+    }
+
+    #[test]
+    fn a_pruned_file_takes_its_behaviour_from_the_kinds_the_plan_registered() {
+        let (mut plan, mut facts) = scaled_down();
+        facts.manifest.files[0].kind = "unit".into();
+        facts.manifest.files[0].path = "/etc/systemd/system/echo@.service".into();
+        let c = diff(&plan, &facts, None);
+        assert!(c.ops(&c.prune_files[0]).is_some_and(|o| o.systemd()));
+        assert!(c.actions.contains(&Action::DaemonReload));
+        // A kind no registered system knows is only deleted: no command of its runs.
+        plan.kinds.retain(|k| *k != Kind::UNIT);
+        let c = diff(&plan, &facts, None);
+        assert!(c.ops(&c.prune_files[0]).is_none());
+        assert!(!c.actions.contains(&Action::DaemonReload));
     }
 
     #[test]

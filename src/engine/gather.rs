@@ -119,7 +119,7 @@ fn calls(plan: &HostPlan) -> String {
     let unit_files: Vec<&str> = plan
         .resources
         .iter()
-        .filter(|r| r.kind == Kind::Unit)
+        .filter(|r| r.kind == Kind::UNIT)
         .map(|r| base_name(&r.path))
         .collect();
     if !unit_files.is_empty() {

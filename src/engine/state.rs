@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::resources::Part;
+use crate::resources::{Kind, KindOps, Part};
 
 /// Where the manifest lives on a host.
 pub const STATE_DIR: &str = "/var/lib/vds-proxy";
@@ -30,8 +30,14 @@ pub struct FileEntry {
 
 impl FileEntry {
     /// systemd reads this file (a unit or drop-in): removing it needs a daemon-reload.
-    pub fn read_by_systemd(&self) -> bool {
-        crate::resources::Kind::from_name(&self.kind).is_some_and(|k| k.ops().systemd())
+    pub fn read_by_systemd(&self, kinds: &[Kind]) -> bool {
+        self.ops(kinds).is_some_and(|o| o.systemd())
+    }
+
+    /// The behaviour of its kind, when `kinds` knows it (a kind no command knows any more
+    /// is only deleted).
+    pub fn ops(&self, kinds: &[Kind]) -> Option<&'static dyn KindOps> {
+        Kind::find(kinds, &self.kind).map(Kind::ops)
     }
 }
 

@@ -9,7 +9,7 @@ use crate::shell::quote;
 /// Where vds-proxy installs its own executables on a host.
 pub const BIN_DIR: &str = "/usr/local/lib/vds-proxy";
 
-/// Behaviour of [`super::Kind::Binary`].
+/// Behaviour of [`super::BINARY`].
 pub struct BinaryOps;
 
 impl KindOps for BinaryOps {
@@ -137,7 +137,7 @@ pub fn retarget(res: &mut Resource, build: &Artifact) {
 /// The resource installing `artifact` as `{BIN_DIR}/{name}`.
 pub fn binary(name: &str, artifact: &Artifact) -> Resource {
     Resource {
-        kind: Kind::Binary,
+        kind: Kind::BINARY,
         path: format!("{BIN_DIR}/{name}"),
         content: Content::Local {
             source: artifact.source.clone(),

@@ -4,7 +4,7 @@
 use super::{Action, Kind, KindOps, Resource, UnitFileToVerify};
 use crate::shell::quote;
 
-/// Behaviour of [`super::Kind::DropIn`].
+/// Behaviour of [`super::DROPIN`].
 pub struct DropInOps;
 
 impl KindOps for DropInOps {
@@ -39,7 +39,7 @@ pub fn unit_of(path: &str) -> Option<&str> {
 /// sets only takes effect when the unit starts).
 pub fn drop_in(unit: &str, name: &str, text: String) -> Resource {
     Resource::text(
-        Kind::DropIn,
+        Kind::DROPIN,
         format!("{}/{unit}.d/{name}", super::unit::UNIT_DIR),
         text,
         0o644,

@@ -3,7 +3,7 @@
 
 use super::{KindOps, Resource};
 
-/// Behaviour of [`super::Kind::File`].
+/// Behaviour of [`super::FILE`].
 pub struct FileOps;
 
 impl KindOps for FileOps {

@@ -2,23 +2,15 @@
 //!
 //! Every resource is a file at a path with an owner and a mode. What differs between kinds
 //! is how a staged copy is validated before it goes live and what must run after it changed;
-//! each kind answers that in its own module through [`KindOps`]. Adding a kind means adding
-//! a module, its variant and one arm in [`Kind::ops`].
+//! each kind answers that through [`KindOps`]. The kinds several systems use live here
+//! ([`SHARED`]); a kind only one system uses lives in that
+//! system's folder, and the system registers it so the engine can take its files back.
 
-pub mod acme;
 pub mod action;
 pub mod binary;
-pub mod compose;
 pub mod dropin;
 pub mod file;
-pub mod firewall;
-pub mod haproxy;
-pub mod k8s;
-pub mod nftables;
-pub mod nginx;
-pub mod ssh_client;
 pub mod unit;
-pub mod wireguard;
 
 use std::path::PathBuf;
 
@@ -27,37 +19,66 @@ use serde::{Deserialize, Serialize, Serializer};
 pub use action::Action;
 use sha2::{Digest, Sha256};
 
-/// The kind of a resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// A plain config file.
-    File,
-    /// A systemd unit file.
-    Unit,
-    /// An executable shipped by vds-proxy.
-    Binary,
-    /// An HAProxy configuration.
-    Haproxy,
-    /// An iptables rule set (`iptables-restore` input).
-    Firewall,
-    /// A systemd drop-in for a unit vds-proxy does not own.
-    DropIn,
-    /// A WireGuard interface config (`wg-quick`).
-    Wireguard,
-    /// A Kubernetes manifest in k3s's auto-deploy directory.
-    K8s,
-    /// An nginx configuration.
-    Nginx,
-    /// An ACME certificate request (certbot).
-    Acme,
-    /// An nftables rule set (`nft -f` input) loaded with a revert armed (see [`Confirm`]).
-    Nftables,
-    /// A compose file (Podman Compose).
-    Compose,
-    /// The known_hosts of an SSH client key pair vds-proxy made on the node.
-    SshClient,
+/// The kind of a resource: its name in the manifest and its behaviour. Kinds are equal
+/// when their names are.
+#[derive(Clone, Copy)]
+pub struct Kind {
+    name: &'static str,
+    ops: &'static dyn KindOps,
 }
+
+impl Kind {
+    /// A plain config file.
+    pub const FILE: Kind = Kind::new("file", &file::FileOps);
+    /// A systemd unit file.
+    pub const UNIT: Kind = Kind::new("unit", &unit::UnitOps);
+    /// An executable shipped by vds-proxy.
+    pub const BINARY: Kind = Kind::new("binary", &binary::BinaryOps);
+    /// A systemd drop-in for a unit vds-proxy does not own.
+    pub const DROPIN: Kind = Kind::new("dropin", &dropin::DropInOps);
+
+    /// A kind named `name` (lowercase, unique among the registered kinds) behaving as `ops`.
+    pub const fn new(name: &'static str, ops: &'static dyn KindOps) -> Kind {
+        Kind { name, ops }
+    }
+
+    /// The behaviour of this kind.
+    pub fn ops(self) -> &'static dyn KindOps {
+        self.ops
+    }
+
+    /// The name a kind has in the manifest (`file`, `unit`, `dropin`, ...).
+    pub fn name(self) -> &'static str {
+        self.name
+    }
+
+    /// The kind named `name` (a manifest's entry) among `kinds`.
+    pub fn find(kinds: &[Kind], name: &str) -> Option<Kind> {
+        kinds.iter().copied().find(|k| k.name == name)
+    }
+}
+
+impl PartialEq for Kind {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Kind {}
+
+impl std::fmt::Debug for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl Serialize for Kind {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name)
+    }
+}
+
+pub const SHARED: [Kind; 4] = [Kind::FILE, Kind::UNIT, Kind::BINARY, Kind::DROPIN];
 
 /// See [`KindOps::unit_file_to_verify`].
 pub struct UnitFileToVerify {
@@ -106,40 +127,6 @@ pub trait KindOps {
     /// WireGuard config's private key), deleted once the apply succeeded.
     fn also_remove(&self, _path: &str) -> Vec<String> {
         Vec::new()
-    }
-}
-
-impl Kind {
-    /// The behaviour of this kind.
-    pub fn ops(self) -> &'static dyn KindOps {
-        match self {
-            Kind::File => &file::FileOps,
-            Kind::Unit => &unit::UnitOps,
-            Kind::Binary => &binary::BinaryOps,
-            Kind::Haproxy => &haproxy::HaproxyOps,
-            Kind::Firewall => &firewall::FirewallOps,
-            Kind::DropIn => &dropin::DropInOps,
-            Kind::Wireguard => &wireguard::WireguardOps,
-            Kind::K8s => &k8s::K8sOps,
-            Kind::Nginx => &nginx::NginxOps,
-            Kind::Acme => &acme::AcmeOps,
-            Kind::Nftables => &nftables::NftablesOps,
-            Kind::Compose => &compose::ComposeOps,
-            Kind::SshClient => &ssh_client::SshClientOps,
-        }
-    }
-
-    /// The name a kind has in the manifest (`file`, `unit`, `dropin`, ...).
-    pub fn name(self) -> String {
-        serde_json::to_value(self)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .expect("kinds serialize as strings")
-    }
-
-    /// The kind named `name` in a manifest.
-    pub fn from_name(name: &str) -> Option<Kind> {
-        serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
     }
 }
 
@@ -347,18 +334,15 @@ fn ser_content<S: Serializer>(c: &Content, s: S) -> Result<S::Ok, S::Error> {
 
 #[cfg(test)]
 mod tests {
-    use super::Kind;
+    use super::{Kind, SHARED};
 
     #[test]
-    fn kind_names_round_trip() {
-        for (k, name) in [
-            (Kind::DropIn, "dropin"),
-            (Kind::K8s, "k8s"),
-            (Kind::Unit, "unit"),
-        ] {
-            assert_eq!(k.name(), name);
-            assert_eq!(Kind::from_name(name), Some(k));
-        }
-        assert_eq!(Kind::from_name("nope"), None);
+    fn kinds_are_found_by_their_manifest_name() {
+        assert_eq!(Kind::find(&SHARED, "unit"), Some(Kind::UNIT));
+        assert_eq!(
+            Kind::find(&SHARED, "dropin").map(Kind::name),
+            Some("dropin")
+        );
+        assert_eq!(Kind::find(&SHARED, "nope"), None);
     }
 }

@@ -6,7 +6,7 @@ use crate::shell::quote;
 /// Directory unit files are installed to.
 pub const UNIT_DIR: &str = "/etc/systemd/system";
 
-/// Behaviour of [`super::Kind::Unit`].
+/// Behaviour of [`super::Kind::UNIT`].
 pub struct UnitOps;
 
 impl KindOps for UnitOps {
@@ -31,7 +31,7 @@ impl KindOps for UnitOps {
 /// Changing it reloads systemd and restarts `restart` (the unit itself, or for a template
 /// unit, each of its instances).
 pub fn unit_file(name: &str, text: String, restart: &[String]) -> Resource {
-    let mut r = Resource::text(Kind::Unit, format!("{UNIT_DIR}/{name}"), text, 0o644)
+    let mut r = Resource::text(Kind::UNIT, format!("{UNIT_DIR}/{name}"), text, 0o644)
         .on_change(Action::DaemonReload);
     for u in restart {
         r = r.on_change(Action::Restart(u.clone()));

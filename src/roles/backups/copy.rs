@@ -260,7 +260,7 @@ pub fn resources(inv: &Inventory, node: &str, keys: Option<&CopyKeys>) -> Vec<Re
             }
         }
         out.push(Resource::text(
-            Kind::SshClient,
+            super::ssh_client::SSH_CLIENT,
             format!("{DIR}/known_hosts"),
             text,
             0o644,
@@ -294,7 +294,7 @@ pub fn resources(inv: &Inventory, node: &str, keys: Option<&CopyKeys>) -> Vec<Re
             .collect();
         out.push(
             Resource::text(
-                Kind::File,
+                Kind::FILE,
                 format!("{HOME}/.ssh/authorized_keys"),
                 text,
                 0o644,

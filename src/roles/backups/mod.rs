@@ -6,6 +6,7 @@
 
 pub mod copy;
 mod plan;
+pub mod ssh_client;
 mod verb;
 
 use std::collections::BTreeMap;
@@ -395,6 +396,7 @@ impl System {
 
 /// Registers this system and the capabilities it opts into.
 pub fn register(r: &mut Systems) {
+    r.kinds.push(ssh_client::SSH_CLIENT);
     r.all.push(&System);
     r.prepare.push(&System);
     r.status.push(&System);

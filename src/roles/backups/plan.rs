@@ -50,7 +50,7 @@ pub fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
         return Ok(());
     }
     out.resources
-        .push(Resource::text(Kind::File, TOOL, tool_text(), 0o755));
+        .push(Resource::text(Kind::FILE, TOOL, tool_text(), 0o755));
     out.resources.extend(copies);
     for b in mine {
         let (service, timer) = (service_name(b), timer_name(b));

@@ -5,6 +5,7 @@
 //!
 //! Plan in `plan.rs`; status: each replica's state in HAProxy (`status.sh`).
 
+pub mod haproxy;
 mod plan;
 
 use std::collections::BTreeMap;
@@ -168,6 +169,7 @@ impl Status for System {
 
 /// Registers this system and the capabilities it opts into.
 pub fn register(r: &mut Systems) {
+    r.kinds.push(haproxy::HAPROXY);
     r.all.push(&System);
     r.status.push(&System);
 }

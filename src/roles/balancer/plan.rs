@@ -3,9 +3,10 @@
 use minijinja::value::Serde;
 use minijinja::{Value, context};
 
+use super::haproxy;
 use super::{Balancer, backend_address, balanced_on};
 use crate::contract::{Ctx, Output};
-use crate::resources::{Part, dropin, haproxy, unit};
+use crate::resources::{Part, dropin, unit};
 use crate::roles::replicas::Service;
 use crate::templates::TemplateError;
 

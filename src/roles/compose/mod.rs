@@ -5,6 +5,7 @@
 //! Inventory key `apps` (here); the compose file, env files, tool and unit in `plan.rs`;
 //! the tool itself is `app.sh`; status: each service running/healthy, restarts, ports.
 
+pub mod compose_file;
 mod plan;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -588,6 +589,7 @@ impl Purge for System {
 
 /// Registers this system and the capabilities it opts into.
 pub fn register(r: &mut Systems) {
+    r.kinds.push(compose_file::COMPOSE);
     r.all.push(&System);
     r.status.push(&System);
     r.purge.push(&System);

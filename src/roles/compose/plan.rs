@@ -56,7 +56,7 @@ pub fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
         return Ok(());
     }
     out.resources
-        .push(Resource::text(Kind::File, TOOL, tool_text(), 0o755));
+        .push(Resource::text(Kind::FILE, TOOL, tool_text(), 0o755));
     for a in mine {
         let unit = unit_name(a);
         let restart = std::slice::from_ref(&unit);
@@ -82,7 +82,7 @@ pub fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
         let compose = ctx.templates.render("compose.yaml.j2", values.clone())?;
         out.resources.push(
             Resource::text(
-                Kind::Compose,
+                super::compose_file::COMPOSE,
                 format!("{DIR}/{}/compose.yaml", a.name),
                 compose,
                 0o644,
@@ -97,7 +97,7 @@ pub fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
                 .map(|(k, v)| format!("{k}={v}\n"))
                 .collect();
             out.resources.push(
-                Resource::text(Kind::File, env_file(a, &s.name), text, 0o600)
+                Resource::text(Kind::FILE, env_file(a, &s.name), text, 0o600)
                     .secret()
                     .on_change(crate::resources::Action::Restart(unit.clone()))
                     .for_service(&a.name),

@@ -9,6 +9,7 @@
 //! cancels it (the engine's [`crate::resources::Confirm`]); at boot only confirmed rules
 //! are loaded. Inventory key `firewalls` (`parse.rs`); rules and unit in `plan.rs`.
 
+pub mod nftables;
 mod parse;
 mod plan;
 
@@ -16,7 +17,6 @@ use crate::contract::Check;
 use crate::contract::{self, Ctx, Output, Status, StatusInput, Systems, Table};
 use crate::inventory::SectionReader;
 use crate::inventory::{Claims, Collector, Fields, Inventory, Sections};
-use crate::resources::nftables;
 use crate::templates::TemplateError;
 
 pub use plan::tool_text;
@@ -192,6 +192,7 @@ impl Status for System {
 
 /// Registers this system and the capabilities it opts into.
 pub fn register(r: &mut Systems) {
+    r.kinds.push(nftables::NFTABLES);
     r.all.push(&System);
     r.tables.push(&System);
     r.status.push(&System);

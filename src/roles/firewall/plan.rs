@@ -4,10 +4,11 @@ use minijinja::value::Serde;
 use minijinja::{Value, context};
 use serde::Serialize;
 
+use super::nftables;
 use super::{Firewall, on};
 use crate::contract::{Ctx, Output};
 use crate::inventory::Inventory;
-use crate::resources::{Action, Kind, Part, Resource, nftables, unit};
+use crate::resources::{Action, Kind, Part, Resource, unit};
 use crate::templates::TemplateError;
 
 /// The templates this role renders.
@@ -128,7 +129,7 @@ pub fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
         rules => Value::from(Serde(rules(ctx.inv, fw))),
     };
     out.resources
-        .push(Resource::text(Kind::File, nftables::TOOL, tool_text(), 0o755).in_part(Part::Setup));
+        .push(Resource::text(Kind::FILE, nftables::TOOL, tool_text(), 0o755).in_part(Part::Setup));
     out.resources.push(
         unit::unit_file(UNIT, t.render("firewall.service.j2", vars.clone())?, &[])
             .in_part(Part::Setup),

@@ -5,6 +5,7 @@
 //! Inventory key `k3s` (`model.rs`, `parse.rs`); plan in `plan.rs`; status: each app's
 //! deployment readiness through kubectl (`status.rs`).
 
+pub mod manifest;
 mod model;
 mod parse;
 mod plan;
@@ -86,6 +87,7 @@ impl Status for System {
 
 /// Registers this system and the capabilities it opts into.
 pub fn register(r: &mut Systems) {
+    r.kinds.push(manifest::K8S);
     r.all.push(&System);
     r.status.push(&System);
 }

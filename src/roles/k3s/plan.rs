@@ -3,8 +3,8 @@
 use minijinja::value::Serde;
 use minijinja::{Value, context};
 
+use super::manifest as k8s;
 use crate::contract::{Ctx, Output};
-use crate::resources::k8s;
 use crate::templates::TemplateError;
 
 /// The templates this role renders.

@@ -91,7 +91,7 @@ pub fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
     out.resources.push(
         // It holds the tokens' digests: a file derived from secrets is a secret (a digest of a
         // weak token falls to a dictionary), never shown or diffed.
-        Resource::text(Kind::File, CONFIG, config, 0o644)
+        Resource::text(Kind::FILE, CONFIG, config, 0o644)
             .secret()
             .on_change(Action::Reload(UNIT.into())),
     );

@@ -63,7 +63,7 @@ fn service(ctx: &Ctx, s: &Service, out: &mut Output) -> Result<(), TemplateError
             context! { service => Value::from(Serde(s)), n => n, port => s.replica_port(n), secret => s.secret.clone() },
         )?;
         let mut r = Resource::text(
-            Kind::File,
+            Kind::FILE,
             format!("/etc/vds-proxy/{}/{}.env", s.name, n),
             env,
             0o600,

@@ -116,7 +116,7 @@ fn relay(ctx: &Ctx, routes: &[&Route], out: &mut Output) -> Result<(), TemplateE
         },
     )?;
     out.resources.push(
-        Resource::text(Kind::File, RELAY_CONFIG, config, 0o644)
+        Resource::text(Kind::FILE, RELAY_CONFIG, config, 0o644)
             .on_change(Action::Reload(RELAY_UNIT.into())),
     );
     out.resources.push(unit::unit_file(

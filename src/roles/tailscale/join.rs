@@ -87,7 +87,7 @@ pub fn read(inv: &Inventory, outputs: &BTreeMap<String, Prepared>) -> (Joins, Ve
 
 /// The key file and the `tailscale up` it triggers, for a node that must join.
 pub fn resource(tags: &[String], key: &str) -> Resource {
-    Resource::text(Kind::File, AUTH_KEY, format!("{key}\n"), 0o600)
+    Resource::text(Kind::FILE, AUTH_KEY, format!("{key}\n"), 0o600)
         .secret()
         .on_change(Action::Run {
             name: "tailscale up".into(),

@@ -3,6 +3,8 @@
 //! so they come back after a reboot and go away with it. No inventory key of its own: it
 //! follows the `transparent` flag of the balancers.
 
+pub mod iptables;
+
 use minijinja::value::Serde;
 use minijinja::{Value, context};
 
@@ -10,8 +12,9 @@ use super::balancer::balanced_on;
 use crate::contract::{self, Ctx, Output, Systems};
 use crate::inventory::SectionReader;
 use crate::inventory::{Claims, Collector, Fields, Inventory, Sections};
-use crate::resources::{Action, Kind, Part, Resource, firewall, unit};
+use crate::resources::{Action, Kind, Part, Resource, unit};
 use crate::templates::TemplateError;
+use iptables as firewall;
 
 /// The templates this role renders.
 const TEMPLATES: &[(&str, &str)] = &[
@@ -67,6 +70,7 @@ impl contract::System for System {
 
 /// Registers this system and the capabilities it opts into.
 pub fn register(r: &mut Systems) {
+    r.kinds.push(iptables::IPTABLES);
     r.all.push(&System);
 }
 
@@ -128,7 +132,7 @@ fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
     );
     out.resources.push(
         Resource::text(
-            Kind::File,
+            Kind::FILE,
             SYSCTL,
             t.render("tproxy.sysctl.j2", vars.clone())?,
             0o644,

@@ -10,7 +10,9 @@
 //! Status (`status.sh`): each site answers, certificate days left, nginx serves the
 //! certificate on file.
 
+pub mod acme;
 mod model;
+pub mod nginx;
 mod parse;
 mod plan;
 
@@ -25,7 +27,6 @@ use crate::contract::{
 };
 use crate::inventory::SectionReader;
 use crate::inventory::{Claims, Collector, Fields, Inventory, Sections};
-use crate::resources::nginx;
 use crate::shell::call;
 use crate::templates::TemplateError;
 
@@ -262,6 +263,8 @@ impl Status for System {
 
 /// Registers this system and the capabilities it opts into.
 pub fn register(r: &mut Systems) {
+    r.kinds.push(acme::ACME);
+    r.kinds.push(nginx::NGINX);
     r.all.push(&System);
     r.tables.push(&System);
     r.prepare.push(&System);

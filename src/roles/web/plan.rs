@@ -5,8 +5,9 @@ use minijinja::{Value, context};
 
 use super::model::{Acme, Site, Tls};
 use super::{CERT_DIR, WEBROOT, acme_of, sites_on};
+use super::{acme, nginx};
 use crate::contract::{Ctx, Output};
-use crate::resources::{Action, Kind, Resource, acme, nginx, unit};
+use crate::resources::{Action, Kind, Resource, unit};
 use crate::templates::TemplateError;
 
 /// The templates this role renders.
@@ -93,7 +94,7 @@ pub fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
     let acme_sites: Vec<&&Site> = sites.iter().filter(|s| s.tls == Tls::Acme).collect();
     if !acme_sites.is_empty() {
         out.resources
-            .push(Resource::text(Kind::File, acme::TOOL, tool_text(), 0o755));
+            .push(Resource::text(Kind::FILE, acme::TOOL, tool_text(), 0o755));
         for s in &acme_sites {
             let issue = format!("{} issue {}", acme::TOOL, s.name);
             out.resources.push(
@@ -114,7 +115,7 @@ pub fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
             // Read when the timer next starts certbot: nothing to restart now.
             out.resources.push(
                 Resource::text(
-                    Kind::DropIn,
+                    Kind::DROPIN,
                     format!("{}/{CERTBOT_UNIT}.d/vds-proxy.conf", unit::UNIT_DIR),
                     text,
                     0o644,

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use base64::Engine as _;
 
 use super::model::WgNetwork;
+use super::wg_quick as kind;
 use crate::contract::{PrepareMode, Prepared};
-use crate::resources::wireguard as kind;
 use crate::shell::quote;
 
 /// Public keys read from the nodes: (node, interface) → key. Private keys never leave them.

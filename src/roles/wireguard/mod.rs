@@ -10,6 +10,7 @@ mod model;
 mod parse;
 mod plan;
 mod status;
+pub mod wg_quick;
 
 use std::collections::BTreeMap;
 
@@ -102,6 +103,7 @@ impl Status for System {
 
 /// Registers this system and the capabilities it opts into.
 pub fn register(r: &mut Systems) {
+    r.kinds.push(wg_quick::WG_QUICK);
     r.all.push(&System);
     r.prepare.push(&System);
     r.status.push(&System);

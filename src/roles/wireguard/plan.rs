@@ -5,8 +5,9 @@ use minijinja::context;
 
 use super::keys::PublicKeys;
 use super::model::{Topology, WgMember, WgNetwork};
+use super::wg_quick as wireguard;
 use crate::contract::{Ctx, Output};
-use crate::resources::{Part, Resource, dropin, unit, wireguard};
+use crate::resources::{Part, Resource, dropin, unit};
 use crate::templates::TemplateError;
 
 /// The templates this role renders.

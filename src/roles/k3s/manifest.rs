@@ -4,10 +4,13 @@
 //! No host-side validator: a server-side dry run needs the namespace the same delivery
 //! creates. Rendered manifests are checked against the official schemas in the tests.
 
-use super::{Kind, KindOps, Resource};
+use crate::resources::{Kind, KindOps, Resource};
 use crate::shell::quote;
 
-/// Behaviour of [`super::Kind::K8s`].
+/// A Kubernetes manifest in k3s's auto-deploy directory.
+pub const K8S: Kind = Kind::new("k8s", &K8sOps);
+
+/// Behaviour of [`K8S`].
 pub struct K8sOps;
 
 impl KindOps for K8sOps {
@@ -25,5 +28,5 @@ impl KindOps for K8sOps {
 
 /// A manifest file `name` in the auto-deploy directory `dir` (0600: it may hold env values).
 pub fn manifest(dir: &str, name: &str, text: String) -> Resource {
-    Resource::text(Kind::K8s, format!("{dir}/{name}"), text, 0o600)
+    Resource::text(K8S, format!("{dir}/{name}"), text, 0o600)
 }

@@ -2,13 +2,16 @@
 //! live. The private key lives next to the config on the node and is never read by
 //! vds-proxy; it goes away with the config.
 
-use super::{Action, Kind, KindOps, Resource};
+use crate::resources::{Action, Kind, KindOps, Resource};
 use crate::shell::quote;
 
 /// Where wg-quick looks for interface configs (and vds-proxy keeps the node's key).
 pub const DIR: &str = "/etc/wireguard";
 
-/// Behaviour of [`super::Kind::Wireguard`].
+/// A WireGuard interface config (`wg-quick`).
+pub const WG_QUICK: Kind = Kind::new("wireguard", &WireguardOps);
+
+/// Behaviour of [`WG_QUICK`].
 pub struct WireguardOps;
 
 impl KindOps for WireguardOps {
@@ -36,6 +39,6 @@ pub fn key_file(iface: &str) -> String {
 /// The config of interface `iface`; a change is applied with `wg syncconf` (the unit's
 /// reload), so the tunnel stays up.
 pub fn config(iface: &str, text: String) -> Resource {
-    Resource::text(Kind::Wireguard, format!("{DIR}/{iface}.conf"), text, 0o600)
+    Resource::text(WG_QUICK, format!("{DIR}/{iface}.conf"), text, 0o600)
         .on_change(Action::Reload(unit(iface)))
 }

@@ -3,7 +3,7 @@
 //! the file takes the certificate back (certbot's lineage and the installed links) once the
 //! host converged.
 
-use super::{Kind, KindOps, Resource};
+use crate::resources::{Kind, KindOps, Resource};
 use crate::shell::quote;
 
 /// The tool that issues, checks and forgets certificates on the node.
@@ -11,7 +11,10 @@ pub const TOOL: &str = "/usr/local/lib/vds-proxy/web-certs";
 /// Where the request files live: `NAME.conf`.
 pub const DIR: &str = "/etc/vds-proxy/web/acme";
 
-/// Behaviour of [`super::Kind::Acme`].
+/// An ACME certificate request (certbot).
+pub const ACME: Kind = Kind::new("acme", &AcmeOps);
+
+/// Behaviour of [`ACME`].
 pub struct AcmeOps;
 
 impl KindOps for AcmeOps {
@@ -29,5 +32,5 @@ impl KindOps for AcmeOps {
 
 /// The request file of certificate `name`.
 pub fn request(name: &str, text: String) -> Resource {
-    Resource::text(Kind::Acme, format!("{DIR}/{name}.conf"), text, 0o644)
+    Resource::text(ACME, format!("{DIR}/{name}.conf"), text, 0o644)
 }

@@ -2,7 +2,7 @@
 //! `nft -c -f` before it goes live. Loading is done by the firewall tool, which arms a
 //! revert first; removing the file first takes its table out of the kernel.
 
-use super::{Kind, KindOps, Resource};
+use crate::resources::{Kind, KindOps, Resource};
 use crate::shell::quote;
 
 /// The tool that loads, confirms, reverts and checks the rules on the node.
@@ -12,7 +12,10 @@ pub const RULES: &str = "/etc/vds-proxy/firewall.nft";
 /// The nftables table vds-proxy owns; nothing else is touched.
 pub const TABLE: &str = "inet vds_proxy";
 
-/// Behaviour of [`super::Kind::Nftables`].
+/// An nftables rule set (`nft -f` input) loaded with a revert armed.
+pub const NFTABLES: Kind = Kind::new("nftables", &NftablesOps);
+
+/// Behaviour of [`NFTABLES`].
 pub struct NftablesOps;
 
 impl KindOps for NftablesOps {
@@ -27,5 +30,5 @@ impl KindOps for NftablesOps {
 
 /// The rules file with `text`.
 pub fn rules(text: String) -> Resource {
-    Resource::text(Kind::Nftables, RULES, text, 0o644)
+    Resource::text(NFTABLES, RULES, text, 0o644)
 }

@@ -1,7 +1,7 @@
 //! nginx's main configuration, validated with `nginx -t` before it goes live and reloaded
 //! gracefully (never restarted) when it changed.
 
-use super::{Action, Kind, KindOps, Resource};
+use crate::resources::{Action, Kind, KindOps, Resource};
 use crate::shell::quote;
 
 /// Where Debian's nginx reads its configuration.
@@ -9,7 +9,10 @@ pub const CONFIG: &str = "/etc/nginx/nginx.conf";
 /// The unit of Debian's nginx package.
 pub const UNIT: &str = "nginx.service";
 
-/// Behaviour of [`super::Kind::Nginx`].
+/// An nginx configuration.
+pub const NGINX: Kind = Kind::new("nginx", &NginxOps);
+
+/// Behaviour of [`NGINX`].
 pub struct NginxOps;
 
 impl KindOps for NginxOps {
@@ -33,7 +36,7 @@ fn loaded_check() -> String {
 
 /// The nginx.conf resource; a change reloads nginx.
 pub fn config(text: String) -> Resource {
-    Resource::text(Kind::Nginx, CONFIG, text, 0o644)
+    Resource::text(NGINX, CONFIG, text, 0o644)
         .on_change(Action::Reload(UNIT.into()))
         .live_check(loaded_check())
 }

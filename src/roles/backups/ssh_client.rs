@@ -2,10 +2,13 @@
 //! generated on the node in the prepare step, sits beside it): checked with `ssh-keygen`
 //! before it goes live, and the key pair goes away with it.
 
-use super::{KindOps, Resource};
+use crate::resources::{Kind, KindOps, Resource};
 use crate::shell::quote;
 
-/// Behaviour of [`super::Kind::SshClient`].
+/// The known_hosts of an SSH client key pair vds-proxy made on the node.
+pub const SSH_CLIENT: Kind = Kind::new("sshclient", &SshClientOps);
+
+/// Behaviour of [`SSH_CLIENT`].
 pub struct SshClientOps;
 
 /// The key pair's file name, beside the known_hosts file.

@@ -3,10 +3,13 @@
 //! an image. (podman-compose 1.0 has no `config` command, and its `--dry-run` creates the
 //! project's volumes and networks, so it cannot serve as the validator.)
 
-use super::{KindOps, Resource};
+use crate::resources::{Kind, KindOps, Resource};
 use crate::shell::quote;
 
-/// Behaviour of [`super::Kind::Compose`].
+/// A compose file (Podman Compose).
+pub const COMPOSE: Kind = Kind::new("compose", &ComposeOps);
+
+/// Behaviour of [`COMPOSE`].
 pub struct ComposeOps;
 
 /// Exits non-zero, saying why, unless the file in `sys.argv[1]` is a compose file with

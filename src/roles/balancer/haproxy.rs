@@ -1,6 +1,6 @@
 //! HAProxy configuration files, validated with `haproxy -c` before they go live.
 
-use super::{Action, Kind, KindOps, Resource};
+use crate::resources::{Action, Kind, KindOps, Resource};
 use crate::shell::quote;
 
 /// Where Debian's haproxy reads its configuration.
@@ -8,7 +8,10 @@ pub const CONFIG: &str = "/etc/haproxy/haproxy.cfg";
 /// The unit of Debian's haproxy package; reloads are graceful (master-worker, USR2).
 pub const UNIT: &str = "haproxy.service";
 
-/// Behaviour of [`super::Kind::Haproxy`].
+/// An HAProxy configuration.
+pub const HAPROXY: Kind = Kind::new("haproxy", &HaproxyOps);
+
+/// Behaviour of [`HAPROXY`].
 pub struct HaproxyOps;
 
 impl KindOps for HaproxyOps {
@@ -19,5 +22,5 @@ impl KindOps for HaproxyOps {
 
 /// The haproxy.cfg resource; a change reloads haproxy, never restarts it.
 pub fn config(text: String) -> Resource {
-    Resource::text(Kind::Haproxy, CONFIG, text, 0o644).on_change(Action::Reload(UNIT.into()))
+    Resource::text(HAPROXY, CONFIG, text, 0o644).on_change(Action::Reload(UNIT.into()))
 }
