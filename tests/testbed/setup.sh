@@ -27,11 +27,16 @@ fi
 mkdir -p "$TESTBED"
 bash "$HERE/down.sh" >/dev/null 2>&1 || true
 
-if [ ! -f "$BASE/.vds-testbed-complete-6" ]; then
+# The shared packages, then what each system's tests need on the hosts (`host PACKAGE` in
+# its folder's `packages` file). The base is rebuilt when the list changes.
+INCLUDE=systemd,systemd-sysv,dbus,openssh-server,iptables,haproxy,iproute2,python3,socat,procps,curl,util-linux,wireguard-tools,wireguard-go,nginx,certbot,python3-cffi-backend,openssl,ca-certificates,nftables,postgresql,podman,crun,conmon,netavark,aardvark-dns,catatonit,podman-compose,busybox-static
+while read -r _ p; do INCLUDE="$INCLUDE,$p"; done < <(cat "$HERE"/../../src/roles/*/packages | grep '^host ')
+MARK="$BASE/.vds-testbed-$(printf '%s' "$INCLUDE" | sha256sum | cut -c1-12)"
+if [ ! -f "$MARK" ]; then
   echo "testbed: building the Debian root filesystem in $BASE (once, about a minute)"
   rm -rf "$BASE"
   debootstrap --variant=minbase \
-    --include=systemd,systemd-sysv,dbus,openssh-server,iptables,haproxy,iproute2,python3,socat,procps,curl,util-linux,wireguard-tools,wireguard-go,nginx,certbot,python3-cffi-backend,openssl,ca-certificates,nftables,postgresql,podman,crun,conmon,netavark,aardvark-dns,catatonit,podman-compose,busybox-static \
+    --include="$INCLUDE" \
     bookworm "$BASE" http://deb.debian.org/debian >"$TESTBED/debootstrap.log" 2>&1 \
     || { tail -20 "$TESTBED/debootstrap.log" >&2; exit 1; }
   chroot "$BASE" systemctl enable systemd-networkd ssh >/dev/null 2>&1
@@ -44,7 +49,7 @@ if [ ! -f "$BASE/.vds-testbed-complete-6" ]; then
   ssh-keygen -q -t ed25519 -N '' -f "$BASE/etc/ssh/ssh_host_ed25519_key"
   echo "PermitRootLogin prohibit-password" > "$BASE/etc/ssh/sshd_config.d/vds-testbed.conf"
   echo "HostKey /etc/ssh/ssh_host_ed25519_key" >> "$BASE/etc/ssh/sshd_config.d/vds-testbed.conf"
-  touch "$BASE/.vds-testbed-complete-6"
+  touch "$MARK"
 fi
 
 # Podman in a test host (compose apps): the host's root is an overlay, on which podman's
