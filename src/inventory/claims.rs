@@ -9,7 +9,7 @@ use super::{Collector, Inventory};
 /// The claims made so far, each with the JSON path that made it.
 #[derive(Debug, Default, Clone)]
 pub struct Claims {
-    ports: BTreeMap<(String, &'static str, u16), (String, bool)>,
+    ports: BTreeMap<(String, u16, bool), Claimed>,
 }
 
 /// A port something vds-proxy deploys listens on.
@@ -21,6 +21,8 @@ pub struct Claimed {
     pub by: String,
     /// Bound to the loopback address only: the firewall leaves it closed.
     pub local: bool,
+    /// The only sources that may connect (addresses or networks); empty: any.
+    pub from: Vec<String>,
 }
 
 impl Claims {
@@ -30,12 +32,7 @@ impl Claims {
             .ports
             .iter()
             .filter(|((n, _, _), _)| n == node)
-            .map(|((_, what, port), (by, local))| Claimed {
-                udp: *what == "UDP port",
-                port: *port,
-                by: by.clone(),
-                local: *local,
-            })
+            .map(|(_, claimed)| claimed.clone())
             .collect();
         out.sort_by_key(|c| (c.udp, c.port));
         out
@@ -51,7 +48,29 @@ impl Claims {
         port: u16,
         path: String,
     ) {
-        self.claim(inv, c, node, ("port", port), path, false);
+        self.claim(inv, c, node, Claimed::tcp(port, path));
+    }
+
+    /// Like [`Claims::port`], for a port only the sources `from` (addresses or networks)
+    /// may reach: the firewall opens it to them alone.
+    pub fn port_from(
+        &mut self,
+        inv: &Inventory,
+        c: &mut Collector,
+        node: &str,
+        port: u16,
+        path: String,
+        from: Vec<String>,
+    ) {
+        self.claim(
+            inv,
+            c,
+            node,
+            Claimed {
+                from,
+                ..Claimed::tcp(port, path)
+            },
+        );
     }
 
     /// `path` says something listens on TCP `port` of `node`'s loopback address only (no
@@ -64,7 +83,15 @@ impl Claims {
         port: u16,
         path: String,
     ) {
-        self.claim(inv, c, node, ("port", port), path, true);
+        self.claim(
+            inv,
+            c,
+            node,
+            Claimed {
+                local: true,
+                ..Claimed::tcp(port, path)
+            },
+        );
     }
 
     /// Like [`Claims::port`], for UDP.
@@ -76,32 +103,47 @@ impl Claims {
         port: u16,
         path: String,
     ) {
-        self.claim(inv, c, node, ("UDP port", port), path, false);
+        self.claim(
+            inv,
+            c,
+            node,
+            Claimed {
+                udp: true,
+                ..Claimed::tcp(port, path)
+            },
+        );
     }
 
-    fn claim(
-        &mut self,
-        inv: &Inventory,
-        c: &mut Collector,
-        node: &str,
-        (what, port): (&'static str, u16),
-        path: String,
-        local: bool,
-    ) {
-        if port == 0 || inv.node(node).is_none() {
+    fn claim(&mut self, inv: &Inventory, c: &mut Collector, node: &str, claimed: Claimed) {
+        if claimed.port == 0 || inv.node(node).is_none() {
             return;
         }
-        let key = (node.to_string(), what, port);
-        match self.ports.get(&key) {
-            Some((first, _)) => c.push(
-                path,
+        let what = if claimed.udp { "UDP port" } else { "port" };
+        let port = claimed.port;
+        match self.ports.get(&(node.to_string(), port, claimed.udp)) {
+            Some(first) => c.push(
+                claimed.by,
                 format!(
-                    "{what} {port} on node \"{node}\" is already used by {first}; pick another port"
+                    "{what} {port} on node \"{node}\" is already used by {}; pick another port",
+                    first.by
                 ),
             ),
             None => {
-                self.ports.insert(key, (path, local));
+                self.ports
+                    .insert((node.to_string(), port, claimed.udp), claimed);
             }
+        }
+    }
+}
+
+impl Claimed {
+    fn tcp(port: u16, by: String) -> Claimed {
+        Claimed {
+            udp: false,
+            port,
+            by,
+            local: false,
+            from: Vec::new(),
         }
     }
 }

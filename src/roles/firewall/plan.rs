@@ -88,12 +88,15 @@ pub fn rules(inv: &Inventory, fw: &Firewall) -> Vec<Rule> {
         .claimed_on(&fw.node)
         .into_iter()
         .filter(|c| !c.local && (c.udp || Some(c.port) != ssh))
-        .map(|c| Rule {
-            protocol: if c.udp { "udp" } else { "tcp" },
-            ports: c.port.to_string(),
-            from4: Vec::new(),
-            from6: Vec::new(),
-            why: comment(&c.by),
+        .map(|c| {
+            let (from6, from4) = c.from.iter().cloned().partition(|n| n.contains(':'));
+            Rule {
+                protocol: if c.udp { "udp" } else { "tcp" },
+                ports: c.port.to_string(),
+                from4,
+                from6,
+                why: comment(&c.by),
+            }
         })
         .collect();
     for a in &fw.allow {
