@@ -1280,5 +1280,6 @@ fn the_man_page_is_roff_with_the_verbs() {
     }
 }
 
-#[path = "../src/roles/vault/cli.rs"]
-mod vault_system;
+// Each system's command-line tests, from its folder (`src/roles/<name>/cli.rs`; listed by
+// build.rs).
+include!(concat!(env!("OUT_DIR"), "/system_cli_tests.rs"));
