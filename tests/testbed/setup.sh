@@ -30,8 +30,15 @@ bash "$HERE/down.sh" >/dev/null 2>&1 || true
 # The shared packages, then what each system's tests need on the hosts (`host PACKAGE` in
 # its folder's `packages` file). The base is rebuilt when the list changes.
 INCLUDE=systemd,systemd-sysv,dbus,openssh-server,iptables,haproxy,iproute2,python3,socat,procps,curl,util-linux,wireguard-tools,wireguard-go,nginx,certbot,python3-cffi-backend,openssl,ca-certificates,nftables,postgresql,podman,crun,conmon,netavark,aardvark-dns,catatonit,podman-compose,busybox-static
-while read -r _ p; do INCLUDE="$INCLUDE,$p"; done < <(cat "$HERE"/../../src/roles/*/packages | grep '^host ')
-MARK="$BASE/.vds-testbed-$(printf '%s' "$INCLUDE" | sha256sum | cut -c1-12)"
+# `host-off UNIT` lines: units a package enables that stay off until a deploy wants them.
+OFF=()
+while read -r what p; do
+  case $what in
+    host) INCLUDE="$INCLUDE,$p" ;;
+    host-off) OFF+=("$p") ;;
+  esac
+done < <(cat "$HERE"/../../src/roles/*/packages | grep '^host')
+MARK="$BASE/.vds-testbed-$(printf '%s %s' "$INCLUDE" "${OFF[*]}" | sha256sum | cut -c1-12)"
 if [ ! -f "$MARK" ]; then
   echo "testbed: building the Debian root filesystem in $BASE (once, about a minute)"
   rm -rf "$BASE"
@@ -45,6 +52,7 @@ if [ ! -f "$MARK" ]; then
   chroot "$BASE" systemctl mask systemd-networkd-wait-online.service console-getty.service >/dev/null 2>&1 || true
   # PostgreSQL (for the backup tests) starts only where a test starts it.
   chroot "$BASE" systemctl disable postgresql.service >/dev/null 2>&1 || true
+  for u in "${OFF[@]}"; do chroot "$BASE" systemctl disable "$u" >/dev/null 2>&1 || true; done
   rm -f "$BASE"/etc/ssh/ssh_host_*
   ssh-keygen -q -t ed25519 -N '' -f "$BASE/etc/ssh/ssh_host_ed25519_key"
   echo "PermitRootLogin prohibit-password" > "$BASE/etc/ssh/sshd_config.d/vds-testbed.conf"
