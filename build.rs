@@ -1,6 +1,7 @@
 //! Lists each system's own test files (`src/roles/<name>/testbed.rs` for real hosts,
-//! `cli.rs` for the command line), so `tests/testbed.rs` and `tests/cli.rs` include every
-//! system's tests without naming the systems: adding a system adds its tests.
+//! `cli.rs` for the command line, `render.rs` for its rendered example), so
+//! `tests/testbed.rs`, `tests/cli.rs` and `tests/render.rs` include every system's tests
+//! without naming the systems: adding a system adds its tests.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -16,7 +17,7 @@ fn main() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     systems.sort();
-    for file in ["testbed", "cli"] {
+    for file in ["testbed", "cli", "render"] {
         let mut text = String::new();
         for s in &systems {
             let path = roles.join(s).join(format!("{file}.rs"));

@@ -23,6 +23,5 @@ pub mod serve;
 pub mod settings;
 pub mod shell;
 pub mod show;
-pub mod systems;
 pub mod templates;
 pub mod transport;

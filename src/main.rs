@@ -12,7 +12,7 @@ use vds_proxy::commands;
 
 fn main() -> ExitCode {
     // The one list of systems, handed down to everything below.
-    let systems = vds_proxy::systems::all();
+    let systems = vds_proxy::roles::all();
     let matches = vds_proxy::cli::command(&systems.verbs).get_matches();
     let code = match commands::run_matches(matches, &systems) {
         Ok(code) => code,

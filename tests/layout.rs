@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use vds_proxy::systems;
+use vds_proxy::roles;
 
 fn files(dir: &Path, ext: &[&str], out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {
@@ -257,8 +257,8 @@ fn layer(node: &str) -> u8 {
         "plan" => 3,
         // The engine and the printing of plans and checks, which know no system.
         "engine" | "show" => 4,
-        // The top: the verbs, the command line and the one list of systems.
-        "app" | "cli" | "commands" | "systems" => 5,
+        // The top: the verbs, the command line and the one list of systems (`roles/mod.rs`).
+        "app" | "cli" | "commands" | "roles" => 5,
         other => panic!("module {other} has no layer in tests/layout.rs; give it one"),
     }
 }
@@ -375,7 +375,7 @@ fn the_reader_sees_grouped_relative_and_nested_paths() {
 /// systems.
 fn system_words() -> Vec<String> {
     let mut words = Vec::new();
-    for s in systems::all().all {
+    for s in roles::all().all {
         let name = s.name().to_lowercase();
         words.push(name.trim_end_matches('s').to_string());
         words.push(format!("{}s", name.trim_end_matches('s')));
@@ -388,7 +388,7 @@ fn system_words() -> Vec<String> {
 fn the_engine_and_the_commands_never_name_a_system() {
     let mut found = Vec::new();
     let words = system_words();
-    let names: Vec<&str> = systems::all().all.iter().map(|s| s.name()).collect();
+    let names: Vec<&str> = roles::all().all.iter().map(|s| s.name()).collect();
     for dir in ["engine", "commands", "contract"] {
         let mut list = Vec::new();
         files(&src().join(dir), &["rs", "sh"], &mut list);
@@ -424,7 +424,7 @@ fn the_engine_and_the_commands_never_name_a_system() {
 #[test]
 fn every_system_has_its_reference_in_its_folder_and_a_row_in_the_index() {
     let readme = std::fs::read_to_string(src().join("../README.md")).unwrap();
-    for s in systems::all().all {
+    for s in roles::all().all {
         let dir = src().join("roles").join(s.name());
         assert!(
             dir.join("README.md").is_file(),
@@ -441,7 +441,7 @@ fn every_system_has_its_reference_in_its_folder_and_a_row_in_the_index() {
 
 #[test]
 fn every_system_has_its_own_folder_and_a_distinct_name() {
-    let mut names: Vec<&str> = systems::all().all.iter().map(|s| s.name()).collect();
+    let mut names: Vec<&str> = roles::all().all.iter().map(|s| s.name()).collect();
     for n in &names {
         assert!(
             src().join("roles").join(n).join("mod.rs").is_file(),

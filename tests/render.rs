@@ -8,9 +8,9 @@ use vds_proxy::inventory::Sections;
 use vds_proxy::plan::{self, Plan};
 use vds_proxy::resources::Kind;
 use vds_proxy::resources::binary::Artifact;
+use vds_proxy::roles;
 use vds_proxy::roles::wireguard::{self, PublicKeys};
 use vds_proxy::show;
-use vds_proxy::systems;
 use vds_proxy::templates::Templates;
 
 fn fake_relay() -> Artifact {
@@ -86,9 +86,9 @@ fn plan_of(path: &str) -> (inventory::Inventory, Plan) {
         )
     };
     let inv =
-        inventory::load(&root.join(path), &systems::all().sections()).expect("example is valid");
-    let t = Templates::new(None, systems::all().templates()).unwrap();
-    let plan = plan::build(&inv, &t, &fake_relay(), &fake_keys(&inv), &systems::all()).unwrap();
+        inventory::load(&root.join(path), &roles::all().sections()).expect("example is valid");
+    let t = Templates::new(None, roles::all().templates()).unwrap();
+    let plan = plan::build(&inv, &t, &fake_relay(), &fake_keys(&inv), &roles::all()).unwrap();
     (inv, plan)
 }
 
@@ -568,10 +568,9 @@ fn the_firewall_opens_the_ssh_port_and_every_claimed_port() {
         "apps": [{"name": "shop", "node": "a", "services": [
                   {"name": "web", "image": "localhost/web:1", "ports": ["8000:80"], "publish": ["443:8443"]}]}],
         "firewalls": [{"node": "a"}]}"#;
-    let inv =
-        inventory::from_str(Path::new("nodes.json"), text, &systems::all().sections()).unwrap();
-    let t = Templates::new(None, systems::all().templates()).unwrap();
-    let plan = plan::build(&inv, &t, &fake_relay(), &fake_keys(&inv), &systems::all()).unwrap();
+    let inv = inventory::from_str(Path::new("nodes.json"), text, &roles::all().sections()).unwrap();
+    let t = Templates::new(None, roles::all().templates()).unwrap();
+    let plan = plan::build(&inv, &t, &fake_relay(), &fake_keys(&inv), &roles::all()).unwrap();
     let rules = firewall_rules(&plan);
     let accepts: Vec<&str> = rules
         .lines()
@@ -702,8 +701,8 @@ fn the_seed_farm_policy_is_generated_from_the_inventory() {
       }
     }"#;
     let inv =
-        inventory::from_str(Path::new("seed004.json"), text, &systems::all().sections()).unwrap();
-    let (_, policy) = systems::all()
+        inventory::from_str(Path::new("seed004.json"), text, &roles::all().sections()).unwrap();
+    let (_, policy) = roles::all()
         .tables
         .iter()
         .find_map(|r| r.table(&inv).filter(|(n, _)| *n == "tailscale-policy"))
@@ -860,16 +859,9 @@ fn dollar_signs_are_escaped_for_compose_interpolation() {
              "command": ["sh", "-c", "echo $PRICE"], "healthcheck": {"test": "test -n \"$PRICE\""}}]}]}"#,
     )
     .unwrap();
-    let inv = inventory::load(&path, &systems::all().sections()).unwrap();
-    let t = Templates::new(None, systems::all().templates()).unwrap();
-    let plan = plan::build(
-        &inv,
-        &t,
-        &fake_relay(),
-        &Sections::default(),
-        &systems::all(),
-    )
-    .unwrap();
+    let inv = inventory::load(&path, &roles::all().sections()).unwrap();
+    let t = Templates::new(None, roles::all().templates()).unwrap();
+    let plan = plan::build(&inv, &t, &fake_relay(), &Sections::default(), &roles::all()).unwrap();
     let text = plan.hosts[0]
         .resources
         .iter()
@@ -898,8 +890,7 @@ fn backup_copies_plan() {
     let text = r#"{"nodes": [{"name": "db-1", "public_ip": "203.0.113.5"},
                              {"name": "store", "tailscale_ip": "100.64.0.9", "ssh_port": 2222}],
         "backups": [{"node": "db-1", "database": "app", "copy_to": {"node": "store", "keep": 14}}]}"#;
-    let inv =
-        inventory::from_str(Path::new("nodes.json"), text, &systems::all().sections()).unwrap();
+    let inv = inventory::from_str(Path::new("nodes.json"), text, &roles::all().sections()).unwrap();
     let mut keys = CopyKeys::default();
     keys.client.insert(
         "db-1".into(),
@@ -911,8 +902,8 @@ fn backup_copies_plan() {
     );
     let mut prepared = Sections::default();
     prepared.insert(keys);
-    let t = Templates::new(None, systems::all().templates()).unwrap();
-    let plan = plan::build(&inv, &t, &fake_relay(), &prepared, &systems::all()).unwrap();
+    let t = Templates::new(None, roles::all().templates()).unwrap();
+    let plan = plan::build(&inv, &t, &fake_relay(), &prepared, &roles::all()).unwrap();
     let mut plan_without_tool = plan.clone();
     for h in &mut plan_without_tool.hosts {
         h.resources
@@ -933,3 +924,7 @@ fn backup_copies_plan() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+// Each system's rendering tests, from its folder (`src/roles/<name>/render.rs`; listed by
+// build.rs).
+include!(concat!(env!("OUT_DIR"), "/system_render_tests.rs"));

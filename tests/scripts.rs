@@ -12,7 +12,7 @@ use vds_proxy::engine::{apply, gather, status};
 use vds_proxy::inventory::{self, Inventory, Sections};
 use vds_proxy::plan::{self, HostPlan};
 use vds_proxy::resources::binary::Artifact;
-use vds_proxy::systems;
+use vds_proxy::roles;
 use vds_proxy::templates::Templates;
 
 const NODES: &str = r#""nodes": [
@@ -21,7 +21,7 @@ const NODES: &str = r#""nodes": [
 
 fn inventory(sections: &str) -> Inventory {
     let text = format!("{{{NODES}, {sections}}}");
-    inventory::from_str(Path::new("scripts.json"), &text, &systems::all().sections())
+    inventory::from_str(Path::new("scripts.json"), &text, &roles::all().sections())
         .expect("valid inventory")
 }
 
@@ -38,7 +38,7 @@ fn bundle() -> Artifact {
 
 /// The plan of node `node` (h1 unless said).
 fn host_plan(inv: &Inventory, node: &str) -> HostPlan {
-    let systems = systems::all();
+    let systems = roles::all();
     let t = Templates::new(None, systems.templates()).unwrap();
     let plan = plan::build(inv, &t, &bundle(), &Sections::default(), &systems).unwrap();
     plan.hosts.into_iter().find(|h| h.node == node).unwrap()
@@ -256,7 +256,7 @@ fn status_runs_every_role_probe_in_the_same_round_trip() {
         balanced(2)
     ));
     let plan = host_plan(&inv, "h1");
-    let script = status::script(&inv, &plan, &systems::all());
+    let script = status::script(&inv, &plan, &roles::all());
     for f in ["haproxy_stats", "wg_peers", "k8s_ready", "listening"] {
         assert!(
             script.contains(&format!("\n{f}")),
@@ -268,7 +268,7 @@ fn status_runs_every_role_probe_in_the_same_round_trip() {
 
 /// Every system's prepare script for h1 in `mode`.
 fn prepare_script(inv: &Inventory, mode: PrepareMode) -> String {
-    systems::all()
+    roles::all()
         .prepare
         .iter()
         .filter_map(|r| r.prepare_script(inv, "h1", mode))
@@ -338,7 +338,7 @@ fn the_web_edge_prepares_placeholders_and_checks_each_site() {
         insta::assert_snapshot!(name, script);
     }
     let plan = host_plan(&inv, "h1");
-    let script = status::script(&inv, &plan, &systems::all());
+    let script = status::script(&inv, &plan, &roles::all());
     assert!(
         script.contains(
             "\nweb_site app https 443 app.example.com /var/lib/vds-proxy/certs/app/fullchain.pem\n"

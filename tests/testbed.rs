@@ -3718,7 +3718,7 @@ fn one_login_runs_every_script_in_turn_and_keeps_them_apart() {
     let inv = vds_proxy::inventory::from_str(
         Path::new("one-login.json"),
         r#"{"nodes": [{"name": "h1", "public_ip": "10.213.1.2"}]}"#,
-        &vds_proxy::systems::all().sections(),
+        &vds_proxy::roles::all().sections(),
     )
     .expect("valid inventory");
     let settings = vds_proxy::settings::Settings {
