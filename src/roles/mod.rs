@@ -16,6 +16,7 @@ pub mod balancer;
 pub mod compose;
 pub mod firewall;
 pub mod k3s;
+pub mod monitoring;
 pub mod registry;
 pub mod replicas;
 pub mod routes;
@@ -42,6 +43,7 @@ pub fn all() -> Systems {
         compose::register,
         backups::register,
         tailscale::register,
+        monitoring::register,
         // After every system that claims a port: it reads them all.
         firewall::register,
         // It plans nothing; its summary counts every system's secret fields.
