@@ -197,6 +197,30 @@ pub struct RemoveArgs {
     pub format: Format,
 }
 
+/// Flags of `logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub targets: Targets,
+    /// Only the units of this route/service name
+    #[arg(long, value_name = "NAME", conflicts_with = "units")]
+    pub service: Option<String>,
+    /// Only this unit (repeatable); it must be one vds-proxy manages
+    #[arg(long = "unit", value_name = "UNIT")]
+    pub units: Vec<String>,
+    /// Keep printing new lines until Ctrl-C
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// From this time on, as journalctl reads it ("1 hour ago", "2026-12-04 10:00")
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// How many lines of each node to start with
+    #[arg(short = 'n', long, value_name = "N", default_value_t = 50)]
+    pub lines: u32,
+    #[command(flatten)]
+    pub connect: Connect,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check the inventory and settings; contact no host
@@ -213,6 +237,9 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Health and drift of every node and route; exit 1 when anything is wrong
     Status(StatusArgs),
+    /// The journal of the units vds-proxy manages, from every node at once, each line
+    /// prefixed with its node (secrets masked)
+    Logs(LogsArgs),
     /// Stop, disable and delete everything vds-proxy installed
     Remove(RemoveArgs),
     /// Print a shell completion script (e.g. `vds-proxy completions bash > /etc/bash_completion.d/vds-proxy`)

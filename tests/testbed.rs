@@ -3879,6 +3879,111 @@ fn b64(text: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(text)
 }
 
+/// `logs` reads the managed units of two nodes at once, each line prefixed with its node
+/// and secrets masked; `-f` shows new lines of both as they come and stops cleanly on
+/// Ctrl-C, leaving nothing running on the nodes.
+#[test]
+fn logs_follow_two_nodes_at_once_and_stop_on_ctrl_c() {
+    let env = Env::new("logs");
+    env.inventory(TWO_ROUTES);
+    let secret = "0123456789abcdef0123456789abcdef";
+    env.add_sections(&format!(
+        r#""services": [{{"name": "talker", "node": "h2", "replicas": 1, "base_port": 10400,
+            "secret": "{secret}",
+            "exec": ["/bin/sh", "-c", "echo serving with {{secret}}; exec socat TCP-LISTEN:{{port}},fork,reuseaddr EXEC:cat"]}}]"#
+    ));
+    assert_ok(&env.vds(&["deploy"]));
+    let out = env.vds(&["logs", "-n", "20"]);
+    assert_ok(&out);
+    let all = stdout(&out);
+    assert!(all.lines().any(|l| l.starts_with("h1 | ")), "{all}");
+    assert!(
+        all.contains("h2 | ") && all.contains("serving with <redacted>"),
+        "{all}"
+    );
+    assert!(!all.contains(secret), "{all}");
+    let out = env.vds(&["logs", "--unit", "sshd.service"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vds-proxy"))
+        .arg("-i")
+        .arg(env.dir.join("nodes.json"))
+        .args([
+            "logs",
+            "-f",
+            "-n",
+            "1",
+            "--unit",
+            "vds-relay.service",
+            "--unit",
+            "talker@1.service",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let lines = lines.clone();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(l);
+            }
+        })
+    };
+    let wait_for = |what: &str, pred: &dyn Fn(&str) -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while !lines.lock().unwrap().iter().any(|l| pred(l)) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {what} in: {:?}",
+                lines.lock().unwrap()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    // Something of each node first, then what happens on both while it follows.
+    wait_for("first h2 line", &|l| l.starts_with("h2 | "));
+    let before = lines.lock().unwrap().len();
+    assert_eq!(echo(&ip(1), 8443), "ping through vds-proxy\n");
+    assert_ok(&ssh(2, "systemctl restart talker@1.service"));
+    wait_for("new relay line of h1", &|l| {
+        l.starts_with("h1 | ") && l.contains("route=web-8443")
+    });
+    wait_for("restart of h2's replica", &|l| {
+        l.starts_with("h2 | ") && l.contains("serving with <redacted>")
+    });
+    assert!(lines.lock().unwrap().len() > before);
+    assert!(!lines.lock().unwrap().iter().any(|l| l.contains(secret)));
+
+    // Ctrl-C: it ends at once and cleanly, and no journal reader is left on the nodes.
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "logs -f did not stop on Ctrl-C"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    reader.join().unwrap();
+    for i in 1..=2 {
+        assert!(!ssh(i, "pgrep -x journalctl").status.success(), "h{i}");
+    }
+}
+
 // Each system's real-host tests, from its folder (`src/roles/<name>/testbed.rs`; listed by
 // build.rs).
 include!(concat!(env!("OUT_DIR"), "/system_testbed_tests.rs"));

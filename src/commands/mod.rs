@@ -3,6 +3,7 @@
 
 mod deploy;
 mod help;
+mod logs;
 mod remove;
 mod show;
 mod status;
@@ -111,6 +112,7 @@ pub fn run(cli: Cli, systems: &Systems) -> Result<i32> {
         Command::Deploy(args) => deploy::run(&mut loaded, args, verbose),
         Command::Remove(args) => remove::run(&mut loaded, args, verbose),
         Command::Status(args) => status::run(&mut loaded, args),
+        Command::Logs(args) => logs::run(&mut loaded, args),
         Command::Relay { .. }
         | Command::Serve { .. }
         | Command::Completions { .. }

@@ -15,6 +15,7 @@ pub mod describe;
 pub mod diff;
 pub mod fanout;
 pub mod gather;
+pub mod logs;
 pub mod prepare;
 pub mod probe;
 pub mod state;
