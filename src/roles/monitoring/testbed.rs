@@ -97,8 +97,8 @@ impl Receiver {
     }
 }
 
-/// h1 runs monitoring; h2 runs two balanced replicas; a WireGuard tunnel joins them and a
-/// route on h1 forwards to h2's echo service.
+/// h1 runs monitoring; h2 runs two balanced replicas and backs up a database; a WireGuard
+/// tunnel joins them and a route on h1 forwards to h2's echo service.
 fn monitoring_inventory(env: &Env, webhook: &str) {
     let nodes: Vec<String> = (1..=2)
         .map(|i| format!(r#"{{"name": "h{i}", "public_ip": "{0}", "tailscale_ip": "{0}"}}"#, ip(i)))
@@ -111,6 +111,7 @@ fn monitoring_inventory(env: &Env, webhook: &str) {
   "wireguard": [{{"interface": "wg0", "members": [
     {{"node": "h1", "address": "10.99.0.1/24", "userspace": true}},
     {{"node": "h2", "address": "10.99.0.2/24", "userspace": true}}]}}],
+  "backups": [{{"node": "h2", "database": "app", "time": "03:15", "max_age_hours": 1}}],
   "monitoring": {{"node": "h1", "scrape_interval": 5, "receivers": {{"webhook": ["{webhook}"]}},
     "alerts": {{"BackendDown": {{"for": "10s"}}}}}}}}"#,
         nodes.join(", ")
@@ -148,10 +149,11 @@ fn loads() -> String {
 
 /// Deploys monitoring derived from the inventory: every target up; a no-op deploy reloads
 /// nothing; a broken rules template is refused by promtool with the rules in effect kept;
-/// a stopped replica and a stopped tunnel peer reach the webhook as BackendDown and
-/// TunnelDown, `status` and `alerts` show them, and repairs are notified as resolved.
+/// a stopped replica, a stopped tunnel peer and a stale backup reach the webhook as
+/// BackendDown, TunnelDown and BackupTooOld, `status` and `alerts` show them, and repairs
+/// are notified as resolved.
 #[test]
-fn monitoring_alerts_reach_a_webhook_when_a_tunnel_or_a_replica_goes_down() {
+fn monitoring_alerts_reach_a_webhook_when_a_tunnel_a_replica_or_a_backup_goes_bad() {
     let env = Env::new("monitoring");
     for i in 1..=2 {
         // Port 9100 is node_exporter's here; other tests' echo services leave it.
@@ -221,9 +223,15 @@ fn monitoring_alerts_reach_a_webhook_when_a_tunnel_or_a_replica_goes_down() {
         .collect();
     assert!(firing.is_empty(), "{firing:?}");
 
-    // A replica and a tunnel peer go down.
+    // A replica and a tunnel peer go down, and the last good dump is two hours old (as the
+    // backup tool records it).
     let fault = Instant::now();
     assert_ok(&ssh(2, "systemctl stop echo@2.service wg-quick@wg0.service"));
+    let dumps = "/var/backups/vds-proxy/postgresql";
+    assert_ok(&ssh(
+        2,
+        &format!("mkdir -p {dumps} && echo \"$(( $(date +%s) - 7200 )) app-old.dump 1\" > {dumps}/.last-ok-app"),
+    ));
     let backend = receiver.wait(fault, "BackendDown", "h2", "firing", Duration::from_secs(120));
     eprintln!("monitoring: BackendDown notified {:.1} s after the replica stopped", backend.as_secs_f64());
     let status = env.vds(&["status"]);
@@ -236,6 +244,8 @@ fn monitoring_alerts_reach_a_webhook_when_a_tunnel_or_a_replica_goes_down() {
         alerts.as_array().unwrap().iter().any(|a| a["alert"] == "BackendDown" && a["node"] == "h2"),
         "{alerts:#}"
     );
+    let stale = receiver.wait(fault, "BackupTooOld", "h2", "firing", Duration::from_secs(120));
+    eprintln!("monitoring: BackupTooOld notified {:.1} s after the dump was made stale", stale.as_secs_f64());
     // h1 still has the tunnel but hears nothing from h2: down once no handshake is newer
     // than the network's handshake_timeout (180 s, WireGuard renews them every 2 min).
     let tunnel = receiver.wait(fault, "TunnelDown", "h1", "firing", Duration::from_secs(330));
@@ -243,8 +253,10 @@ fn monitoring_alerts_reach_a_webhook_when_a_tunnel_or_a_replica_goes_down() {
 
     let repair = Instant::now();
     assert_ok(&ssh(2, "systemctl start echo@2.service wg-quick@wg0.service"));
+    assert_ok(&ssh(2, &format!("echo \"$(date +%s) app-new.dump 1\" > {dumps}/.last-ok-app")));
     let backend = receiver.wait(repair, "BackendDown", "h2", "resolved", Duration::from_secs(120));
     let tunnel = receiver.wait(repair, "TunnelDown", "h1", "resolved", Duration::from_secs(120));
+    receiver.wait(repair, "BackupTooOld", "h2", "resolved", Duration::from_secs(120));
     eprintln!(
         "monitoring: resolved notified {:.1} s (backend) and {:.1} s (tunnel) after the repair",
         backend.as_secs_f64(),
