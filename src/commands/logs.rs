@@ -45,7 +45,7 @@ pub fn run(loaded: &mut Loaded, args: LogsArgs) -> Result<i32> {
     if wanted.is_empty() {
         return Err(InputError::Other(match &args.service {
             Some(s) => {
-                format!("--service {s}: no unit of that route or service on the selected nodes")
+                format!("--service {s}: no unit on the selected nodes belongs to it; `vds-proxy show --service {s}` lists what does")
             }
             None => "the selected nodes run no unit vds-proxy manages".into(),
         })

@@ -10,8 +10,8 @@ use crate::shell::call;
 pub const LIBRARY: &str = include_str!("scripts/logs.sh");
 
 /// The units of `host` vds-proxy manages (running units, and the services of its unit
-/// files, e.g. one a timer starts), in plan order; only those of route/service `service`,
-/// when given.
+/// files, e.g. one a timer starts), in plan order; when `service` is given, only those
+/// that belong to it (as `remove --service` selects).
 pub fn units(host: &HostPlan, service: Option<&str>) -> Vec<String> {
     let mut out: Vec<String> = host.units.iter().map(|u| u.name.clone()).collect();
     for r in host.resources.iter().filter(|r| r.kind == Kind::UNIT) {

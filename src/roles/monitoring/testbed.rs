@@ -4,14 +4,14 @@
 //! and when they are back. Real Prometheus, Alertmanager, blackbox exporter, node_exporter
 //! (Debian's packages), real WireGuard (userspace) and HAProxy; nothing is mocked.
 
+use super::*;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-use super::{Env, assert_ok, assert_says, ip, ssh, stdout, text};
 
 /// Every webhook call Alertmanager made: when it arrived, and its JSON body.
 #[derive(Clone, Default)]

@@ -1,7 +1,33 @@
 //! Replicated services on a real test host (included in `tests/testbed.rs`, whose harness
-//! it uses): a secret kept out of the inventory reaches only its replica's 0600 file.
+//! it uses): scaling without failed connections, draining, exact command lines, and a
+//! secret kept out of the inventory reaches only its replica's 0600 file.
 
-use super::{Env, assert_ok, ssh, stdout, text};
+use super::*;
+
+/// A connection through the balancer on h1 that stays open; each call of `ping` sends a
+/// line and reads it back.
+struct Held(std::net::TcpStream);
+
+impl Held {
+    fn open() -> Held {
+        let s = std::net::TcpStream::connect(format!("{}:8500", ip(1))).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+            .unwrap();
+        let mut h = Held(s);
+        assert!(h.ping(), "a fresh connection echoes");
+        h
+    }
+
+    fn ping(&mut self) -> bool {
+        use std::io::{BufRead, Write};
+        if self.0.write_all(b"still here\n").is_err() {
+            return false;
+        }
+        let mut line = String::new();
+        let mut r = std::io::BufReader::new(&self.0);
+        matches!(r.read_line(&mut line), Ok(n) if n > 0) && line == "still here\n"
+    }
+}
 
 /// A service's secret read from the environment of the deploy: the replica's env file on
 /// the node holds it, mode 0600, owned by root; no output of deploy, show or status has
@@ -127,4 +153,155 @@ fn a_stop_that_fails_is_reported_and_rolled_back_never_done() {
         "inactive\ndisabled\n"
     );
     assert_ok(&env.vds(&["remove"]));
+}
+
+/// Seed 003: replicas behind HAProxy, scaled by editing one number, under load.
+#[test]
+fn balanced_replicas_scale_without_failed_connections() {
+    let env = Env::new("balancer");
+    let orig = stdout(&ssh(1, "sha256sum /etc/haproxy/haproxy.cfg"));
+    std::fs::write(env.dir.join("nodes.json"), balanced(2)).unwrap();
+    let out = env.vds(&["deploy"]);
+    assert_ok(&out);
+    assert_eq!(echo(&ip(1), 8500), "ping through vds-proxy\n");
+    wait_servers_up(2);
+
+    // A no-op re-apply does not reload haproxy.
+    let worker = haproxy_worker();
+    let out = env.vds(&["deploy"]);
+    assert_says(&out, "h1    0        ok (no changes)");
+    assert_eq!(haproxy_worker(), worker);
+
+    // A client keeps opening and using connections through every scaling step.
+    let client = SteadyClient::start(8500);
+    for replicas in [3u32, 1] {
+        std::fs::write(env.dir.join("nodes.json"), balanced(replicas)).unwrap();
+        let out = env.vds(&["deploy"]);
+        assert_ok(&out);
+        wait_servers_up(replicas as usize);
+        let cfg = stdout(&ssh(
+            1,
+            "grep -c '^    server echo-' /etc/haproxy/haproxy.cfg",
+        ));
+        assert_eq!(cfg.trim(), replicas.to_string());
+        let units = stdout(&ssh(
+            1,
+            "systemctl list-units --no-legend --state=active 'echo@*' | wc -l",
+        ));
+        assert_eq!(units.trim(), replicas.to_string());
+    }
+    let (ok, failed) = client.stop();
+    assert!(ok > 20, "the client barely ran: {ok}");
+    assert!(
+        failed.is_empty(),
+        "{} failed connections of {}: {failed:?}",
+        failed.len(),
+        ok as usize + failed.len()
+    );
+
+    // Remove: the package's haproxy.cfg is back, haproxy still runs, no replica is left.
+    let out = env.vds(&["remove"]);
+    assert_ok(&out);
+    assert_eq!(stdout(&ssh(1, "sha256sum /etc/haproxy/haproxy.cfg")), orig);
+    assert_eq!(stdout(&ssh(1, "systemctl is-active haproxy")), "active\n");
+    let left = stdout(&ssh(
+        1,
+        "ls /etc/systemd/system/ /etc/vds-proxy 2>&1; systemctl list-units --no-legend 'echo@*'",
+    ));
+    assert!(!left.contains("echo@"), "{left}");
+}
+
+/// Scale-down waits for the connections the old haproxy worker still holds on a removed
+/// replica before stopping it, and says when drain_timeout cut some.
+#[test]
+fn a_scale_down_waits_for_open_connections_on_removed_replicas() {
+    let env = Env::new("drain");
+    let inventory = |replicas: u32, drain: u32| {
+        balanced(replicas).replace(
+            r#""balancer": {"port": 8500}"#,
+            &format!(r#""balancer": {{"port": 8500, "drain_timeout": {drain}}}"#),
+        )
+    };
+    std::fs::write(env.dir.join("nodes.json"), inventory(2, 30)).unwrap();
+    assert!(env.vds(&["deploy"]).status.success());
+    wait_servers_up(2);
+
+    // leastconn puts one held connection on each replica.
+    let mut held = vec![Held::open(), Held::open()];
+    let closer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(7));
+        let alive = held.iter_mut().all(|h| h.ping());
+        drop(held);
+        alive
+    });
+    std::fs::write(env.dir.join("nodes.json"), inventory(1, 30)).unwrap();
+    let start = std::time::Instant::now();
+    let out = env.vds(&["deploy"]);
+    let took = start.elapsed();
+    assert_ok(&out);
+    assert!(
+        closer.join().unwrap(),
+        "a held connection was cut by the scale-down"
+    );
+    // It waited for the held connection: the drain took seconds, the deploy until the close.
+    let waited: u64 = stdout(&out)
+        .split("stopped echo@2.service after its connections closed (")
+        .nth(1)
+        .and_then(|r| r.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no drain line: {}", text(&out)));
+    assert!(waited >= 1, "did not wait: {}", text(&out));
+    assert!(
+        took >= std::time::Duration::from_secs(6),
+        "did not wait: {took:?}"
+    );
+    assert_eq!(
+        stdout(&ssh(1, "systemctl is-active echo@2.service")),
+        "inactive\n"
+    );
+
+    // With a short drain_timeout, a connection that stays open is cut, and the deploy says so.
+    std::fs::write(env.dir.join("nodes.json"), inventory(2, 1)).unwrap();
+    assert!(env.vds(&["deploy"]).status.success());
+    wait_servers_up(2);
+    let held = vec![Held::open(), Held::open()];
+    std::fs::write(env.dir.join("nodes.json"), inventory(1, 1)).unwrap();
+    let out = env.vds(&["deploy"]);
+    assert_ok(&out);
+    assert_says(
+        &out,
+        "stopped echo@2.service with 1 connection(s) still open",
+    );
+    drop(held);
+    assert!(env.vds(&["remove"]).status.success());
+}
+
+/// Words of a replica's command that systemd would otherwise interpret (`%n`, `${SECRET}`,
+/// quotes, a trailing backslash, a `;`) are accepted on purpose: they are quoted so that
+/// systemd runs exactly the words given, which the replica's own output shows.
+#[test]
+fn replica_commands_run_exactly_the_words_given() {
+    let env = Env::new("argv");
+    let inv = r#"{"nodes": [{"name": "h1", "public_ip": "10.213.1.2"}],
+        "services": [{"name": "argv", "node": "h1", "replicas": 1, "base_port": 65535,
+          "exec": ["/bin/sh", "-c", "printf '<%s>' \"$@\"; echo; exec socat TCP-LISTEN:$PORT,fork,reuseaddr EXEC:cat", "sh",
+                   "%n", "${SECRET}", "x\"y", "a\\", "b;c", "{port}"]}]}"#;
+    std::fs::write(env.dir.join("nodes.json"), inv).unwrap();
+    let out = env.vds(&["deploy"]);
+    assert_ok(&out);
+    let mut seen = String::new();
+    for _ in 0..50 {
+        seen = stdout(&ssh(
+            1,
+            "journalctl _SYSTEMD_INVOCATION_ID=$(systemctl show -P InvocationID argv@1.service) -o cat --no-pager | grep '^<'",
+        ));
+        if !seen.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(seen, "<%n><${SECRET}><x\"y><a\\><b;c><65535>\n");
+    // No description given: the unit says whose replica it is.
+    let unit = stdout(&ssh(1, "systemctl show -P Description argv@1.service"));
+    assert_eq!(unit, "vds-proxy replica of argv (replica 1)\n");
+    assert!(env.vds(&["remove"]).status.success());
 }

@@ -2,9 +2,9 @@
 //! uses): encrypt → deploy → the node's 0600 file holds the value, which no process's
 //! command line or environment ever held.
 
-use std::process::Command;
+use super::*;
 
-use super::{Env, assert_ok, ssh, stdout, text};
+use std::process::Command;
 
 /// The vds-proxy, ssh and age processes whose command line or environment holds
 /// `secret`: pid, which, and the command line. (The replica that uses the secret has it in
