@@ -34,7 +34,7 @@ pub fn plan_text(inv: &Inventory, plan: &Plan) -> String {
             let _ = writeln!(out, "  nothing to deploy");
         }
         for r in &host.resources {
-            resource_text(&mut out, r);
+            resource_text(&mut out, inv, r);
         }
         let actions = host.first_deploy_actions();
         if !actions.is_empty() {
@@ -48,7 +48,7 @@ pub fn plan_text(inv: &Inventory, plan: &Plan) -> String {
     out
 }
 
-fn resource_text(out: &mut String, r: &Resource) {
+fn resource_text(out: &mut String, inv: &Inventory, r: &Resource) {
     let kind = serde_json::to_value(r.kind).expect("kind serializes");
     let _ = writeln!(
         out,
@@ -70,8 +70,13 @@ fn resource_text(out: &mut String, r: &Resource) {
                 source.display()
             );
         }
-        Content::Text(_) if r.secret => {
-            let _ = writeln!(out, "    {MASK} (holds a secret)");
+        Content::Text(t) if r.secret => {
+            let named = inv.secrets_named_in(t);
+            if named.is_empty() {
+                let _ = writeln!(out, "    {MASK} (derived from a secret)");
+            } else {
+                let _ = writeln!(out, "    {MASK} (holds {})", named.join(", "));
+            }
         }
         Content::Text(t) => {
             for line in t.lines() {

@@ -72,6 +72,8 @@ pub struct Collector {
     errors: Vec<InputError>,
     /// Every secret field read: its JSON path, and whether it was a plain literal.
     secret_fields: Vec<(String, bool)>,
+    /// Every secret value read: (JSON path, where it came from, the value).
+    secret_sources: Vec<(String, String, String)>,
     /// Check secret references and encrypted values for their shape only.
     pub offline_secrets: bool,
 }
@@ -83,6 +85,7 @@ impl Collector {
             file: file.into(),
             errors: Vec::new(),
             secret_fields: Vec::new(),
+            secret_sources: Vec::new(),
             offline_secrets: false,
         }
     }
@@ -129,6 +132,18 @@ impl Collector {
     /// Every secret field read: (JSON path, written in plain text).
     pub fn secret_fields(&self) -> &[(String, bool)] {
         &self.secret_fields
+    }
+
+    /// Records the value read for the secret at `path`, and where it came from
+    /// (`env:NAME`, `encrypted` …; see [`super::secret::source`]).
+    pub fn note_secret_value(&mut self, path: &str, source: String, value: &str) {
+        self.secret_sources
+            .push((path.to_string(), source, value.to_string()));
+    }
+
+    /// Every secret value read: (JSON path, where it came from, the value).
+    pub fn secret_sources(&self) -> &[(String, String, String)] {
+        &self.secret_sources
     }
 
     /// Every problem recorded so far, as printed.

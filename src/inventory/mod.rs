@@ -41,6 +41,8 @@ pub struct Inventory {
     /// Every secret field: (JSON path, written in plain text rather than referenced or
     /// encrypted).
     secret_fields: Vec<(String, bool)>,
+    /// Every secret value read: (JSON path, where it came from, the value).
+    secret_sources: Vec<(String, String, String)>,
 }
 
 /// Where the inventory path came from, for verbose output.
@@ -150,6 +152,7 @@ fn read(
         inv.claims = claims;
         inv.secrets = readers.iter().flat_map(|r| r.secrets(&inv)).collect();
         inv.secret_fields = c.secret_fields().to_vec();
+        inv.secret_sources = c.secret_sources().to_vec();
         if let Some(root) = &root {
             secrets_in_plain_text(root, "$", &inv.secrets, &mut c);
         }
@@ -237,6 +240,7 @@ impl Inventory {
             claims: Claims::default(),
             secrets: Vec::new(),
             secret_fields: Vec::new(),
+            secret_sources: Vec::new(),
         }
     }
 
@@ -269,6 +273,19 @@ impl Inventory {
     /// encrypted).
     pub fn secret_fields(&self) -> &[(String, bool)] {
         &self.secret_fields
+    }
+
+    /// Where the secrets `text` holds come from, as `show` names them:
+    /// `<secret: env:NAME> ($.path)`, one per secret value found in it.
+    pub fn secrets_named_in(&self, text: &str) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .secret_sources
+            .iter()
+            .filter(|(_, _, v)| !v.is_empty() && text.contains(v.as_str()))
+            .map(|(path, source, _)| format!("<secret: {source}> ({path})"))
+            .collect();
+        out.dedup();
+        out
     }
 
     /// Checks that `name`, found at `path`, is an active node; returns true if it is.

@@ -34,6 +34,32 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// reference read now. `None` after recording why it could not be read.
 pub fn value(c: &mut Collector, path: &str, v: &Value) -> Option<String> {
     c.note_secret(path, v.as_str().is_some_and(|s| !is_encrypted(s)));
+    let read = read(c, path, v)?;
+    c.note_secret_value(path, source(v), &read);
+    Some(read)
+}
+
+/// Where the secret whose JSON value is `v` comes from, as `show` names it: `env:NAME`,
+/// `file:PATH`, `command:PROGRAM`, `encrypted` or `literal` (never the value).
+pub fn source(v: &Value) -> String {
+    match v {
+        Value::String(s) if is_encrypted(s) => "encrypted".into(),
+        Value::String(_) => "literal".into(),
+        Value::Object(map) => match map.iter().next() {
+            Some((how, Value::String(arg))) => format!("{how}:{arg}"),
+            Some((how, Value::Array(argv))) => {
+                format!(
+                    "{how}:{}",
+                    argv.first().and_then(Value::as_str).unwrap_or("?")
+                )
+            }
+            _ => "reference".into(),
+        },
+        _ => "reference".into(),
+    }
+}
+
+fn read(c: &mut Collector, path: &str, v: &Value) -> Option<String> {
     if c.offline_secrets {
         return offline(c, path, v);
     }

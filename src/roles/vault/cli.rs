@@ -164,3 +164,72 @@ fn secrets_are_encrypted_in_place_decrypted_rotated_and_edited() {
         "{plain}"
     );
 }
+
+/// `show` names where each secret of a file comes from (`<secret: env:NAME>`,
+/// `<secret: encrypted>`) and its JSON path, never the value.
+#[test]
+fn show_names_where_each_secret_comes_from() {
+    let secret = "0123456789abcdef0123456789abcdef";
+    let text = r#"{"nodes": [{"name": "a", "public_ip": "203.0.113.1"}],
+  "services": [{"name": "mtp", "node": "a", "replicas": 1, "secret": {"env": "VDS_TEST_MTP_SECRET"},
+                "exec": ["/usr/local/bin/mtproto-proxy", "-H", "{port}", "-S", "{secret}"]}]}"#;
+    let inv = tmp_inventory("show-sources", text);
+    let out = bin()
+        .arg("-i")
+        .arg(&inv)
+        .arg("show")
+        .env("VDS_TEST_MTP_SECRET", secret)
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains("<redacted> (holds <secret: env:VDS_TEST_MTP_SECRET> ($.services[0].secret))"),
+        "{shown}"
+    );
+    assert!(!shown.contains(secret));
+}
+
+/// An SSH ed25519 key serves as the age identity, its public key as the recipient (age
+/// supports both): encrypt in place, then the inventory loads with the SSH key alone.
+#[test]
+fn an_ssh_ed25519_key_is_an_identity() {
+    let secret = "fedcba9876543210fedcba9876543210";
+    let inv = tmp_inventory("ssh-identity", "{}");
+    let dir = inv.parent().unwrap();
+    let key = dir.join("id_ed25519");
+    let _ = std::fs::remove_file(&key);
+    let _ = std::fs::remove_file(dir.join("id_ed25519.pub"));
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .output()
+        .expect("ssh-keygen (openssh-client)");
+    assert!(out.status.success());
+    let public = std::fs::read_to_string(dir.join("id_ed25519.pub")).unwrap();
+    let recipient: Vec<&str> = public.split_whitespace().take(2).collect();
+    std::fs::write(
+        &inv,
+        format!(
+            r#"{{"nodes": [{{"name": "a", "public_ip": "203.0.113.1"}}],
+  "services": [{{"name": "mtp", "node": "a", "replicas": 1, "secret": "{secret}",
+                "exec": ["/usr/local/bin/mtproto-proxy", "-H", "{{port}}", "-S", "{{secret}}"]}}],
+  "secrets": {{"recipients": ["{}"]}}}}"#,
+            recipient.join(" ")
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = run(&inv, Some(&key), &["secrets", "encrypt"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let text = std::fs::read_to_string(&inv).unwrap();
+    assert!(text.contains("\"secret\": \"ENC[age:") && !text.contains(secret), "{text}");
+    let (code, out, err) = run(&inv, Some(&key), &["validate"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, _) = run(&inv, Some(&key), &["secrets", "decrypt", "--stdout"]);
+    assert_eq!(code, 0);
+    assert!(out.contains(secret), "{out}");
+    // Without the key: bad input naming the field, not the value.
+    let (code, _, err) = run(&inv, None, &["validate"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("$.services[0].secret") && !err.contains(secret), "{err}");
+}
