@@ -120,12 +120,16 @@ impl Loaded {
 /// Reads inventory and settings, renders the plan of `systems`. Input problems come back as
 /// [`InputError`].
 pub fn load(global: &Global, systems: &Systems) -> Result<Loaded> {
-    load_with(global, systems, false)
+    load_with(global, systems, inventory::Secrets::Read)
 }
 
-/// [`load`]; with `offline_secrets`, secret references and encrypted values are checked
-/// for their shape only (nothing read or decrypted; `validate --offline-secrets`).
-pub fn load_with(global: &Global, systems: &Systems, offline_secrets: bool) -> Result<Loaded> {
+/// [`load`], reading as much of the secrets as `secrets` says (`validate
+/// --offline-secrets` none, `show` none but a SOPS inventory's structure).
+pub fn load_with(
+    global: &Global,
+    systems: &Systems,
+    secrets: inventory::Secrets,
+) -> Result<Loaded> {
     let env = std::env::var("NODES_CONFIG").ok();
     let (path, source) = inventory::resolve_path(global.inventory.as_deref(), env.as_deref());
     if global.verbose {
@@ -141,7 +145,7 @@ pub fn load_with(global: &Global, systems: &Systems, offline_secrets: bool) -> R
         .clone()
         .unwrap_or_else(|| settings::path_beside(&path));
     // Both files are checked before either error is reported, so all problems show at once.
-    let inv = inventory::load_with(&path, &systems.sections(), offline_secrets);
+    let inv = inventory::load_with(&path, &systems.sections(), secrets);
     let settings = settings::load(&settings_path);
     let (inventory, settings) = match (inv, settings) {
         (Ok(i), Ok(s)) => (i, s),

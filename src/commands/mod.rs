@@ -15,6 +15,7 @@ use crate::app::{self, Loaded};
 use crate::cli::{Cli, Command, Connect, Targets};
 use crate::contract::{PrepareMode, Systems, VerbCtx};
 use crate::engine::{self, Mode};
+use crate::inventory::Secrets;
 use crate::plan::HostPlan;
 use crate::transport::ConnectOptions;
 
@@ -98,13 +99,17 @@ pub fn run(cli: Cli, systems: &Systems) -> Result<i32> {
         Command::Man => return help::man(&systems.verbs),
         _ => {}
     }
-    let offline_secrets = matches!(
-        cli.command,
+    // Secrets are read only where a value is needed: `show` without `--diff` prints none
+    // (secret files are masked), so it reads no variable, file or command and decrypts
+    // nothing.
+    let secrets = match &cli.command {
         Command::Validate {
-            offline_secrets: true
-        }
-    );
-    let mut loaded = app::load_with(&cli.global, systems, offline_secrets)?;
+            offline_secrets: true,
+        } => Secrets::Shape,
+        Command::Show(args) if !args.diff => Secrets::Structure,
+        _ => Secrets::Read,
+    };
+    let mut loaded = app::load_with(&cli.global, systems, secrets)?;
     let verbose = cli.global.verbose;
     match cli.command {
         Command::Validate { .. } => validate::run(&loaded),

@@ -65,22 +65,35 @@ pub fn resolve_path(flag: Option<&Path>, env: Option<&str>) -> (PathBuf, PathSou
 /// Reads, parses and validates the inventory at `path` with the systems' `readers`,
 /// reporting every problem at once.
 pub fn load(path: &Path, readers: &[&dyn SectionReader]) -> Result<Inventory, InputErrors> {
-    load_with(path, readers, false)
+    load_with(path, readers, Secrets::Read)
 }
 
-/// [`load`]; with `offline_secrets`, secret references and encrypted values are checked
-/// for their shape only (see [`secret`]).
+/// How much of the secrets a command reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    /// Every value: references resolved, encrypted values decrypted.
+    Read,
+    /// None: references and encrypted values checked for their shape only (see
+    /// [`secret`]); a SOPS-encrypted inventory is not decrypted either.
+    Shape,
+    /// None of the values, but a SOPS-encrypted inventory is decrypted (its structure is
+    /// encrypted too): for what prints no secret (`show`).
+    Structure,
+}
+
+/// [`load`], reading as much of the secrets as `secrets` says.
 pub fn load_with(
     path: &Path,
     readers: &[&dyn SectionReader],
-    offline_secrets: bool,
+    secrets: Secrets,
 ) -> Result<Inventory, InputErrors> {
     let mut c = Collector::new(path.display().to_string());
+    let offline_secrets = secrets != Secrets::Read;
     match std::fs::read(path) {
         Ok(bytes) => match text_of(&bytes) {
-            Ok(text) if !offline_secrets && secret::is_sops(text) => {
+            Ok(text) if secrets != Secrets::Shape && secret::is_sops(text) => {
                 match secret::sops_decrypt(path) {
-                    Ok(plain) => return read(path, &plain, readers, false),
+                    Ok(plain) => return read(path, &plain, readers, offline_secrets),
                     Err(why) => c.push("$.sops", why),
                 }
             }

@@ -233,3 +233,33 @@ fn an_ssh_ed25519_key_is_an_identity() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("$.services[0].secret") && !err.contains(secret), "{err}");
 }
+
+/// `show` (without `--diff`) reads no secret: a command reference is not run and an unset
+/// variable is no error; what needs the values (`validate`, a dry run) reads them.
+#[test]
+fn show_reads_no_secret() {
+    let inv = tmp_inventory("show-reads-none", "{}");
+    let marker = inv.parent().unwrap().join("command-ran");
+    let _ = std::fs::remove_file(&marker);
+    std::fs::write(
+        &inv,
+        format!(
+            r#"{{"nodes": [{{"name": "a", "public_ip": "203.0.113.1"}}],
+  "services": [{{"name": "mtp", "node": "a", "replicas": 1,
+    "secret": {{"command": ["sh", "-c", "touch {}; echo 0123456789abcdef0123456789abcdef"]}},
+    "exec": ["/usr/local/bin/mtproto-proxy", "-H", "{{port}}", "-S", "{{secret}}"]}},
+   {{"name": "other", "node": "a", "replicas": 1, "base_port": 11000, "secret": {{"env": "VDS_TEST_UNSET_SECRET"}},
+    "exec": ["/usr/local/bin/mtproto-proxy", "-H", "{{port}}", "-S", "{{secret}}"]}}]}}"#,
+            marker.display()
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = run(&inv, None, &["show"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("<secret: command:sh> ($.services[0].secret)"), "{out}");
+    assert!(!marker.exists(), "show ran the secret's command");
+    let (code, _, err) = run(&inv, None, &["validate"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("$.services[1].secret") && err.contains("VDS_TEST_UNSET_SECRET"), "{err}");
+    assert!(marker.exists(), "validate reads every secret");
+}
