@@ -12,6 +12,7 @@
 #                                                        when the backup was installed)
 #   vds_backup_failed{database}                          the last run failed
 #   vds_firewall_state{state}                            ok, pending, reverted or changed
+#   haproxy_*                                            HAProxy's own exporter, as is
 set -u
 export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
@@ -65,6 +66,14 @@ backups() {
   done
 }
 
+# HAProxy's own metrics (its Prometheus exporter on the stats page, `/metrics`), as is.
+haproxy_metrics() {
+  echo "$BALANCERS" | while read -r addr; do
+    [ -n "$addr" ] || continue
+    curl -s -m 5 -f "http://$addr/metrics" 2>/dev/null
+  done
+}
+
 firewall() {
   [ -n "$FIREWALL" ] && [ -x "$FIREWALL" ] || return 0
   state=$("$FIREWALL" status 2>/dev/null | sed -n 's/^@firewall \([a-z]*\).*/\1/p')
@@ -82,4 +91,5 @@ tmp="$OUT.$$"
   backends
   backups
   firewall
+  haproxy_metrics
 } > "$tmp" && mv -f "$tmp" "$OUT"

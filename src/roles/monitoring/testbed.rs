@@ -181,6 +181,18 @@ fn monitoring_alerts_reach_a_webhook_when_a_tunnel_a_replica_or_a_backup_goes_ba
     let mut jobs: Vec<&str> = seen.iter().map(|(j, _)| j.as_str()).collect();
     jobs.sort();
     assert_eq!(jobs, ["node", "node", "routes"]);
+    // HAProxy's own exporter reaches Prometheus through h2's facts: both replicas active.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let query = "curl -s -m 5 http://127.0.0.1:9090/api/v1/query \
+                 --data-urlencode 'query=haproxy_backend_active_servers{proxy=\"echo\",node=\"h2\"}'";
+    loop {
+        let v: Value = serde_json::from_str(&stdout(&ssh(1, query))).unwrap_or(Value::Null);
+        if v["data"]["result"][0]["value"][1] == "2" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "HAProxy's metrics not in Prometheus: {v}");
+        std::thread::sleep(Duration::from_secs(2));
+    }
     let rss = stdout(&ssh(
         1,
         "ps -o rss= -C prometheus,prometheus-alertmanager,prometheus-blackbox-exporter,prometheus-node-exporter | awk '{s += $1} END {print s}'",
