@@ -15,6 +15,9 @@ use vds_proxy::resources::binary::Artifact;
 use vds_proxy::roles;
 use vds_proxy::templates::Templates;
 
+/// The key the snapshotted gather and status scripts hash secret files with.
+const TEST_KEY: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
 const NODES: &str = r#""nodes": [
   {"name": "h1", "public_ip": "10.213.1.2", "tailscale_ip": "10.213.1.2"},
   {"name": "h2", "public_ip": "10.213.2.2", "tailscale_ip": "10.213.2.2"}]"#;
@@ -246,7 +249,7 @@ fn a_no_op_is_one_gather_script() {
     let plan = host_plan(&inventory(&format!("{RELAY_ROUTE}, {}", balanced(2))), "h1");
     let facts = deployed(&plan);
     assert!(diff::diff(&plan, &facts, None).is_empty());
-    snapshot("gather", &gather::script(&plan), gather::LIBRARY);
+    snapshot("gather", &gather::script(&plan, TEST_KEY), gather::LIBRARY);
 }
 
 #[test]
@@ -256,7 +259,7 @@ fn status_runs_every_role_probe_in_the_same_round_trip() {
         balanced(2)
     ));
     let plan = host_plan(&inv, "h1");
-    let script = status::script(&inv, &plan, &roles::all());
+    let script = status::script(&inv, &plan, &roles::all(), TEST_KEY);
     for f in ["haproxy_stats", "wg_peers", "k8s_ready", "listening"] {
         assert!(
             script.contains(&format!("\n{f}")),
@@ -338,7 +341,7 @@ fn the_web_edge_prepares_placeholders_and_checks_each_site() {
         insta::assert_snapshot!(name, script);
     }
     let plan = host_plan(&inv, "h1");
-    let script = status::script(&inv, &plan, &roles::all());
+    let script = status::script(&inv, &plan, &roles::all(), TEST_KEY);
     assert!(
         script.contains(
             "\nweb_site app https 443 app.example.com /var/lib/vds-proxy/certs/app/fullchain.pem\n"

@@ -111,7 +111,7 @@ pub fn diff<'p>(plan: &'p HostPlan, facts: &Facts, only: Option<&[Part]>) -> Cha
     for &r in &resources {
         let why = match facts.files.get(&r.path).cloned().flatten() {
             None => Some(Why::New),
-            Some(f) if f.sha256 != r.sha256 => Some(Why::Content),
+            Some(f) if f.sha256 != super::gather::digest(r, &facts.key) => Some(Why::Content),
             Some(f) if f.mode != r.mode || f.owner != r.owner || f.group != r.group => {
                 Some(Why::Metadata)
             }
@@ -125,7 +125,8 @@ pub fn diff<'p>(plan: &'p HostPlan, facts: &Facts, only: Option<&[Part]>) -> Cha
         .files
         .iter()
         .filter(|e| match facts.files.get(&e.path) {
-            Some(Some(f)) => f.sha256 != e.sha256,
+            // A secret file has no digest recorded: it is compared with the plan only.
+            Some(Some(f)) => !e.sha256.is_empty() && f.sha256 != e.sha256,
             _ => true,
         })
         .map(|e| e.path.clone())
@@ -297,7 +298,12 @@ fn manifest_for(
             .iter()
             .map(|r| FileEntry {
                 path: r.path.clone(),
-                sha256: r.sha256.clone(),
+                // A secret file's digest is never recorded (it would leave the host).
+                sha256: if r.secret {
+                    String::new()
+                } else {
+                    r.sha256.clone()
+                },
                 kind: r.kind.name().to_string(),
                 service: r.service.clone(),
                 adopted: adopted.contains(&r.path),

@@ -1,6 +1,12 @@
 //! Gather: one script, one round trip per host, reporting what is there now: the manifest
 //! vds-proxy left, the hash/mode/owner of every managed or planned file, which of their
 //! directories exist, and the state of every managed or planned unit.
+//!
+//! A file that holds a secret is never hashed plainly where the hash would leave the host
+//! (a plain digest of a weak secret falls to a dictionary): the node hashes it with a key
+//! of this gather only ([`new_key`], sent with the script on its standard input, never
+//! printed), and the plan's content is hashed with the same key here. The manifest records
+//! no digest for such a file.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -57,6 +63,8 @@ pub struct Facts {
     pub not_live: BTreeSet<String>,
     /// Planned unit files that systemd or a package already installed: name → its path.
     pub vendor_units: BTreeMap<String, String>,
+    /// The key secret files were hashed with (see the module's doc).
+    pub key: String,
 }
 
 impl Facts {
@@ -91,13 +99,41 @@ pub const LIBRARY: &str = include_str!("scripts/gather.sh");
 
 pub use crate::shell::call;
 
-/// The library, then the variables its functions read.
-fn prelude() -> String {
+/// A new key for hashing secret files: 32 random bytes, hex.
+pub fn new_key() -> String {
+    use std::io::Read;
+    let mut b = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .expect("/dev/urandom is readable");
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The digest the gather reports for `r`'s content when hashed with `key`: keyed for a
+/// secret file, its plain SHA-256 otherwise.
+pub fn digest(r: &Resource, key: &str) -> String {
+    match (&r.content, r.secret) {
+        (Content::Text(t), true) => crate::resources::sha256_hex(format!("{key}{t}").as_bytes()),
+        _ => r.sha256.clone(),
+    }
+}
+
+/// The library, then the variables its functions read: the planned files that hold
+/// secrets (hashed with `KEY` only) among them.
+fn prelude(plan: &HostPlan, key: &str) -> String {
+    let secrets: String = plan
+        .resources
+        .iter()
+        .filter(|r| r.secret)
+        .map(|r| format!("{}\n", r.path))
+        .collect();
     format!(
-        "{LIBRARY}STATE_FILE={}\nPATH_PREFIX={}\nUNIT_PREFIX={}\n",
+        "{LIBRARY}STATE_FILE={}\nPATH_PREFIX={}\nUNIT_PREFIX={}\nKEY={}\nSECRET_PATHS={}\n",
         quote(STATE_FILE),
         quote(PATH_PREFIX),
-        quote(UNIT_PREFIX)
+        quote(UNIT_PREFIX),
+        quote(key),
+        quote(&secrets)
     )
 }
 
@@ -133,19 +169,25 @@ fn calls(plan: &HostPlan) -> String {
     s
 }
 
-/// The gather script for `plan`; `extra` runs after the facts, before the end marker.
-pub fn script_with(plan: &HostPlan, extra: &str) -> String {
-    format!("{}{}{extra}echo \"@end\"\n", prelude(), calls(plan))
+/// The gather script for `plan` with `key` for secret files; `extra` runs after the facts,
+/// before the end marker.
+pub fn script_with(plan: &HostPlan, extra: &str, key: &str) -> String {
+    format!(
+        "{}{}{extra}echo \"@end\"\n",
+        prelude(plan, key),
+        calls(plan)
+    )
 }
 
-/// The gather script for `plan`.
-pub fn script(plan: &HostPlan) -> String {
-    script_with(plan, "")
+/// The gather script for `plan`, secret files hashed with `key`.
+pub fn script(plan: &HostPlan, key: &str) -> String {
+    script_with(plan, "", key)
 }
 
 /// Runs the gather script on a host.
 pub async fn gather(t: &dyn Transport, plan: &HostPlan) -> Result<Facts> {
-    let out = t.run(&script(plan)).await?;
+    let key = new_key();
+    let out = t.run(&script(plan, &key)).await?;
     if out.status != 0 || !out.stdout.contains("@end") {
         bail!(
             "{}: gathering facts failed (exit {}): {}",
@@ -154,12 +196,15 @@ pub async fn gather(t: &dyn Transport, plan: &HostPlan) -> Result<Facts> {
             out.stderr.trim()
         );
     }
-    parse(&out.stdout).with_context(|| format!("{}: reading gathered facts", t.label()))
+    parse(&out.stdout, &key).with_context(|| format!("{}: reading gathered facts", t.label()))
 }
 
-/// Parses the gather script's output.
-pub fn parse(stdout: &str) -> Result<Facts> {
-    let mut f = Facts::default();
+/// Parses the output of the gather script that hashed secret files with `key`.
+pub fn parse(stdout: &str, key: &str) -> Result<Facts> {
+    let mut f = Facts {
+        key: key.to_string(),
+        ..Facts::default()
+    };
     let mut manifest_text = String::new();
     let mut sums: BTreeMap<&str, &str> = BTreeMap::new();
     let mut stats: Vec<(&str, &str)> = Vec::new();
@@ -203,6 +248,12 @@ pub fn parse(stdout: &str) -> Result<Facts> {
         }
         let (tag, rest) = line.split_once(' ').unwrap_or((line, ""));
         match tag {
+            // A secret file's digest, keyed: "@keyed HASH PATH".
+            "@keyed" => {
+                if let Some((hash, path)) = rest.split_once(' ') {
+                    sums.insert(path, hash);
+                }
+            }
             "@arch" => f.arch = rest.to_string(),
             "@statefile" => state_file = Some(rest),
             "@units" => in_units = true,
@@ -313,7 +364,7 @@ mod tests {
             "@enabled a.service\n",
             "@end\n",
         );
-        let f = parse(out).unwrap();
+        let f = parse(out, "k").unwrap();
         assert_eq!(f.arch, "x86_64");
         assert_eq!(f.state_hash, "none");
         assert_eq!(
@@ -371,7 +422,7 @@ mod tests {
             "@units-end\n",
             "@enabled a.service\n",
         );
-        let f = parse(out).unwrap();
+        let f = parse(out, "k").unwrap();
         assert_eq!(f.unit("a.service").active, "active");
         assert_eq!(f.unit("a.service").enabled, "enabled");
         assert_eq!(f.unit("gone.service").active, "inactive");
@@ -380,8 +431,9 @@ mod tests {
 
     /// The shell functions and the parser together, on a real directory: the manifest's
     /// files and units are gathered with the planned ones (each once), a path with a space
-    /// survives with its owner and group named, a missing file is missing, and the
-    /// manifest's hash is the state hash.
+    /// survives with its owner and group named, a missing file is missing, the manifest's
+    /// hash is the state hash, and secret files (planned, or recorded without a digest)
+    /// are reported only by their keyed digest.
     #[test]
     fn the_shell_functions_report_what_the_parser_reads() {
         use crate::engine::state::{FileEntry, UnitEntry};
@@ -389,8 +441,20 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let d = dir.display();
         let (spaced, managed) = (format!("{d}/a b.conf"), format!("{d}/old.conf"));
+        let (secret, old_secret) = (format!("{d}/app.env"), format!("{d}/old.env"));
         std::fs::write(&spaced, "hello\n").unwrap();
         std::fs::write(&managed, "old\n").unwrap();
+        std::fs::write(&secret, "TOKEN=s3cret\n").unwrap();
+        std::fs::write(&old_secret, "TOKEN=older\n").unwrap();
+        let secret_resource =
+            Resource::text(Kind::FILE, &secret, "TOKEN=s3cret\n".into(), 0o600).secret();
+        let plan = HostPlan {
+            node: "h".into(),
+            connection: crate::inventory::Connection::Local,
+            resources: vec![secret_resource.clone()],
+            units: vec![],
+            kinds: vec![],
+        };
         std::process::Command::new("chmod")
             .args(["640", &spaced])
             .status()
@@ -411,14 +475,24 @@ mod tests {
             (id("-un"), id("-gn"))
         };
         let manifest = Manifest {
-            files: vec![FileEntry {
-                path: managed.clone(),
-                sha256: "x".into(),
-                kind: "file".into(),
-                service: None,
-                adopted: false,
-                part: Default::default(),
-            }],
+            files: vec![
+                FileEntry {
+                    path: managed.clone(),
+                    sha256: "x".into(),
+                    kind: "file".into(),
+                    service: None,
+                    adopted: false,
+                    part: Default::default(),
+                },
+                FileEntry {
+                    path: old_secret.clone(),
+                    sha256: String::new(),
+                    kind: "file".into(),
+                    service: None,
+                    adopted: false,
+                    part: Default::default(),
+                },
+            ],
             units: vec![UnitEntry {
                 unit: "old.service".into(),
                 service: None,
@@ -449,11 +523,11 @@ for u in ${l#array:string:}; do printf '  struct {\n    string "%s"\n    string 
         let run = |bin: &str| {
             let script = format!(
                 "{}STATE_FILE={}\nPATH={d}/{bin}:$PATH\nhost_facts arch\n{}{}echo @end\n",
-                prelude(),
+                prelude(&plan, "k"),
                 quote(&state),
                 call(
                     "file_facts",
-                    [spaced.as_str(), &format!("{d}/missing"), &managed]
+                    [spaced.as_str(), &format!("{d}/missing"), &managed, &secret]
                 ),
                 call("unit_facts", ["new.service", "old.service"]),
             );
@@ -462,7 +536,15 @@ for u in ${l#array:string:}; do printf '  struct {\n    string "%s"\n    string 
                 .arg(&script)
                 .output()
                 .unwrap();
-            parse(&String::from_utf8(out.stdout).unwrap()).unwrap()
+            let stdout = String::from_utf8(out.stdout).unwrap();
+            for plain in ["TOKEN=s3cret\n", "TOKEN=older\n"] {
+                let sha = crate::resources::sha256_hex(plain.as_bytes());
+                assert!(
+                    !stdout.contains(&sha),
+                    "a plain digest of a secret file: {stdout}"
+                );
+            }
+            parse(&stdout, "k").unwrap()
         };
         let (f, no_bus) = (run("bus"), run("nobus"));
         std::fs::remove_dir_all(&dir).unwrap();
@@ -480,7 +562,15 @@ for u in ${l#array:string:}; do printf '  struct {\n    string "%s"\n    string 
         assert_eq!((a.owner, a.group), owner);
         assert!(f.files[&managed].is_some());
         assert_eq!(f.files[&format!("{d}/missing")], None);
-        assert_eq!(f.files.len(), 3);
+        let keyed = |t: &str| crate::resources::sha256_hex(format!("k{t}").as_bytes());
+        let s = f.files[&secret].clone().expect("the secret file exists");
+        assert_eq!(s.sha256, digest(&secret_resource, "k"));
+        assert_eq!(s.sha256, keyed("TOKEN=s3cret\n"));
+        let o = f.files[&old_secret]
+            .clone()
+            .expect("the recorded secret file exists");
+        assert_eq!(o.sha256, keyed("TOKEN=older\n"));
+        assert_eq!(f.files.len(), 5);
         for g in [&f, &no_bus] {
             let units: Vec<&String> = g.units.keys().collect();
             assert_eq!(units, ["new.service", "old.service"]);

@@ -41,13 +41,14 @@ pub async fn read_files(
     Ok(out)
 }
 
-/// The status script of `plan`: the facts, the listening ports, then every system's lines.
-pub fn script(inv: &Inventory, plan: &HostPlan, systems: &Systems) -> String {
+/// The status script of `plan` (secret files hashed with `key`): the facts, the listening
+/// ports, then every system's lines.
+pub fn script(inv: &Inventory, plan: &HostPlan, systems: &Systems, key: &str) -> String {
     let mut extra = String::from("listening\n");
     for s in &systems.status {
         extra += &s.status_script(inv, &plan.node);
     }
-    gather::script_with(plan, &extra)
+    gather::script_with(plan, &extra, key)
 }
 
 /// Every check of one host.
@@ -64,7 +65,8 @@ pub async fn host_checks(
         Err(e) => return vec![Check::new(node, "ssh", false, e.to_string())],
     };
     let mut out = vec![Check::new(node, "ssh", true, "reachable")];
-    let stdout = match t.run(&script(inv, plan, systems)).await {
+    let key = gather::new_key();
+    let stdout = match t.run(&script(inv, plan, systems, &key)).await {
         Ok(o) if o.status == 0 => o.stdout,
         Ok(o) => {
             out.push(Check::new(node, "state", false, o.stderr.trim()));
@@ -75,7 +77,7 @@ pub async fn host_checks(
             return out;
         }
     };
-    let facts = match gather::parse(&stdout) {
+    let facts = match gather::parse(&stdout, &key) {
         Ok(f) => f,
         Err(e) => {
             out.push(Check::new(node, "state", false, format!("{e:#}")));
@@ -146,9 +148,13 @@ fn file_checks(plan: &HostPlan, facts: &gather::Facts) -> Vec<Check> {
         let recorded = facts.manifest.file(&r.path);
         let problem = match (&live, recorded) {
             (None, _) => Some("missing; run deploy"),
-            (Some(l), Some(m)) if l.sha256 != m.sha256 => {
+            (Some(l), Some(m)) if !m.sha256.is_empty() && l.sha256 != m.sha256 => {
                 Some("drifted: changed on the host since the last deploy")
             }
+            // A secret file is compared with the plan only (by a keyed digest).
+            (Some(l), _) if r.secret && l.sha256 != gather::digest(r, &facts.key) => Some(
+                "differs from the inventory (changed on the host, or the secret changed); run deploy",
+            ),
             (Some(l), _) if l.sha256 != r.sha256 => {
                 Some("out of date: the inventory changed; run deploy")
             }

@@ -2,7 +2,8 @@
 # (SC2016: commands handed to live_check are single-quoted on purpose: they run later.)
 # The fixed part of the gather script: one round trip that reports what a host has now,
 # as "@tag ..." lines read by engine/gather.rs. The generated part sets STATE_FILE,
-# PATH_PREFIX and UNIT_PREFIX (how the manifest's file and unit lines start) and calls these.
+# PATH_PREFIX and UNIT_PREFIX (how the manifest's file and unit lines start), KEY and
+# SECRET_PATHS (the planned files that hold secrets, one per line) and calls these.
 
 export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
@@ -10,12 +11,13 @@ NL='
 '
 
 # host_facts [arch]: the architecture when asked, then the manifest ("@m" lines); keeps the
-# manifest's paths and units in M_PATHS and M_UNITS for file_facts and unit_facts. One
-# process (cat), the rest builtins: at 100 hosts every process a gather starts shows in
-# the deploy's time.
+# manifest's paths and units in M_PATHS and M_UNITS for file_facts and unit_facts, and in
+# SECRETS the paths of secret files (planned, or recorded without a digest). One process
+# (cat), the rest builtins: at 100 hosts every process a gather starts shows in the
+# deploy's time.
 host_facts() {
   [ "${1:-}" != arch ] || echo "@arch $(uname -m)"
-  M_PATHS='' M_UNITS=''
+  M_PATHS='' M_UNITS='' SECRETS=$NL$SECRET_PATHS
   [ -r "$STATE_FILE" ] || return 0
   m=$(cat "$STATE_FILE")
   set -f
@@ -24,7 +26,10 @@ host_facts() {
   printf '@m %s\n' $m
   for l in $m; do
     case $l in
-      "$PATH_PREFIX"*) l=${l#"$PATH_PREFIX"}; M_PATHS="$M_PATHS${l%%\"*}$NL" ;;
+      "$PATH_PREFIX"*)
+        l=${l#"$PATH_PREFIX"}
+        M_PATHS="$M_PATHS${l%%\"*}$NL"
+        case $l in *'","sha256":"",'*) SECRETS="$SECRETS${l%%\"*}$NL" ;; esac ;;
       "$UNIT_PREFIX"*) l=${l#"$UNIT_PREFIX"}; M_UNITS="$M_UNITS${l%%\"*}$NL" ;;
     esac
   done
@@ -50,19 +55,25 @@ unique() {
 # file_facts PATH...: every managed (M_PATHS) and planned file: "@file - - - - PATH" when
 # it does not exist, else its mode and owner and group ids ("@stat MODE UID GID PATH", the
 # names of ids other than 0 after it, see id_names) and its hash (sha256sum --tag lines),
-# the manifest's ("@statefile PATH") among them: one process for all.
+# the manifest's ("@statefile PATH") among them: one process for all. A secret file's hash
+# is keyed instead ("@keyed HASH PATH": SHA-256 of KEY and the content; KEY is not printed).
 file_facts() {
   set -f
   IFS=$NL
   unique "$M_PATHS" "$@"
-  have=''
+  have='' plain=''
   for p in $seen; do
-    if [ -f "$p" ]; then have="$have$p$NL"; else echo "@file - - - - $p"; fi
+    if [ ! -f "$p" ]; then echo "@file - - - - $p"; continue; fi
+    have="$have$p$NL"
+    case "${SECRETS:-$NL}" in
+      *"$NL$p$NL"*) k=$({ printf '%s' "$KEY"; cat -- "$p"; } | sha256sum); echo "@keyed ${k%% *} $p" ;;
+      *) plain="$plain$p$NL" ;;
+    esac
   done
   state=''
   [ ! -r "$STATE_FILE" ] || { state=$STATE_FILE; echo "@statefile $state"; }
   # shellcheck disable=SC2086 # split on newlines only, no globbing: one path per word
-  { [ -z "$state$have" ] || sha256sum --tag -- $state $have
+  { [ -z "$state$plain" ] || sha256sum --tag -- $state $plain
     [ -z "$have" ] || { st=$(stat -c '@stat %a %u %g %n' -- $have); printf '%s\n' "$st"; id_names "$st"; }; }
   IFS=' 	
 '
