@@ -39,6 +39,9 @@ pub struct Settings {
     /// invocation (`keep_connections = "10m"`; see `--keep-connections`).
     #[serde(deserialize_with = "duration_secs")]
     pub keep_connections: Option<u64>,
+    /// The age recipients (`age1…` or `ssh-ed25519 …` public keys) `vds-proxy secrets`
+    /// encrypts to, besides those of the inventory's `secrets` section.
+    pub age_recipients: Vec<String>,
 }
 
 /// Seconds from `"30s"`, `"10m"`, `"1h"` or a plain number of seconds; 0 means off.
@@ -97,6 +100,7 @@ impl Default for Settings {
             relay_binaries: BTreeMap::new(),
             retries: 1,
             keep_connections: None,
+            age_recipients: Vec::new(),
         }
     }
 }

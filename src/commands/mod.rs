@@ -50,6 +50,7 @@ pub fn run_matches(matches: clap::ArgMatches, systems: &Systems) -> Result<i32> 
             |text: &str| crate::inventory::from_str(&loaded.inventory.source, text, &readers);
         let ctx = VerbCtx {
             inv: &loaded.inventory,
+            settings: &loaded.settings,
             read: &read,
             run_on: &run_on,
         };

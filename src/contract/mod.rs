@@ -241,6 +241,8 @@ pub struct Verb {
 /// run on a node.
 pub struct VerbCtx<'a> {
     pub inv: &'a Inventory,
+    /// The tool settings (`vds-proxy.toml`).
+    pub settings: &'a crate::settings::Settings,
     /// Reads inventory text (an edited copy of the inventory) with every system.
     pub read: &'a dyn Fn(&str) -> Result<Inventory, crate::inventory::InputErrors>,
     /// Runs a script on a node of the inventory (as root); its exit status, stdout and

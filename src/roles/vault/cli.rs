@@ -263,3 +263,33 @@ fn show_reads_no_secret() {
     assert!(err.contains("$.services[1].secret") && err.contains("VDS_TEST_UNSET_SECRET"), "{err}");
     assert!(marker.exists(), "validate reads every secret");
 }
+
+/// The recipients may live in `vds-proxy.toml` (`age_recipients`) instead of the
+/// inventory; one that is not a public key is bad input naming the file.
+#[test]
+fn recipients_can_live_in_the_settings_file() {
+    let secret = "00112233445566778899aabbccddeeff";
+    let inv = tmp_inventory(
+        "toml-recipients",
+        &format!(
+            r#"{{"nodes": [{{"name": "a", "public_ip": "203.0.113.1"}}],
+  "services": [{{"name": "mtp", "node": "a", "replicas": 1, "secret": "{secret}",
+                "exec": ["/usr/local/bin/mtproto-proxy", "-H", "{{port}}", "-S", "{{secret}}"]}}]}}"#
+        ),
+    );
+    let dir = inv.parent().unwrap();
+    let recipient = keygen(dir, "toml");
+    let toml = dir.join("vds-proxy.toml");
+    std::fs::write(&toml, "age_recipients = [\"not-a-key\"]\n").unwrap();
+    let (code, _, err) = run(&inv, Some(&dir.join("toml.txt")), &["secrets", "encrypt"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("vds-proxy.toml: age_recipients: \"not-a-key\""), "{err}");
+    std::fs::write(&toml, format!("age_recipients = [\"{recipient}\"]\n")).unwrap();
+    let (code, out, err) = run(&inv, Some(&dir.join("toml.txt")), &["secrets", "encrypt"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let text = std::fs::read_to_string(&inv).unwrap();
+    assert!(text.contains("ENC[age:") && !text.contains(secret), "{text}");
+    let (code, out, _) = run(&inv, Some(&dir.join("toml.txt")), &["secrets", "decrypt", "--stdout"]);
+    assert_eq!(code, 0);
+    assert!(out.contains(secret));
+}

@@ -140,7 +140,7 @@ fn run(ctx: &VerbCtx, args: &ArgMatches) -> Result<i32> {
     }
     match args.subcommand() {
         Some(("encrypt", _)) => {
-            let recipients = recipients(ctx.inv)?;
+            let recipients = recipients(ctx)?;
             let (new, n) = rewrite(&text, ctx.inv, |plain, literal| {
                 literal
                     .then(|| secret::encrypt(plain, &recipients))
@@ -156,7 +156,7 @@ fn run(ctx: &VerbCtx, args: &ArgMatches) -> Result<i32> {
             std::io::stdout().write_all(plain.as_bytes())?;
         }
         Some(("rotate", _)) => {
-            let recipients = recipients(ctx.inv)?;
+            let recipients = recipients(ctx)?;
             let (new, n) = rewrite(&text, ctx.inv, |plain, literal| {
                 (!literal)
                     .then(|| secret::encrypt(plain, &recipients))
@@ -171,17 +171,28 @@ fn run(ctx: &VerbCtx, args: &ArgMatches) -> Result<i32> {
     Ok(0)
 }
 
-/// The recipients of the inventory, or why there are none.
-fn recipients(inv: &Inventory) -> Result<Vec<String>> {
-    let s = of(inv);
-    if s.recipients.is_empty() {
+/// The recipients to encrypt to: those of `vds-proxy.toml` (`age_recipients`) and of the
+/// inventory's `secrets` section, or why there are none.
+fn recipients(ctx: &VerbCtx) -> Result<Vec<String>> {
+    let mut all = Vec::new();
+    for r in &ctx.settings.age_recipients {
+        let r = recipient(r)
+            .map_err(|why| BadInput(format!("vds-proxy.toml: age_recipients: {r:?} {why}")))?;
+        all.push(r);
+    }
+    for r in &of(ctx.inv).recipients {
+        if !all.contains(r) {
+            all.push(r.clone());
+        }
+    }
+    if all.is_empty() {
         return Err(BadInput(format!(
-            "{}: no recipients to encrypt to; add \"secrets\": {{\"recipients\": [\"age1…\"]}} (age-keygen -y YOUR_KEY prints yours)",
-            inv.source.display()
+            "{}: no recipients to encrypt to; add age_recipients = [\"age1…\"] to vds-proxy.toml, or \"secrets\": {{\"recipients\": [\"age1…\"]}} to the inventory (age-keygen -y YOUR_KEY prints yours)",
+            ctx.inv.source.display()
         ))
         .into());
     }
-    Ok(s.recipients.clone())
+    Ok(all)
 }
 
 /// `text` with the value of each secret field replaced by what `with` returns for it
@@ -245,7 +256,7 @@ impl Drop for PrivateDir {
 /// again into the inventory. The plain copy is removed even on error.
 fn edit(ctx: &VerbCtx, text: &str) -> Result<i32> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    let recipients = recipients(ctx.inv)?;
+    let recipients = recipients(ctx)?;
     let (plain, _) = rewrite(text, ctx.inv, |plain, literal| {
         Ok((!literal).then(|| plain.to_string()))
     })?;
