@@ -27,7 +27,7 @@ pub fn command(verbs: &[crate::contract::Verb]) -> clap::Command {
 }
 
 /// Flags every verb takes.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct Global {
     /// Inventory file [default: $NODES_CONFIG, else inventory/nodes.json]
     #[arg(long, short = 'i', global = true, value_name = "PATH")]

@@ -103,13 +103,31 @@ pub fn run(cli: Cli, systems: &Systems) -> Result<i32> {
     // Secrets are read only where a value is needed: `show` without `--diff` prints none
     // (secret files are masked), so it reads no variable, file or command and decrypts
     // nothing.
-    let secrets = match &cli.command {
+    let mut secrets = match &cli.command {
         Command::Validate {
             offline_secrets: true,
         } => Secrets::Shape,
         Command::Show(args) if !args.diff => Secrets::Structure,
         _ => Secrets::Read,
     };
+    // A command for some nodes reads only the secrets their files hold (see
+    // `secrets_of`): the inventory is planned once without any first.
+    let nodes = match &cli.command {
+        Command::Deploy(a) => &a.targets.nodes,
+        Command::Status(a) => &a.targets.nodes,
+        Command::Show(a) => &a.targets.nodes,
+        _ => &Vec::new(),
+    };
+    if secrets == Secrets::Read && !nodes.is_empty() {
+        let quiet = crate::cli::Global {
+            verbose: false,
+            ..cli.global.clone()
+        };
+        let unread = app::load_with(&quiet, systems, Secrets::Structure)?;
+        if let Some(paths) = secrets_of(&unread, nodes) {
+            secrets = Secrets::Only(paths);
+        }
+    }
     let mut loaded = app::load_with(&cli.global, systems, secrets)?;
     let verbose = cli.global.verbose;
     match cli.command {
@@ -126,6 +144,46 @@ pub fn run(cli: Cli, systems: &Systems) -> Result<i32> {
             unreachable!("handled above")
         }
     }
+}
+
+/// The secret fields the files of `nodes` hold, read from a plan made without any secret
+/// (each stands in as a placeholder naming its JSON path); `None` when that cannot be told
+/// and every secret must be read: a file marked secret without a placeholder in it is made
+/// from a secret (a token's digest), and which one does not show.
+fn secrets_of(unread: &Loaded, nodes: &[String]) -> Option<std::collections::BTreeSet<String>> {
+    use crate::inventory::secret::OFFLINE;
+    let known: std::collections::BTreeSet<&str> = unread
+        .inventory
+        .secret_fields()
+        .iter()
+        .map(|(p, _)| p.as_str())
+        .collect();
+    let mut needed = std::collections::BTreeSet::new();
+    for h in unread.plan.hosts.iter().filter(|h| nodes.contains(&h.node)) {
+        for r in &h.resources {
+            let Some(text) = r.text_content() else {
+                continue;
+            };
+            let mut found = false;
+            for (i, _) in text.match_indices(OFFLINE) {
+                let rest = &text[i + OFFLINE.len()..];
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || "$._[]-".contains(c)))
+                    .unwrap_or(rest.len());
+                // The longest known field the placeholder starts with.
+                let path = (1..=end)
+                    .rev()
+                    .map(|n| &rest[..n])
+                    .find(|p| known.contains(p))?;
+                needed.insert(path.to_string());
+                found = true;
+            }
+            if r.secret && !found {
+                return None;
+            }
+        }
+    }
+    Some(needed)
 }
 
 /// Keeps only the `--node` hosts; an unknown name is an input error.

@@ -76,6 +76,8 @@ pub struct Collector {
     secret_sources: Vec<(String, String, String)>,
     /// Check secret references and encrypted values for their shape only.
     pub offline_secrets: bool,
+    /// Read only the secrets at these JSON paths; the others as with `offline_secrets`.
+    pub read_only: Option<std::collections::BTreeSet<String>>,
 }
 
 impl Collector {
@@ -87,6 +89,7 @@ impl Collector {
             secret_fields: Vec::new(),
             secret_sources: Vec::new(),
             offline_secrets: false,
+            read_only: None,
         }
     }
 
@@ -114,6 +117,11 @@ impl Collector {
             position: Some((line, col)),
             message: printable(&message.into()),
         });
+    }
+
+    /// The secret at `path` is not read now (its shape is checked, a placeholder stands in).
+    pub fn skips_secret(&self, path: &str) -> bool {
+        self.offline_secrets || self.read_only.as_ref().is_some_and(|s| !s.contains(path))
     }
 
     /// The directory of the file being read: what its relative paths (secret files) are

@@ -69,7 +69,7 @@ pub fn load(path: &Path, readers: &[&dyn SectionReader]) -> Result<Inventory, In
 }
 
 /// How much of the secrets a command reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Secrets {
     /// Every value: references resolved, encrypted values decrypted.
     Read,
@@ -79,6 +79,9 @@ pub enum Secrets {
     /// None of the values, but a SOPS-encrypted inventory is decrypted (its structure is
     /// encrypted too): for what prints no secret (`show`).
     Structure,
+    /// Only the secret fields at these JSON paths (what the selected nodes' files hold);
+    /// the others as with `Structure`.
+    Only(std::collections::BTreeSet<String>),
 }
 
 /// [`load`], reading as much of the secrets as `secrets` says.
@@ -88,16 +91,15 @@ pub fn load_with(
     secrets: Secrets,
 ) -> Result<Inventory, InputErrors> {
     let mut c = Collector::new(path.display().to_string());
-    let offline_secrets = secrets != Secrets::Read;
     match std::fs::read(path) {
         Ok(bytes) => match text_of(&bytes) {
             Ok(text) if secrets != Secrets::Shape && secret::is_sops(text) => {
                 match secret::sops_decrypt(path) {
-                    Ok(plain) => return read(path, &plain, readers, offline_secrets),
+                    Ok(plain) => return read(path, &plain, readers, &secrets),
                     Err(why) => c.push("$.sops", why),
                 }
             }
-            Ok(text) => return read(path, text, readers, offline_secrets),
+            Ok(text) => return read(path, text, readers, &secrets),
             Err((line, col, message)) => c.push_at(line, col, message),
         },
         Err(e) => c.push(
@@ -136,17 +138,21 @@ pub fn from_str(
     text: &str,
     readers: &[&dyn SectionReader],
 ) -> Result<Inventory, InputErrors> {
-    read(path, text, readers, false)
+    read(path, text, readers, &Secrets::Read)
 }
 
 fn read(
     path: &Path,
     text: &str,
     readers: &[&dyn SectionReader],
-    offline_secrets: bool,
+    secrets: &Secrets,
 ) -> Result<Inventory, InputErrors> {
     let mut c = Collector::new(path.display().to_string());
-    c.offline_secrets = offline_secrets;
+    match secrets {
+        Secrets::Read => {}
+        Secrets::Shape | Secrets::Structure => c.offline_secrets = true,
+        Secrets::Only(paths) => c.read_only = Some(paths.clone()),
+    }
     let (mut inv, root) = parse(path, text, &mut c, readers);
     if c.is_empty() || !inv.nodes.is_empty() {
         node::validate(&inv.nodes, &mut c);

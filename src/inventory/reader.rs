@@ -227,7 +227,7 @@ impl<'v> Fields<'v> {
         rule: impl Fn(&str) -> Option<String>,
     ) -> Option<String> {
         let s = super::secret::value(c, &self.path_of(key), self.get(key)?)?;
-        if c.offline_secrets && s.starts_with(super::secret::OFFLINE) {
+        if c.skips_secret(&self.path_of(key)) && s.starts_with(super::secret::OFFLINE) {
             return Some(s);
         }
         match rule(&s) {

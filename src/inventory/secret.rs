@@ -60,7 +60,7 @@ pub fn source(v: &Value) -> String {
 }
 
 fn read(c: &mut Collector, path: &str, v: &Value) -> Option<String> {
-    if c.offline_secrets {
+    if c.skips_secret(path) {
         return offline(c, path, v);
     }
     match v {

@@ -141,6 +141,11 @@ fn receivers(c: &mut Collector, path: &str, v: &Value, m: &mut Monitoring) {
         let Some(s) = crate::inventory::secret::value(c, &at, url) else {
             continue;
         };
+        // A secret not read now (`show`, another node's deploy) stands in as is.
+        if s.starts_with(crate::inventory::secret::OFFLINE) {
+            m.webhooks.push(HttpUrl::unread(s));
+            continue;
+        }
         match HttpUrl::parse(&s) {
             Ok(u) => m.webhooks.push(u),
             // The URL may hold a token: the rule only, never the value.

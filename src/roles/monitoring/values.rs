@@ -89,6 +89,13 @@ impl HttpUrl {
     }
 }
 
+impl HttpUrl {
+    /// The stand-in of a webhook URL that was not read (its shape was checked instead).
+    pub fn unread(placeholder: String) -> HttpUrl {
+        HttpUrl(placeholder)
+    }
+}
+
 impl fmt::Display for HttpUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -187,7 +187,8 @@ fn recipients(ctx: &VerbCtx) -> Result<Vec<String>> {
     }
     if all.is_empty() {
         return Err(BadInput(format!(
-            "{}: no recipients to encrypt to; add age_recipients = [\"age1…\"] to vds-proxy.toml, or \"secrets\": {{\"recipients\": [\"age1…\"]}} to the inventory (age-keygen -y YOUR_KEY prints yours)",
+            "{}: no recipients to encrypt to; add age_recipients = [\"age1…\"] to vds-proxy.toml, \
+             or \"secrets\": {{\"recipients\": [\"age1…\"]}} to the inventory (age-keygen -y YOUR_KEY prints yours)",
             ctx.inv.source.display()
         ))
         .into());

@@ -165,5 +165,75 @@ fn an_encrypted_secret_is_deployed_and_never_on_a_command_line() {
     assert_eq!(files, &serde_json::json!([{"change": "updated", "path": file}]), "{doc:#}");
     assert_eq!(stdout(&ssh(1, &format!("grep -c EXTRA {file} || true"))), "0\n");
     assert!(text(&vds(&["deploy"])).contains("no changes"));
+
+    // A new value in the inventory (encrypted again) redeploys that file only.
+    let new_secret = secret.chars().rev().collect::<String>();
+    let inv = std::fs::read_to_string(env.dir.join("nodes.json")).unwrap();
+    let start = inv.find("\"ENC[age:").unwrap();
+    let end = start + 1 + inv[start + 1..].find('"').unwrap();
+    let inv = format!("{}\"{new_secret}\"{}", &inv[..start], &inv[end + 1..]);
+    std::fs::write(env.dir.join("nodes.json"), inv).unwrap();
+    assert_ok(&vds(&["secrets", "encrypt"]));
+    let out = vds(&["deploy", "--format", "json"]);
+    assert_ok(&out);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        &doc["hosts"][0]["files"],
+        &serde_json::json!([{"change": "updated", "path": file}]),
+        "{doc:#}"
+    );
+    assert!(!text(&out).contains(&new_secret));
+    assert_eq!(
+        stdout(&ssh(1, &format!("grep -c '^SECRET={new_secret}$' {file}"))),
+        "1\n"
+    );
     assert_ok(&vds(&["remove"]));
+}
+
+/// A command for some nodes reads only the secrets their files hold: `deploy --dry-run
+/// --node h1` runs the command of h1's secret, not h2's; once h1 holds a file made from a
+/// secret (a registry's token digests), which secrets it needs cannot be told and all are
+/// read.
+#[test]
+fn a_command_for_one_node_reads_only_that_nodes_secrets() {
+    let env = Env::new("vault-per-node");
+    let mark = |n: u32| env.dir.join(format!("read-{n}"));
+    let service = |n: u32| {
+        format!(
+            r#"{{"name": "s{n}", "node": "h{n}", "replicas": 1, "base_port": 1060{n},
+                "secret": {{"command": ["sh", "-c", "touch {}; echo 0123456789abcdef0123456789abcde{n}"]}},
+                "exec": ["/usr/bin/socat", "TCP-LISTEN:{{port}},fork,reuseaddr", "EXEC:cat"]}}"#,
+            mark(n).display()
+        )
+    };
+    env.inventory("[]");
+    env.add_sections(&format!(r#""services": [{}, {}]"#, service(1), service(2)));
+    let reads = || (mark(1).exists(), mark(2).exists());
+    let forget = || {
+        let _ = std::fs::remove_file(mark(1));
+        let _ = std::fs::remove_file(mark(2));
+    };
+    forget();
+    let out = env.vds(&["deploy", "--dry-run", "--node", "h1"]);
+    assert_ok(&out);
+    assert_eq!(reads(), (true, false), "{}", text(&out));
+    forget();
+    assert_ok(&env.vds(&["deploy", "--node", "h2"]));
+    assert_eq!(reads(), (false, true));
+    forget();
+    let out = env.vds(&["deploy", "--dry-run"]);
+    assert_ok(&out);
+    assert_eq!(reads(), (true, true), "all nodes: every secret");
+    // h1 now also holds a file made from a secret: every secret is read.
+    env.add_sections(&format!(
+        r#""registries": [{{"node": "h1", "port": 8090, "tokens": [{{"name": "r", "role": "reader",
+            "token": {{"command": ["sh", "-c", "touch {}; echo reader-token-0123456789abcdef"]}}}}]}}]"#,
+        env.dir.join("read-token").display()
+    ));
+    forget();
+    let out = env.vds(&["deploy", "--dry-run", "--node", "h1"]);
+    assert_ok(&out);
+    assert_eq!(reads(), (true, true), "{}", text(&out));
+    assert!(env.dir.join("read-token").exists());
+    assert_ok(&env.vds(&["remove"]));
 }
