@@ -436,6 +436,9 @@ fn finish(changes: &Changes) -> String {
 pub struct Report {
     pub invalid: Vec<(String, Vec<String>)>,
     pub failed_units: Vec<String>,
+    /// Failed units whose failure is a verdict on what was deployed (see `unit_failed` in
+    /// the script): another try would fail the same way.
+    pub verdicts: Vec<String>,
     pub journal: Vec<String>,
     pub log: Vec<String>,
     pub errors: Vec<String>,
@@ -470,6 +473,7 @@ pub fn parse_report(stdout: &str) -> Report {
                 _ => r.log.push(rest),
             },
             "@unitfail" => r.failed_units.push(rest),
+            "@verdict" => r.verdicts.push(rest),
             "@journal" => r.journal.push(rest),
             "@error" => r.errors.push(rest),
             "@rollback" => r.rolled_back = true,
@@ -562,7 +566,8 @@ armed=0
     /// sleep: one systemctl for every unit's state, one `ss` per look for every port (and
     /// one systemctl for the units still waited for), a port that is a prefix of a
     /// listening one is not listening, a failed unit is not waited for, one still
-    /// activating is given 100 looks, and a unit systemctl printed no state for has failed.
+    /// activating is given 100 looks, a unit systemctl printed no state for has failed,
+    /// and one whose main process exited 65 is a verdict.
     #[test]
     fn the_checks_ask_once_per_look_for_every_unit_and_port() {
         let dir = std::env::temp_dir().join(format!("vds-proxy-checks-{}", std::process::id()));
@@ -579,6 +584,7 @@ armed=0
             "systemctl",
             &format!(
                 r#"echo "systemctl $*" >> {d}/calls
+if [ "$1" = show ]; then [ "$5" = dead.service ] && echo 65 || echo 1; exit 0; fi
 shift 2
 for u; do case $u in dead.service) echo failed ;; slow.service) echo activating ;; ghost.service) ;; *) echo active ;; esac; done"#
             ),
@@ -601,8 +607,13 @@ for u; do case $u in dead.service) echo failed ;; slow.service) echo activating 
             "check_active",
             ["a.service", "dead.service", "b.service", "ghost.service"],
         ));
-        assert_eq!(out, "@unitfail dead.service\n@unitfail ghost.service\n");
-        assert_eq!(calls.lines().count(), 1, "{calls}");
+        // dead.service's main process exited 65: a verdict on what was deployed.
+        assert_eq!(
+            out,
+            "@unitfail dead.service\n@verdict dead.service\n@unitfail ghost.service\n"
+        );
+        let asked = calls.lines().filter(|l| l.contains("is-active")).count();
+        assert_eq!(asked, 1, "{calls}");
 
         let (out, calls) = run(&super::call(
             "check_listening",
@@ -622,6 +633,7 @@ for u; do case $u in dead.service) echo failed ;; slow.service) echo activating 
         assert_eq!(
             out,
             "@unitfail dead.service (not listening on port 9000)\n\
+             @verdict dead.service\n\
              @unitfail slow.service (not listening on port 9001)\n\
              @unitfail page.service (not listening on port 850)\n"
         );
@@ -637,7 +649,10 @@ for u; do case $u in dead.service) echo failed ;; slow.service) echo activating 
             "systemctl is-active -- dead.service slow.service page.service"
         );
         assert_eq!(
-            calls.lines().filter(|l| l.starts_with("systemctl")).count(),
+            calls
+                .lines()
+                .filter(|l| l.starts_with("systemctl is-active"))
+                .count(),
             100
         );
 

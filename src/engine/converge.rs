@@ -176,6 +176,14 @@ async fn converge(
                     msg.push_str(&format!("\n  {note}"));
                 }
                 if !report.failed_units.is_empty() && report.rolled_back {
+                    if !report.verdicts.is_empty() {
+                        // The version itself is bad: starting it again would only fail again.
+                        msg.push_str(&format!(
+                            "\n  not retried: {} failed its own health check; fix the version, then deploy",
+                            report.verdicts.join(", ")
+                        ));
+                        bail!(msg)
+                    }
                     return Err(ActivationFailed(msg).into());
                 }
                 bail!(msg)

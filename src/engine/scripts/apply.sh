@@ -268,10 +268,13 @@ still_waiting() {
   fi
 }
 
-# unit_failed UNIT WHAT
+# unit_failed UNIT WHAT: "@verdict UNIT" too when its main process exited 65 (EX_DATAERR):
+# what was deployed is itself bad (an app that failed its health gate), and deploying it
+# again would not help.
 unit_failed() {
   echo "@unitfail $2"
   journalctl -u "$1" -n 15 --no-pager -o cat 2>/dev/null | sed 's/^/@journal /'
+  [ "$(systemctl show -P ExecMainStatus -- "$1" 2>/dev/null)" != 65 ] || echo "@verdict $1"
   failed=1
 }
 

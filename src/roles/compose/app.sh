@@ -6,7 +6,7 @@
 #                     ones), replace the project's containers (orphans included) with
 #                     `podman-compose up -d`, then wait until every container runs and
 #                     every one with a healthcheck is healthy, at most TIMEOUT seconds;
-#                     on failure: the unhealthy service's last log lines, exit 1
+#                     on failure: the unhealthy service's last log lines, exit 65
 #   down NAME         stop and remove the project's containers and network (named
 #                     volumes, the data, stay)
 #   status NAME       "@app NAME SERVICE|STATE|HEALTH|RESTARTS" per container
@@ -35,13 +35,14 @@ down() {
 }
 
 # fail ID WHY: takes the project down and says why, with the failing service's last log
-# lines, on stderr (the journal) — last, so the report is the unit's last words.
+# lines, on stderr (the journal) — last, so the report is the unit's last words. Exit 65:
+# the version itself failed its health gate, a verdict the deploy does not retry.
 fail() {
   why="app $NAME: service $(service_of "$1") $2; its last log lines:"
   lines=$(podman logs "$1" 2>&1 | tail -n 8 | sed 's/^/  | /')
   down "$NAME"
   printf '%s\n%s\n' "$why" "$lines" >&2
-  exit 1
+  exit 65
 }
 
 up() {

@@ -95,9 +95,15 @@ fn a_compose_app_comes_up_healthy_an_unhealthy_version_is_rolled_back_and_its_da
     // lines, the previous version is back and serves, the data is still there.
     env.app_inventory();
     env.add_sections(&app_section("localhost/web:2"));
-    let out = env.vds(&["deploy", "--retries", "0"]);
+    // (The default retry is not used: the failed health gate is a verdict on the version.)
+    let t = std::time::Instant::now();
+    let out = env.vds(&["deploy"]);
+    eprintln!("compose: failed deploy with rollback {:.1} s", t.elapsed().as_secs_f64());
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let said = text(&out);
+    assert!(!said.contains("retried"), "{said}");
+    assert!(said.contains("not retried: vds-app-shop.service failed its own health check"), "{said}");
+    assert_eq!(said.matches("is not healthy after 8 s").count(), 1, "{said}");
     assert!(
         said.contains("service web is not healthy after 8 s"),
         "{said}"
