@@ -151,13 +151,12 @@ fn file_checks(plan: &HostPlan, facts: &gather::Facts) -> Vec<Check> {
             (Some(l), Some(m)) if !m.sha256.is_empty() && l.sha256 != m.sha256 => {
                 Some("drifted: changed on the host since the last deploy")
             }
-            // A secret file is compared with the plan only (by a keyed digest).
-            (Some(l), _) if r.secret && l.sha256 != gather::digest(r, &facts.key) => Some(
-                "differs from the inventory (changed on the host, or the secret changed); run deploy",
-            ),
-            (Some(l), _) if l.sha256 != r.sha256 => {
-                Some("out of date: the inventory changed; run deploy")
-            }
+            // A secret file is compared with the plan only (by a digest keyed for this run).
+            (Some(l), _) if l.sha256 != gather::digest(r, &facts.key) => Some(if r.secret {
+                "differs from the inventory (changed on the host, or the secret changed); run deploy"
+            } else {
+                "out of date: the inventory changed; run deploy"
+            }),
             _ if facts.not_live.contains(&r.path) => {
                 Some("what it configures is not in effect (changed by hand?); run deploy")
             }

@@ -271,11 +271,14 @@ still_waiting() {
 # unit_failed UNIT WHAT: "@verdict UNIT" too when its main process exited 65 (EX_DATAERR):
 # what was deployed is itself bad (an app that failed its health gate), and deploying it
 # again would not help.
+# A unit already reported (inactive, then not listening) gets its journal lines once.
 unit_failed() {
   echo "@unitfail $2"
+  failed=1
+  case " ${reported:-} " in *" $1 "*) return 0 ;; esac
+  reported="${reported:-} $1"
   journalctl -u "$1" -n 15 --no-pager -o cat 2>/dev/null | sed 's/^/@journal /'
   [ "$(systemctl show -P ExecMainStatus -- "$1" 2>/dev/null)" != 65 ] || echo "@verdict $1"
-  failed=1
 }
 
 # settle_unit UNIT SCRIPT: runs a unit's settle script (it waits until the unit works);
