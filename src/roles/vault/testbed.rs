@@ -198,10 +198,18 @@ fn an_encrypted_secret_is_deployed_and_never_on_a_command_line() {
 fn a_command_for_one_node_reads_only_that_nodes_secrets() {
     let env = Env::new("vault-per-node");
     let mark = |n: u32| env.dir.join(format!("read-{n}"));
+    // Each value is in a file the command reads (in the inventory it would be a secret in
+    // plain text, which is refused).
+    let value = |name: &str, v: &str| {
+        let f = env.dir.join(name);
+        std::fs::write(&f, v).unwrap();
+        f.display().to_string()
+    };
     let service = |n: u32| {
+        let file = value(&format!("value-{n}"), &format!("0123456789abcdef0123456789abcde{n}"));
         format!(
             r#"{{"name": "s{n}", "node": "h{n}", "replicas": 1, "base_port": 1060{n},
-                "secret": {{"command": ["sh", "-c", "touch {}; echo 0123456789abcdef0123456789abcde{n}"]}},
+                "secret": {{"command": ["sh", "-c", "touch {}; cat {file}"]}},
                 "exec": ["/usr/bin/socat", "TCP-LISTEN:{{port}},fork,reuseaddr", "EXEC:cat"]}}"#,
             mark(n).display()
         )
@@ -225,9 +233,10 @@ fn a_command_for_one_node_reads_only_that_nodes_secrets() {
     assert_ok(&out);
     assert_eq!(reads(), (true, true), "all nodes: every secret");
     // h1 now also holds a file made from a secret: every secret is read.
+    let token = value("value-token", "reader-token-0123456789abcdef");
     env.add_sections(&format!(
         r#""registries": [{{"node": "h1", "port": 8090, "tokens": [{{"name": "r", "role": "reader",
-            "token": {{"command": ["sh", "-c", "touch {}; echo reader-token-0123456789abcdef"]}}}}]}}]"#,
+            "token": {{"command": ["sh", "-c", "touch {}; cat {token}"]}}}}]}}]"#,
         env.dir.join("read-token").display()
     ));
     forget();
