@@ -22,6 +22,11 @@ use crate::resources::binary::Artifact;
 use crate::resources::{Action, Kind, Resource, UnitSpec};
 use crate::templates::{TemplateError, Templates};
 
+/// The manifest the engine keeps on each host: one JSON object per line, each managed
+/// file's line starting `{"path":"PATH","sha256":"HEX",` (an empty digest for a file that
+/// holds a secret), so a node-side script can read it with `sed`.
+pub const MANIFEST: &str = "/var/lib/vds-proxy/state.json";
+
 /// One system vds-proxy can build: its inventory section and its plan.
 pub trait System: SectionReader {
     /// The templates it renders: (name, embedded text), overridable by file name.

@@ -9,8 +9,8 @@ use crate::resources::{Kind, KindOps, Part};
 
 /// Where the manifest lives on a host.
 pub const STATE_DIR: &str = "/var/lib/vds-proxy";
-/// The manifest file.
-pub const STATE_FILE: &str = "/var/lib/vds-proxy/state.json";
+/// The manifest file (its place and line format are part of the contract).
+pub const STATE_FILE: &str = crate::contract::MANIFEST;
 
 /// A file vds-proxy installed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -208,6 +208,7 @@ async fn serve(path: &Path, cfg: Config, workers: &Workers) -> Result<()> {
     let mut listeners: BTreeMap<SocketAddr, Listener> = BTreeMap::new();
     let mut metrics_task = None;
     apply(&mut listeners, &cfg, &stats, epoch, workers)?;
+    let mut metrics_at = cfg.metrics;
     if let Some(addr) = cfg.metrics {
         let l = TcpListener::bind(addr)
             .await
@@ -232,6 +233,20 @@ async fn serve(path: &Path, cfg: Config, workers: &Workers) -> Result<()> {
                     Ok(cfg) => {
                         stats.reloads.fetch_add(1, Relaxed);
                         drain_timeout = Duration::from_millis(cfg.drain_timeout_ms);
+                        // A new metrics address is taken on reload too (a failure to bind
+                        // it is logged; the routes keep serving).
+                        if cfg.metrics != metrics_at {
+                            if let Some(t) = metrics_task.take() {
+                                t.abort();
+                            }
+                            metrics_at = cfg.metrics;
+                            if let Some(addr) = cfg.metrics {
+                                match TcpListener::bind(addr).await {
+                                    Ok(l) => metrics_task = Some(tokio::spawn(metrics::serve(l, stats.clone()))),
+                                    Err(e) => crate::relay_log!("relay: cannot listen for metrics on {addr}: {e}"),
+                                }
+                            }
+                        }
                         crate::relay_log!("relay: reloaded, serving {} route(s)", listeners.len());
                     }
                     Err(e) => {

@@ -1,6 +1,7 @@
 # shellcheck shell=sh
 # The facts tool of vds-proxy's monitoring, installed on every monitored node with the
-# settings OUT, TUNNELS, BALANCERS, BACKUPS and FIREWALL written above this line. A timer
+# settings OUT, TUNNELS, BALANCERS, BACKUPS, FIREWALL, RELAY and MANIFEST written above
+# this line. A timer
 # runs it; it writes what only vds-proxy knows as metrics for node_exporter's textfile
 # collector, in one file replaced atomically:
 #
@@ -12,7 +13,9 @@
 #                                                        when the backup was installed)
 #   vds_backup_failed{database}                          the last run failed
 #   vds_firewall_state{state}                            ok, pending, reverted or changed
-#   haproxy_*                                            HAProxy's own exporter, as is
+#   vds_managed_files_drifted                            files changed since the last deploy
+#   haproxy_*, vds_relay_*                               HAProxy's and the relay's own
+#                                                        exporters, as they are
 set -u
 export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
@@ -66,6 +69,20 @@ backups() {
   done
 }
 
+# drifted: managed files whose content is not what the last deploy wrote (the manifest's
+# digest; secret files have none and are left out), counted with one sha256sum.
+drifted() {
+  [ -r "$MANIFEST" ] || return 0
+  n=$(sed -n 's/^{"path":"\([^"]*\)","sha256":"\([0-9a-f]\{64\}\)",.*/\2  \1/p' "$MANIFEST" |
+    sha256sum -c --quiet 2>/dev/null | grep -c ': FAILED')
+  echo "vds_managed_files_drifted ${n:-0}"
+}
+
+# The relay's own counters (its metrics endpoint on the loopback), as they are.
+relay_metrics() {
+  [ -z "$RELAY" ] || curl -s -m 5 -f "http://$RELAY/metrics" 2>/dev/null
+}
+
 # HAProxy's own metrics (its Prometheus exporter on the stats page, `/metrics`), as is.
 haproxy_metrics() {
   echo "$BALANCERS" | while read -r addr; do
@@ -91,5 +108,7 @@ tmp="$OUT.$$"
   backends
   backups
   firewall
+  drifted
   haproxy_metrics
+  relay_metrics
 } > "$tmp" && mv -f "$tmp" "$OUT"

@@ -176,13 +176,23 @@ pub fn facts_tool(inv: &Inventory, node: &str) -> String {
     } else {
         ""
     };
+    let relay = if routes::of(inv)
+        .iter()
+        .any(|r| r.proxy_node == node && r.forwarder == routes::Forwarder::Relay)
+    {
+        format!("127.0.0.1:{}", routes::RELAY_METRICS_PORT)
+    } else {
+        String::new()
+    };
     format!(
-        "#!/bin/sh\n# Installed by vds-proxy.\nOUT={}\nTUNNELS={}\nBALANCERS={}\nBACKUPS={}\nFIREWALL={}\n{}",
+        "#!/bin/sh\n# Installed by vds-proxy.\nOUT={}\nTUNNELS={}\nBALANCERS={}\nBACKUPS={}\nFIREWALL={}\nRELAY={}\nMANIFEST={}\n{}",
         quote(&format!("{TEXTFILE_DIR}/vds_proxy.prom")),
         quote(&tunnels),
         quote(&balancers),
         quote(&backups),
         quote(firewall),
+        quote(&relay),
+        quote(crate::contract::MANIFEST),
         include_str!("facts.sh")
     )
 }

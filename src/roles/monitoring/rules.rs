@@ -101,6 +101,13 @@ pub const ALERTS: &[Alert] = &[
         runbook: "The last deploy lost its connection before confirming the new rules. Check the rules let SSH in, then deploy again.",
     },
     Alert {
+        name: "ManagedFilesDrifted",
+        for_: Duration::mins(10),
+        severity: "warning",
+        summary: "{{ $value }} file(s) vds-proxy manages on {{ $labels.node }} were changed since the last deploy",
+        runbook: "vds-proxy status --node NODE names them; vds-proxy deploy puts them back (or put the change into the inventory).",
+    },
+    Alert {
         name: "DiskAlmostFull",
         for_: Duration::mins(10),
         severity: "warning",
@@ -161,6 +168,7 @@ pub fn exprs(inv: &Inventory, name: &str) -> Vec<String> {
             .collect(),
         "BackupFailed" => vec!["vds_backup_failed == 1".into()],
         "FirewallReverted" => vec!["vds_firewall_state{state=\"reverted\"} == 1".into()],
+        "ManagedFilesDrifted" => vec!["vds_managed_files_drifted > 0".into()],
         "DiskAlmostFull" => {
             let real = "{fstype!~\"tmpfs|ramfs|squashfs|overlay\"}";
             vec![format!(

@@ -193,6 +193,38 @@ fn monitoring_alerts_reach_a_webhook_when_a_tunnel_a_replica_or_a_backup_goes_ba
         assert!(Instant::now() < deadline, "HAProxy's metrics not in Prometheus: {v}");
         std::thread::sleep(Duration::from_secs(2));
     }
+    // The relay's own counters reach Prometheus too (the probes of the route count).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let query = "curl -s -m 5 http://127.0.0.1:9090/api/v1/query \
+                 --data-urlencode 'query=vds_relay_connections_total{route=\"web-8443\",node=\"h1\"}'";
+    loop {
+        let v: Value = serde_json::from_str(&stdout(&ssh(1, query))).unwrap_or(Value::Null);
+        let n: f64 = v["data"]["result"][0]["value"][1].as_str().and_then(|s| s.parse().ok()).unwrap_or(0.0);
+        if n > 0.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the relay's metrics not in Prometheus: {v}");
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    // A managed file changed by hand is counted, and no longer once it is as deployed.
+    let drifted = |want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let query = "curl -s -m 5 http://127.0.0.1:9090/api/v1/query \
+                     --data-urlencode 'query=vds_managed_files_drifted{node=\"h2\"}'";
+        loop {
+            let v: Value = serde_json::from_str(&stdout(&ssh(1, query))).unwrap_or(Value::Null);
+            if v["data"]["result"][0]["value"][1] == want {
+                break;
+            }
+            assert!(Instant::now() < deadline, "drifted files not {want}: {v}");
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    };
+    let tool = "/usr/local/lib/vds-proxy/monitoring-facts";
+    assert_ok(&ssh(2, &format!("echo '# changed by hand' >> {tool}")));
+    drifted("1");
+    assert_ok(&ssh(2, &format!("sed -i '$d' {tool}")));
+    drifted("0");
     let rss = stdout(&ssh(
         1,
         "ps -o rss= -C prometheus,prometheus-alertmanager,prometheus-blackbox-exporter,prometheus-node-exporter | awk '{s += $1} END {print s}'",

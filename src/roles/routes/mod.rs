@@ -20,7 +20,7 @@ use crate::inventory::{
 };
 use crate::templates::TemplateError;
 
-pub use plan::{RELAY_CONFIG, RELAY_UNIT, socat_unit_name};
+pub use plan::{RELAY_CONFIG, RELAY_METRICS_PORT, RELAY_UNIT, socat_unit_name};
 
 /// Which program forwards a route's port on its proxy node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -174,6 +174,21 @@ impl SectionReader for System {
     }
 
     fn validate(&self, inv: &Inventory, c: &mut Collector, claims: &mut Claims) {
+        // The relay's counters, on the loopback of each node that runs it.
+        let relays: std::collections::BTreeSet<&str> = of(inv)
+            .iter()
+            .filter(|r| r.forwarder == Forwarder::Relay)
+            .map(|r| r.proxy_node.as_str())
+            .collect();
+        for node in relays {
+            claims.local_port(
+                inv,
+                c,
+                node,
+                plan::RELAY_METRICS_PORT,
+                "$.routes (the relay's metrics, on 127.0.0.1)".into(),
+            );
+        }
         for (i, r) in of(inv).iter().enumerate() {
             let base = format!("$.routes[{i}]");
             inv.check_node_ref(c, &format!("{base}.proxy_node"), &r.proxy_node);

@@ -27,6 +27,8 @@ pub const TEMPLATES: &[(&str, &str)] = &[
 pub const RELAY_UNIT: &str = "vds-relay.service";
 /// Path of the relay's config file.
 pub const RELAY_CONFIG: &str = "/etc/vds-proxy/relay.toml";
+/// Where the relay serves its counters (Prometheus' text format): the node's loopback.
+pub const RELAY_METRICS_PORT: u16 = 9901;
 
 /// Adds the forwarders of every route whose proxy node is `ctx.node`.
 pub fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
@@ -103,7 +105,11 @@ fn relay(ctx: &Ctx, routes: &[&Route], out: &mut Output) -> Result<(), TemplateE
         .collect();
     let config = ctx.templates.render(
         "relay.toml.j2",
-        context! { node => Value::from(Serde(ctx.node)), routes => entries.clone() },
+        context! {
+            node => Value::from(Serde(ctx.node)),
+            routes => entries.clone(),
+            metrics => format!("127.0.0.1:{RELAY_METRICS_PORT}"),
+        },
     )?;
     let unit_text = ctx.templates.render(
         "relay.service.j2",
