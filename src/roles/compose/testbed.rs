@@ -74,6 +74,15 @@ fn a_compose_app_comes_up_healthy_an_unhealthy_version_is_rolled_back_and_its_da
     );
     assert_row(&out, "h4 app shop/worker ok running, 0 restart(s)");
     assert!(!text(&out).contains("s3cr3t-app-token"), "{}", text(&out));
+    // What the containers print is in `logs` (the request just made, from the web
+    // container's own output), prefixed with the node.
+    let out = env.vds(&["logs", "--node", "h4", "--unit", "vds-app-shop.service", "-n", "300"]);
+    assert_ok(&out);
+    assert!(
+        stdout(&out).lines().any(|l| l.starts_with("h4 | ") && l.contains("response:200")),
+        "{}",
+        text(&out)
+    );
 
     // Data in the named volume; a second deploy recreates nothing.
     assert_ok(&ssh(
