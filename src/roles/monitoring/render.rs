@@ -65,6 +65,7 @@ fn the_rules_cover_every_alert_not_turned_off() {
         assert!(!exprs(&inv, a.name).is_empty(), "{} watches something", a.name);
     }
     assert!(rules.contains("interface=\\\"wg0\\\"} > 180"), "{rules}");
+    assert!(rules.contains("unless on(node) vds_relay_reloads_total{node=\\\"edge\\\"}"), "{rules}");
     assert!(rules.contains("database=\\\"app\\\"} > 93600"), "{rules}");
     let disk = rules.split("- alert: ").find(|r| r.starts_with("\"DiskAlmostFull\"")).unwrap();
     assert!(disk.contains("for: \"30m\""), "{disk}");

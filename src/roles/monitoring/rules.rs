@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::{Duration, Monitoring};
 use crate::inventory::Inventory;
-use crate::roles::{backups, wireguard};
+use crate::roles::{backups, routes, wireguard};
 
 /// One alert vds-proxy generates.
 pub struct Alert {
@@ -57,6 +57,13 @@ pub const ALERTS: &[Alert] = &[
         severity: "critical",
         summary: "route {{ $labels.route }} ({{ $labels.instance }}) does not accept connections",
         runbook: "Is the relay or forwarder on the proxy node running, and the target reachable over the mesh? vds-proxy status --node PROXY_NODE.",
+    },
+    Alert {
+        name: "RelayDown",
+        for_: Duration::mins(1),
+        severity: "critical",
+        summary: "the relay on {{ $labels.node }} reports nothing: it is down (every route through it is)",
+        runbook: "On the node: systemctl status vds-relay.service and its journal; vds-proxy deploy starts it again.",
     },
     Alert {
         name: "SiteDown",
@@ -150,6 +157,20 @@ pub fn exprs(inv: &Inventory, name: &str) -> Vec<String> {
             .collect(),
         "BackendDown" => vec!["vds_backend_up == 0".into()],
         "RouteUnreachable" => vec!["probe_success{job=\"routes\"} == 0".into()],
+        // Per node that runs the relay: its node answers, but its counters are gone.
+        "RelayDown" => routes::of(inv)
+            .iter()
+            .filter(|r| r.forwarder == routes::Forwarder::Relay)
+            .map(|r| r.proxy_node.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .map(|n| {
+                format!(
+                    "up{{job=\"node\", node={0}}} == 1 unless on(node) vds_relay_reloads_total{{node={0}}}",
+                    lit(n)
+                )
+            })
+            .collect(),
         "SiteDown" => vec!["probe_success{job=\"sites\"} == 0".into()],
         "CertificateExpiresSoon" => {
             vec!["probe_ssl_earliest_cert_expiry{job=\"sites\"} - time() < 14 * 86400".into()]

@@ -149,9 +149,9 @@ fn loads() -> String {
 
 /// Deploys monitoring derived from the inventory: every target up; a no-op deploy reloads
 /// nothing; a broken rules template is refused by promtool with the rules in effect kept;
-/// a stopped replica, a stopped tunnel peer and a stale backup reach the webhook as
-/// BackendDown, TunnelDown and BackupTooOld, `status` and `alerts` show them, and repairs
-/// are notified as resolved.
+/// a stopped replica, a stopped tunnel peer, a stopped relay and a stale backup reach the
+/// webhook as BackendDown, TunnelDown, RelayDown and BackupTooOld, `status` and `alerts`
+/// show them, and repairs are notified as resolved.
 #[test]
 fn monitoring_alerts_reach_a_webhook_when_a_tunnel_a_replica_or_a_backup_goes_bad() {
     let env = Env::new("monitoring");
@@ -271,6 +271,7 @@ fn monitoring_alerts_reach_a_webhook_when_a_tunnel_a_replica_or_a_backup_goes_ba
     // backup tool records it).
     let fault = Instant::now();
     assert_ok(&ssh(2, "systemctl stop echo@2.service wg-quick@wg0.service"));
+    assert_ok(&ssh(1, "systemctl stop vds-relay.service"));
     let dumps = "/var/backups/vds-proxy/postgresql";
     assert_ok(&ssh(
         2,
@@ -290,6 +291,8 @@ fn monitoring_alerts_reach_a_webhook_when_a_tunnel_a_replica_or_a_backup_goes_ba
     );
     let stale = receiver.wait(fault, "BackupTooOld", "h2", "firing", Duration::from_secs(120));
     eprintln!("monitoring: BackupTooOld notified {:.1} s after the dump was made stale", stale.as_secs_f64());
+    let relay = receiver.wait(fault, "RelayDown", "h1", "firing", Duration::from_secs(200));
+    eprintln!("monitoring: RelayDown notified {:.1} s after the relay stopped", relay.as_secs_f64());
     // h1 still has the tunnel but hears nothing from h2: down once no handshake is newer
     // than the network's handshake_timeout (180 s, WireGuard renews them every 2 min).
     let tunnel = receiver.wait(fault, "TunnelDown", "h1", "firing", Duration::from_secs(330));
@@ -297,10 +300,12 @@ fn monitoring_alerts_reach_a_webhook_when_a_tunnel_a_replica_or_a_backup_goes_ba
 
     let repair = Instant::now();
     assert_ok(&ssh(2, "systemctl start echo@2.service wg-quick@wg0.service"));
+    assert_ok(&ssh(1, "systemctl start vds-relay.service"));
     assert_ok(&ssh(2, &format!("echo \"$(date +%s) app-new.dump 1\" > {dumps}/.last-ok-app")));
     let backend = receiver.wait(repair, "BackendDown", "h2", "resolved", Duration::from_secs(120));
     let tunnel = receiver.wait(repair, "TunnelDown", "h1", "resolved", Duration::from_secs(120));
     receiver.wait(repair, "BackupTooOld", "h2", "resolved", Duration::from_secs(120));
+    receiver.wait(repair, "RelayDown", "h1", "resolved", Duration::from_secs(120));
     eprintln!(
         "monitoring: resolved notified {:.1} s (backend) and {:.1} s (tunnel) after the repair",
         backend.as_secs_f64(),
