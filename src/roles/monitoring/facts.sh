@@ -111,4 +111,6 @@ tmp="$OUT.$$"
   drifted
   haproxy_metrics
   relay_metrics
+  # What a part could not read (a relay that is down) is left out, not the whole file.
+  true
 } > "$tmp" && mv -f "$tmp" "$OUT"
