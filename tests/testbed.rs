@@ -60,17 +60,9 @@ impl Env {
     }
 
     fn inventory_with(&self, routes: &str, extra_node: &str) {
-        let nodes: Vec<String> = (1..=3)
-            .map(|i| {
-                format!(
-                    r#"{{"name": "h{i}", "public_ip": "{0}", "tailscale_ip": "{0}"}}"#,
-                    ip(i)
-                )
-            })
-            .collect();
         let text = format!(
             r#"{{"nodes": [{}{}], "routes": {routes}}}"#,
-            nodes.join(", "),
+            nodes_json(3),
             extra_node
         );
         std::fs::write(self.dir.join("nodes.json"), text).unwrap();
@@ -111,6 +103,20 @@ impl Env {
 }
 
 /// `cmd` on host `i` as root, the testbed's key and known hosts checked.
+/// Test hosts h1..hN as inventory nodes (JSON, comma-separated), each reached at its
+/// address as its public and Tailscale address.
+fn nodes_json(n: u32) -> String {
+    (1..=n)
+        .map(|i| {
+            format!(
+                r#"{{"name": "h{i}", "public_ip": "{0}", "tailscale_ip": "{0}"}}"#,
+                ip(i)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn ssh_command(i: u32, cmd: &str) -> Command {
     let mut c = Command::new("ssh");
     c.args([

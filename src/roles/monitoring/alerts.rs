@@ -20,11 +20,6 @@ pub fn script() -> String {
     )
 }
 
-/// The status script of the monitoring node.
-pub fn status_script() -> String {
-    script()
-}
-
 /// One firing alert.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Firing {

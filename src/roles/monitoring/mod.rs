@@ -333,7 +333,7 @@ impl contract::System for System {
 impl Status for System {
     fn status_script(&self, inv: &Inventory, node: &str) -> String {
         match of(inv) {
-            Some(m) if m.node == node => alerts::status_script(),
+            Some(m) if m.node == node => alerts::script(),
             _ => String::new(),
         }
     }

@@ -232,6 +232,15 @@ fn reach(inv: &Inventory, node: &str, listen: IpAddr) -> Option<IpAddr> {
     }
 }
 
+/// Each registry the monitoring node can reach, with the address it reaches it at (its
+/// `/healthz` is probed, its `/metrics` scraped).
+fn registries(inv: &Inventory) -> Vec<(&registry::Registry, SocketAddr)> {
+    registry::of(inv)
+        .iter()
+        .filter_map(|r| Some((r, SocketAddr::new(reach(inv, &r.node, r.listen)?, r.port))))
+        .collect()
+}
+
 fn probes(inv: &Inventory) -> (Vec<Job>, Vec<SiteModule>) {
     let route_targets = routes::of(inv)
         .iter()
@@ -268,15 +277,12 @@ fn probes(inv: &Inventory) -> (Vec<Job>, Vec<SiteModule>) {
             labels: vec![("site", s.name.clone()), ("node", s.node.clone())],
         });
     }
-    let registry_targets = registry::of(inv)
-        .iter()
-        .filter_map(|r| {
-            let addr = reach(inv, &r.node, r.listen)?;
-            Some(Target {
-                target: format!("http://{}/healthz", SocketAddr::new(addr, r.port)),
-                module: "http_2xx".into(),
-                labels: vec![("registry", r.node.clone()), ("node", r.node.clone())],
-            })
+    let registry_targets = registries(inv)
+        .into_iter()
+        .map(|(r, addr)| Target {
+            target: format!("http://{addr}/healthz"),
+            module: "http_2xx".into(),
+            labels: vec![("registry", r.node.clone()), ("node", r.node.clone())],
         })
         .collect();
     let jobs = [
@@ -304,12 +310,9 @@ fn server(ctx: &Ctx, m: &Monitoring, out: &mut Output) -> Result<(), TemplateErr
         })
         .collect();
     let (jobs, modules) = probes(ctx.inv);
-    let registries: Vec<_> = registry::of(ctx.inv)
-        .iter()
-        .filter_map(|r| {
-            let addr = reach(ctx.inv, &r.node, r.listen)?;
-            Some(context! { node => r.node.clone(), address => SocketAddr::new(addr, r.port).to_string() })
-        })
+    let registries: Vec<_> = registries(ctx.inv)
+        .into_iter()
+        .map(|(r, addr)| context! { node => r.node.clone(), address => addr.to_string() })
         .collect();
     let prometheus = ctx.templates.render(
         "prometheus.yml.j2",

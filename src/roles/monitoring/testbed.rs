@@ -100,9 +100,6 @@ impl Receiver {
 /// h1 runs monitoring; h2 runs two balanced replicas and backs up a database; a WireGuard
 /// tunnel joins them and a route on h1 forwards to h2's echo service.
 fn monitoring_inventory(env: &Env, webhook: &str) {
-    let nodes: Vec<String> = (1..=2)
-        .map(|i| format!(r#"{{"name": "h{i}", "public_ip": "{0}", "tailscale_ip": "{0}"}}"#, ip(i)))
-        .collect();
     let text = format!(
         r#"{{"nodes": [{}],
   "routes": [{{"port": 8443, "proxy_node": "h1", "target_node": "h2", "target_port": 9000, "service": "web"}}],
@@ -114,7 +111,7 @@ fn monitoring_inventory(env: &Env, webhook: &str) {
   "backups": [{{"node": "h2", "database": "app", "time": "03:15", "max_age_hours": 1}}],
   "monitoring": {{"node": "h1", "scrape_interval": 5, "receivers": {{"webhook": ["{webhook}"]}},
     "alerts": {{"BackendDown": {{"for": "10s"}}}}}}}}"#,
-        nodes.join(", ")
+        nodes_json(2)
     );
     std::fs::write(env.dir.join("nodes.json"), text).unwrap();
 }
@@ -134,6 +131,23 @@ fn targets() -> Vec<(String, String)> {
             )
         })
         .collect()
+}
+
+/// Waits up to `secs` until Prometheus on h1 answers the PromQL `query` (no single quote
+/// in it) with a first value `ok` accepts.
+fn wait_value(query: &str, secs: u64, ok: impl Fn(&str) -> bool) {
+    let cmd = format!(
+        "curl -s -m 5 http://127.0.0.1:9090/api/v1/query --data-urlencode 'query={query}'"
+    );
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let v: Value = serde_json::from_str(&stdout(&ssh(1, &cmd))).unwrap_or(Value::Null);
+        if v["data"]["result"][0]["value"][1].as_str().is_some_and(&ok) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{query} not as expected after {secs} s: {v}");
+        std::thread::sleep(Duration::from_secs(2));
+    }
 }
 
 /// When Prometheus and Alertmanager on h1 last loaded their configs, and their PIDs.
@@ -182,49 +196,24 @@ fn monitoring_alerts_reach_a_webhook_when_a_tunnel_a_replica_or_a_backup_goes_ba
     jobs.sort();
     assert_eq!(jobs, ["node", "node", "routes"]);
     // HAProxy's own exporter reaches Prometheus through h2's facts: both replicas active.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let query = "curl -s -m 5 http://127.0.0.1:9090/api/v1/query \
-                 --data-urlencode 'query=haproxy_backend_active_servers{proxy=\"echo\",node=\"h2\"}'";
-    loop {
-        let v: Value = serde_json::from_str(&stdout(&ssh(1, query))).unwrap_or(Value::Null);
-        if v["data"]["result"][0]["value"][1] == "2" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "HAProxy's metrics not in Prometheus: {v}");
-        std::thread::sleep(Duration::from_secs(2));
-    }
+    wait_value(
+        r#"haproxy_backend_active_servers{proxy="echo",node="h2"}"#,
+        60,
+        |v| v == "2",
+    );
     // The relay's own counters reach Prometheus too (the probes of the route count).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let query = "curl -s -m 5 http://127.0.0.1:9090/api/v1/query \
-                 --data-urlencode 'query=vds_relay_connections_total{route=\"web-8443\",node=\"h1\"}'";
-    loop {
-        let v: Value = serde_json::from_str(&stdout(&ssh(1, query))).unwrap_or(Value::Null);
-        let n: f64 = v["data"]["result"][0]["value"][1].as_str().and_then(|s| s.parse().ok()).unwrap_or(0.0);
-        if n > 0.0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the relay's metrics not in Prometheus: {v}");
-        std::thread::sleep(Duration::from_secs(2));
-    }
+    wait_value(
+        r#"vds_relay_connections_total{route="web-8443",node="h1"}"#,
+        60,
+        |v| v.parse::<f64>().is_ok_and(|n| n > 0.0),
+    );
     // A managed file changed by hand is counted, and no longer once it is as deployed.
-    let drifted = |want: &str| {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        let query = "curl -s -m 5 http://127.0.0.1:9090/api/v1/query \
-                     --data-urlencode 'query=vds_managed_files_drifted{node=\"h2\"}'";
-        loop {
-            let v: Value = serde_json::from_str(&stdout(&ssh(1, query))).unwrap_or(Value::Null);
-            if v["data"]["result"][0]["value"][1] == want {
-                break;
-            }
-            assert!(Instant::now() < deadline, "drifted files not {want}: {v}");
-            std::thread::sleep(Duration::from_secs(2));
-        }
-    };
+    let drifted = r#"vds_managed_files_drifted{node="h2"}"#;
     let tool = "/usr/local/lib/vds-proxy/monitoring-facts";
     assert_ok(&ssh(2, &format!("echo '# changed by hand' >> {tool}")));
-    drifted("1");
+    wait_value(drifted, 90, |v| v == "1");
     assert_ok(&ssh(2, &format!("sed -i '$d' {tool}")));
-    drifted("0");
+    wait_value(drifted, 90, |v| v == "0");
     let rss = stdout(&ssh(
         1,
         "ps -o rss= -C prometheus,prometheus-alertmanager,prometheus-blackbox-exporter,prometheus-node-exporter | awk '{s += $1} END {print s}'",

@@ -5,21 +5,13 @@ use super::*;
 
 /// A WireGuard mesh of the given hosts (userspace: these kernels have no wireguard module).
 fn wireguard_inventory(hosts: &[u32]) -> String {
-    let nodes: Vec<String> = (1..=3)
-        .map(|i| {
-            format!(
-                r#"{{"name": "h{i}", "public_ip": "{0}", "tailscale_ip": "{0}"}}"#,
-                ip(i)
-            )
-        })
-        .collect();
     let members: Vec<String> = hosts
         .iter()
         .map(|i| format!(r#"{{"node": "h{i}", "address": "10.99.0.{i}/24", "userspace": true}}"#))
         .collect();
     format!(
         r#"{{"nodes": [{}], "wireguard": [{{"interface": "wg0", "members": [{}]}}]}}"#,
-        nodes.join(", "),
+        nodes_json(3),
         members.join(", ")
     )
 }
