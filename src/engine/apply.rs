@@ -32,6 +32,13 @@ pub const EXIT_INVALID: i32 = 65;
 pub const EXIT_LOCKED: i32 = 75;
 /// Exit code when the manifest changed since gather (another deploy ran meanwhile).
 pub const EXIT_STALE: i32 = 76;
+/// Exit code when the host lock was free but an apply cut off before had left its
+/// transaction: it was resolved (rolled back or forward), and the host must be gathered again.
+pub const EXIT_RECOVERED: i32 = 77;
+
+/// The last apply's log on a host (what it reported, to the end, even when the connection
+/// was lost): root's only, gone at the next boot.
+pub const LOG_FILE: &str = "/run/vds-proxy-apply.log";
 
 /// Where the lock file lives on a host.
 pub const LOCK_FILE: &str = "/run/vds-proxy.lock";
@@ -43,7 +50,7 @@ pub const LATE_STOP_GRACE_SECS: u64 = 2;
 pub const LOCK_WAIT_SECS: u64 = 90;
 
 /// The transaction directory (only one apply runs at a time: the lock is held).
-const TXN_DIR: &str = "/var/lib/vds-proxy/txn";
+pub const TXN_DIR: &str = "/var/lib/vds-proxy/txn";
 
 /// The library every apply script starts with.
 pub const LIBRARY: &str = include_str!("scripts/apply.sh");
@@ -113,7 +120,9 @@ pub fn script(changes: &Changes, facts: &Facts, plan_units: &[UnitSpec]) -> Resu
             path: format!("{TXN_DIR}/new/{n}/{}", base_name(&r.path)),
         })
         .collect();
-    let mut s = settings(facts);
+    let mut s = settings() + &call("begin", [&facts.state_hash]);
+    // The apply proper goes on by itself when the connection is lost (see `work`).
+    s += "(\nwork\n";
     s += &stage(&staged)?;
     s += &commit(changes, facts, &staged);
     s += &prune(changes);
@@ -121,11 +130,27 @@ pub fn script(changes: &Changes, facts: &Facts, plan_units: &[UnitSpec]) -> Resu
     s += &verify(changes, plan_units);
     s += &drain(changes);
     s += &finish(changes);
+    s += ") 2>&1 | tee -p -a \"$LOG\" 9>&-\n";
     Ok(s)
 }
 
-/// The library, the variables it reads, and `begin`.
-fn settings(facts: &Facts) -> String {
+/// The script that resolves what an apply cut off before left on a host (see `recover` in
+/// the library), under the host lock; reports as an apply does.
+pub fn recovery_script() -> String {
+    settings()
+        + "take_lock
+recover || true
+"
+}
+
+/// The script that waits until no apply runs on a host (it takes the lock) and prints the
+/// last one's log: how an apply whose connection was lost ended.
+pub fn log_script() -> String {
+    settings() + "take_lock\ncat \"$LOG\"\n"
+}
+
+/// The library and the variables it reads.
+fn settings() -> String {
     let vars = [
         ("STATE_DIR", STATE_DIR.to_string()),
         ("STATE_FILE", STATE_FILE.to_string()),
@@ -136,13 +161,14 @@ fn settings(facts: &Facts) -> String {
         ("EXIT_INVALID", EXIT_INVALID.to_string()),
         ("EXIT_LOCKED", EXIT_LOCKED.to_string()),
         ("EXIT_STALE", EXIT_STALE.to_string()),
+        ("EXIT_RECOVERED", EXIT_RECOVERED.to_string()),
+        ("LOG", LOG_FILE.to_string()),
     ];
     // The library first: its first line holds shellcheck's directives for the whole file.
     let mut s = LIBRARY.to_string();
     for (k, v) in vars {
         s += &format!("{k}={}\n", quote(&v));
     }
-    s += &call("begin", [&facts.state_hash]);
     s
 }
 
@@ -458,6 +484,15 @@ pub struct Report {
     /// (unit, connections cut).
     pub drain_timeouts: Vec<(String, String)>,
     pub done: bool,
+    /// How the apply proper ended on the host (`None`: it never started, or its end was not
+    /// seen — the connection was lost).
+    pub exit: Option<i32>,
+    /// The apply proper began on the host (it then ends by itself).
+    pub began: bool,
+    /// What an apply cut off before had left, resolved first: `back` or `forward`.
+    pub recovered: Option<String>,
+    /// What a rollback could not bring back.
+    pub unrestored: Vec<String>,
 }
 
 /// Reads the `@` lines an apply script printed.
@@ -492,6 +527,10 @@ pub fn parse_report(stdout: &str) -> Report {
                 list.push((unit.to_string(), n.to_string()));
             }
             "@done" => r.done = true,
+            "@exit" => r.exit = rest.trim().parse().ok(),
+            "@step" => r.began = true,
+            "@recovered" => r.recovered = Some(rest),
+            "@unrestored" => r.unrestored.push(rest),
             _ => {}
         }
     }

@@ -109,10 +109,26 @@ async fn converge(
     progress: &Progress,
 ) -> Result<HostResult> {
     // Another deploy may change the host between gather and apply; the apply script notices
-    // (exit 76) and the host is gathered again.
+    // (exit 76) and the host is gathered again. So is a host where an apply cut off before
+    // had left its transaction, once that is resolved (exit 77).
+    let mut resolved: Vec<String> = Vec::new();
     for _attempt in 0..5 {
         progress.step("gathering");
         let facts = gather::gather(t, plan).await?;
+        if facts.interrupted {
+            if let Mode::Deploy { dry_run: true, .. } = mode {
+                resolved.push(
+                    "left by an interrupted deploy: a transaction this deploy rolls back before it applies"
+                        .to_string(),
+                );
+            } else {
+                progress.step("resolving what an interrupted deploy left");
+                let out = t.run(&apply::recovery_script()).await?;
+                let report = apply::parse_report(&out.stdout);
+                resolved.push(recovered_note(&report)?);
+                continue;
+            }
+        }
         if let Mode::Deploy { .. } = mode {
             check_arch(t, plan, &facts)?;
             check_vendor_units(t, &facts)?;
@@ -121,7 +137,7 @@ async fn converge(
             Mode::Deploy { only, .. } => diff::diff(plan, &facts, only),
             Mode::Remove { service } => diff::removal(&facts, service, &plan.kinds),
         };
-        let mut notes = Vec::new();
+        let mut notes = resolved.clone();
         if !changes.not_live.is_empty() {
             notes.push(format!(
                 "put back what these configure (it was not in effect): {}",
@@ -135,7 +151,7 @@ async fn converge(
             ));
         }
         if changes.is_empty() {
-            return Ok(result(plan, Outcome::Unchanged, Vec::new(), Vec::new()));
+            return Ok(result(plan, Outcome::Unchanged, Vec::new(), resolved));
         }
         if let Mode::Deploy { dry_run: true, .. } = mode {
             let text = describe::describe(t, &changes, redactor).await?;
@@ -144,10 +160,30 @@ async fn converge(
         }
         progress.step(&format!("applying {} change(s)", changes.count()));
         let script = apply::script(&changes, &facts, &plan.units)?;
-        let out = t.run(&script).await?;
-        let report = apply::parse_report(&out.stdout);
         let guarded = confirm::pending(plan, &changes);
-        match out.status {
+        let (report, status, stderr) = match t.run(&script).await {
+            Ok(out) => {
+                let report = apply::parse_report(&out.stdout);
+                if report.recovered.is_some() {
+                    resolved.push(recovered_note(&report)?);
+                    continue;
+                }
+                if report.began && report.exit.is_none() {
+                    // The host goes on by itself: wait for it to end and read its log.
+                    let (report, status) = lost(t, progress, &out.stderr).await?;
+                    (report, status, String::new())
+                } else {
+                    let status = report.exit.unwrap_or(out.status);
+                    (report, status, out.stderr)
+                }
+            }
+            Err(e @ crate::transport::TransportError::CommandTimeout { .. }) => {
+                let (report, status) = lost(t, progress, &e.to_string()).await?;
+                (report, status, String::new())
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match status {
             0 if report.done => {
                 let mut r = result(plan, Outcome::Changed, file_changes(&changes), notes);
                 r.actions = actions(&report);
@@ -171,7 +207,7 @@ async fn converge(
             ),
             apply::EXIT_INVALID => bail!(invalid_message(&report)),
             code => {
-                let mut msg = failure_message(code, &report, &out.stderr);
+                let mut msg = failure_message(code, &report, &stderr);
                 for note in confirm::armed_notes(&guarded, &report) {
                     msg.push_str(&format!("\n  {note}"));
                 }
@@ -193,6 +229,75 @@ async fn converge(
     bail!("the host kept changing under this deploy (other deploys?); try again")
 }
 
+/// What resolving an interrupted deploy's transaction did, for the host's notes; an error
+/// when a rollback could not bring everything back.
+fn recovered_note(report: &Report) -> Result<String> {
+    if !report.unrestored.is_empty() {
+        bail!(
+            "an interrupted deploy had left its transaction; rolling it back could not bring back: {}. \
+             The host is neither the old nor the new version: fix that, then deploy again",
+            report.unrestored.join(", ")
+        );
+    }
+    Ok(match report.recovered.as_deref() {
+        Some("forward") => "left by an interrupted deploy: it had applied everything; its transaction was cleaned up".to_string(),
+        _ => "left by an interrupted deploy: rolled back (its files put back, the units it touched brought back), then deployed afresh".to_string(),
+    })
+}
+
+/// The connection was lost while the host applied (or the apply outlived the command
+/// timeout): the host finishes by itself. Waits on a new login until it has (it holds the
+/// host lock until then), and reads what it reported from its log.
+async fn lost(t: &dyn Transport, progress: &Progress, why: &str) -> Result<(Report, i32)> {
+    progress.step("connection lost during the apply; waiting for the host to finish it");
+    let started = std::time::Instant::now();
+    let deadline = std::time::Duration::from_secs(apply::LOCK_WAIT_SECS + 60);
+    let last_error = loop {
+        let err = match t.reopen(std::time::Duration::from_secs(10)).await {
+            Ok(t2) => match t2.run(&apply::log_script()).await {
+                Ok(out) if out.status == 0 => {
+                    let report = apply::parse_report(&out.stdout);
+                    let Some(status) = report.exit else {
+                        bail!(
+                            "{}: the connection was lost during the apply ({}), and the apply on the host did not end \
+                             either (the host was rebooted or its processes killed); the next deploy rolls back what it left",
+                            t.label(),
+                            why.trim()
+                        );
+                    };
+                    let mut report = report;
+                    report.notes.insert(
+                        0,
+                        format!(
+                            "connection lost during the apply ({}); the host {} by itself",
+                            why.trim(),
+                            if status == 0 {
+                                "applied everything"
+                            } else {
+                                "ended the apply"
+                            }
+                        ),
+                    );
+                    return Ok((report, status));
+                }
+                Ok(out) => format!("exit {}: {}", out.status, out.stderr.trim()),
+                Err(e) => e.to_string(),
+            },
+            Err(e) => e.to_string(),
+        };
+        if started.elapsed() > deadline {
+            break err;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    };
+    bail!(
+        "{}: the connection was lost during the apply ({}) and could not be opened again ({last_error}); \
+         the host finishes the apply by itself: `vds-proxy status` shows how it ended",
+        t.label(),
+        why.trim()
+    )
+}
+
 fn invalid_message(report: &Report) -> String {
     let mut msg = String::from("validation failed; nothing was changed on the host:");
     for (path, log) in &report.invalid {
@@ -206,8 +311,13 @@ fn invalid_message(report: &Report) -> String {
 
 fn failure_message(code: i32, report: &Report, stderr: &str) -> String {
     let mut msg = format!("apply failed (exit {code})");
-    if report.rolled_back {
+    if report.rolled_back && report.unrestored.is_empty() {
         msg.push_str("; the previous files were restored and re-activated");
+    } else if report.rolled_back {
+        msg.push_str(&format!(
+            "; the rollback could not bring back {}: the host is neither the old nor the new version (fix that, then deploy again)",
+            report.unrestored.join(", ")
+        ));
     }
     for e in &report.errors {
         msg.push_str(&format!("\n  {e}"));

@@ -65,6 +65,11 @@ pub struct Facts {
     pub vendor_units: BTreeMap<String, String>,
     /// The key secret files were hashed with (see the module's doc).
     pub key: String,
+    /// An apply cut off before (its host rebooted, its processes killed) left its
+    /// transaction: it must be resolved (rolled back or forward) before anything else.
+    pub interrupted: bool,
+    /// An apply holds the host lock right now.
+    pub applying: bool,
 }
 
 impl Facts {
@@ -150,6 +155,10 @@ fn calls(plan: &HostPlan) -> String {
         "host_facts\n"
     });
     s += &call("file_facts", plan.resources.iter().map(|r| &r.path));
+    s += &call(
+        "txn_facts",
+        [super::apply::TXN_DIR, super::apply::LOCK_FILE],
+    );
     s += &call("dir_facts", needed_dirs(&plan.resources));
     s += &call("unit_facts", plan.units.iter().map(|u| &u.name));
     let unit_files: Vec<&str> = plan
@@ -291,6 +300,8 @@ pub fn parse(stdout: &str, key: &str) -> Result<Facts> {
                     f.vendor_units.insert(name.to_string(), path.to_string());
                 }
             }
+            "@interrupted" => f.interrupted = true,
+            "@applying" => f.applying = true,
             "@notlive" => {
                 f.not_live.insert(rest.to_string());
             }

@@ -84,6 +84,22 @@ pub async fn host_checks(
             return out;
         }
     };
+    if facts.interrupted {
+        out.push(Check::new(
+            node,
+            "deploy",
+            false,
+            "left by an interrupted deploy (the host was rebooted or the apply killed): what is on disk may not be what runs; \
+             the next deploy rolls it back first",
+        ));
+    } else if facts.applying {
+        out.push(Check::new(
+            node,
+            "deploy",
+            false,
+            "a deploy is applying changes right now",
+        ));
+    }
     out.extend(unit_checks(plan, &facts));
     out.extend(file_checks(plan, &facts));
     let listening: Vec<u16> = stdout

@@ -6,28 +6,85 @@
 # the changes of one host, and to put everything back if anything fails.
 #
 # Set by the generated part before any call: STATE_DIR STATE_FILE ORIG_DIR LOCK_FILE
-# LOCK_WAIT T (transaction directory) EXIT_INVALID EXIT_LOCKED EXIT_STALE.
+# LOCK_WAIT T (transaction directory) LOG (the last apply's log) EXIT_INVALID EXIT_LOCKED
+# EXIT_STALE EXIT_RECOVERED.
 # Reports go to stdout as "@tag ..." lines, read by engine/apply.rs.
 
 export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 umask 022
 
-# begin MANIFEST_HASH: takes the host lock, checks the manifest is still the one gathered
-# (else another deploy ran meanwhile), makes the transaction directory.
+# begin MANIFEST_HASH: takes the host lock, finishes what an apply cut off before left
+# (see recover), checks the manifest is still the one gathered (else another deploy ran
+# meanwhile), makes the transaction directory and starts this apply's log.
 begin() {
   mkdir -p "$STATE_DIR" || exit 1
-  exec 9>"$LOCK_FILE"
-  if ! flock -w "$LOCK_WAIT" 9; then echo "@locked"; exit "$EXIT_LOCKED"; fi
+  take_lock
+  if recover; then exit "$EXIT_RECOVERED"; fi
   cur=none
   [ -r "$STATE_FILE" ] && cur=$(sha256sum < "$STATE_FILE" | cut -c1-64)
   [ "$cur" = "$1" ] || { echo "@stale"; exit "$EXIT_STALE"; }
-  rm -rf "$T"
-  trap 'rm -rf "$T"; [ -e "$STATE_FILE" ] || { rmdir "$ORIG_DIR" "$STATE_DIR"; } 2>/dev/null' EXIT
   # 0700 from the start: staged files (secrets among them) are never readable by others.
-  (umask 077 && mkdir -p "$T/old" "$T/new") || exit 1
+  (umask 077 && mkdir -p "$T/old" "$T/new" && : > "$LOG") || exit 1
   : > "$T/journal"
   : > "$T/units"
   bad=0 armed=0
+}
+
+# take_lock: the host lock (fd 9), waited for at most LOCK_WAIT seconds.
+take_lock() {
+  exec 9>"$LOCK_FILE"
+  if ! flock -w "$LOCK_WAIT" 9; then echo "@locked"; exit "$EXIT_LOCKED"; fi
+}
+
+# work: the apply proper runs in a subshell whose output goes through `tee -p` to this
+# apply's log as well as to the connection; this starts it. A lost connection (a closed
+# pipe, a hang-up) does not stop it: the host finishes what it began — commit or roll
+# back — and the next run reads the log. Whatever ends it, the transaction goes with it;
+# if it is killed, its watcher rolls the transaction back.
+work() {
+  trap '' HUP PIPE
+  trap 'end_work' EXIT
+  watch
+}
+
+# watch: a process of its own that waits for the host lock, which the apply holds (fd 9)
+# until it ends, then resolves the transaction if the apply left one (it was killed).
+# Holds nothing of the apply's: not the lock, not the output the connection waits on.
+watch() {
+  (
+    trap - EXIT
+    trap '' HUP PIPE
+    exec 9>&- 8>"$LOCK_FILE" </dev/null >>"$LOG" 2>&1
+    flock 8 && recover
+  ) &
+}
+
+# end_work: reports how the apply ended ("@exit STATUS") and removes its transaction.
+end_work() {
+  rc=$?
+  rm -rf "$T"
+  [ -e "$STATE_FILE" ] || { rmdir "$ORIG_DIR" "$STATE_DIR"; } 2>/dev/null
+  echo "@exit $rc"
+}
+
+# recover: with the lock held, a transaction directory is what an apply cut off before it
+# ended left (the host was rebooted or its processes killed): rolled forward when its
+# manifest was written (only its cleanup was left), else rolled back — every file put back
+# as it was, every unit it touched brought back — and removed. False when there is none.
+recover() {
+  [ -d "$T" ] || return 1
+  if [ -e "$T/committed" ]; then
+    echo "@recovered forward"
+  else
+    echo "@recovered back"
+    armed=0
+    [ ! -e "$T/armed" ] || armed=1
+    : >> "$T/journal"
+    : >> "$T/units"
+    rollback
+  fi
+  rm -rf "$T"
+  return 0
 }
 
 # step NAME: reports the step now running.
@@ -80,9 +137,9 @@ put() {
   dir=${2%/*}
   [ -d "${dir:-/}" ] || mkdir -p "${dir:-/}" || fail "$2"
   if [ -e "$2" ]; then cp -p "$2" "$T/old/$1" || fail "$2"; fi
-  install -m "$3" -o "$4" -g "$5" "$T/new/$1/${2##*/}" "$2.vds-tmp" &&
-    mv -f "$2.vds-tmp" "$2" || fail "$2"
   echo "$1 $2" >> "$T/journal"
+  install -m "$3" -o "$4" -g "$5" "$T/new/$1/${2##*/}" "$2.vds-tmp" &&
+    mv -f "$2.vds-tmp" "$2" || { rm -f "$2.vds-tmp"; fail "$2"; }
 }
 
 # set_meta PATH MODE OWNER GROUP: fixes mode and owner of an unchanged file.
@@ -101,7 +158,7 @@ prune() {
   cp -p "$2" "$T/old/p$1" || fail "$2"
   echo "p$1 $2" >> "$T/journal"
   if [ -n "${3:-}" ] && [ -e "$ORIG_DIR/$3" ]; then
-    cp -p "$ORIG_DIR/$3" "$2.vds-tmp" && mv -f "$2.vds-tmp" "$2" || fail "$2"
+    cp -p "$ORIG_DIR/$3" "$2.vds-tmp" && mv -f "$2.vds-tmp" "$2" || { rm -f "$2.vds-tmp"; fail "$2"; }
   else
     rm -f "$2" || fail "$2"
   fi
@@ -119,15 +176,18 @@ unload() {
 }
 
 # undo_files: puts every file of the journal back, newest first, then removes the
-# directories this apply created (once the files in them are gone).
+# directories this apply created (once the files in them are gone). A file that cannot be
+# put back is reported ("@unrestored PATH") and left as it is.
 undo_files() {
   tac "$T/journal" | while read -r key path; do
     if [ "$key" = dir ]; then
       continue
     elif [ -e "$T/old/$key" ]; then
-      cp -p "$T/old/$key" "$path.vds-tmp" && mv -f "$path.vds-tmp" "$path"
+      cmp -s "$T/old/$key" "$path" && continue
+      { cp -p "$T/old/$key" "$path.vds-tmp" && mv -f "$path.vds-tmp" "$path"; } 2>/dev/null ||
+        { rm -f "$path.vds-tmp"; echo "@unrestored $path"; }
     else
-      rm -f "$path"
+      [ ! -e "$path" ] || rm -f "$path" 2>/dev/null || echo "@unrestored $path"
     fi
   done
   tac "$T/journal" | while read -r key path; do
@@ -137,18 +197,20 @@ undo_files() {
 
 # arm: from here on a rollback also reloads systemd and brings units back (before, only
 # binaries went live).
-arm() { armed=1; }
+arm() { armed=1; : > "$T/armed"; }
 
 # was UNIT ACTIVE ENABLED NEWLY_ENABLED: how a unit this apply touches was before it, so a
 # rollback can bring it back.
 was() { echo "$1 $2 $3 $4" >> "$T/units"; }
 
-# rollback: files first, then every touched unit as it was.
+# rollback: files first, then every touched unit as it was. What could not be brought
+# back is reported ("@unrestored WHAT"): the host is then neither old nor new, and the
+# report says so instead of "restored".
 rollback() {
   echo "@rollback"
   undo_files
   [ "$armed" = 1 ] || return 0
-  systemctl daemon-reload
+  systemctl daemon-reload || echo "@unrestored systemd's view of the unit files (daemon-reload failed)"
   while read -r u active enabled newly; do
     if [ "$enabled" = enabled ]; then
       systemctl enable "$u" >/dev/null 2>&1
@@ -156,7 +218,7 @@ rollback() {
       systemctl disable "$u" >/dev/null 2>&1
     fi
     if [ "$active" = active ]; then
-      systemctl restart "$u" >/dev/null 2>&1
+      systemctl restart "$u" >/dev/null 2>&1 || echo "@unrestored $u (it did not start again)"
     else
       systemctl stop "$u" >/dev/null 2>&1
     fi
@@ -310,10 +372,14 @@ forget_orig() { rm -f "$ORIG_DIR/$1"; }
 remove_extra() { rm -f "$1"; }
 
 # write_manifest: standard input (base64) becomes the manifest, atomically.
-write_manifest() { base64 -d > "$STATE_FILE.tmp" || exit 1; mv -f "$STATE_FILE.tmp" "$STATE_FILE"; }
+# From here on the apply is rolled forward if it is cut off ("$T/committed").
+write_manifest() {
+  base64 -d > "$STATE_FILE.tmp" && mv -f "$STATE_FILE.tmp" "$STATE_FILE" || { rollback; exit 1; }
+  : > "$T/committed"
+}
 
 # remove_manifest: nothing is managed any more.
-remove_manifest() { rm -f "$STATE_FILE"; }
+remove_manifest() { rm -f "$STATE_FILE" || { rollback; exit 1; }; : > "$T/committed"; }
 
 # prune_dir DIR: a directory vds-proxy created and nothing needs, if empty.
 prune_dir() { rmdir "$1" 2>/dev/null; }

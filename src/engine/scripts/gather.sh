@@ -102,6 +102,14 @@ id_names() {
   done </etc/group
 }
 
+# txn_facts TXN_DIR LOCK_FILE: "@interrupted" when an apply's transaction directory is
+# there and no apply holds the lock (an apply cut off before left it: the next deploy
+# resolves it first), "@applying" when one holds it now. Only a test when there is none.
+txn_facts() {
+  [ -d "$1" ] || return 0
+  if flock -n "$2" true 2>/dev/null; then echo "@interrupted"; else echo "@applying"; fi
+}
+
 # dir_facts DIR...: whether each directory exists.
 dir_facts() {
   for d in "$@"; do
