@@ -1394,3 +1394,6 @@ fn logs_follow_two_nodes_at_once_and_stop_on_ctrl_c() {
 // Each system's real-host tests, from its folder (`src/roles/<name>/testbed.rs`; listed by
 // build.rs).
 include!(concat!(env!("OUT_DIR"), "/system_testbed_tests.rs"));
+
+#[path = "testbed/faults.rs"]
+mod faults;

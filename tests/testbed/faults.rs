@@ -1,0 +1,373 @@
+//! Deploys cut off midway, for real (issue: "a deploy cut off midway"): deploys between two
+//! versions of h1 (two routes whose ports, relay configuration and socat unit all change)
+//! are cut at random moments, and each host is then judged on the host itself — the files
+//! and manifest (a dry run of either version finds nothing to do), what listens and answers,
+//! `status` — first without another deploy, then after one. The moments come from a seed
+//! printed at the start; `VDS_FAULT_SEED=N` replays a run.
+
+use super::*;
+
+/// Version A and B of h1: every file and unit of the two routes differs between them.
+fn version(b: bool) -> String {
+    let (web, api) = if b { (8453, 8454) } else { (8443, 8444) };
+    format!(
+        r#"[
+  {{"port": {web}, "proxy_node": "h1", "target_node": "h2", "target_port": 9000, "service": "web"}},
+  {{"port": {api}, "proxy_node": "h1", "target_node": "h2", "target_port": 9000, "service": "api", "forwarder": "socat"}}
+]"#
+    )
+}
+
+fn ports(b: bool) -> [u16; 2] {
+    if b { [8453, 8454] } else { [8443, 8444] }
+}
+
+/// A small generator (xorshift64*), seeded and printed so that a run can be replayed.
+struct Moments(u64);
+
+impl Moments {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A moment in `0..max`.
+    fn millis(&mut self, max: u64) -> std::time::Duration {
+        std::time::Duration::from_millis(self.next() % max.max(1))
+    }
+}
+
+struct Campaign {
+    _env: Env,
+    /// Inventory files of version A and B.
+    files: [PathBuf; 2],
+}
+
+impl Campaign {
+    fn vds(&self, b: bool, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_vds-proxy"))
+            .arg("-i")
+            .arg(&self.files[b as usize])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn spawn(&self, b: bool) -> std::process::Child {
+        Command::new(env!("CARGO_BIN_EXE_vds-proxy"))
+            .arg("-i")
+            .arg(&self.files[b as usize])
+            .args(["deploy", "--node", "h1"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Which version h1 is entirely, judged on the host: a dry run of exactly one version
+    /// finds nothing to do, its ports answer through the echo service and the other's are
+    /// closed, and `status` of it passes. `None` (with what was seen) when it is neither.
+    fn judge(&self) -> Result<bool, String> {
+        let same: Vec<bool> = [false, true]
+            .into_iter()
+            .filter(|b| {
+                let out = self.vds(
+                    *b,
+                    &["deploy", "--dry-run", "--detailed-exitcode", "--node", "h1"],
+                );
+                out.status.code() == Some(0)
+            })
+            .collect();
+        let [b] = same[..] else {
+            return Err(format!("the files match {} version(s)", same.len()));
+        };
+        for p in ports(b) {
+            let got = echo(&ip(1), p);
+            if got != "ping through vds-proxy\n" {
+                return Err(format!("version {} but port {p} answered {got:?}", name(b)));
+            }
+        }
+        for p in ports(!b) {
+            if std::net::TcpStream::connect((ip(1).as_str(), p)).is_ok() {
+                return Err(format!(
+                    "version {} but the other's port {p} is open",
+                    name(b)
+                ));
+            }
+        }
+        let out = self.vds(b, &["status", "--node", "h1"]);
+        if !out.status.success() {
+            return Err(format!(
+                "version {} but status fails: {}",
+                name(b),
+                text(&out)
+            ));
+        }
+        Ok(b)
+    }
+
+    /// Waits until no apply runs on h1 and none left its transaction (at most `limit`):
+    /// how long that took, or `None`.
+    fn settled(&self, limit: std::time::Duration) -> Option<std::time::Duration> {
+        let start = std::time::Instant::now();
+        while start.elapsed() < limit {
+            let idle = ssh(
+                1,
+                "flock -n /run/vds-proxy.lock true && ! test -d /var/lib/vds-proxy/txn",
+            );
+            if idle.status.success() {
+                return Some(start.elapsed());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        None
+    }
+
+    /// No staged file of a transaction, nor a temporary file of an install, is left on h1.
+    fn no_leftovers(&self) -> Result<(), String> {
+        let out = ssh(
+            1,
+            "test ! -e /var/lib/vds-proxy/txn && ! find /etc /usr/local -name '*.vds-tmp' | grep .",
+        );
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("left behind: {}", text(&out)))
+        }
+    }
+}
+
+fn name(b: bool) -> &'static str {
+    if b { "B" } else { "A" }
+}
+
+/// Kills the processes on h1 that hold the host lock as an apply does (on descriptor 9):
+/// the apply, the shell around it and what it runs — as a crash or the OOM killer would.
+const KILL_APPLY_ON_HOST: &str = "for p in /proc/[0-9]*; do \
+    [ \"$(readlink $p/fd/9 2>/dev/null)\" = /run/vds-proxy.lock ] && echo ${p#/proc/}; done | \
+    xargs -r kill -9";
+
+/// Kills every process on h1 that has the host lock open — the apply and its watcher —
+/// as a power cut would (without the reboot: the host's disk and units stay as they were).
+const KILL_ALL_ON_HOST: &str = "for p in /proc/[0-9]*; do \
+    ls -l $p/fd 2>/dev/null | grep -q '/run/vds-proxy.lock' && echo ${p#/proc/}; done | \
+    xargs -r kill -9";
+
+/// The `ssh` processes a local process started.
+fn ssh_children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        // "PID (COMM) STATE PPID …"
+        let Some((comm, rest)) = stat.split_once(") ") else {
+            continue;
+        };
+        let ppid = rest.split(' ').nth(1).and_then(|s| s.parse::<u32>().ok());
+        if comm.ends_with("(ssh") && ppid == Some(pid) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn kill9(pid: u32) {
+    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+}
+
+#[derive(Default)]
+struct Tally {
+    trials: u32,
+    /// Ended as the old version, as the new.
+    old: u32,
+    new: u32,
+    consistent: u32,
+    slowest: std::time::Duration,
+    converged: u32,
+}
+
+#[test]
+fn deploys_cut_off_at_random_moments_leave_every_host_old_or_new() {
+    let env = Env::new("faults");
+    let files = [false, true].map(|b| {
+        let f = env.dir.join(format!("nodes-{}.json", name(b)));
+        std::fs::write(
+            &f,
+            format!(
+                r#"{{"nodes": [{}], "routes": {}}}"#,
+                nodes_json(3),
+                version(b)
+            ),
+        )
+        .unwrap();
+        f
+    });
+    let c = Campaign { _env: env, files };
+    let seed: u64 = std::env::var("VDS_FAULT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    eprintln!("fault campaign seed: {seed} (VDS_FAULT_SEED={seed} replays it)");
+    let mut moments = Moments(seed);
+
+    // A clean deploy of A, then of B: how long an apply takes sets the range of moments.
+    assert_ok(&c.vds(false, &["deploy"]));
+    assert_eq!(c.judge(), Ok(false));
+    let t = std::time::Instant::now();
+    assert_ok(&c.vds(true, &["deploy", "--node", "h1"]));
+    let span = (t.elapsed().as_millis() as u64).max(500);
+    let mut current = c.judge().expect("a clean deploy of B");
+    assert!(current);
+
+    let classes = [
+        "kill -9 of vds-proxy",
+        "every ssh child killed",
+        "the apply killed on the host",
+        "the apply and its watcher killed (a power cut)",
+    ];
+    let mut tallies: Vec<Tally> = classes.iter().map(|_| Tally::default()).collect();
+    let mut failures = Vec::new();
+    for trial in 0..20 {
+        let class = trial % classes.len();
+        let target = !current;
+        let at = moments.millis(span);
+        let child = if class >= 2 {
+            // On the host, from the moment the apply took the lock.
+            let killer = ssh_command(
+                1,
+                &format!(
+                    "timeout 30 sh -c 'while flock -n /run/vds-proxy.lock true; do sleep 0.02; done'; sleep {:.3}; {}",
+                    at.as_secs_f64() / 2.0,
+                    if class == 2 { KILL_APPLY_ON_HOST } else { KILL_ALL_ON_HOST }
+                ),
+            )
+            .spawn()
+            .unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            let child = c.spawn(target);
+            let _ = killer.wait_with_output();
+            child
+        } else {
+            let child = c.spawn(target);
+            std::thread::sleep(at);
+            match class {
+                0 => kill9(child.id()),
+                _ => ssh_children(child.id()).into_iter().for_each(kill9),
+            }
+            child
+        };
+        let run = child.wait_with_output().unwrap();
+        let what = format!(
+            "trial {trial} ({}, {} → {}, at {} ms)",
+            classes[class],
+            name(current),
+            name(target),
+            at.as_millis()
+        );
+        let tally = &mut tallies[class];
+        tally.trials += 1;
+        // Without another deploy: the host ends old or new by itself.
+        let limit = if class == 3 { 5 } else { 60 };
+        let waited = c.settled(std::time::Duration::from_secs(limit));
+        match (class, waited) {
+            // Nothing is left on the host to finish the apply: its transaction waits for the
+            // next deploy, and `status` says so.
+            (3, _) if ssh(1, "test -d /var/lib/vds-proxy/txn").status.success() => {
+                let out = c.vds(target, &["status", "--node", "h1"]);
+                if out.status.code() != Some(1) || !text(&out).contains("interrupted deploy") {
+                    failures.push(format!(
+                        "{what}: status of a host with a cut-off apply: {}",
+                        text(&out)
+                    ));
+                }
+            }
+            (_, Some(w)) => match c.judge() {
+                Ok(v) => {
+                    tally.consistent += 1;
+                    if v == target {
+                        tally.new += 1;
+                    } else {
+                        tally.old += 1;
+                    }
+                    tally.slowest = tally.slowest.max(w);
+
+                    if let Err(e) = c.no_leftovers() {
+                        failures.push(format!("{what}: {e}"));
+                    }
+                    // Where vds-proxy lived on, it says what happened.
+                    if class == 1 && run.status.success() != (v == target) {
+                        failures.push(format!(
+                            "{what}: the deploy exited {:?} but the host is version {}: {}",
+                            run.status.code(),
+                            name(v),
+                            text(&run)
+                        ));
+                    }
+                }
+                Err(e) => failures.push(format!("{what}: without a deploy: {e}")),
+            },
+            (_, None) => {
+                let status = c.vds(target, &["status", "--node", "h1"]);
+                failures.push(format!(
+                    "{what}: the host did not settle within {limit} s; status says: {}",
+                    text(&status)
+                ))
+            }
+        }
+        // The next deploy converges, and the one after it changes nothing.
+        let out = c.vds(target, &["deploy", "--node", "h1"]);
+        match (out.status.success(), c.judge()) {
+            (true, Ok(v)) if v == target => {
+                let again = c.vds(target, &["deploy", "--node", "h1"]);
+                if again.status.success()
+                    && stdout(&again).contains("h1    0        ok (no changes)")
+                {
+                    tally.converged += 1;
+                } else {
+                    failures.push(format!(
+                        "{what}: the deploy after the next is not a no-op: {}",
+                        text(&again)
+                    ));
+                }
+            }
+            (_, judged) => failures.push(format!(
+                "{what}: the next deploy did not converge ({judged:?}): {}",
+                text(&out)
+            )),
+        }
+        current = target;
+    }
+    for (class, t) in classes.iter().zip(&tallies) {
+        eprintln!(
+            "{class}: {} trials, {} consistent without a deploy ({} old, {} new; slowest {:.1} s), {} converged after one deploy",
+            t.trials,
+            t.consistent,
+            t.old,
+            t.new,
+            t.slowest.as_secs_f64(),
+            t.converged
+        );
+    }
+    // Nothing of vds-proxy's is left after `remove`.
+    let out = c.vds(current, &["remove"]);
+    assert_ok(&out);
+    let left = stdout(&ssh(
+        1,
+        "ls -d /etc/vds-proxy /usr/local/lib/vds-proxy /var/lib/vds-proxy /etc/systemd/system/vds-* \
+         /etc/systemd/system/socat-* /etc/systemd/system/*/vds-* /etc/systemd/system/*/socat-* 2>/dev/null",
+    ));
+    assert_eq!(left, "", "left after remove");
+    assert!(failures.is_empty(), "seed {seed}:\n{}", failures.join("\n"));
+}
