@@ -263,20 +263,84 @@ fn converge(
     how: engine::Summary,
 ) -> Result<i32> {
     let (opts, parallel) = options(loaded, connect);
-    let results = runtime()?.block_on(engine::for_each_host(
+    let ctrl_c = Interrupt::default();
+    let work = engine::for_each_host(
         &loaded.plan.hosts,
         parallel,
         verbose,
         |host: &HostPlan, progress| {
-            engine::converge_host(
-                &loaded.inventory,
-                host,
-                &opts,
-                mode,
-                &loaded.redactor,
-                progress,
-            )
+            let ctrl_c = &ctrl_c;
+            let (opts, redactor, inv) = (&opts, &loaded.redactor, &loaded.inventory);
+            async move {
+                if ctrl_c.stopping() {
+                    return engine::HostResult::failed(
+                        &host.node,
+                        "not started: the deploy was interrupted (Ctrl-C)".to_string(),
+                    );
+                }
+                ctrl_c.running(&host.node, true);
+                let r = engine::converge_host(inv, host, opts, mode, redactor, progress).await;
+                ctrl_c.running(&host.node, false);
+                r
+            }
         },
-    ));
+    );
+    let results = runtime()?.block_on(ctrl_c.guard(work))?;
     Ok(engine::summarize(&results, &loaded.redactor, how))
+}
+
+/// Ctrl-C during a deploy or remove: the first stops starting hosts and waits for the ones
+/// under way (their applies are never cut); the second leaves those to finish on their own
+/// — each host completes or rolls back its apply by itself — says which, and exits 130.
+#[derive(Default)]
+struct Interrupt {
+    stopping: std::sync::atomic::AtomicBool,
+    running: std::sync::Mutex<std::collections::BTreeSet<String>>,
+}
+
+impl Interrupt {
+    fn stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn running(&self, node: &str, yes: bool) {
+        let mut set = self.running.lock().expect("running hosts");
+        if yes {
+            set.insert(node.to_string());
+        } else {
+            set.remove(node);
+        }
+    }
+
+    /// Runs `work` to its end unless Ctrl-C is pressed twice.
+    async fn guard<T>(&self, work: impl std::future::Future<Output = T>) -> Result<T> {
+        let mut work = std::pin::pin!(work);
+        // One stream for every press: a press between two listeners is not lost.
+        let mut ctrl_c = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+        let mut presses = 0;
+        loop {
+            tokio::select! {
+                out = &mut work => return Ok(out),
+                _ = ctrl_c.recv() => {
+                    presses += 1;
+                    let running: Vec<String> =
+                        self.running.lock().expect("running hosts").iter().cloned().collect();
+                    if presses == 1 {
+                        self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+                        eprintln!(
+                            "interrupted: no more hosts are started; waiting for {} (Ctrl-C again leaves them to finish on their own)",
+                            if running.is_empty() { "none".to_string() } else { running.join(", ") }
+                        );
+                    } else {
+                        eprintln!(
+                            "interrupted again: left to finish on their own: {}. Each host completes or rolls back its apply by itself; \
+                             `vds-proxy status` shows how they ended",
+                            if running.is_empty() { "none".to_string() } else { running.join(", ") }
+                        );
+                        std::process::exit(130);
+                    }
+                }
+            }
+        }
+    }
 }

@@ -54,7 +54,10 @@ impl Shell {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(false);
+            .kill_on_drop(false)
+            // Its own process group: a Ctrl-C at the terminal reaches vds-proxy only, which
+            // decides what it stops (an apply under way is never cut by it).
+            .process_group(0);
         let mut child = cmd.spawn().map_err(|e| TransportError::Connect {
             host: label.clone(),
             detail: format!("cannot run ssh: {e}"),
