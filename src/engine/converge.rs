@@ -387,8 +387,9 @@ fn file_changes(changes: &Changes) -> Vec<FileChange> {
         },
         path: r.path.clone(),
     });
+    // A file vds-proxy took over gets the host's original back: that is not a removal.
     let removed = changes.prune_files.iter().map(|f| FileChange {
-        change: "removed",
+        change: if f.adopted { "put back" } else { "removed" },
         path: f.path.clone(),
     });
     written.chain(removed).collect()

@@ -29,7 +29,8 @@ pub enum Outcome {
 /// One file written or removed (or that would be, in a dry run).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FileChange {
-    /// `created`, `updated`, `mode/owner fixed` or `removed`.
+    /// `created`, `updated`, `mode/owner fixed`, `removed`, or `put back` (the host's own
+    /// version of a file vds-proxy had taken over, restored).
     pub change: &'static str,
     pub path: String,
 }

@@ -202,6 +202,9 @@ fn balanced_replicas_scale_without_failed_connections() {
     // Remove: the package's haproxy.cfg is back, haproxy still runs, no replica is left.
     let out = env.vds(&["remove"]);
     assert_ok(&out);
+    // Said as what happened: the host's own file is put back, not removed.
+    assert_says(&out, "put back /etc/haproxy/haproxy.cfg");
+    assert!(!text(&out).contains("removed /etc/haproxy/haproxy.cfg"), "{}", text(&out));
     assert_eq!(stdout(&ssh(1, "sha256sum /etc/haproxy/haproxy.cfg")), orig);
     assert_eq!(stdout(&ssh(1, "systemctl is-active haproxy")), "active\n");
     let left = stdout(&ssh(
