@@ -1397,3 +1397,139 @@ include!(concat!(env!("OUT_DIR"), "/system_testbed_tests.rs"));
 
 #[path = "testbed/faults.rs"]
 mod faults;
+
+/// While applies write a secret (a replica's environment file, its value changed each
+/// time), another user of the host tries all the time to read what a transaction stages and
+/// the apply's log: it sees the transaction directory come and go, and never reads the value.
+#[test]
+fn staged_secrets_are_never_readable_by_other_users() {
+    let env = Env::new("staged-secret");
+    env.inventory("[]");
+    env.add_sections(
+        r#""services": [{"name": "sec", "node": "h1", "replicas": 1, "base_port": 10400,
+            "secret": {"env": "VDS_TEST_STAGED_SECRET"},
+            "exec": ["/usr/bin/socat", "TCP-LISTEN:{port},fork,reuseaddr", "EXEC:cat"]}]"#,
+    );
+    // As nobody: every 10 ms, note whether a transaction is there and read all it can.
+    let spy = "rm -f /tmp/spy.*; setpriv --reuid=65534 --regid=65534 --clear-groups sh -c '\
+        while [ ! -e /tmp/spy.stop ]; do \
+          [ -d /var/lib/vds-proxy/txn ] && echo txn >> /tmp/spy.seen; \
+          cat /var/lib/vds-proxy/txn/new/*/* /var/lib/vds-proxy/txn/*/* /run/vds-proxy-apply.log \
+            >> /tmp/spy.read 2>/dev/null; sleep 0.01; \
+        done' >/dev/null 2>&1 &";
+    assert_ok(&ssh(1, spy));
+    let values: Vec<String> = (0..4).map(|i| format!("5ec2e7{i:020}5ec2e7")).collect();
+    for v in &values {
+        let out = Command::new(env!("CARGO_BIN_EXE_vds-proxy"))
+            .arg("-i")
+            .arg(env.dir.join("nodes.json"))
+            .arg("deploy")
+            .env("VDS_TEST_STAGED_SECRET", v)
+            .output()
+            .unwrap();
+        assert_ok(&out);
+    }
+    assert_ok(&ssh(1, "touch /tmp/spy.stop; sleep 0.2"));
+    let seen = stdout(&ssh(1, "cat /tmp/spy.seen 2>/dev/null | wc -l"))
+        .trim()
+        .to_string();
+    assert!(
+        seen.parse::<u32>().unwrap_or(0) > 0,
+        "the other user never saw a transaction: the test proves nothing"
+    );
+    let read = stdout(&ssh(1, "cat /tmp/spy.read 2>/dev/null; rm -f /tmp/spy.*"));
+    for v in &values {
+        assert!(
+            !read.contains(v.as_str()),
+            "another user read a staged secret"
+        );
+    }
+    env.inventory("[]");
+    assert_ok(&env.vds(&["remove"]));
+}
+
+/// Ctrl-C during a deploy, one host at a time: the first press starts no more hosts and
+/// lets the one applying finish (it ends new, the others untouched and reported as not
+/// started); a second press leaves the host applying to finish on its own, names it, exits
+/// 130 — and that host still ends entirely new without vds-proxy.
+#[test]
+fn ctrl_c_once_waits_for_the_running_host_twice_leaves_it_to_finish_alone() {
+    let env = Env::new("ctrl-c");
+    let routes = |port: u16| {
+        format!(
+            r#"[{{"port": {port}, "proxy_node": "h1", "target_node": "h2", "target_port": 9000, "service": "web"}},
+               {{"port": {port}, "proxy_node": "h3", "target_node": "h2", "target_port": 9000, "service": "web3"}}]"#
+        )
+    };
+    env.inventory(&routes(8443));
+    assert_ok(&env.vds(&["deploy"]));
+    let interrupt = |presses: u32, port: u16| {
+        env.inventory(&routes(port));
+        // h1 first (inventory order), one host at a time; pressed once h1 applies.
+        let watcher = ssh_command(
+            1,
+            "timeout 30 sh -c 'while flock -n /run/vds-proxy.lock true; do sleep 0.02; done'",
+        )
+        .spawn()
+        .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let child = Command::new(env!("CARGO_BIN_EXE_vds-proxy"))
+            .arg("-i")
+            .arg(env.dir.join("nodes.json"))
+            .args(["deploy", "--parallel", "1"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        assert!(
+            watcher.wait_with_output().unwrap().status.success(),
+            "h1 never applied"
+        );
+        for _ in 0..presses {
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        child.wait_with_output().unwrap()
+    };
+
+    let out = interrupt(1, 8453);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_error_says(
+        &out,
+        "interrupted: no more hosts are started; waiting for h1",
+    );
+    assert_says(&out, "not started: the deploy was interrupted (Ctrl-C)");
+    assert_eq!(echo(&ip(1), 8453), "ping through vds-proxy\n");
+    assert_eq!(
+        echo(&ip(3), 8443),
+        "ping through vds-proxy\n",
+        "h3 was not to be touched"
+    );
+
+    let out = interrupt(2, 8463);
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    assert_error_says(&out, "interrupted again: left to finish on their own: h1.");
+    // h1 ends entirely new by itself: nothing of its transaction left, the new port serves,
+    // and a dry run of this version finds nothing to do on it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !ssh(
+        1,
+        "flock -n /run/vds-proxy.lock true && ! test -d /var/lib/vds-proxy/txn",
+    )
+    .status
+    .success()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "h1 did not finish its apply"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(echo(&ip(1), 8463), "ping through vds-proxy\n");
+    let out = env.vds(&["deploy", "--dry-run", "--detailed-exitcode", "--node", "h1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.inventory("[]");
+    assert_ok(&env.vds(&["remove"]));
+}
