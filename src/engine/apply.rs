@@ -22,7 +22,7 @@ use base64::Engine as _;
 
 use super::diff::{Changes, Why};
 use super::gather::{Facts, base_name, call};
-use super::state::{ORIG_DIR, STATE_DIR, STATE_FILE, orig_name};
+use super::state::{LEFTOVER_FILE, ORIG_DIR, STATE_DIR, STATE_FILE, orig_name};
 use crate::resources::{Content, Kind, Resource, UnitFileToVerify, UnitSpec, unit};
 use crate::shell::quote;
 
@@ -163,6 +163,7 @@ fn settings() -> String {
         ("EXIT_STALE", EXIT_STALE.to_string()),
         ("EXIT_RECOVERED", EXIT_RECOVERED.to_string()),
         ("LOG", LOG_FILE.to_string()),
+        ("LEFTOVER", LEFTOVER_FILE.to_string()),
     ];
     // The library first: its first line holds shellcheck's directives for the whole file.
     let mut s = LIBRARY.to_string();

@@ -133,8 +133,9 @@ fn prelude(plan: &HostPlan, key: &str) -> String {
         .map(|r| format!("{}\n", r.path))
         .collect();
     format!(
-        "{LIBRARY}STATE_FILE={}\nPATH_PREFIX={}\nUNIT_PREFIX={}\nKEY={}\nSECRET_PATHS={}\n",
+        "{LIBRARY}STATE_FILE={}\nLEFTOVER={}\nPATH_PREFIX={}\nUNIT_PREFIX={}\nKEY={}\nSECRET_PATHS={}\n",
         quote(STATE_FILE),
+        quote(super::state::LEFTOVER_FILE),
         quote(PATH_PREFIX),
         quote(UNIT_PREFIX),
         quote(key),
@@ -221,6 +222,7 @@ pub fn parse(stdout: &str, key: &str) -> Result<Facts> {
     let mut in_units = false;
     let mut dbus: Option<Vec<&str>> = None;
     let mut state_file = None;
+    let mut leftovers: Vec<String> = Vec::new();
     for line in stdout.lines() {
         if in_units {
             if line == "@units-end" {
@@ -300,6 +302,7 @@ pub fn parse(stdout: &str, key: &str) -> Result<Facts> {
                     f.vendor_units.insert(name.to_string(), path.to_string());
                 }
             }
+            "@leftover" => leftovers.push(rest.to_string()),
             "@interrupted" => f.interrupted = true,
             "@applying" => f.applying = true,
             "@notlive" => {
@@ -346,12 +349,62 @@ pub fn parse(stdout: &str, key: &str) -> Result<Facts> {
             format!("{STATE_FILE} is not a vds-proxy manifest; move it away to start afresh")
         })?;
     }
+    // What a rollback could not delete is vds-proxy's: managed as if recorded, its digest
+    // unknown (so a planned one is written again, an unplanned one pruned).
+    let recorded = f.manifest.files.len();
+    for path in leftovers {
+        if f.manifest.file(&path).is_none() {
+            let unit_dir = format!("{}/", crate::resources::unit::UNIT_DIR);
+            let is_unit = path
+                .strip_prefix(&unit_dir)
+                .is_some_and(|n| !n.contains('/') && n.contains('.'));
+            f.manifest.files.push(super::state::FileEntry {
+                path,
+                sha256: String::new(),
+                kind: if is_unit { Kind::UNIT } else { Kind::FILE }
+                    .name()
+                    .to_string(),
+                service: None,
+                adopted: false,
+                part: Default::default(),
+            });
+        }
+    }
+    if f.manifest.files.len() > recorded {
+        f.manifest.sort();
+    }
     Ok(f)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file a rollback could not delete is managed as if the manifest had it: a unit file
+    /// as a unit (so pruning it stops the unit), anything else as a file; one the manifest
+    /// has already is not doubled.
+    #[test]
+    fn leftovers_join_the_manifest() {
+        let out = concat!(
+            "@leftover /etc/systemd/system/socat-proxy-api-8454.service\n",
+            "@leftover /etc/vds-proxy/relay.toml\n",
+            "@end\n",
+        );
+        let f = parse(out, "k").unwrap();
+        let kinds: Vec<(&str, &str)> = f
+            .manifest
+            .files
+            .iter()
+            .map(|e| (e.path.as_str(), e.kind.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("/etc/systemd/system/socat-proxy-api-8454.service", "unit"),
+                ("/etc/vds-proxy/relay.toml", "file")
+            ]
+        );
+    }
 
     #[test]
     fn parses_every_fact() {

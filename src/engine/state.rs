@@ -52,6 +52,11 @@ fn is_zero(n: &u32) -> bool {
 /// Where the originals of adopted files are kept.
 pub const ORIG_DIR: &str = "/var/lib/vds-proxy/orig";
 
+/// Files an apply created and a rollback could not delete again (a read-only /etc), one
+/// path per line: the next run manages them as if the manifest had them (overwritten when
+/// planned, else pruned), so none is left behind for good.
+pub const LEFTOVER_FILE: &str = "/var/lib/vds-proxy/leftover";
+
 /// The file name under [`ORIG_DIR`] of the original of `path`.
 pub fn orig_name(path: &str) -> String {
     crate::resources::sha256_hex(path.as_bytes())[..32].to_string()

@@ -177,7 +177,8 @@ unload() {
 
 # undo_files: puts every file of the journal back, newest first, then removes the
 # directories this apply created (once the files in them are gone). A file that cannot be
-# put back is reported ("@unrestored PATH") and left as it is.
+# put back is reported ("@unrestored PATH") and left as it is; one this apply created is
+# also listed in LEFTOVER, for the next run to take care of.
 undo_files() {
   tac "$T/journal" | while read -r key path; do
     if [ "$key" = dir ]; then
@@ -187,7 +188,8 @@ undo_files() {
       { cp -p "$T/old/$key" "$path.vds-tmp" && mv -f "$path.vds-tmp" "$path"; } 2>/dev/null ||
         { rm -f "$path.vds-tmp"; echo "@unrestored $path"; }
     else
-      [ ! -e "$path" ] || rm -f "$path" 2>/dev/null || echo "@unrestored $path"
+      [ ! -e "$path" ] || rm -f "$path" 2>/dev/null ||
+        { echo "@unrestored $path"; echo "$path" >> "$LEFTOVER"; }
     fi
   done
   tac "$T/journal" | while read -r key path; do
@@ -376,10 +378,11 @@ remove_extra() { rm -f "$1"; }
 write_manifest() {
   base64 -d > "$STATE_FILE.tmp" && mv -f "$STATE_FILE.tmp" "$STATE_FILE" || { rollback; exit 1; }
   : > "$T/committed"
+  rm -f "$LEFTOVER"
 }
 
 # remove_manifest: nothing is managed any more.
-remove_manifest() { rm -f "$STATE_FILE" || { rollback; exit 1; }; : > "$T/committed"; }
+remove_manifest() { rm -f "$STATE_FILE" || { rollback; exit 1; }; : > "$T/committed"; rm -f "$LEFTOVER"; }
 
 # prune_dir DIR: a directory vds-proxy created and nothing needs, if empty.
 prune_dir() { rmdir "$1" 2>/dev/null; }

@@ -1,7 +1,7 @@
 # shellcheck shell=sh disable=SC2016
 # (SC2016: commands handed to live_check are single-quoted on purpose: they run later.)
 # The fixed part of the gather script: one round trip that reports what a host has now,
-# as "@tag ..." lines read by engine/gather.rs. The generated part sets STATE_FILE,
+# as "@tag ..." lines read by engine/gather.rs. The generated part sets STATE_FILE, LEFTOVER,
 # PATH_PREFIX and UNIT_PREFIX (how the manifest's file and unit lines start), KEY and
 # SECRET_PATHS (the planned files that hold secrets, one per line) and calls these.
 
@@ -18,6 +18,10 @@ NL='
 host_facts() {
   [ "${1:-}" != arch ] || echo "@arch $(uname -m)"
   M_PATHS='' M_UNITS='' SECRETS=$NL$SECRET_PATHS
+  # Files an apply created and its rollback could not delete: managed like the manifest's.
+  [ ! -r "$LEFTOVER" ] || while IFS= read -r l; do
+    [ -z "$l" ] || { echo "@leftover $l"; M_PATHS="$M_PATHS$l$NL"; }
+  done < "$LEFTOVER"
   [ -r "$STATE_FILE" ] || return 0
   m=$(cat "$STATE_FILE")
   set -f
