@@ -4,6 +4,12 @@
 //! and manifest (a dry run of either version finds nothing to do), what listens and answers,
 //! `status` — first without another deploy, then after one. The moments come from a seed
 //! printed at the start; `VDS_FAULT_SEED=N` replays a run.
+//!
+//! Faults: vds-proxy killed (-9); its ssh processes killed; the apply killed on the host (as
+//! the OOM killer would); the apply and its watcher killed (a power cut, without the reboot:
+//! nothing is left on the host to finish it); the host's link down for 2-8 s; /etc made
+//! read-only mid-apply. Not here: a real reboot (the test hosts' veth and addresses go with
+//! it) and a full disk (the test hosts share this machine's).
 
 use super::*;
 
@@ -190,6 +196,8 @@ struct Tally {
     consistent: u32,
     slowest: std::time::Duration,
     converged: u32,
+    /// Neither version, and the deploy said so (a rollback that could not write /etc).
+    reported_mixed: u32,
 }
 
 #[test]
@@ -236,21 +244,28 @@ fn deploys_cut_off_at_random_moments_leave_every_host_old_or_new() {
         "every ssh child killed",
         "the apply killed on the host",
         "the apply and its watcher killed (a power cut)",
+        "the host's link down 2-8 s",
+        "/etc read-only mid-apply",
     ];
     let mut tallies: Vec<Tally> = classes.iter().map(|_| Tally::default()).collect();
     let mut failures = Vec::new();
-    for trial in 0..20 {
+    for trial in 0..24 {
         let class = trial % classes.len();
         let target = !current;
         let at = moments.millis(span);
-        let child = if class >= 2 {
+        let on_host = match class {
+            2 => Some(KILL_APPLY_ON_HOST),
+            3 => Some(KILL_ALL_ON_HOST),
+            5 => Some("mount --bind /etc /etc && mount -o remount,ro,bind /etc"),
+            _ => None,
+        };
+        let child = if let Some(fault) = on_host {
             // On the host, from the moment the apply took the lock.
             let killer = ssh_command(
                 1,
                 &format!(
-                    "timeout 30 sh -c 'while flock -n /run/vds-proxy.lock true; do sleep 0.02; done'; sleep {:.3}; {}",
+                    "timeout 30 sh -c 'while flock -n /run/vds-proxy.lock true; do sleep 0.02; done'; sleep {:.3}; {fault}",
                     at.as_secs_f64() / 2.0,
-                    if class == 2 { KILL_APPLY_ON_HOST } else { KILL_ALL_ON_HOST }
                 ),
             )
             .spawn()
@@ -264,11 +279,29 @@ fn deploys_cut_off_at_random_moments_leave_every_host_old_or_new() {
             std::thread::sleep(at);
             match class {
                 0 => kill9(child.id()),
-                _ => ssh_children(child.id()).into_iter().for_each(kill9),
+                1 => ssh_children(child.id()).into_iter().for_each(kill9),
+                _ => {
+                    let down = 2000 + moments.millis(6000).as_millis() as u64;
+                    let link = |state: &str| {
+                        let ok = Command::new("ip")
+                            .args(["link", "set", "ve-h1", state])
+                            .status()
+                            .unwrap()
+                            .success();
+                        assert!(ok, "ip link set ve-h1 {state}");
+                    };
+                    link("down");
+                    std::thread::sleep(std::time::Duration::from_millis(down));
+                    link("up");
+                }
             }
             child
         };
         let run = child.wait_with_output().unwrap();
+        if class == 5 {
+            // /etc is writable again (the host's operator fixed it): nothing is redeployed.
+            ssh(1, "while mountpoint -q /etc; do umount /etc || break; done");
+        }
         let what = format!(
             "trial {trial} ({}, {} → {}, at {} ms)",
             classes[class],
@@ -307,7 +340,7 @@ fn deploys_cut_off_at_random_moments_leave_every_host_old_or_new() {
                         failures.push(format!("{what}: {e}"));
                     }
                     // Where vds-proxy lived on, it says what happened.
-                    if class == 1 && run.status.success() != (v == target) {
+                    if matches!(class, 1 | 4 | 5) && run.status.success() != (v == target) {
                         failures.push(format!(
                             "{what}: the deploy exited {:?} but the host is version {}: {}",
                             run.status.code(),
@@ -315,6 +348,12 @@ fn deploys_cut_off_at_random_moments_leave_every_host_old_or_new() {
                             text(&run)
                         ));
                     }
+                }
+                // Where a rollback could not put /etc back, the deploy must have said so.
+                Err(_)
+                    if class == 5 && text(&run).contains("neither the old nor the new version") =>
+                {
+                    tally.reported_mixed += 1;
                 }
                 Err(e) => failures.push(format!("{what}: without a deploy: {e}")),
             },
@@ -351,12 +390,13 @@ fn deploys_cut_off_at_random_moments_leave_every_host_old_or_new() {
     }
     for (class, t) in classes.iter().zip(&tallies) {
         eprintln!(
-            "{class}: {} trials, {} consistent without a deploy ({} old, {} new; slowest {:.1} s), {} converged after one deploy",
+            "{class}: {} trials, {} consistent without a deploy ({} old, {} new; slowest {:.1} s), {} reported mixed, {} converged after one deploy",
             t.trials,
             t.consistent,
             t.old,
             t.new,
             t.slowest.as_secs_f64(),
+            t.reported_mixed,
             t.converged
         );
     }
