@@ -760,3 +760,71 @@ fn routes_log_every_connection_only_failures_or_nothing() {
     );
     assert!(!log.contains("route=silent"), "{log}");
 }
+
+/// Per-worker counts: `vds_relay_{name}{worker="N"}` for each worker thread.
+fn per_worker(text: &str, name: &str) -> Vec<u64> {
+    let key = format!("vds_relay_{name}{{worker=\"");
+    text.lines()
+        .filter_map(|l| l.strip_prefix(&key))
+        .filter_map(|l| l.split_once("\"} ")?.1.parse().ok())
+        .collect()
+}
+
+/// Sixteen streams open at once, each sending and receiving all the time (as a proxied TLS
+/// session does), spread over the worker threads: no worker carries them all while another
+/// idles, and every stream's bytes come back whole.
+#[test]
+fn concurrent_streams_spread_over_the_workers() {
+    let workers = thread::available_parallelism().map_or(1, |n| n.get());
+    assert!(
+        workers >= 2,
+        "this test needs at least 2 cores (the relay runs a worker per core); this machine has {workers}"
+    );
+    let up = echo_server();
+    let (listen, m) = (free_port(), free_port());
+    let _r = Relay::start(&format!(
+        "metrics = \"127.0.0.1:{m}\"\n{}",
+        route("spread", listen, &[up], "")
+    ));
+    let streams: Vec<TcpStream> = (0..16)
+        .map(|_| {
+            let s = connect(listen);
+            // Each one passes bytes both ways, so it is carried before the next opens.
+            let mut w = s.try_clone().unwrap();
+            w.write_all(b"ping").unwrap();
+            let mut back = [0u8; 4];
+            let mut r = s.try_clone().unwrap();
+            r.read_exact(&mut back).unwrap();
+            s
+        })
+        .collect();
+    let text = metrics(m);
+    let open = per_worker(&text, "worker_connections_open");
+    assert_eq!(open.len(), workers, "{text}");
+    assert_eq!(open.iter().sum::<u64>(), 16, "{text}");
+    let most = *open.iter().max().unwrap();
+    assert!(
+        most <= 16 / workers as u64 + 1,
+        "16 streams over {workers} workers: {open:?}"
+    );
+    // Both ways at once on every stream, through whichever worker carries it.
+    let handles: Vec<_> = streams
+        .into_iter()
+        .map(|s| {
+            thread::spawn(move || {
+                let msg = vec![9u8; 1 << 20];
+                let mut w = s.try_clone().unwrap();
+                let m2 = msg.clone();
+                let writer = thread::spawn(move || w.write_all(&m2).unwrap());
+                let mut got = vec![0u8; msg.len()];
+                let mut r = s;
+                r.read_exact(&mut got).unwrap();
+                writer.join().unwrap();
+                got == msg
+            })
+        })
+        .collect();
+    for h in handles {
+        assert!(h.join().unwrap(), "a stream's bytes came back changed");
+    }
+}

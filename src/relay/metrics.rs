@@ -31,6 +31,17 @@ type Family = (
     fn(&RouteStats) -> u64,
 );
 
+/// Counters of one worker thread: how the connections spread over them.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    /// Connections this worker carries now.
+    pub open: AtomicU64,
+    /// Connections it has carried.
+    pub total: AtomicU64,
+    /// Connections it accepted and handed to a less busy worker.
+    pub handed_over: AtomicU64,
+}
+
 /// Every route's counters plus the relay-wide ones.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -38,9 +49,31 @@ pub struct Stats {
     pub accept_errors: AtomicU64,
     pub reloads: AtomicU64,
     pub reload_failures: AtomicU64,
+    /// One per worker thread.
+    pub workers: Vec<WorkerStats>,
 }
 
 impl Stats {
+    /// Counters for a relay with `workers` worker threads.
+    pub fn new(workers: usize) -> Self {
+        Stats {
+            workers: (0..workers.max(1))
+                .map(|_| WorkerStats::default())
+                .collect(),
+            ..Stats::default()
+        }
+    }
+
+    /// The worker carrying the fewest connections now, and how many.
+    pub fn least_busy(&self) -> (usize, u64) {
+        self.workers
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (i, w.open.load(Relaxed)))
+            .min_by_key(|(_, open)| *open)
+            .unwrap_or((0, 0))
+    }
+
     /// The counters of `route`, created on first use.
     pub fn route(&self, route: &str) -> Arc<RouteStats> {
         self.routes
@@ -131,6 +164,34 @@ impl Stats {
             );
             for (route, r) in &routes {
                 let _ = writeln!(out, "vds_relay_{name}{{route=\"{route}\"}} {}", get(r));
+            }
+        }
+        for (name, kind, help, get) in [
+            (
+                "worker_connections_open",
+                "gauge",
+                "Connections each worker thread carries now.",
+                (|w| w.open.load(Relaxed)) as fn(&WorkerStats) -> u64,
+            ),
+            (
+                "worker_connections_total",
+                "counter",
+                "Connections each worker thread has carried.",
+                |w| w.total.load(Relaxed),
+            ),
+            (
+                "worker_handed_over_total",
+                "counter",
+                "Connections a worker accepted and handed to a less busy one.",
+                |w| w.handed_over.load(Relaxed),
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP vds_relay_{name} {help}\n# TYPE vds_relay_{name} {kind}"
+            );
+            for (i, w) in self.workers.iter().enumerate() {
+                let _ = writeln!(out, "vds_relay_{name}{{worker=\"{i}\"}} {}", get(w));
             }
         }
         for (name, v) in [

@@ -203,7 +203,7 @@ struct Listener {
 
 async fn serve(path: &Path, cfg: Config, workers: &Workers) -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let stats = Arc::new(Stats::default());
+    let stats = Arc::new(Stats::new(workers.handles.len()));
     let epoch = Instant::now();
     let mut listeners: BTreeMap<SocketAddr, Listener> = BTreeMap::new();
     let mut metrics_task = None;
@@ -324,12 +324,13 @@ fn apply(
         let (rtx, rrx) = watch::channel(route.clone());
         let (stx, srx) = watch::channel(false);
         spawn_checks(&route, srx.clone(), rrx.clone());
-        for (sock, worker) in socks.into_iter().zip(&workers.handles) {
+        for (me, (sock, worker)) in socks.into_iter().zip(&workers.handles).enumerate() {
             let (rrx, srx, stats) = (rrx.clone(), srx.clone(), stats.clone());
+            let all = workers.handles.clone();
             // Registered from inside the worker, so the worker's event loop owns it.
             worker.spawn(async move {
                 match TcpListener::from_std(sock) {
-                    Ok(l) => accept_loop(l, rrx, srx, stats).await,
+                    Ok(l) => accept_loop(l, rrx, srx, stats, Worker { me, all }).await,
                     Err(e) => crate::relay_log!("relay: cannot use a listening socket: {e}"),
                 }
             });
@@ -419,11 +420,25 @@ fn spawn_checks(
     });
 }
 
+/// A worker as its accept loop knows it: its index, and every worker's event loop.
+struct Worker {
+    me: usize,
+    all: Vec<tokio::runtime::Handle>,
+}
+
+/// A worker that carries more than this many connections more than the least busy one
+/// hands what it accepts to that one. Every worker waits on the same accept queue, and the
+/// one that wakes first takes the connection: long streams would otherwise pile up on one
+/// thread while the other idles. Short connections close before counts part this far, so
+/// they stay on the thread that accepted them (no hand-over, no wake-up of another thread).
+const IMBALANCE: u64 = 1;
+
 async fn accept_loop(
     l: TcpListener,
     route: watch::Receiver<Arc<Route>>,
     mut stop: watch::Receiver<bool>,
     stats: Arc<Stats>,
+    worker: Worker,
 ) {
     let mut tuned: Option<Arc<Route>> = None;
     loop {
@@ -449,10 +464,43 @@ async fn accept_loop(
                     }
                     route.stats.open.fetch_add(1, Relaxed);
                     route.stats.total.fetch_add(1, Relaxed);
-                    tokio::spawn(async move {
-                        handle(client, peer, &route).await;
+                    let mine = stats.workers[worker.me].open.load(Relaxed);
+                    let (least, fewest) = stats.least_busy();
+                    let to = if mine > fewest + IMBALANCE { least } else { worker.me };
+                    let client = if to == worker.me {
+                        Carried::Here(client)
+                    } else {
+                        match client.into_std() {
+                            Ok(s) => {
+                                stats.workers[worker.me].handed_over.fetch_add(1, Relaxed);
+                                Carried::There(s)
+                            }
+                            Err(_) => {
+                                route.stats.open.fetch_sub(1, Relaxed);
+                                continue;
+                            }
+                        }
+                    };
+                    let w = &stats.workers[to];
+                    w.open.fetch_add(1, Relaxed);
+                    w.total.fetch_add(1, Relaxed);
+                    let stats = stats.clone();
+                    let carry = async move {
+                        let client = match client {
+                            Carried::Here(c) => Some(c),
+                            Carried::There(s) => TcpStream::from_std(s).ok(),
+                        };
+                        if let Some(client) = client {
+                            handle(client, peer, &route).await;
+                        }
                         route.stats.open.fetch_sub(1, Relaxed);
-                    });
+                        stats.workers[to].open.fetch_sub(1, Relaxed);
+                    };
+                    if to == worker.me {
+                        tokio::spawn(carry);
+                    } else {
+                        worker.all[to].spawn(carry);
+                    }
                 }
                 Err(e) => {
                     // EMFILE/ENFILE and friends: count, back off a little, keep serving.
@@ -463,6 +511,13 @@ async fn accept_loop(
             },
         }
     }
+}
+
+/// An accepted connection: carried by the worker that accepted it, or handed to another
+/// (as a plain socket, which that worker's event loop takes over).
+enum Carried {
+    Here(TcpStream),
+    There(std::net::TcpStream),
 }
 
 /// How a relayed connection ended, for the log line.
