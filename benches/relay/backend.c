@@ -18,6 +18,27 @@
 #define MAXFD 262144
 static unsigned char kind[MAXFD]; /* 1 listen-echo 2 listen-source 3 echo 4 source */
 static char buf[1 << 16];
+/* An echo connection whose peer cannot take all it sent back yet: the rest waits here and
+ * the connection is read again only once it is written (never a busy loop on EAGAIN: one
+ * slow peer would stall every other connection of this single-threaded server). */
+static char *pend[MAXFD];
+static size_t plen[MAXFD], poff[MAXFD];
+
+static void watch_for(int ep, int fd, unsigned events) {
+  struct epoll_event ev = {.events = events, .data.fd = fd};
+  epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
+}
+
+/* Writes what waits for fd; 1 when all is written, 0 when the peer is full, -1 on error. */
+static int flush_pending(int fd) {
+  while (poff[fd] < plen[fd]) {
+    ssize_t w = write(fd, pend[fd] + poff[fd], plen[fd] - poff[fd]);
+    if (w < 0) return errno == EAGAIN ? 0 : -1;
+    poff[fd] += (size_t)w;
+  }
+  plen[fd] = poff[fd] = 0;
+  return 1;
+}
 
 static int any = 0; /* listen on every address, not just loopback */
 
@@ -61,12 +82,35 @@ int main(int argc, char **argv) {
       }
       int done = 0;
       if (kind[fd] == 3) {
-        for (;;) {
-          ssize_t r = read(fd, buf, sizeof buf);
-          if (r > 0) { ssize_t off = 0; while (off < r) { ssize_t w = write(fd, buf + off, r - off); if (w <= 0) { if (errno == EAGAIN) continue; done = 1; break; } off += w; } if (done) break; }
-          else if (r == 0 || errno != EAGAIN) { done = 1; break; }
-          else break;
+        if (plen[fd]) {
+          int f = flush_pending(fd);
+          if (f < 0) done = 1;
+          else if (f == 1) watch_for(ep, fd, EPOLLIN);
+        } else {
+          for (;;) {
+            ssize_t r = read(fd, buf, sizeof buf);
+            if (r > 0) {
+              ssize_t off = 0;
+              while (off < r) {
+                ssize_t w = write(fd, buf + off, r - off);
+                if (w < 0 && errno == EAGAIN) break;
+                if (w <= 0) { done = 1; break; }
+                off += w;
+              }
+              if (done) break;
+              if (off < r) {
+                if (!pend[fd]) pend[fd] = malloc(sizeof buf);
+                memcpy(pend[fd], buf + off, (size_t)(r - off));
+                plen[fd] = (size_t)(r - off); poff[fd] = 0;
+                watch_for(ep, fd, EPOLLOUT);
+                break;
+              }
+            }
+            else if (r == 0 || errno != EAGAIN) { done = 1; break; }
+            else break;
+          }
         }
+        if (evs[i].events & (EPOLLHUP | EPOLLERR)) done = 1;
       } else {
         if (evs[i].events & EPOLLIN) { ssize_t r = read(fd, buf, sizeof buf); if (r == 0 || (r < 0 && errno != EAGAIN)) done = 1; }
         if (!done && (evs[i].events & EPOLLOUT)) {
@@ -75,7 +119,7 @@ int main(int argc, char **argv) {
         }
         if (evs[i].events & (EPOLLHUP | EPOLLERR)) done = 1;
       }
-      if (done) { epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL); kind[fd] = 0; close(fd); }
+      if (done) { epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL); kind[fd] = 0; plen[fd] = poff[fd] = 0; close(fd); }
     }
   }
 }

@@ -124,17 +124,29 @@ fn echo(addr: SocketAddr, streams: usize, secs: u64) {
                     break;
                 }
             }
+            // Ends like a client that is done: its side closed, what is still on its way
+            // back read to the end (below). A plain close with data in flight both ways
+            // leaves every hop of the path full and the connection stuck in FIN-WAIT-1,
+            // and stuck connections pile up on the backend from one run to the next.
+            let _ = w.shutdown(std::net::Shutdown::Write);
         }));
         let mut r = s;
         handles.push(std::thread::spawn(move || {
             let mut buf = vec![0u8; 256 * 1024];
-            while !stop_r.load(Relaxed) {
+            let mut stopped: Option<Instant> = None;
+            loop {
+                if stop_r.load(Relaxed) && stopped.is_none() {
+                    stopped = Some(Instant::now());
+                }
+                if stopped.is_some_and(|t| t.elapsed() > Duration::from_secs(5)) {
+                    break;
+                }
                 match r.read(&mut buf) {
                     Ok(0) => break,
-                    Ok(n) => {
+                    Ok(n) if stopped.is_none() => {
                         bytes.fetch_add(n as u64, Relaxed);
                     }
-                    Err(_) => {}
+                    Ok(_) | Err(_) => {}
                 }
             }
         }));
