@@ -364,7 +364,8 @@ fn activate(changes: &Changes, facts: &Facts) -> String {
             _ => String::new(),
         };
     }
-    s
+    // A unit that failed to start, restart or reload rolls the apply back here.
+    s + "end_checks\n"
 }
 
 /// Every touched unit must be active, and listen on its ports.

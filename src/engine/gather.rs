@@ -386,7 +386,7 @@ mod tests {
     #[test]
     fn leftovers_join_the_manifest() {
         let out = concat!(
-            "@leftover /etc/systemd/system/socat-proxy-api-8454.service\n",
+            "@leftover /etc/systemd/system/echo-8454.service\n",
             "@leftover /etc/vds-proxy/relay.toml\n",
             "@end\n",
         );
@@ -400,7 +400,7 @@ mod tests {
         assert_eq!(
             kinds,
             [
-                ("/etc/systemd/system/socat-proxy-api-8454.service", "unit"),
+                ("/etc/systemd/system/echo-8454.service", "unit"),
                 ("/etc/vds-proxy/relay.toml", "file")
             ]
         );

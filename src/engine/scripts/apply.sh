@@ -27,7 +27,7 @@ begin() {
   (umask 077 && mkdir -p "$T/old" "$T/new" && : > "$LOG") || exit 1
   : > "$T/journal"
   : > "$T/units"
-  bad=0 armed=0
+  bad=0 armed=0 failed=0
 }
 
 # take_lock: the host lock (fd 9), waited for at most LOCK_WAIT seconds.
@@ -232,10 +232,29 @@ daemon_reload() { systemctl daemon-reload || { rollback; exit 1; }; }
 
 # enable_units UNIT...: their boot symlinks, without the reload `enable` does by itself (the
 # daemon-reload before it already read the unit files; the units are started explicitly).
-enable_units() { systemctl enable --no-reload "$@" 2>&1 | sed 's/^/@log /'; }
+# A failure (the links cannot be written) fails the apply and rolls it back.
+enable_units() {
+  if ! systemctl enable --no-reload "$@" > "$T/enable.log" 2>&1; then
+    echo "@error cannot enable $*"
+    sed 's/^/@log /' "$T/enable.log"
+    rollback
+    exit 1
+  fi
+  sed 's/^/@log /' "$T/enable.log"
+}
 
-# unit TAG VERB UNIT: runs `systemctl VERB UNIT`, reported as "@TAG UNIT".
-unit() { echo "@$1 $3"; systemctl "$2" "$3" 2>&1 | sed 's/^/@log /'; }
+# unit TAG VERB UNIT: runs `systemctl VERB UNIT`, reported as "@TAG UNIT". A unit that
+# fails to start, restart or reload is a unit that did not come up (see end_checks): a
+# failed reload would leave the old configuration serving while the new one is on disk.
+unit() {
+  echo "@$1 $3"
+  if ! systemctl "$2" "$3" > "$T/unit.log" 2>&1; then
+    sed 's/^/@log /' "$T/unit.log"
+    unit_failed "$3" "$3"
+  else
+    sed 's/^/@log /' "$T/unit.log"
+  fi
+}
 
 # run NAME COMMAND: an activation command; it must succeed.
 run() {
@@ -266,7 +285,7 @@ stop_unit() {
 }
 
 # settle: gives started units a moment before they are checked.
-settle() { sleep 1; failed=0; }
+settle() { sleep 1; }
 
 # check_active UNIT...: every unit must be active; else its last journal lines are
 # reported. One systemctl for all: it prints one state per unit, in order (a unit without
