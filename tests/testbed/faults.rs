@@ -355,7 +355,12 @@ fn deploys_cut_off_at_random_moments_leave_every_host_old_or_new() {
                 {
                     tally.reported_mixed += 1;
                 }
-                Err(e) => failures.push(format!("{what}: without a deploy: {e}")),
+                Err(e) => failures.push(format!(
+                    "{what}: without a deploy: {e}\n  the cut deploy said: {}\n  a dry run of {} says: {}",
+                    text(&run),
+                    name(target),
+                    text(&c.vds(target, &["deploy", "--dry-run", "--node", "h1"]))
+                )),
             },
             (_, None) => {
                 let status = c.vds(target, &["status", "--node", "h1"]);
