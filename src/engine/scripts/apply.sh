@@ -234,13 +234,15 @@ daemon_reload() { systemctl daemon-reload || { rollback; exit 1; }; }
 # daemon-reload before it already read the unit files; the units are started explicitly).
 # A failure (the links cannot be written) fails the apply and rolls it back.
 enable_units() {
-  if ! systemctl enable --no-reload "$@" > "$T/enable.log" 2>&1; then
-    echo "@error cannot enable $*"
-    sed 's/^/@log /' "$T/enable.log"
-    rollback
-    exit 1
-  fi
-  sed 's/^/@log /' "$T/enable.log"
+  logged systemctl enable --no-reload "$@" || { echo "@error cannot enable $*"; rollback; exit 1; }
+}
+
+# logged COMMAND...: runs COMMAND, its output reported as "@log" lines; its exit status.
+logged() {
+  "$@" > "$T/cmd.log" 2>&1
+  rc=$?
+  sed 's/^/@log /' "$T/cmd.log"
+  return "$rc"
 }
 
 # unit TAG VERB UNIT: runs `systemctl VERB UNIT`, reported as "@TAG UNIT". A unit that
@@ -248,12 +250,7 @@ enable_units() {
 # failed reload would leave the old configuration serving while the new one is on disk.
 unit() {
   echo "@$1 $3"
-  if ! systemctl "$2" "$3" > "$T/unit.log" 2>&1; then
-    sed 's/^/@log /' "$T/unit.log"
-    unit_failed "$3" "$3"
-  else
-    sed 's/^/@log /' "$T/unit.log"
-  fi
+  logged systemctl "$2" "$3" || unit_failed "$3" "$3"
 }
 
 # run NAME COMMAND: an activation command; it must succeed.
