@@ -137,10 +137,7 @@ pub fn script(changes: &Changes, facts: &Facts, plan_units: &[UnitSpec]) -> Resu
 /// The script that resolves what an apply cut off before left on a host (see `recover` in
 /// the library), under the host lock; reports as an apply does.
 pub fn recovery_script() -> String {
-    settings()
-        + "take_lock
-recover || true
-"
+    settings() + "take_lock\nrecover || true\n"
 }
 
 /// The script that waits until no apply runs on a host (it takes the lock) and prints the
@@ -316,8 +313,8 @@ fn pruned_unit(f: &crate::engine::state::FileEntry) -> Option<&str> {
     if f.kind != Kind::UNIT.name() {
         return None;
     }
-    let name = f.path.strip_prefix(&format!("{}/", unit::UNIT_DIR))?;
-    (!name.contains('/') && !name.contains("@.")).then_some(name)
+    let name = unit::file_name(&f.path)?;
+    (!name.contains("@.")).then_some(name)
 }
 
 /// systemd learns about unit files, new units start (so a unit reloaded next finds what it

@@ -354,10 +354,7 @@ pub fn parse(stdout: &str, key: &str) -> Result<Facts> {
     let recorded = f.manifest.files.len();
     for path in leftovers {
         if f.manifest.file(&path).is_none() {
-            let unit_dir = format!("{}/", crate::resources::unit::UNIT_DIR);
-            let is_unit = path
-                .strip_prefix(&unit_dir)
-                .is_some_and(|n| !n.contains('/') && n.contains('.'));
+            let is_unit = crate::resources::unit::file_name(&path).is_some_and(|n| n.contains('.'));
             f.manifest.files.push(super::state::FileEntry {
                 path,
                 sha256: String::new(),

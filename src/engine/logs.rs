@@ -15,7 +15,7 @@ pub const LIBRARY: &str = include_str!("scripts/logs.sh");
 pub fn units(host: &HostPlan, service: Option<&str>) -> Vec<String> {
     let mut out: Vec<String> = host.units.iter().map(|u| u.name.clone()).collect();
     for r in host.resources.iter().filter(|r| r.kind == Kind::UNIT) {
-        let Some(name) = r.path.strip_prefix(&format!("{}/", unit::UNIT_DIR)) else {
+        let Some(name) = unit::file_name(&r.path) else {
             continue;
         };
         if !name.contains("@.") && !out.iter().any(|u| u == name) {

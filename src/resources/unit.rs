@@ -53,6 +53,13 @@ pub fn running(name: &str, ports: Vec<u16>) -> UnitSpec {
     }
 }
 
+/// The file name of a unit file that lies directly in [`UNIT_DIR`] (not a drop-in below it).
+pub fn file_name(path: &str) -> Option<&str> {
+    path.strip_prefix(UNIT_DIR)?
+        .strip_prefix('/')
+        .filter(|name| !name.contains('/'))
+}
+
 /// Whether the unit file at `path` defines `unit` (itself, or the template of an instance).
 pub fn serves(path: &str, unit: &str) -> bool {
     if let Some(extended) = super::dropin::unit_of(path) {
