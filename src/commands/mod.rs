@@ -325,17 +325,16 @@ impl Interrupt {
                     presses += 1;
                     let running: Vec<String> =
                         self.running.lock().expect("running hosts").iter().cloned().collect();
+                    let running = if running.is_empty() { "none".to_string() } else { running.join(", ") };
                     if presses == 1 {
                         self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
                         eprintln!(
-                            "interrupted: no more hosts are started; waiting for {} (Ctrl-C again leaves them to finish on their own)",
-                            if running.is_empty() { "none".to_string() } else { running.join(", ") }
+                            "interrupted: no more hosts are started; waiting for {running} (Ctrl-C again leaves them to finish on their own)"
                         );
                     } else {
                         eprintln!(
-                            "interrupted again: left to finish on their own: {}. Each host completes or rolls back its apply by itself; \
-                             `vds-proxy status` shows how they ended",
-                            if running.is_empty() { "none".to_string() } else { running.join(", ") }
+                            "interrupted again: left to finish on their own: {running}. Each host completes or rolls back its apply by itself; \
+                             `vds-proxy status` shows how they ended"
                         );
                         std::process::exit(130);
                     }

@@ -84,21 +84,16 @@ pub async fn host_checks(
             return out;
         }
     };
-    if facts.interrupted {
-        out.push(Check::new(
-            node,
-            "deploy",
-            false,
+    let deploy = match (facts.interrupted, facts.applying) {
+        (true, _) => Some(
             "left by an interrupted deploy (the host was rebooted or the apply killed): what is on disk may not be what runs; \
              the next deploy rolls it back first",
-        ));
-    } else if facts.applying {
-        out.push(Check::new(
-            node,
-            "deploy",
-            false,
-            "a deploy is applying changes right now",
-        ));
+        ),
+        (false, true) => Some("a deploy is applying changes right now"),
+        (false, false) => None,
+    };
+    if let Some(detail) = deploy {
+        out.push(Check::new(node, "deploy", false, detail));
     }
     out.extend(unit_checks(plan, &facts));
     out.extend(file_checks(plan, &facts));
