@@ -23,13 +23,25 @@ pub struct RouteStats {
     pub errors: AtomicU64,
 }
 
-/// A metric family: name, type, help text, and how to read it from a route.
-type Family = (
-    &'static str,
-    &'static str,
-    &'static str,
-    fn(&RouteStats) -> u64,
-);
+/// A metric family: name, type, help text, and how to read it from a route (or a worker).
+type Family<T = RouteStats> = (&'static str, &'static str, &'static str, fn(&T) -> u64);
+
+/// One family in the text exposition: its HELP and TYPE lines, then a line per item,
+/// labelled `label="KEY"`.
+fn write_family<'a, T: 'a>(
+    out: &mut String,
+    (name, kind, help, get): Family<T>,
+    label: &str,
+    items: impl Iterator<Item = (String, &'a T)>,
+) {
+    let _ = writeln!(
+        out,
+        "# HELP vds_relay_{name} {help}\n# TYPE vds_relay_{name} {kind}"
+    );
+    for (key, item) in items {
+        let _ = writeln!(out, "vds_relay_{name}{{{label}=\"{key}\"}} {}", get(item));
+    }
+}
 
 /// Counters of one worker thread: how the connections spread over them.
 #[derive(Debug, Default)]
@@ -157,21 +169,16 @@ impl Stats {
                 |r| r.errors.load(Relaxed),
             ),
         ];
-        for (name, kind, help, get) in families {
-            let _ = writeln!(
-                out,
-                "# HELP vds_relay_{name} {help}\n# TYPE vds_relay_{name} {kind}"
-            );
-            for (route, r) in &routes {
-                let _ = writeln!(out, "vds_relay_{name}{{route=\"{route}\"}} {}", get(r));
-            }
+        for family in families {
+            let items = routes.iter().map(|(route, r)| (route.clone(), &**r));
+            write_family(&mut out, family, "route", items);
         }
-        for (name, kind, help, get) in [
+        let workers: [Family<WorkerStats>; 3] = [
             (
                 "worker_connections_open",
                 "gauge",
                 "Connections each worker thread carries now.",
-                (|w| w.open.load(Relaxed)) as fn(&WorkerStats) -> u64,
+                |w| w.open.load(Relaxed),
             ),
             (
                 "worker_connections_total",
@@ -185,14 +192,14 @@ impl Stats {
                 "Connections a worker accepted and handed to a less busy one.",
                 |w| w.handed_over.load(Relaxed),
             ),
-        ] {
-            let _ = writeln!(
-                out,
-                "# HELP vds_relay_{name} {help}\n# TYPE vds_relay_{name} {kind}"
-            );
-            for (i, w) in self.workers.iter().enumerate() {
-                let _ = writeln!(out, "vds_relay_{name}{{worker=\"{i}\"}} {}", get(w));
-            }
+        ];
+        for family in workers {
+            let items = self
+                .workers
+                .iter()
+                .enumerate()
+                .map(|(i, w)| (i.to_string(), w));
+            write_family(&mut out, family, "worker", items);
         }
         for (name, v) in [
             ("accept_errors_total", self.accept_errors.load(Relaxed)),

@@ -464,9 +464,13 @@ async fn accept_loop(
                     }
                     route.stats.open.fetch_add(1, Relaxed);
                     route.stats.total.fetch_add(1, Relaxed);
+                    // Only a worker already carrying more than IMBALANCE looks at the others
+                    // (no other can have fewer than none): not on every short connection.
                     let mine = stats.workers[worker.me].open.load(Relaxed);
-                    let (least, fewest) = stats.least_busy();
-                    let to = if mine > fewest + IMBALANCE { least } else { worker.me };
+                    let to = match (mine > IMBALANCE).then(|| stats.least_busy()) {
+                        Some((least, fewest)) if mine > fewest + IMBALANCE => least,
+                        _ => worker.me,
+                    };
                     let client = if to == worker.me {
                         Carried::Here(client)
                     } else {
