@@ -77,12 +77,14 @@ impl Env {
     }
 
     fn vds(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_vds-proxy"))
-            .arg("-i")
-            .arg(self.dir.join("nodes.json"))
-            .args(args)
-            .output()
-            .unwrap()
+        self.command(args).output().unwrap()
+    }
+
+    /// vds-proxy with this inventory and `args`, to add to (environment, pipes) and run.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_vds-proxy"));
+        c.arg("-i").arg(self.dir.join("nodes.json")).args(args);
+        c
     }
 
     /// Takes back whatever an earlier test left, and starts an echo service on h2:9000.
@@ -102,7 +104,6 @@ impl Env {
     }
 }
 
-/// `cmd` on host `i` as root, the testbed's key and known hosts checked.
 /// Test hosts h1..hN as inventory nodes (JSON, comma-separated), each reached at its
 /// address as its public and Tailscale address.
 fn nodes_json(n: u32) -> String {
@@ -117,6 +118,7 @@ fn nodes_json(n: u32) -> String {
         .join(", ")
 }
 
+/// `cmd` on host `i` as root, the testbed's key and known hosts checked.
 fn ssh_command(i: u32, cmd: &str) -> Command {
     let mut c = Command::new("ssh");
     c.args([
@@ -281,6 +283,28 @@ fn deploy_forwards_traffic_and_a_second_deploy_restarts_nothing() {
     assert_says(&out, "accepted and closed at once");
     let out = env.vds(&["status", "--probe-from", "h3"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+}
+
+/// A host-side command that ends once an apply holds the host lock (at most 30 s; it fails
+/// if none did).
+const UNTIL_AN_APPLY_RUNS: &str =
+    "timeout 30 sh -c 'while flock -n /run/vds-proxy.lock true; do sleep 0.02; done'";
+
+/// Waits until no apply runs on host `i` and none left its transaction, at most `limit`:
+/// how long that took, or `None`.
+fn apply_settled(i: u32, limit: std::time::Duration) -> Option<std::time::Duration> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        let idle = ssh(
+            i,
+            "flock -n /run/vds-proxy.lock true && ! test -d /var/lib/vds-proxy/txn",
+        );
+        if idle.status.success() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    None
 }
 
 /// Runs `cmd` on host `i` with `input` as its stdin.
@@ -538,10 +562,7 @@ fn concurrent_deploys_to_one_host_are_serialized() {
     let env = Env::new("concurrent");
     env.inventory(TWO_ROUTES);
     let spawn = || {
-        Command::new(env!("CARGO_BIN_EXE_vds-proxy"))
-            .arg("-i")
-            .arg(env.dir.join("nodes.json"))
-            .args(["deploy", "--node", "h1"])
+        env.command(&["deploy", "--node", "h1"])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -929,10 +950,8 @@ fn a_host_whose_activation_failed_is_deployed_again_and_says_so() {
         "the failed attempt was rolled back"
     );
 
-    let child = Command::new(env!("CARGO_BIN_EXE_vds-proxy"))
-        .arg("-i")
-        .arg(env.dir.join("nodes.json"))
-        .args(["deploy", "--retries", "3", "--format", "json"])
+    let child = env
+        .command(&["deploy", "--retries", "3", "--format", "json"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -1312,10 +1331,8 @@ fn logs_follow_two_nodes_at_once_and_stop_on_ctrl_c() {
     let out = env.vds(&["logs", "--unit", "sshd.service"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vds-proxy"))
-        .arg("-i")
-        .arg(env.dir.join("nodes.json"))
-        .args([
+    let mut child = env
+        .command(&[
             "logs",
             "-f",
             "-n",
@@ -1420,10 +1437,8 @@ fn staged_secrets_are_never_readable_by_other_users() {
     assert_ok(&ssh(1, spy));
     let values: Vec<String> = (0..4).map(|i| format!("5ec2e7{i:020}5ec2e7")).collect();
     for v in &values {
-        let out = Command::new(env!("CARGO_BIN_EXE_vds-proxy"))
-            .arg("-i")
-            .arg(env.dir.join("nodes.json"))
-            .arg("deploy")
+        let out = env
+            .command(&["deploy"])
             .env("VDS_TEST_STAGED_SECRET", v)
             .output()
             .unwrap();
@@ -1466,17 +1481,10 @@ fn ctrl_c_once_waits_for_the_running_host_twice_leaves_it_to_finish_alone() {
     let interrupt = |presses: u32, port: u16| {
         env.inventory(&routes(port));
         // h1 first (inventory order), one host at a time; pressed once h1 applies.
-        let watcher = ssh_command(
-            1,
-            "timeout 30 sh -c 'while flock -n /run/vds-proxy.lock true; do sleep 0.02; done'",
-        )
-        .spawn()
-        .unwrap();
+        let watcher = ssh_command(1, UNTIL_AN_APPLY_RUNS).spawn().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(300));
-        let child = Command::new(env!("CARGO_BIN_EXE_vds-proxy"))
-            .arg("-i")
-            .arg(env.dir.join("nodes.json"))
-            .args(["deploy", "--parallel", "1"])
+        let child = env
+            .command(&["deploy", "--parallel", "1"])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -1513,20 +1521,10 @@ fn ctrl_c_once_waits_for_the_running_host_twice_leaves_it_to_finish_alone() {
     assert_error_says(&out, "interrupted again: left to finish on their own: h1.");
     // h1 ends entirely new by itself: nothing of its transaction left, the new port serves,
     // and a dry run of this version finds nothing to do on it.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !ssh(
-        1,
-        "flock -n /run/vds-proxy.lock true && ! test -d /var/lib/vds-proxy/txn",
-    )
-    .status
-    .success()
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "h1 did not finish its apply"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    assert!(
+        apply_settled(1, std::time::Duration::from_secs(60)).is_some(),
+        "h1 did not finish its apply"
+    );
     assert_eq!(echo(&ip(1), 8463), "ping through vds-proxy\n");
     let out = env.vds(&["deploy", "--dry-run", "--detailed-exitcode", "--node", "h1"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

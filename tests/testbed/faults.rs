@@ -52,20 +52,19 @@ struct Campaign {
 }
 
 impl Campaign {
+    /// vds-proxy with the inventory of version `b`.
+    fn command(&self, b: bool, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_vds-proxy"));
+        c.arg("-i").arg(&self.files[b as usize]).args(args);
+        c
+    }
+
     fn vds(&self, b: bool, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_vds-proxy"))
-            .arg("-i")
-            .arg(&self.files[b as usize])
-            .args(args)
-            .output()
-            .unwrap()
+        self.command(b, args).output().unwrap()
     }
 
     fn spawn(&self, b: bool) -> std::process::Child {
-        Command::new(env!("CARGO_BIN_EXE_vds-proxy"))
-            .arg("-i")
-            .arg(&self.files[b as usize])
-            .args(["deploy", "--node", "h1"])
+        self.command(b, &["deploy", "--node", "h1"])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -112,23 +111,6 @@ impl Campaign {
             ));
         }
         Ok(b)
-    }
-
-    /// Waits until no apply runs on h1 and none left its transaction (at most `limit`):
-    /// how long that took, or `None`.
-    fn settled(&self, limit: std::time::Duration) -> Option<std::time::Duration> {
-        let start = std::time::Instant::now();
-        while start.elapsed() < limit {
-            let idle = ssh(
-                1,
-                "flock -n /run/vds-proxy.lock true && ! test -d /var/lib/vds-proxy/txn",
-            );
-            if idle.status.success() {
-                return Some(start.elapsed());
-            }
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
-        None
     }
 
     /// No staged file of a transaction, nor a temporary file of an install, is left on h1.
@@ -264,7 +246,7 @@ fn deploys_cut_off_at_random_moments_leave_every_host_old_or_new() {
             let killer = ssh_command(
                 1,
                 &format!(
-                    "timeout 30 sh -c 'while flock -n /run/vds-proxy.lock true; do sleep 0.02; done'; sleep {:.3}; {fault}",
+                    "{UNTIL_AN_APPLY_RUNS}; sleep {:.3}; {fault}",
                     at.as_secs_f64() / 2.0,
                 ),
             )
@@ -313,7 +295,7 @@ fn deploys_cut_off_at_random_moments_leave_every_host_old_or_new() {
         tally.trials += 1;
         // Without another deploy: the host ends old or new by itself.
         let limit = if class == 3 { 5 } else { 60 };
-        let waited = c.settled(std::time::Duration::from_secs(limit));
+        let waited = apply_settled(1, std::time::Duration::from_secs(limit));
         match (class, waited) {
             // Nothing is left on the host to finish the apply: its transaction waits for the
             // next deploy, and `status` says so.

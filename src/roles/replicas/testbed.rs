@@ -44,10 +44,7 @@ fn a_secret_from_the_environment_reaches_only_its_replicas_file() {
             "exec": ["/usr/bin/socat", "TCP-LISTEN:{port},fork,reuseaddr", "EXEC:cat"]}]"#,
     );
     let vds = |args: &[&str], value: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_vds-proxy"))
-            .arg("-i")
-            .arg(env.dir.join("nodes.json"))
-            .args(args)
+        env.command(args)
             .env("VDS_TEST_REPLICA_SECRET", value)
             .output()
             .unwrap()
@@ -88,10 +85,8 @@ fn a_secret_from_the_environment_reaches_only_its_replicas_file() {
         "1\n"
     );
     // Without the variable: bad input, the host untouched.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vds-proxy"))
-        .arg("-i")
-        .arg(env.dir.join("nodes.json"))
-        .arg("deploy")
+    let out = env
+        .command(&["deploy"])
         .env_remove("VDS_TEST_REPLICA_SECRET")
         .output()
         .unwrap();

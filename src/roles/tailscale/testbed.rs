@@ -143,8 +143,7 @@ impl TailscaleStandIn {
 
 impl Env {
     fn vds_with_key(&self, api: &TailscaleStandIn, key: Option<&str>, args: &[&str]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vds-proxy"));
-        cmd.arg("-i").arg(self.dir.join("nodes.json")).args(args);
+        let mut cmd = self.command(args);
         cmd.env("TS_API_URL", &api.url).env_remove("TS_API_KEY");
         if let Some(k) = key {
             cmd.env("TS_API_KEY", k);

@@ -80,10 +80,7 @@ fn an_encrypted_secret_is_deployed_and_never_on_a_command_line() {
         recipient.trim()
     ));
     let vds = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_vds-proxy"))
-            .arg("-i")
-            .arg(env.dir.join("nodes.json"))
-            .args(args)
+        env.command(args)
             .env("VDS_PROXY_AGE_KEY_FILE", &key)
             .output()
             .unwrap()
@@ -93,10 +90,8 @@ fn an_encrypted_secret_is_deployed_and_never_on_a_command_line() {
     assert!(!inv.contains(secret) && inv.contains("ENC[age:"));
 
     // Deploy, sampling every process's command line and environment while it runs.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vds-proxy"))
-        .arg("-i")
-        .arg(env.dir.join("nodes.json"))
-        .arg("deploy")
+    let mut child = env
+        .command(&["deploy"])
         .env("VDS_PROXY_AGE_KEY_FILE", &key)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
