@@ -81,6 +81,54 @@ impl NodePath {
     }
 }
 
+/// Places a container may never see, even read-only: they give it control of the node
+/// (the container engine's socket under `/run`, devices, the kernel's interfaces, vds-proxy's
+/// own files and keys).
+const NEVER_BOUND: &[&str] = &[
+    "/proc",
+    "/sys",
+    "/dev",
+    "/boot",
+    "/run",
+    "/var/run",
+    "/root",
+    "/etc/ssh",
+    "/etc/systemd",
+    "/etc/sudoers.d",
+    "/etc/vds-proxy",
+    "/var/lib/docker",
+    "/var/lib/containers",
+    "/var/lib/vds-proxy",
+];
+/// Places a container may see only read-only (`/etc/localtime`, CA certificates).
+const READ_ONLY_BOUND: &[&str] = &[
+    "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+];
+
+fn is_under(path: &str, dir: &str) -> bool {
+    path == dir || path.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
+}
+
+impl NodePath {
+    /// Parses `s` as a directory or file of the node bound into a container: never a
+    /// system directory itself, nothing under `/run`, `/proc`, `/dev`, the engines' own
+    /// data or vds-proxy's files, and only read-only below `/etc` or `/usr`.
+    pub fn container_bind(s: &str, read_only: bool) -> Result<NodePath, String> {
+        let p = NodePath::data_dir(s)?;
+        if let Some(d) = NEVER_BOUND.iter().find(|d| is_under(p.as_str(), d)) {
+            return Err(format!(
+                "is in {d}, which would give the container control of the node; bind a directory of the app's own, e.g. \"/srv/shop/data\""
+            ));
+        }
+        if !read_only && let Some(d) = READ_ONLY_BOUND.iter().find(|d| is_under(p.as_str(), d)) {
+            return Err(format!(
+                "is in {d}, which a container may only read; add \":ro\" or bind a directory of the app's own"
+            ));
+        }
+        Ok(p)
+    }
+}
+
 impl fmt::Display for NodePath {
     fn fmt(&self, out: &mut fmt::Formatter<'_>) -> fmt::Result {
         out.write_str(&self.0)
@@ -328,6 +376,37 @@ fn describe(c: char) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_container_binds_only_directories_of_its_own_and_reads_the_system() {
+        for (ok, ro) in [
+            ("/srv/shop/data", false),
+            ("/var/lib/shop", false),
+            ("/etc/localtime", true),
+            ("/etc/ssl/certs", true),
+            ("/opt/shop", false),
+        ] {
+            assert!(NodePath::container_bind(ok, ro).is_ok(), "{ok}");
+        }
+        for (bad, ro, why) in [
+            ("/var/run/docker.sock", true, "control of the node"),
+            ("/run/podman/podman.sock", true, "control of the node"),
+            ("/proc/1", true, "control of the node"),
+            ("/dev/sda", false, "control of the node"),
+            ("/root", true, "system directory"),
+            ("/root/.ssh", true, "control of the node"),
+            ("/var/lib/docker/volumes", true, "control of the node"),
+            ("/etc/vds-proxy/apps", true, "control of the node"),
+            ("/etc/passwd", false, "may only read"),
+            ("/usr/local/bin/x", false, "may only read"),
+            ("/etc", true, "system directory"),
+            ("/var/lib", false, "system directory"),
+            ("/", true, "system directory"),
+        ] {
+            let e = NodePath::container_bind(bad, ro).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn node_paths_are_absolute_normal_and_plain() {
