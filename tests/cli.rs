@@ -462,7 +462,7 @@ const BAD: &[(&str, &str, &[&str])] = &[
         "app-values",
         r#"{"nodes": [{"name": "a", "public_ip": "10.0.0.1"}],
  "routes": [{"port": 8443, "proxy_node": "a", "target_node": "a", "target_port": 9000, "service": "x"}],
- "apps": [{"name": "Shop", "node": "a", "engine": "docker", "services": [
+ "apps": [{"name": "Shop", "node": "a", "engine": "kubernetes", "services": [
    {"name": "web", "image": "Web:latest; id", "ports": ["8080:80", "http"],
     "env": {"1X": "a", "OK": "line\nbreak", "N": [1]}, "volumes": ["data", "/:/x"],
     "healthcheck": {"tests": "x"}, "restart": "sometimes"}]},
@@ -473,7 +473,7 @@ const BAD: &[(&str, &str, &[&str])] = &[
    {"name": "web", "image": "localhost/web:1", "ports": ["8080"]}]}]}"#,
         &[
             "$.apps[0].name: \"Shop\" is not a safe name; use lowercase letters, digits and '-', starting with a letter or digit (at most 63 characters), e.g. \"vds-1\"",
-            "$.apps[0].engine: unknown engine \"docker\"; expected \"podman\" (default)",
+            "$.apps[0].engine: unknown engine \"kubernetes\"; expected \"podman\" (default) or \"docker\"",
             "$.apps[0].services[0].image: \"Web:latest; id\" is not an image reference; expected e.g. \"docker.io/library/postgres:16\" or \"localhost/shop-api:1.4\"",
             "$.apps[0].services[0].env.1X: \"1X\" is not an environment variable name; expected letters, digits and _, not starting with a digit",
             "$.apps[0].services[0].env.N: expected a string, found an array",
@@ -484,7 +484,7 @@ const BAD: &[(&str, &str, &[&str])] = &[
             "$.apps[0].services[0].healthcheck.tests: unknown key \"tests\"; did you mean \"test\"?",
             "$.apps[0].services[0].healthcheck.test: required string is missing",
             "$.apps[0].services[0].restart: unknown restart \"sometimes\"; expected \"unless-stopped\" (default), \"always\", \"on-failure\" or \"no\"",
-            "$.apps[1].services: missing: an app needs at least one service, e.g. [{\"name\": \"web\", \"image\": \"localhost/web:1\"}]",
+            "$.apps[1].services: missing: an app needs at least one service, e.g. [{\"name\": \"web\", \"image\": \"localhost/web:1\"}], or \"compose_file\": \"shop/docker-compose.yml\"",
             "$.apps[2].services[0].depends_on[0]: \"db\" is not another service of app shop; expected one of: (none)",
             "$.apps[2].services[0].depends_on[1]: \"web\" is not another service of app shop; expected one of: (none)",
             "$.apps[2].services[0].volumes: /data is mounted twice in service web",
@@ -598,7 +598,7 @@ const BAD: &[(&str, &str, &[&str])] = &[
             "$.sites[0].headers[\"x-frame-options\"]: is the header \"X-Frame-Options\" again (header names are the same in any case); give it once",
             "$.sites[0].locations[1].path: \"/.well-known/acme-challenge/x\" is under /.well-known/acme-challenge, where certbot proves the domain is yours; pick another path",
             "$.apps[0].services[0].ports[0]: \"+80:80\" is not NODE_PORT:CONTAINER_PORT in digits (bound to 127.0.0.1), e.g. \"8000:8000\"",
-            "$.apps[1].services: is empty: an app needs at least one service, e.g. [{\"name\": \"web\", \"image\": \"localhost/web:1\"}]",
+            "$.apps[1].services: is empty: an app needs at least one service, e.g. [{\"name\": \"web\", \"image\": \"localhost/web:1\"}], or \"compose_file\": \"shop/docker-compose.yml\"",
             "$.backups[0].time: \"+3:15\" is not a time of day; expected \"HH:MM\", e.g. \"03:15\"",
             "$.tailnet.groups[\"group:ops\"]: \"a@b:*\" is not a member; expected an e-mail address like \"alice@example.com\"",
             "$.tailnet.groups[\"group:ops\"]: \"x@y,tag:farm\" is not a member; expected an e-mail address like \"alice@example.com\"",

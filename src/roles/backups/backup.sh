@@ -27,9 +27,10 @@
 # over SSH with the node's copy key (COPY_DIR/id_ed25519, host keys in COPY_DIR/known_hosts);
 # a failed copy fails the run (the dump stays).
 #
-# With PG_CONTAINER set, PostgreSQL runs in that container (a compose app's database): every
-# client runs there (`podman exec`, as OS_USER, as role PG_ROLE when set); the dumps stay
-# on the node.
+# With PG_APP and PG_SERVICE set, PostgreSQL runs in that service's container (a compose
+# app's database, found by its Compose labels on the engine the app's app.conf names):
+# every client runs there (`podman exec` or `docker exec`, as OS_USER, as role PG_ROLE when
+# set); the dumps stay on the node.
 set -u
 export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
@@ -44,12 +45,19 @@ keep_newest() {
 }
 
 # as_pg USER COMMAND...: runs a PostgreSQL client as USER from a directory it can read, on
-# the node or in PG_CONTAINER.
+# the node or in the app's container.
 as_pg() {
   user=$1
   shift
-  if [ -n "${PG_CONTAINER:-}" ]; then
-    podman exec -i --user "$user" ${PG_ROLE:+--env "PGUSER=$PG_ROLE"} "$PG_CONTAINER" "$@"
+  if [ -n "${PG_APP:-}" ]; then
+    engine=$(sed -n 's/^engine \([a-z]*\)$/\1/p' "/etc/vds-proxy/apps/$PG_APP/app.conf" 2>/dev/null)
+    engine=${engine:-podman}
+    id=$($engine ps -q --filter "label=com.docker.compose.project=$PG_APP" --filter "label=com.docker.compose.service=$PG_SERVICE" 2>/dev/null | head -n 1)
+    if [ -z "$id" ]; then
+      echo "service $PG_SERVICE of app $PG_APP has no running container ($engine)" >&2
+      return 1
+    fi
+    $engine exec -i --user "$user" ${PG_ROLE:+--env "PGUSER=$PG_ROLE"} "$id" "$@"
   else
     (cd / && runuser -u "$user" -- "$@")
   fi

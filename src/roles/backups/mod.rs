@@ -209,11 +209,12 @@ fn delete_dumps(dir: &str, db: &str) -> String {
 }
 
 impl Backup {
-    /// The container the PostgreSQL clients run in (`podman exec`), for an app's database.
+    /// Where the PostgreSQL clients run, for an app's database: "service db of app shop"
+    /// (its container is found on the node by its Compose labels, on the app's engine).
     pub fn container(&self) -> Option<String> {
         self.app
             .as_ref()
-            .map(|(a, s)| crate::roles::compose::container_name(a, s))
+            .map(|(a, s)| format!("service {s} of app {a}"))
     }
 
     /// The unit that runs the database (the backup is ordered after it).
@@ -226,9 +227,14 @@ impl Backup {
 
     /// The environment the tool runs with to reach the database: its container and role.
     pub fn pg_env(&self) -> Vec<(String, String)> {
-        let container = self.container().map(|c| ("PG_CONTAINER".to_string(), c));
+        let app = self.app.iter().flat_map(|(a, s)| {
+            [
+                ("PG_APP".to_string(), a.clone()),
+                ("PG_SERVICE".to_string(), s.clone()),
+            ]
+        });
         let role = self.db_user.clone().map(|r| ("PG_ROLE".to_string(), r));
-        container.into_iter().chain(role).collect()
+        app.chain(role).collect()
     }
 }
 

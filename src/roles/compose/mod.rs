@@ -7,6 +7,7 @@
 
 pub mod compose_file;
 mod plan;
+pub mod user_file;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -35,7 +36,38 @@ pub struct App {
     pub node: String,
     /// Seconds a deploy waits for every service to be healthy before it rolls back.
     pub health_timeout: u32,
+    /// The container engine the app runs on.
+    pub engine: Engine,
+    /// The services: from the inventory, or read from the user's own compose file.
     pub services: Vec<Service>,
+    /// The user's own compose file, shipped as is (instead of one rendered from `services`).
+    pub file: Option<user_file::UserFile>,
+    /// Variables for the user's compose file (`${NAME}`), kept in the project's 0600
+    /// `.env`; never printed.
+    #[serde(skip)]
+    pub secret_env: Vec<(String, String)>,
+    /// Services may use the node's own network (`network_mode: host`).
+    pub host_network: bool,
+}
+
+/// The container engine of an app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// Podman with podman-compose.
+    Podman,
+    /// Docker with the `docker compose` plugin, or docker-compose.
+    Docker,
+}
+
+impl Engine {
+    /// The engine's command, as the app tool and the backup tool call it.
+    pub fn command(self) -> &'static str {
+        match self {
+            Engine::Podman => "podman",
+            Engine::Docker => "docker",
+        }
+    }
 }
 
 /// One service of an app.
@@ -54,7 +86,10 @@ pub struct Service {
     pub volumes: Vec<Volume>,
     pub healthcheck: Option<Health>,
     pub depends_on: Vec<String>,
-    /// `no`, `always`, `unless-stopped` or `on-failure`.
+    /// The services of `depends_on` that must be healthy before this one starts
+    /// (`condition: service_healthy` in a user's compose file).
+    pub wait_for: Vec<String>,
+    /// `no`, `always`, `unless-stopped` or `on-failure` (empty: the user's file says).
     pub restart: &'static str,
 }
 
@@ -101,7 +136,16 @@ fn on<'a>(inv: &'a Inventory, node: &'a str) -> impl Iterator<Item = &'a App> {
     of(inv).iter().filter(move |a| a.node == node)
 }
 
-const KEYS: &[&str] = &["name", "node", "engine", "health_timeout", "services"];
+const KEYS: &[&str] = &[
+    "name",
+    "node",
+    "engine",
+    "health_timeout",
+    "services",
+    "compose_file",
+    "secret_env",
+    "host_network",
+];
 const SERVICE_KEYS: &[&str] = &[
     "name",
     "image",
@@ -122,18 +166,11 @@ const RESTART: &[(&str, &str)] = &[
     ("on-failure", "on-failure"),
     ("no", "no"),
 ];
-/// The container engines apps run on (Docker is not supported yet).
-const ENGINES: &[(&str, ())] = &[("podman", ())];
+/// The container engines apps run on.
+const ENGINES: &[(&str, Engine)] = &[("podman", Engine::Podman), ("docker", Engine::Docker)];
 
 const IMAGE: StrCheck = StrCheck {
-    ok: |s| {
-        let b = s.as_bytes();
-        !b.is_empty()
-            && b.len() <= 255
-            && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-            && b.iter()
-                .all(|c| c.is_ascii_alphanumeric() || b"./:_@-".contains(c))
-    },
+    ok: crate::inventory::is_image_reference,
     hint: "is not an image reference; expected e.g. \"docker.io/library/postgres:16\" or \"localhost/shop-api:1.4\"",
 };
 
@@ -184,7 +221,7 @@ fn dependency_cycle<'a>(app: &'a App, s: &'a Service) -> Option<Vec<&'a str>> {
 }
 
 /// A named volume: lowercase letters, digits and `_ . -`, starting with a letter or digit.
-fn is_volume_name(s: &str) -> bool {
+pub(crate) fn is_volume_name(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= 63
@@ -236,7 +273,8 @@ fn volume(s: &str) -> Result<Volume, String> {
             ));
         }
     } else {
-        NodePath::data_dir(source).map_err(|e| format!("has a node path that {e}"))?;
+        NodePath::container_bind(source, read_only)
+            .map_err(|e| format!("has a node path that {e}"))?;
     }
     Ok(Volume {
         source: source.to_string(),
@@ -394,6 +432,7 @@ fn service(c: &mut Collector, path: &str, v: &Value) -> Option<Service> {
         volumes,
         healthcheck,
         depends_on,
+        wait_for: Vec::new(),
         restart,
     })
 }
@@ -402,30 +441,86 @@ fn app(c: &mut Collector, path: &str, v: &Value) -> Option<App> {
     let f = Fields::new(c, path, v, KEYS)?;
     let name = f.req_checked_str(c, "name", &SAFE_NAME);
     let node = f.req_ref(c, "node").unwrap_or_default();
-    f.choice(c, "engine", ENGINES, ());
+    let engine = f.choice(c, "engine", ENGINES, Engine::Podman);
     let health_timeout = f.opt_uint(c, "health_timeout", 5, 3600).unwrap_or(120) as u32;
-    let services = f.objects(c, "services", service);
-    let empty = f
-        .get("services")
-        .is_some_and(|v| v.as_array().is_some_and(Vec::is_empty));
-    if empty {
+    let host_network = f.bool_or(c, "host_network", false);
+    let example = "e.g. [{\"name\": \"web\", \"image\": \"localhost/web:1\"}], or \"compose_file\": \"shop/docker-compose.yml\"";
+    let (services, file) = match (f.get("services"), f.opt_str(c, "compose_file")) {
+        (Some(_), Some(_)) => {
+            c.push(
+                f.path_of("compose_file"),
+                "an app has either \"services\" or \"compose_file\", not both",
+            );
+            (Vec::new(), None)
+        }
+        (None, Some(rel)) => {
+            match user_file::read(c, &f.path_of("compose_file"), &rel, host_network) {
+                Some(r) => (r.services, Some(r.file)),
+                None => (Vec::new(), None),
+            }
+        }
+        (Some(list), None) => {
+            if list.as_array().is_some_and(Vec::is_empty) {
+                c.push(
+                    f.path_of("services"),
+                    format!("is empty: an app needs at least one service, {example}"),
+                );
+            }
+            if host_network {
+                c.push(
+                    f.path_of("host_network"),
+                    "is for a compose_file whose services use network_mode: host; services written here always publish their ports",
+                );
+            }
+            (f.objects(c, "services", service), None)
+        }
+        (None, None) => {
+            c.push(
+                f.path_of("services"),
+                format!("missing: an app needs at least one service, {example}"),
+            );
+            (Vec::new(), None)
+        }
+    };
+    let secret_env = env(c, &f, "secret_env", true);
+    if !secret_env.is_empty() && file.is_none() {
         c.push(
-            f.path_of("services"),
-            "is empty: an app needs at least one service, e.g. [{\"name\": \"web\", \"image\": \"localhost/web:1\"}]",
+            f.path_of("secret_env"),
+            "is for an app's own compose_file (its ${NAME} variables); with \"services\", each service has its own secret_env",
         );
     }
-    if f.get("services").is_none() {
-        c.push(
-            f.path_of("services"),
-            "missing: an app needs at least one service, e.g. [{\"name\": \"web\", \"image\": \"localhost/web:1\"}]",
-        );
+    for (k, v) in &secret_env {
+        let at = format!("{}.{k}", f.path_of("secret_env"));
+        if v.contains(['\'', '\\']) {
+            c.push(
+                &at,
+                "the secret (not shown) contains ' or \\, which the .env file Compose reads cannot hold as written",
+            );
+        }
+        if file
+            .as_ref()
+            .and_then(|u| u.dotenv.as_deref())
+            .is_some_and(|d| {
+                d.lines()
+                    .any(|l| l.trim_start().starts_with(&format!("{k}=")))
+            })
+        {
+            c.push(
+                &at,
+                format!("{k} is also set by the .env beside the compose file; set it in one place"),
+            );
+        }
     }
     Some(App {
         path: path.to_string(),
         name: name?,
         node,
         health_timeout,
+        engine,
         services,
+        file,
+        secret_env,
+        host_network,
     })
 }
 
@@ -453,8 +548,9 @@ fn validate(inv: &Inventory, c: &mut Collector, claims: &mut Claims) {
                     format!("service {} is defined twice in app {}", s.name, a.name),
                 );
             }
+            // (A compose file's own `depends_on` is checked where it is read.)
             for (i, d) in s.depends_on.iter().enumerate() {
-                if d == &s.name || !names.contains(d.as_str()) {
+                if a.file.is_none() && (d == &s.name || !names.contains(d.as_str())) {
                     let others: Vec<&str> =
                         names.iter().copied().filter(|n| *n != s.name).collect();
                     c.push(
@@ -486,10 +582,12 @@ fn validate(inv: &Inventory, c: &mut Collector, claims: &mut Claims) {
                     );
                 }
             }
-            // `ports` come first in the list, then `publish`.
+            // `ports` come first in the list, then `publish` (a compose file has one list).
             let n_local = s.ports.iter().filter(|p| !p.public).count();
             for (i, p) in s.ports.iter().enumerate() {
-                let at = if p.public {
+                let at = if a.file.is_some() {
+                    format!("{}.ports[{i}]", s.path)
+                } else if p.public {
                     format!("{}.publish[{}]", s.path, i - n_local)
                 } else {
                     format!("{}.ports[{i}]", s.path)
@@ -577,9 +675,14 @@ impl Purge for System {
     fn purge_script(&self, inv: &Inventory, node: &str) -> String {
         on(inv, node)
             .map(|a| {
+                // podman-compose labels its volumes with its own project label.
+                let (e, label) = match a.engine {
+                    Engine::Podman => ("podman", "io.podman.compose.project"),
+                    Engine::Docker => ("docker", "com.docker.compose.project"),
+                };
                 format!(
-                    "if command -v podman >/dev/null; then podman volume ls -q --filter label=io.podman.compose.project={} | \
-                     while read -r v; do podman volume rm -f \"$v\" >/dev/null && echo \"@purged volume $v\"; done; fi\n",
+                    "if command -v {e} >/dev/null; then {e} volume ls -q --filter label={label}={} | \
+                     while read -r v; do {e} volume rm -f \"$v\" >/dev/null && echo \"@purged volume $v\"; done; fi\n",
                     quote(&a.name)
                 )
             })

@@ -49,6 +49,65 @@ fn env_file(a: &App, service: &str) -> String {
     format!("{DIR}/{}/{service}.env", a.name)
 }
 
+/// What the app tool reads of an app (`CONF` in `app.sh`), e.g. `DIR/shop/app.conf`.
+pub fn conf_file(a: &App) -> String {
+    format!("{DIR}/{}/{CONF}", a.name)
+}
+
+/// The name of the app tool's file in an app's directory.
+pub const CONF: &str = "app.conf";
+
+/// The app tool's view of an app: its engine, its images, and its services in the order
+/// they start — each with whether it has a healthcheck and which services must be healthy
+/// before it starts.
+fn conf(a: &App) -> String {
+    let mut out = format!(
+        "# Read by {TOOL} (vds-proxy): the engine, the images, the services in start order.\nengine {}\n",
+        a.engine.command()
+    );
+    let images: std::collections::BTreeSet<&str> =
+        a.services.iter().map(|s| s.image.as_str()).collect();
+    for i in images {
+        out.push_str(&format!("image {i}\n"));
+    }
+    for s in start_order(a) {
+        let health = if s.healthcheck.is_some() {
+            "health"
+        } else {
+            "-"
+        };
+        out.push_str(&format!("service {} {health}", s.name));
+        for w in &s.wait_for {
+            out.push(' ');
+            out.push_str(w);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The services of `a`, each after those it depends on (in the order written otherwise).
+/// The inventory has no circles (checked), so every service is placed.
+pub fn start_order(a: &App) -> Vec<&super::Service> {
+    let mut placed: Vec<&super::Service> = Vec::new();
+    while placed.len() < a.services.len() {
+        let before = placed.len();
+        for s in &a.services {
+            let ready = s
+                .depends_on
+                .iter()
+                .all(|d| placed.iter().any(|p| &p.name == d));
+            if ready && !placed.iter().any(|p| p.name == s.name) {
+                placed.push(s);
+            }
+        }
+        if placed.len() == before {
+            break;
+        }
+    }
+    placed
+}
+
 /// Adds the apps of `ctx.node`.
 pub fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
     let mine: Vec<&App> = super::on(ctx.inv, &ctx.node.name).collect();
@@ -79,7 +138,11 @@ pub fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
             env_files => Value::from(Serde(&env_files)),
             tool => TOOL,
         };
-        let compose = ctx.templates.render("compose.yaml.j2", values.clone())?;
+        let restart_on_change = crate::resources::Action::Restart(unit.clone());
+        let compose = match &a.file {
+            None => ctx.templates.render("compose.yaml.j2", values.clone())?,
+            Some(f) => f.text.clone(),
+        };
         out.resources.push(
             Resource::text(
                 super::compose_file::COMPOSE,
@@ -87,22 +150,53 @@ pub fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
                 compose,
                 0o644,
             )
-            .on_change(crate::resources::Action::Restart(unit.clone()))
+            .on_change(restart_on_change.clone())
             .for_service(&a.name),
         );
-        for s in a.services.iter().filter(|s| !s.secret_env.is_empty()) {
-            let text: String = s
-                .secret_env
-                .iter()
-                .map(|(k, v)| format!("{k}={v}\n"))
-                .collect();
+        let mut secret_files: Vec<(String, String)> = a
+            .services
+            .iter()
+            .filter(|s| !s.secret_env.is_empty())
+            .map(|s| {
+                let text = s
+                    .secret_env
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}\n"))
+                    .collect();
+                (env_file(a, &s.name), text)
+            })
+            .collect();
+        if let Some(f) = &a.file {
+            for (rel, text) in f.env_files.iter().filter(|(rel, _)| rel != ".env") {
+                secret_files.push((format!("{DIR}/{}/{rel}", a.name), text.clone()));
+            }
+            let mut dotenv = f.dotenv.clone().unwrap_or_default();
+            if !a.secret_env.is_empty() {
+                if !dotenv.is_empty() && !dotenv.ends_with('\n') {
+                    dotenv.push('\n');
+                }
+                dotenv.push_str("# The app's secret_env, written by vds-proxy:\n");
+                for (k, v) in &a.secret_env {
+                    dotenv.push_str(&format!("{k}='{v}'\n"));
+                }
+            }
+            if f.dotenv.is_some() || !a.secret_env.is_empty() {
+                secret_files.push((format!("{DIR}/{}/.env", a.name), dotenv));
+            }
+        }
+        for (path, text) in secret_files {
             out.resources.push(
-                Resource::text(Kind::FILE, env_file(a, &s.name), text, 0o600)
+                Resource::text(Kind::FILE, path, text, 0o600)
                     .secret()
-                    .on_change(crate::resources::Action::Restart(unit.clone()))
+                    .on_change(restart_on_change.clone())
                     .for_service(&a.name),
             );
         }
+        out.resources.push(
+            Resource::text(Kind::FILE, conf_file(a), conf(a), 0o644)
+                .on_change(restart_on_change)
+                .for_service(&a.name),
+        );
         let unit_text = ctx.templates.render("app.service.j2", values)?;
         out.resources
             .push(unit::unit_file(&unit, unit_text, restart).for_service(&a.name));

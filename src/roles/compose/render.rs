@@ -109,3 +109,138 @@ fn dollar_signs_are_escaped_for_compose_interpolation() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+const USER_FILE_EXAMPLE: &str = "src/roles/compose/example/nodes.json";
+
+/// The app from a user's own compose file, planned: its snapshot (the secrets are never
+/// in it).
+#[test]
+fn user_compose_file_example_plan() {
+    let (inv, plan) = plan_of(USER_FILE_EXAMPLE);
+    let text = show::plan_text(&inv, &plan);
+    for secret in ["example-db-password", "example-bot-token", "LOG_LEVEL"] {
+        assert!(!text.contains(secret), "{secret} in the plan's text");
+    }
+    insta::assert_snapshot!("user_compose_file_text", text);
+}
+
+/// The user's compose file is shipped byte for byte, its env file and the `.env` (with the
+/// app's secret_env added) are 0600 secrets beside it, and the app tool starts the
+/// services in the order `depends_on` gives, each waiting for those that must be healthy.
+#[test]
+fn a_users_compose_file_ships_unchanged_with_its_env_files() {
+    let (_, plan) = plan_of(USER_FILE_EXAMPLE);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/roles/compose/example/shop");
+    let files = &plan.hosts[0].resources;
+    let get = |p: &str| {
+        files
+            .iter()
+            .find(|r| r.path == format!("/etc/vds-proxy/apps/shop/{p}"))
+            .unwrap_or_else(|| panic!("{p} is not in the plan"))
+    };
+    assert_eq!(
+        get("compose.yaml").text_content().unwrap(),
+        std::fs::read_to_string(root.join("docker-compose.yml")).unwrap()
+    );
+    let backend = get("backend.env");
+    assert_eq!(
+        (backend.text_content().unwrap(), backend.mode, backend.secret),
+        (
+            std::fs::read_to_string(root.join("backend.env"))
+                .unwrap()
+                .as_str(),
+            0o600,
+            true
+        )
+    );
+    let dotenv = get(".env");
+    assert_eq!((dotenv.mode, dotenv.secret), (0o600, true));
+    let text = dotenv.text_content().unwrap();
+    assert!(text.starts_with("# Read by Compose"), "{text}");
+    assert!(
+        text.contains("TAG=1.4.2\n")
+            && text.contains("POSTGRES_PASSWORD='example-db-password'\n")
+            && text.contains("BOT_TOKEN='123456:example-bot-token'\n"),
+        "{text}"
+    );
+    let conf = get("app.conf").text_content().unwrap();
+    let services: Vec<&str> = conf.lines().filter(|l| l.starts_with("service ")).collect();
+    assert_eq!(
+        services,
+        [
+            "service db health",
+            "service backend health db",
+            "service bot - backend",
+            "service frontend -",
+        ]
+    );
+    assert!(conf.contains("\nengine docker\n"), "{conf}");
+    assert!(
+        conf.contains("\nimage ghcr.io/example/shop-backend:1.4.2\n"),
+        "the image as Compose reads it, ${{TAG}} from the .env: {conf}"
+    );
+}
+
+/// What a user's compose file may not do is refused, each with its place in the file, all
+/// at once, before anything is planned.
+#[test]
+fn a_users_compose_file_that_would_break_the_rules_is_refused_with_its_places() {
+    let dir = std::env::temp_dir().join(format!("vds-user-compose-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("app")).unwrap();
+    std::fs::write(
+        dir.join("app/compose.yml"),
+        r#"
+services:
+  web:
+    image: localhost/web:1
+    privileged: true
+    ports: ["80", "8080:80/udp", "127.0.0.1:9000:9000"]
+    volumes: ["/var/run/docker.sock:/var/run/docker.sock", "./conf:/conf", "/etc/passwd:/etc/passwd", "cache:/cache"]
+  sidecar:
+    build: .
+  tool:
+    image: localhost/tool:${TAG}
+    network_mode: host
+    env_file: [missing.env]
+    depends_on: [nothere]
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("nodes.json"),
+        r#"{"nodes": [{"name": "a"}], "apps": [{"name": "x", "node": "a", "engine": "docker", "compose_file": "app/compose.yml"}]}"#,
+    )
+    .unwrap();
+    let errors = inventory::load(&dir.join("nodes.json"), &roles::all().sections())
+        .expect_err("refused")
+        .0
+        .iter()
+        .map(|e| format!("{}: {}", e.path, e.message))
+        .collect::<Vec<_>>();
+    let wanted = [
+        "services.web.privileged: a privileged container",
+        "services.web.ports[0]: \"80\" publishes the container's port on a port the engine picks at random",
+        "services.web.ports[1]: \"8080:80/udp\" is a udp port",
+        "services.web.volumes[0]: binds \"/var/run/docker.sock\" of the node, which is in /var/run",
+        "services.web.volumes[1]: binds \"./conf\", a path relative to the compose file",
+        "services.web.volumes[2]: binds \"/etc/passwd\" of the node, which is in /etc, which a container may only read",
+        "services.web.volumes[3]: names the volume \"cache\", which the file's top-level \"volumes\" does not declare",
+        "services.sidecar.build: vds-proxy does not build images",
+        "services.tool.network_mode: \"host\" puts the container on the node's own network",
+        "services.tool.image: \"localhost/tool:${TAG}\" uses ${TAG}, which the .env beside the compose file does not set",
+        "services.tool.depends_on[0]: \"nothere\" is not another service of this file; expected one of: sidecar, web",
+        "cannot read missing.env",
+    ];
+    for w in wanted {
+        assert!(
+            errors.iter().any(|e| e.starts_with("$.apps[0].compose_file") && e.contains(w)),
+            "{w} not in:\n{}",
+            errors.join("\n")
+        );
+    }
+    assert!(
+        !errors.iter().any(|e| e.contains("9000")),
+        "127.0.0.1:9000:9000 is fine: {errors:#?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
