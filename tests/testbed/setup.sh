@@ -69,6 +69,21 @@ printf '[storage]\ndriver = "vfs"\nrunroot = "/run/containers/storage"\ngraphroo
 printf '[containers]\ncgroups = "disabled"\nkeyring = false\n\n[engine]\ncgroup_manager = "cgroupfs"\n' \
   > "$BASE/etc/containers/containers.conf"
 
+# Docker in a test host (compose apps on Docker): the same limits as Podman's, given to
+# Docker as a runtime — crun without cgroups and without a new session keyring (neither can
+# be created inside the container; crun takes --no-new-keyring only after create/run) —
+# and vfs storage. Off until a test starts it (see src/roles/compose/packages).
+mkdir -p "$BASE/etc/docker" "$BASE/usr/local/bin"
+cat > "$BASE/usr/local/bin/crun-nspawn" <<'EOF'
+#!/bin/sh
+# crun for dockerd inside a systemd-nspawn test host: no cgroups, no new session keyring.
+for a; do shift; set -- "$@" "$a"; case $a in create | run) set -- "$@" --no-new-keyring ;; esac; done
+exec /usr/bin/crun --cgroup-manager=disabled "$@"
+EOF
+chmod 755 "$BASE/usr/local/bin/crun-nspawn"
+printf '{"storage-driver": "vfs", "runtimes": {"crun-nspawn": {"path": "/usr/local/bin/crun-nspawn"}}, "default-runtime": "crun-nspawn"}\n' \
+  > "$BASE/etc/docker/daemon.json"
+
 # The key the tests log in with.
 [ -f "$TESTBED/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -f "$TESTBED/id_ed25519"
 mkdir -p "$BASE/root/.ssh"

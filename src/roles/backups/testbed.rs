@@ -288,51 +288,6 @@ fn postgres_backups_dump_restore_keep_exactly_what_is_promised_and_fail_loudly()
     ));
 }
 
-/// Builds `localhost/pg:15` in host `i`'s Podman from the host's own PostgreSQL 15
-/// binaries (no registry can be reached here): like the official image, it creates its
-/// cluster on first start with superuser `POSTGRES_USER` and database `POSTGRES_DB`, and
-/// runs as user `postgres`; clients find the server through `PGHOST`.
-fn build_postgres_image(i: u32) {
-    assert_ok(&ssh(
-        i,
-        r#"set -e
-podman image exists localhost/pg:15 && exit 0
-B=/usr/lib/postgresql/15/bin
-d=$(mktemp -d); chmod 755 $d
-mkdir -p $d/bin $d/etc $d/tmp $d$B $d/var/lib/postgresql/data $d/run/postgresql $d/usr/share/postgresql $d/usr/lib/postgresql/15/lib
-chmod 1777 $d/tmp
-for f in postgres initdb pg_ctl pg_dump pg_restore psql pg_isready createdb dropdb; do
-  cp -a $B/$f $d$B/
-  ldd $B/$f | grep -o '/[^ ]*'
-done | sort -u | while read -r l; do mkdir -p $d$(dirname $l); cp -L $l $d$l; done
-cp -a /usr/share/postgresql/15 $d/usr/share/postgresql/
-find /usr/lib/postgresql/15/lib -maxdepth 1 -type f -exec cp {} $d/usr/lib/postgresql/15/lib/ \;
-cp /bin/busybox $d/bin/
-for a in sh cat echo sleep; do ln -s busybox $d/bin/$a; done
-printf 'root:x:0:0::/root:/bin/sh\npostgres:x:999:999::/var/lib/postgresql:/bin/sh\n' > $d/etc/passwd
-printf 'root:x:0:\npostgres:x:999:\n' > $d/etc/group
-chown -R 999:999 $d/var/lib/postgresql $d/run/postgresql
-cat > $d/bin/pg-entry <<'EOS'
-#!/bin/sh
-set -e
-D=/var/lib/postgresql/data
-if [ ! -f $D/PG_VERSION ]; then
-  initdb -D $D -U "$POSTGRES_USER" --auth=trust --locale=C -E UTF8 >/dev/null
-  pg_ctl -D $D -o "-k /run/postgresql -c listen_addresses=" -w start >/dev/null
-  createdb -U "$POSTGRES_USER" "$POSTGRES_DB"
-  pg_ctl -D $D -w stop >/dev/null
-fi
-trap 'pg_ctl -D $D -m fast -w stop; exit 0' TERM
-postgres -D $D -k /run/postgresql -c listen_addresses= &
-wait
-EOS
-chmod 755 $d/bin/pg-entry
-tar -C $d -c . | podman import -q --change "USER postgres" --change "ENV PATH=$B:/bin" \
-  --change "ENV PGHOST=/run/postgresql" --change 'CMD ["/bin/pg-entry"]' - localhost/pg:15 >/dev/null
-rm -rf $d"#,
-    ));
-}
-
 /// psql in the app's database container on h4, as its superuser.
 fn app_psql(db: &str, sql: &str) -> String {
     let out = ssh(
@@ -354,7 +309,7 @@ fn shell_quote(s: &str) -> String {
 fn a_postgres_inside_a_compose_app_is_backed_up_and_restored_through_its_container() {
     let env = Env::new("app-backup");
     env.with_app_host();
-    build_postgres_image(APP_HOST);
+    super::compose_system::build_postgres_image(APP_HOST);
     env.app_inventory();
     env.add_sections(
         r#""apps": [{"name": "shop", "node": "h4", "health_timeout": 60, "services": [

@@ -24,6 +24,51 @@ done"#,
     ));
 }
 
+/// Builds `localhost/pg:15` in host `i`'s Podman from the host's own PostgreSQL 15
+/// binaries (no registry can be reached here): like the official image, it creates its
+/// cluster on first start with superuser `POSTGRES_USER` and database `POSTGRES_DB`, and
+/// runs as user `postgres`; clients find the server through `PGHOST`.
+pub(crate) fn build_postgres_image(i: u32) {
+    assert_ok(&ssh(
+        i,
+        r#"set -e
+podman image exists localhost/pg:15 && exit 0
+B=/usr/lib/postgresql/15/bin
+d=$(mktemp -d); chmod 755 $d
+mkdir -p $d/bin $d/etc $d/tmp $d$B $d/var/lib/postgresql/data $d/run/postgresql $d/usr/share/postgresql $d/usr/lib/postgresql/15/lib
+chmod 1777 $d/tmp
+for f in postgres initdb pg_ctl pg_dump pg_restore psql pg_isready createdb dropdb; do
+  cp -a $B/$f $d$B/
+  ldd $B/$f | grep -o '/[^ ]*'
+done | sort -u | while read -r l; do mkdir -p $d$(dirname $l); cp -L $l $d$l; done
+cp -a /usr/share/postgresql/15 $d/usr/share/postgresql/
+find /usr/lib/postgresql/15/lib -maxdepth 1 -type f -exec cp {} $d/usr/lib/postgresql/15/lib/ \;
+cp /bin/busybox $d/bin/
+for a in sh cat echo sleep; do ln -s busybox $d/bin/$a; done
+printf 'root:x:0:0::/root:/bin/sh\npostgres:x:999:999::/var/lib/postgresql:/bin/sh\n' > $d/etc/passwd
+printf 'root:x:0:\npostgres:x:999:\n' > $d/etc/group
+chown -R 999:999 $d/var/lib/postgresql $d/run/postgresql
+cat > $d/bin/pg-entry <<'EOS'
+#!/bin/sh
+set -e
+D=/var/lib/postgresql/data
+if [ ! -f $D/PG_VERSION ]; then
+  initdb -D $D -U "$POSTGRES_USER" --auth=trust --locale=C -E UTF8 >/dev/null
+  pg_ctl -D $D -o "-k /run/postgresql -c listen_addresses=" -w start >/dev/null
+  createdb -U "$POSTGRES_USER" "$POSTGRES_DB"
+  pg_ctl -D $D -w stop >/dev/null
+fi
+trap 'pg_ctl -D $D -m fast -w stop; exit 0' TERM
+postgres -D $D -k /run/postgresql -c listen_addresses= &
+wait
+EOS
+chmod 755 $d/bin/pg-entry
+tar -C $d -c . | podman import -q --change "USER postgres" --change "ENV PATH=$B:/bin" \
+  --change "ENV PGHOST=/run/postgresql" --change 'CMD ["/bin/pg-entry"]' - localhost/pg:15 >/dev/null
+rm -rf $d"#,
+    ));
+}
+
 fn app_section(image: &str) -> String {
     format!(
         r#""apps": [{{"name": "shop", "node": "h4", "health_timeout": 8, "services": [
@@ -165,4 +210,256 @@ fn a_compose_app_comes_up_healthy_an_unhealthy_version_is_rolled_back_and_its_da
         text(&out)
     );
     assert_eq!(stdout(&ssh(APP_HOST, "podman volume ls -q")), "");
+}
+
+/// The seed's mini-app as its owners keep it: their own compose file with a `.env` and an
+/// env file beside it — a Postgres with a named volume, a backend with a healthcheck that
+/// waits for the database to be healthy, a frontend on a public port, a bot with no ports
+/// that waits for the backend. `BACKEND_TAG` in the `.env` picks the backend's version.
+const MINI_APP: &str = r#"# The shop, as its owners run it with Compose.
+services:
+  db:
+    image: localhost/pg:15
+    environment:
+      POSTGRES_USER: shop
+      POSTGRES_DB: shop
+    volumes:
+      - pgdata:/var/lib/postgresql/data
+    healthcheck:
+      test: ["CMD-SHELL", "pg_isready -U shop -d shop"]
+      interval: 1s
+  backend:
+    image: localhost/web:${BACKEND_TAG}
+    env_file: backend.env
+    environment:
+      TOKEN: ${BOT_TOKEN}
+    ports:
+      - "127.0.0.1:18080:8080"
+    depends_on:
+      db:
+        condition: service_healthy
+    healthcheck:
+      test: ["CMD-SHELL", "wget -q -O- http://127.0.0.1:8080/health"]
+      interval: 1s
+  frontend:
+    image: localhost/web:1
+    ports:
+      - "18081:8080"
+    depends_on:
+      - backend
+  bot:
+    image: localhost/web:1
+    command: ["sh", "-c", "trap 'exit 0' TERM; echo bot up; sleep 100000 & wait"]
+    environment:
+      BOT_TOKEN: ${BOT_TOKEN}
+    depends_on:
+      backend:
+        condition: service_healthy
+volumes:
+  pgdata:
+"#;
+
+/// Writes the mini-app's files into the test's inventory directory, with backend version
+/// `tag`, and an inventory deploying it on `engine` with a backup of its database.
+fn mini_app_inventory(env: &Env, engine: &str, tag: u32) {
+    let dir = env.dir.join("shop");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("docker-compose.yml"), MINI_APP).unwrap();
+    std::fs::write(dir.join(".env"), format!("BACKEND_TAG={tag}\n")).unwrap();
+    std::fs::write(dir.join("backend.env"), "LOG_LEVEL=debug\n").unwrap();
+    env.app_inventory();
+    env.add_sections(&format!(
+        r#""apps": [{{"name": "shop", "node": "h4", "engine": "{engine}", "health_timeout": 20,
+              "compose_file": "shop/docker-compose.yml",
+              "secret_env": {{"BOT_TOKEN": "bot-token-s3cr3t"}}}}],
+           "backups": [{{"node": "h4", "database": "shop", "app": "shop", "service": "db", "db_user": "shop"}}]"#
+    ));
+}
+
+/// The container of `service` of the mini-app on `engine` (found by Compose's labels).
+fn mini_container(engine: &str, service: &str) -> String {
+    let out = ssh(
+        APP_HOST,
+        &format!(
+            "{engine} ps -q --filter label=com.docker.compose.project=shop --filter label=com.docker.compose.service={service}"
+        ),
+    );
+    let id = stdout(&out).trim().to_string();
+    assert!(!id.is_empty(), "no container of {service}: {}", text(&out));
+    id
+}
+
+/// `sql` run by psql in the mini-app's database as its superuser.
+fn mini_psql(engine: &str, db: &str, sql: &str) -> String {
+    let id = mini_container(engine, "db");
+    let out = ssh(
+        APP_HOST,
+        &format!(
+            "{engine} exec -e PGUSER=shop {id} psql -qtAX -d {db} -c '{}'",
+            sql.replace('\'', r"'\''")
+        ),
+    );
+    assert_ok(&out);
+    stdout(&out).trim().to_string()
+}
+
+/// Each container of the mini-app with its start time, by service.
+fn mini_containers(engine: &str) -> String {
+    stdout(&ssh(
+        APP_HOST,
+        &format!(
+            "for id in $({engine} ps -aq --filter label=com.docker.compose.project=shop); do \
+             {engine} inspect -f '{{{{index .Config.Labels \"com.docker.compose.service\"}}}} {{{{.Id}}}} {{{{.State.StartedAt}}}}' $id; done | sort"
+        ),
+    ))
+}
+
+/// The test images in `engine`'s store on the app host (built with Podman; copied into
+/// Docker's through `podman save | docker load`, as no registry can be reached here).
+fn mini_images(engine: &str) {
+    build_app_images(APP_HOST);
+    build_postgres_image(APP_HOST);
+    if engine == "docker" {
+        assert_ok(&ssh(
+            APP_HOST,
+            "set -e; systemctl start docker; for i in localhost/web:1 localhost/web:2 localhost/pg:15; do \
+             docker image inspect $i >/dev/null 2>&1 || podman save $i | docker load -q >/dev/null; done",
+        ));
+    }
+}
+
+/// Stops dockerd on the app host when a Docker test ends, however it ends (its iptables
+/// rules turn the host's forwarding policy to DROP while it runs).
+struct DockerOff;
+
+impl Drop for DockerOff {
+    fn drop(&mut self) {
+        let _ = ssh(
+            APP_HOST,
+            "systemctl stop docker.socket docker containerd; iptables -P FORWARD ACCEPT",
+        );
+    }
+}
+
+/// The mini-app from its owners' compose file, deployed as it is on `engine`: healthy, in
+/// `depends_on` order, secrets only in 0600 files; a no-op recreates nothing; a backup of
+/// its Postgres restores; a backend version that fails its healthcheck is rolled back with
+/// the old one serving and the data kept; `remove` keeps the volume, `--purge-data` not.
+fn mini_app_on(engine: &str) {
+    let env = Env::new(&format!("mini-app-{engine}"));
+    env.with_app_host();
+    mini_images(engine);
+    mini_app_inventory(&env, engine, 1);
+    let t = std::time::Instant::now();
+    let out = env.vds(&["deploy"]);
+    let first = t.elapsed().as_secs_f64();
+    assert_ok(&out);
+    assert!(!text(&out).contains("bot-token-s3cr3t"), "{}", text(&out));
+    assert_eq!(
+        stdout(&ssh(APP_HOST, "curl -s http://127.0.0.1:18080/")),
+        "v1\n",
+        "the backend answers on the node's loopback"
+    );
+    let public = Command::new("curl")
+        .args(["-s", "--max-time", "5"])
+        .arg(format!("http://{}:18081/", ip(APP_HOST)))
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&public), "v1\n", "the frontend answers on the node's address");
+    // The secret from the inventory and the env file reach the containers; both files are 0600.
+    let backend = mini_container(engine, "backend");
+    let bot = mini_container(engine, "bot");
+    assert_eq!(
+        stdout(&ssh(
+            APP_HOST,
+            &format!(
+                "{engine} exec {backend} sh -c 'echo $TOKEN $LOG_LEVEL'; {engine} exec {bot} sh -c 'echo $BOT_TOKEN'; \
+                 stat -c %a /etc/vds-proxy/apps/shop/.env /etc/vds-proxy/apps/shop/backend.env"
+            )
+        )),
+        "bot-token-s3cr3t debug\nbot-token-s3cr3t\n600\n600\n"
+    );
+    // Each service started after those it depends on.
+    let started: Vec<(String, String)> = mini_containers(engine)
+        .lines()
+        .map(|l| {
+            let w: Vec<&str> = l.splitn(3, ' ').collect();
+            (w[0].to_string(), w[2].to_string())
+        })
+        .collect();
+    let at = |s: &str| started.iter().find(|(n, _)| n == s).unwrap().1.clone();
+    assert!(at("db") < at("backend") && at("backend") < at("bot") && at("backend") < at("frontend"), "{started:?}");
+    let out = env.vds(&["status"]);
+    assert_ok(&out);
+    assert_row(&out, "h4 app shop/db ok running, healthy, 0 restart(s)");
+    assert_row(
+        &out,
+        "h4 app shop/backend ok running, healthy, 0 restart(s), listening on 127.0.0.1:18080",
+    );
+    assert_row(&out, "h4 app shop/frontend ok running, 0 restart(s), listening on *:18081");
+    assert_row(&out, "h4 app shop/bot ok running, 0 restart(s)");
+
+    // Data; a second deploy recreates nothing.
+    mini_psql(
+        engine,
+        "shop",
+        "CREATE TABLE orders (id int PRIMARY KEY, item text); INSERT INTO orders SELECT g, 'item ' || g FROM generate_series(1, 1000) g",
+    );
+    let before = mini_containers(engine);
+    let t = std::time::Instant::now();
+    let out = env.vds(&["deploy", "--format", "json"]);
+    let noop = t.elapsed().as_secs_f64();
+    assert_ok(&out);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(doc["changed"], 0, "{doc:#}");
+    assert_eq!(mini_containers(engine), before, "a no-op deploy recreates nothing");
+
+    // A backup through the database's container, and a restore drill.
+    assert_ok(&ssh(APP_HOST, "systemctl start vds-backup-shop.service"));
+    let out = env.vds(&["backup", "restore", "h4", "--into", "shop_copy"]);
+    assert_ok(&out);
+    assert_eq!(mini_psql(engine, "shop_copy", "SELECT count(*) FROM orders"), "1000");
+
+    // A backend version whose healthcheck fails: rolled back, the old one serves, the
+    // data is there.
+    mini_app_inventory(&env, engine, 2);
+    let t = std::time::Instant::now();
+    let out = env.vds(&["deploy"]);
+    let failed = t.elapsed().as_secs_f64();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let said = text(&out);
+    assert!(said.contains("service backend is not healthy after 20 s"), "{said}");
+    assert!(!said.contains("was retried"), "{said}");
+    assert!(said.contains("the previous files were restored and re-activated"), "{said}");
+    assert!(!said.contains("bot-token-s3cr3t"), "{said}");
+    assert_eq!(stdout(&ssh(APP_HOST, "curl -s http://127.0.0.1:18080/")), "v1\n");
+    assert_eq!(mini_psql(engine, "shop", "SELECT count(*) FROM orders"), "1000");
+    eprintln!(
+        "compose on {engine}: first deploy {first:.1} s, no-op {noop:.1} s, failed deploy with rollback {failed:.1} s"
+    );
+
+    // remove keeps the named volume; --purge-data deletes it.
+    mini_app_inventory(&env, engine, 1);
+    let out = env.vds(&["remove"]);
+    assert_ok(&out);
+    assert_eq!(mini_containers(engine), "");
+    assert_eq!(
+        stdout(&ssh(APP_HOST, &format!("{engine} volume ls -q | grep shop"))),
+        "shop_pgdata\n"
+    );
+    let out = env.vds(&["remove", "--purge-data"]);
+    assert_ok(&out);
+    assert!(text(&out).contains("h4: deleted volume shop_pgdata"), "{}", text(&out));
+    assert!(!stdout(&ssh(APP_HOST, &format!("{engine} volume ls -q"))).contains("shop"));
+}
+
+#[test]
+fn the_mini_app_from_its_own_compose_file_runs_on_podman() {
+    mini_app_on("podman");
+}
+
+#[test]
+fn the_mini_app_from_its_own_compose_file_runs_on_docker() {
+    let _off = DockerOff;
+    mini_app_on("docker");
 }
