@@ -89,7 +89,13 @@ impl Loaded {
             let Some(arch) = arch_of.get(&host.node) else {
                 continue;
             };
-            for r in &mut host.resources {
+            // Only vds-proxy's own binary has builds to choose from (an image archive is
+            // what it is; a mismatch is reported before the host changes).
+            for r in host
+                .resources
+                .iter_mut()
+                .filter(|r| r.kind == crate::resources::Kind::BINARY)
+            {
                 let Content::Local { arch: planned, .. } = &r.content else {
                     continue;
                 };

@@ -342,9 +342,19 @@ fn failure_message(code: i32, report: &Report, stderr: &str) -> String {
 
 fn check_arch(t: &dyn Transport, plan: &HostPlan, facts: &Facts) -> Result<()> {
     for r in &plan.resources {
-        if let Content::Local { arch, .. } = &r.content
+        if let Content::Local { arch, source, .. } = &r.content
             && arch != &facts.arch
         {
+            if r.kind != crate::resources::Kind::BINARY {
+                bail!(
+                    "{} is {} but {} (for {}) is built for {arch}; ship one built for {}",
+                    t.label(),
+                    facts.arch,
+                    source.display(),
+                    r.path,
+                    facts.arch
+                );
+            }
             bail!(
                 "{} is {} but the vds-proxy build planned for it is for {}; build one (`just dist`) and name it in \
                 vds-proxy.toml: relay_binaries.{} = \"dist/vds-proxy-{}\"",

@@ -99,7 +99,17 @@ impl Changes<'_> {
 pub fn diff<'p>(plan: &'p HostPlan, facts: &Facts, only: Option<&[Part]>) -> Changes<'p> {
     let kinds = &plan.kinds[..];
     let selected = |p: Part| only.is_none_or(|o| o.contains(&p));
-    let resources: Vec<&'p Resource> = plan.resources.iter().filter(|r| selected(r.part)).collect();
+    // A missing file whose purpose is on the host already (its present check passed) is
+    // not planned for this host at all: neither written nor recorded.
+    let resources: Vec<&'p Resource> = plan
+        .resources
+        .iter()
+        .filter(|r| selected(r.part))
+        .filter(|r| {
+            !(facts.present.contains(&r.path)
+                && facts.files.get(&r.path).cloned().flatten().is_none())
+        })
+        .collect();
     let units: Vec<&'p UnitSpec> = plan.units.iter().filter(|u| selected(u.part)).collect();
     let mut old = facts.manifest.clone();
     old.files.retain(|f| selected(f.part));
@@ -492,5 +502,37 @@ mod tests {
         assert!(c.manifest.units.iter().any(|u| u.unit == "echo@2.service"));
         assert!(c.manifest.file("/etc/vds-proxy/echo/2.env").is_some());
         assert!(c.manifest.file("/etc/a.conf").is_some());
+    }
+}
+
+#[cfg(test)]
+mod present_tests {
+    use super::*;
+    use crate::inventory::Connection;
+    use crate::resources::Kind;
+
+    /// A missing file whose present check passed is neither written nor recorded (an
+    /// image archive whose image the node has); once it exists, or the check fails, it is
+    /// an ordinary file again.
+    #[test]
+    fn a_missing_file_whose_purpose_is_present_is_neither_written_nor_recorded() {
+        let archive = Resource::text(Kind::FILE, "/var/lib/x/img.tar", "tar".into(), 0o600)
+            .present_check("true");
+        let plan = HostPlan {
+            node: "h1".into(),
+            connection: Connection::Ssh,
+            resources: vec![archive],
+            units: Vec::new(),
+            kinds: crate::resources::SHARED.to_vec(),
+        };
+        let mut facts = Facts::default();
+        facts.files.insert("/var/lib/x/img.tar".into(), None);
+        let c = diff(&plan, &facts, None);
+        assert_eq!(c.write.len(), 1, "the check did not pass: it is uploaded");
+        assert_eq!(c.manifest.files.len(), 1);
+        facts.present.insert("/var/lib/x/img.tar".into());
+        let c = diff(&plan, &facts, None);
+        assert!(c.write.is_empty(), "{:?}", c.write);
+        assert!(c.manifest.files.is_empty() && c.create_dirs.is_empty());
     }
 }

@@ -61,6 +61,8 @@ pub struct Facts {
     pub units: BTreeMap<String, UnitFacts>,
     /// Planned files whose live check failed: what they configure is not in effect.
     pub not_live: BTreeSet<String>,
+    /// Planned files that are missing and not needed: their present check passed.
+    pub present: BTreeSet<String>,
     /// Planned unit files that systemd or a package already installed: name → its path.
     pub vendor_units: BTreeMap<String, String>,
     /// The key secret files were hashed with (see the module's doc).
@@ -174,6 +176,9 @@ fn calls(plan: &HostPlan) -> String {
     for r in &plan.resources {
         if let Some(check) = &r.live_check {
             s += &call("live_check", [&r.path, check]);
+        }
+        if let Some(check) = &r.present_check {
+            s += &call("present_check", [&r.path, check]);
         }
     }
     s
@@ -307,6 +312,9 @@ pub fn parse(stdout: &str, key: &str) -> Result<Facts> {
             "@applying" => f.applying = true,
             "@notlive" => {
                 f.not_live.insert(rest.to_string());
+            }
+            "@present" => {
+                f.present.insert(rest.to_string());
             }
             "@dir" => {
                 if let Some((exists, d)) = rest.split_once(' ') {

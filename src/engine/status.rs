@@ -158,6 +158,7 @@ fn file_checks(plan: &HostPlan, facts: &gather::Facts) -> Vec<Check> {
         let live = facts.files.get(&r.path).cloned().flatten();
         let recorded = facts.manifest.file(&r.path);
         let problem = match (&live, recorded) {
+            (None, _) if facts.present.contains(&r.path) => None,
             (None, _) => Some("missing; run deploy"),
             (Some(l), Some(m)) if !m.sha256.is_empty() && l.sha256 != m.sha256 => {
                 Some("drifted: changed on the host since the last deploy")

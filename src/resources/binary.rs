@@ -151,6 +151,7 @@ pub fn binary(name: &str, artifact: &Artifact) -> Resource {
         secret: false,
         part: super::Part::default(),
         live_check: None,
+        present_check: None,
         confirm: None,
         service: None,
         on_change: Vec::new(),

@@ -225,6 +225,11 @@ pub struct Resource {
     /// flushed by hand, say); gather runs it, and a deploy then runs `on_change` again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub live_check: Option<String>,
+    /// A shell command that succeeds when what this file is for is already on the host
+    /// without it (an image archive whose image the engine has): gather runs it when the
+    /// file is missing, and the file is then neither uploaded nor recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub present_check: Option<String>,
     /// A change that could cut the deploy off from the host (firewall rules): its
     /// activation arms a revert on the host, which only `confirm` over a new SSH
     /// connection cancels.
@@ -258,6 +263,7 @@ impl Resource {
             on_change: Vec::new(),
             part: Part::default(),
             live_check: None,
+            present_check: None,
             confirm: None,
         }
     }
@@ -274,6 +280,13 @@ impl Resource {
     /// Sets the command that checks what this file configures is live.
     pub fn live_check(mut self, cmd: impl Into<String>) -> Self {
         self.live_check = Some(cmd.into());
+        self
+    }
+
+    /// Sets the command that tells the file is not needed on the host (see
+    /// [`Resource::present_check`]).
+    pub fn present_check(mut self, cmd: impl Into<String>) -> Self {
+        self.present_check = Some(cmd.into());
         self
     }
 

@@ -178,6 +178,12 @@ live_check() {
   if [ -f "$1" ] && ! (eval "$2") >/dev/null 2>&1; then echo "@notlive $1"; fi
 }
 
+# present_check PATH COMMAND: when PATH does not exist and COMMAND succeeds, what PATH is
+# for is on the host already (an image the engine has): it need not be uploaded.
+present_check() {
+  if [ ! -f "$1" ] && (eval "$2") >/dev/null 2>&1; then echo "@present $1"; fi
+}
+
 # listening: the TCP ports something listens on.
 listening() { ss -Htln 2>/dev/null | awk '{print "@listen " $4}'; }
 
