@@ -136,6 +136,19 @@ up() {
     }
   fi
   cd "$dir" || exit 1
+  # Image archives shipped by vds-proxy: loaded when the engine lacks the image.
+  sed -n 's/^load //p' app.conf | while read -r id archive; do
+    $E image inspect "$id" >/dev/null 2>&1 && continue
+    [ -f "$archive" ] || {
+      echo "app $NAME: image $id is not on this node and its archive $archive is missing; deploy again to upload it" >&2
+      exit 1
+    }
+    echo "app $NAME: loading $archive"
+    $E load -q -i "$archive" >/dev/null || {
+      echo "app $NAME: $E load -i $archive failed" >&2
+      exit 1
+    }
+  done || exit 1
   sed -n 's/^image //p' app.conf | while read -r image; do
     $E image inspect "$image" >/dev/null 2>&1 && continue
     echo "app $NAME: pulling $image"

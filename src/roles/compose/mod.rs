@@ -6,6 +6,7 @@
 //! the tool itself is `app.sh`; status: each service running/healthy, restarts, ports.
 
 pub mod compose_file;
+pub mod images;
 mod plan;
 pub mod user_file;
 
@@ -48,6 +49,8 @@ pub struct App {
     pub secret_env: Vec<(String, String)>,
     /// Services may use the node's own network (`network_mode: host`).
     pub host_network: bool,
+    /// Image archives shipped to the node and loaded when its engine lacks the image.
+    pub images: Vec<images::Archive>,
 }
 
 /// The container engine of an app.
@@ -145,6 +148,7 @@ const KEYS: &[&str] = &[
     "compose_file",
     "secret_env",
     "host_network",
+    "images",
 ];
 const SERVICE_KEYS: &[&str] = &[
     "name",
@@ -511,12 +515,25 @@ fn app(c: &mut Collector, path: &str, v: &Value) -> Option<App> {
             );
         }
     }
+    let images = f.list(
+        c,
+        "images",
+        "image archives",
+        "expected the path of an image archive (docker save or podman save), relative to the inventory",
+        |s| Some(s.to_string()),
+    );
+    let images = images
+        .iter()
+        .enumerate()
+        .filter_map(|(i, rel)| images::read(c, &format!("{}[{i}]", f.path_of("images")), rel))
+        .collect();
     Some(App {
         path: path.to_string(),
         name: name?,
         node,
         health_timeout,
         engine,
+        images,
         services,
         file,
         secret_env,
@@ -693,6 +710,7 @@ impl Purge for System {
 /// Registers this system and the capabilities it opts into.
 pub fn register(r: &mut Systems) {
     r.kinds.push(compose_file::COMPOSE);
+    r.kinds.push(images::ARCHIVE);
     r.all.push(&System);
     r.status.push(&System);
     r.purge.push(&System);

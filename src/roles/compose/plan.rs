@@ -70,6 +70,9 @@ fn conf(a: &App) -> String {
     for i in images {
         out.push_str(&format!("image {i}\n"));
     }
+    for i in &a.images {
+        out.push_str(&format!("load {} {}\n", i.id, i.node_path()));
+    }
     for s in start_order(a) {
         let health = if s.healthcheck.is_some() {
             "health"
@@ -116,6 +119,29 @@ pub fn plan(ctx: &Ctx, out: &mut Output) -> Result<(), TemplateError> {
     }
     out.resources
         .push(Resource::text(Kind::FILE, TOOL, tool_text(), 0o755));
+    // Each image archive once per node, needed where no engine of the apps using it has
+    // the image; a new archive restarts them.
+    let mut archives: std::collections::BTreeMap<&str, Vec<&App>> = Default::default();
+    for a in &mine {
+        for i in &a.images {
+            archives.entry(i.id.as_str()).or_default().push(a);
+        }
+    }
+    for (id, users) in &archives {
+        let archive = users[0]
+            .images
+            .iter()
+            .find(|i| i.id == *id)
+            .expect("the app lists the archive it was found under");
+        let mut engines: Vec<&str> = users.iter().map(|a| a.engine.command()).collect();
+        engines.sort_unstable();
+        engines.dedup();
+        let mut r = archive.resource(&engines).for_service(&users[0].name);
+        for a in users {
+            r = r.on_change(crate::resources::Action::Restart(unit_name(a)));
+        }
+        out.resources.push(r);
+    }
     for a in mine {
         let unit = unit_name(a);
         let restart = std::slice::from_ref(&unit);

@@ -262,6 +262,12 @@ volumes:
 /// Writes the mini-app's files into the test's inventory directory, with backend version
 /// `tag`, and an inventory deploying it on `engine` with a backup of its database.
 fn mini_app_inventory(env: &Env, engine: &str, tag: u32) {
+    let images = serde_json::to_string(&[
+        "images/web-1.tar",
+        "images/web-2.tar",
+        "images/pg-15.tar",
+    ])
+    .unwrap();
     let dir = env.dir.join("shop");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("docker-compose.yml"), MINI_APP).unwrap();
@@ -270,7 +276,7 @@ fn mini_app_inventory(env: &Env, engine: &str, tag: u32) {
     env.app_inventory();
     env.add_sections(&format!(
         r#""apps": [{{"name": "shop", "node": "h4", "engine": "{engine}", "health_timeout": 20,
-              "compose_file": "shop/docker-compose.yml",
+              "compose_file": "shop/docker-compose.yml", "images": {images},
               "secret_env": {{"BOT_TOKEN": "bot-token-s3cr3t"}}}}],
            "backups": [{{"node": "h4", "database": "shop", "app": "shop", "service": "db", "db_user": "shop"}}]"#
     ));
@@ -314,16 +320,29 @@ fn mini_containers(engine: &str) -> String {
     ))
 }
 
-/// The test images in `engine`'s store on the app host (built with Podman; copied into
-/// Docker's through `podman save | docker load`, as no registry can be reached here).
-fn mini_images(engine: &str) {
+/// The test images as their owners would ship them: built with Podman on the app host
+/// (no registry can be reached here) and saved as archives into the test's inventory
+/// directory, `images/NAME.tar`. On Docker, the engine starts without them, so the deploy
+/// must upload and load them; Podman has them, so the deploy must upload nothing.
+fn mini_images(env: &Env, engine: &str) {
     build_app_images(APP_HOST);
     build_postgres_image(APP_HOST);
+    let dir = env.dir.join("images");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (image, file) in [
+        ("localhost/web:1", "web-1.tar"),
+        ("localhost/web:2", "web-2.tar"),
+        ("localhost/pg:15", "pg-15.tar"),
+    ] {
+        let out = ssh(APP_HOST, &format!("podman save {image}"));
+        assert_ok(&out);
+        std::fs::write(dir.join(file), &out.stdout).unwrap();
+    }
     if engine == "docker" {
         assert_ok(&ssh(
             APP_HOST,
             "set -e; systemctl start docker; for i in localhost/web:1 localhost/web:2 localhost/pg:15; do \
-             docker image inspect $i >/dev/null 2>&1 || podman save $i | docker load -q >/dev/null; done",
+             docker rmi -f $i >/dev/null 2>&1 || true; done; rm -rf /var/lib/vds-proxy/images",
         ));
     }
 }
@@ -348,12 +367,22 @@ impl Drop for DockerOff {
 fn mini_app_on(engine: &str) {
     let env = Env::new(&format!("mini-app-{engine}"));
     env.with_app_host();
-    mini_images(engine);
+    mini_images(&env, engine);
     mini_app_inventory(&env, engine, 1);
     let t = std::time::Instant::now();
     let out = env.vds(&["deploy"]);
     let first = t.elapsed().as_secs_f64();
     assert_ok(&out);
+    // The image archives: uploaded and loaded where the engine lacked the images, not
+    // uploaded where it had them.
+    let shipped = stdout(&ssh(
+        APP_HOST,
+        &format!(
+            "ls /var/lib/vds-proxy/images 2>/dev/null | wc -l; {engine} image inspect -f '{{{{.Id}}}}' localhost/web:1 localhost/web:2 localhost/pg:15 | wc -l"
+        ),
+    ));
+    let uploaded = if engine == "docker" { 3 } else { 0 };
+    assert_eq!(shipped, format!("{uploaded}\n3\n"), "{}", text(&out));
     assert!(!text(&out).contains("bot-token-s3cr3t"), "{}", text(&out));
     assert_eq!(
         stdout(&ssh(APP_HOST, "curl -s http://127.0.0.1:18080/")),
