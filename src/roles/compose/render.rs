@@ -244,3 +244,35 @@ services:
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The ports a user's compose file publishes on every address are claimed, so the node's
+/// firewall opens them; those bound to 127.0.0.1 stay closed.
+#[test]
+fn the_firewall_opens_what_a_users_compose_file_publishes() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/roles/compose/example");
+    let dir = std::env::temp_dir().join(format!("vds-user-compose-fw-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("shop")).unwrap();
+    for f in ["docker-compose.yml", ".env", "backend.env"] {
+        std::fs::copy(example.join("shop").join(f), dir.join("shop").join(f)).unwrap();
+    }
+    let nodes = std::fs::read_to_string(example.join("nodes.json")).unwrap();
+    let nodes = nodes.replacen(
+        "\"apps\":",
+        "\"firewalls\": [{\"node\": \"app-1\"}],\n  \"apps\":",
+        1,
+    );
+    std::fs::write(dir.join("nodes.json"), nodes).unwrap();
+    let (_, plan) = plan_of(dir.join("nodes.json").to_str().unwrap());
+    let rules = plan.hosts[0]
+        .resources
+        .iter()
+        .find(|r| r.path == "/etc/vds-proxy/firewall.nft")
+        .and_then(|r| r.text_content())
+        .expect("the firewall's rules");
+    assert!(
+        rules.contains("tcp dport 80 accept comment \"$.apps[0].compose_file: shop/docker-compose.yml at services.frontend.ports[0]\""),
+        "{rules}"
+    );
+    assert!(!rules.contains("8000"), "{rules}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
