@@ -110,22 +110,30 @@ for i in $(seq 1 "$N"); do
   # would otherwise share one payload cgroup, and same-named units on different hosts
   # (every host's haproxy.service) would share cgroup directories and fail with
   # status=219/CGROUP under load.
+  # A reboot inside a host (`reboot`, `reboot -f`) ends its nspawn with status 133: the
+  # host is booted again on the same overlay (its disk), and the outer end of its new veth
+  # gets its address back. down.sh's SIGTERM stops the host and the loop.
   # shellcheck disable=SC2016 # the inner script expands its own variables
-  H=$h setsid bash -c 'for c in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified /sys/fs/cgroup; do
+  H=$h I=$i setsid bash -c 'for c in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified /sys/fs/cgroup; do
       [ -f "$c/cgroup.procs" ] || continue
       mkdir -p "$c/vds-testbed/$H" && echo $$ > "$c/vds-testbed/$H/cgroup.procs" || true
-    done; exec "$@"' nspawn systemd-nspawn -q -D "$BASE" --overlay="$BASE:$dir/upper:/" -M "$h" -b \
+    done
+    pid=
+    trap "[ -z \"\$pid\" ] || kill \$pid 2>/dev/null; wait; exit 0" TERM INT
+    while :; do
+      "$@" & pid=$!
+      for _ in $(seq 1 100); do ip link show "ve-$H" >/dev/null 2>&1 && break; sleep 0.1; done
+      ip addr replace "10.213.$I.1/24" dev "ve-$H" && ip link set "ve-$H" up
+      wait $pid; rc=$?
+      [ "$rc" = 133 ] || exit "$rc"
+      echo "testbed: $H rebooted" >&2
+      for _ in $(seq 1 50); do ip link show "ve-$H" >/dev/null 2>&1 || break; sleep 0.1; done
+    done' nspawn systemd-nspawn -q -D "$BASE" --overlay="$BASE:$dir/upper:/" -M "$h" -b \
     --register=no --keep-unit --network-veth --bind=/dev/net/tun \
     </dev/null >"$dir/console.log" 2>&1 &
   echo $! > "$dir/pid"
   echo "10.213.$i.2 $(cut -d' ' -f1,2 "$BASE/etc/ssh/ssh_host_ed25519_key.pub")" >> "$TESTBED/known_hosts"
   echo "$h 10.213.$i.2" >> "$TESTBED/hosts.txt"
-done
-
-for i in $(seq 1 "$N"); do
-  for _ in $(seq 1 100); do ip link show "ve-h$i" >/dev/null 2>&1 && break; sleep 0.1; done
-  ip addr replace "10.213.$i.1/24" dev "ve-h$i"
-  ip link set "ve-h$i" up
 done
 
 ssh_opts=(-o BatchMode=yes -o ConnectTimeout=2 -o UserKnownHostsFile="$TESTBED/known_hosts" -o StrictHostKeyChecking=yes -i "$TESTBED/id_ed25519")
