@@ -117,7 +117,9 @@ fn check_shell(name: &str, script: &str) {
 fn snapshot(name: &str, script: &str, library: &str) {
     check_shell(name, script);
     assert!(script.contains(library), "{name}: the library is missing");
-    insta::assert_snapshot!(name, script.replacen(library, "<library>\n", 1));
+    // (An apply script holds the library twice: the recovery script it keeps for a reboot
+    // has it too.)
+    insta::assert_snapshot!(name, script.replace(library, "<library>\n"));
 }
 
 fn apply_script(changes: &Changes, facts: &Facts, plan: &HostPlan) -> String {
@@ -213,11 +215,8 @@ fn a_dropped_sites_certificate_goes_only_once_the_host_converged() {
         (RELAY_ROUTE.to_string(), false),
     ] {
         let plan = host_plan(&inventory(&sections), "h1");
-        let script = apply_script(&diff::diff(&plan, &facts, None), &facts, &plan).replacen(
-            apply::LIBRARY,
-            "",
-            1,
-        );
+        let script = apply_script(&diff::diff(&plan, &facts, None), &facts, &plan)
+            .replace(apply::LIBRARY, "");
         let tool = script
             .lines()
             .find_map(|l| {

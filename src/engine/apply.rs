@@ -52,10 +52,17 @@ pub const LOCK_WAIT_SECS: u64 = 90;
 /// The transaction directory (only one apply runs at a time: the lock is held).
 pub const TXN_DIR: &str = "/var/lib/vds-proxy/txn";
 
+/// While an apply runs: the unit that resolves its transaction after a reboot cut it off
+/// (see `guard_boot` in the library), its boot link, and the script it runs.
+pub const BOOT_UNIT: &str = "/etc/systemd/system/vds-proxy-recover.service";
+const BOOT_LINK: &str = "/etc/systemd/system/multi-user.target.wants/vds-proxy-recover.service";
+const BOOT_SCRIPT: &str = "/var/lib/vds-proxy/recover.sh";
+
 /// The library every apply script starts with.
 pub const LIBRARY: &str = include_str!("scripts/apply.sh");
 
 const HEREDOC: &str = "VDS_PROXY_EOF_7f3a";
+const BOOT_EOF: &str = "VDS_PROXY_BOOT_EOF_7f3a";
 
 /// `bytes` as a here-document fed to `command` (base64, 76 columns).
 fn heredoc(command: &str, bytes: &[u8]) -> String {
@@ -121,6 +128,12 @@ pub fn script(changes: &Changes, facts: &Facts, plan_units: &[UnitSpec]) -> Resu
         })
         .collect();
     let mut s = settings() + &call("begin", [&facts.state_hash]);
+    // Until it ends, a reboot that cuts it off is resolved when the host has booted again.
+    // (As text: the delimiter is no line of the library.)
+    s += &format!(
+        "guard_boot <<'{BOOT_EOF}'\n{}{BOOT_EOF}\n",
+        recovery_script()
+    );
     // The apply proper goes on by itself when the connection is lost (see `work`).
     s += "(\nwork\n";
     s += &stage(&staged)?;
@@ -141,9 +154,18 @@ pub fn recovery_script() -> String {
 }
 
 /// The script that waits until no apply runs on a host (it takes the lock) and prints the
-/// last one's log: how an apply whose connection was lost ended.
+/// last one's log: how an apply whose connection was lost ended. Without a log (it lives in
+/// /run) the host rebooted: `@rebooted` when its boot resolved the transaction, else
+/// `@cutoff`.
 pub fn log_script() -> String {
-    settings() + "take_lock\ncat \"$LOG\"\n"
+    settings()
+        + "take_lock\nif [ -e \"$LOG\" ]; then cat \"$LOG\"; elif [ -d \"$T\" ]; then echo @cutoff; else echo @rebooted; fi\n"
+}
+
+/// What the log script said of a host without a log: it rebooted, and its boot resolved
+/// the apply.
+pub fn rebooted(log: &str) -> bool {
+    log.lines().any(|l| l == "@rebooted")
 }
 
 /// The library and the variables it reads.
@@ -161,6 +183,9 @@ fn settings() -> String {
         ("EXIT_RECOVERED", EXIT_RECOVERED.to_string()),
         ("LOG", LOG_FILE.to_string()),
         ("LEFTOVER", LEFTOVER_FILE.to_string()),
+        ("BOOT_UNIT", BOOT_UNIT.to_string()),
+        ("BOOT_LINK", BOOT_LINK.to_string()),
+        ("BOOT_SCRIPT", BOOT_SCRIPT.to_string()),
     ];
     // The library first: its first line holds shellcheck's directives for the whole file.
     let mut s = LIBRARY.to_string();

@@ -255,6 +255,13 @@ async fn lost(t: &dyn Transport, progress: &Progress, why: &str) -> Result<(Repo
     let last_error = loop {
         let err = match t.reopen(std::time::Duration::from_secs(10)).await {
             Ok(t2) => match t2.run(&apply::log_script()).await {
+                Ok(out) if out.status == 0 && apply::rebooted(&out.stdout) => bail!(
+                    "{}: the connection was lost during the apply ({}): the host rebooted, and resolved the cut-off \
+                     apply by itself when it came back (rolled back, or forward if it had committed); `vds-proxy status` \
+                     shows what runs, and deploying again applies this version",
+                    t.label(),
+                    why.trim()
+                ),
                 Ok(out) if out.status == 0 => {
                     let report = apply::parse_report(&out.stdout);
                     let Some(status) = report.exit else {

@@ -7,7 +7,7 @@
 #
 # Set by the generated part before any call: STATE_DIR STATE_FILE ORIG_DIR LOCK_FILE
 # LOCK_WAIT T (transaction directory) LOG (the last apply's log) EXIT_INVALID EXIT_LOCKED
-# EXIT_STALE EXIT_RECOVERED.
+# EXIT_STALE EXIT_RECOVERED BOOT_UNIT BOOT_LINK BOOT_SCRIPT.
 # Reports go to stdout as "@tag ..." lines, read by engine/apply.rs.
 
 export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -29,6 +29,24 @@ begin() {
   : > "$T/units"
   bad=0 armed=0 failed=0
 }
+
+# guard_boot: while this apply runs, a reboot that cuts it off is resolved once the host
+# has booted again: BOOT_SCRIPT (the recovery script, on stdin) is run by a oneshot
+# unit ordered after multi-user.target, whose boot link is written by hand (nothing is
+# reloaded: systemd reads it at the next boot). Best effort: without it, the next deploy
+# resolves the transaction instead.
+guard_boot() {
+  { cat > "$BOOT_SCRIPT" &&
+    printf '%s\n' "# Written by vds-proxy while a deploy runs, removed when it ends: after a reboot" \
+      "# that cut the deploy off, rolls it back (or forward) once the host has booted." \
+      "[Unit]" "Description=vds-proxy: resolve a deploy cut off by a reboot" \
+      "After=multi-user.target" "ConditionPathIsDirectory=$T" "" \
+      "[Service]" "Type=oneshot" "ExecStart=/bin/sh $BOOT_SCRIPT" > "$BOOT_UNIT" &&
+    mkdir -p "${BOOT_LINK%/*}" && ln -sf "$BOOT_UNIT" "$BOOT_LINK"; } 2>/dev/null || unguard_boot
+}
+
+# unguard_boot: the apply ended (or was resolved): no recovery at the next boot.
+unguard_boot() { rm -f "$BOOT_LINK" "$BOOT_UNIT" "$BOOT_SCRIPT" 2>/dev/null; }
 
 # take_lock: the host lock (fd 9), waited for at most LOCK_WAIT seconds.
 take_lock() {
@@ -63,6 +81,7 @@ watch() {
 end_work() {
   rc=$?
   rm -rf "$T"
+  unguard_boot
   [ -e "$STATE_FILE" ] || { rmdir "$ORIG_DIR" "$STATE_DIR"; } 2>/dev/null
   echo "@exit $rc"
 }
@@ -84,6 +103,7 @@ recover() {
     rollback
   fi
   rm -rf "$T"
+  unguard_boot
   return 0
 }
 
