@@ -128,6 +128,11 @@ fn ssh_command(i: u32, cmd: &str) -> Command {
         "ConnectTimeout=5",
         "-o",
         "StrictHostKeyChecking=yes",
+        // A host that reboots under a command ends it within 6 s.
+        "-o",
+        "ServerAliveInterval=2",
+        "-o",
+        "ServerAliveCountMax=3",
     ])
     .arg("-o")
     .arg(format!("UserKnownHostsFile={TESTBED}/known_hosts"))
