@@ -11,6 +11,10 @@ for pidfile in "$TESTBED"/hosts/*/pid; do
   fi
   rm -f "$pidfile"
 done
+# A host's own disk (h1's, see setup.sh), once nothing runs on it.
+for dir in "$TESTBED"/hosts/*; do
+  if mountpoint -q "$dir" 2>/dev/null; then umount "$dir" 2>/dev/null; fi
+done
 # The list of running hosts: none now (a bench that found it would wait on stopped hosts).
 rm -f "$TESTBED/hosts.txt"
 # The hosts' own cgroups (setup.sh), now empty.

@@ -9,8 +9,9 @@
 //! the OOM killer would); the apply and its watcher killed (a power cut, without the reboot:
 //! nothing is left on the host to finish it); the host's link down for 2-8 s; /etc made
 //! read-only mid-apply; the host rebooted mid-apply (`reboot -f`: no shutdown, the test
-//! host boots again on the same disk). Not here: a full disk (the test hosts share this
-//! machine's).
+//! host boots again on the same disk); h1's disk full but for 0-256 KiB (ENOSPC at a random
+//! step: its disk is a filesystem of its own, see setup.sh), freed afterwards; a second
+//! deploy started while the first runs (the other version).
 
 use super::*;
 
@@ -248,13 +249,31 @@ fn deploys_cut_off_at_random_moments_leave_every_host_old_or_new() {
         "the host's link down 2-8 s",
         "/etc read-only mid-apply",
         "a reboot mid-apply (reboot -f)",
+        "the disk full (0-256 KiB left, ENOSPC)",
+        "two deploys at once",
     ];
     let mut tallies: Vec<Tally> = classes.iter().map(|_| Tally::default()).collect();
     let mut failures = Vec::new();
-    for trial in 0..28 {
+    for trial in 0..36 {
         let class = trial % classes.len();
         let target = !current;
         let at = moments.millis(span);
+        // A full disk: all but 0-256 KiB of h1's disk is taken before the deploy comes (mid-apply
+        // fills mostly landed after an apply of these versions had written everything), so the
+        // apply runs out of space at a random step — staging, saving the old versions,
+        // installing, or not at all. (fallocate takes the bulk at once but refuses to take
+        // it all; the rest is written.)
+        if class == 7 {
+            assert_ok(&ssh(
+                1,
+                &format!(
+                    "avail() {{ df --output=avail -B1 / | tail -n 1; }}; \
+                     fallocate -l $(( $(avail) - 2097152 )) /var/tmp/vds-fill && \
+                     head -c $(( $(avail) - {} )) /dev/zero > /var/tmp/vds-fill2",
+                    moments.next() % 262_144
+                ),
+            ));
+        }
         let on_host = match class {
             2 => Some(KILL_APPLY_ON_HOST),
             3 => Some(KILL_ALL_ON_HOST),
@@ -264,12 +283,10 @@ fn deploys_cut_off_at_random_moments_leave_every_host_old_or_new() {
         };
         let child = if let Some(fault) = on_host {
             // On the host, from the moment the apply took the lock.
+            let after = at.as_secs_f64() / 2.0;
             let killer = ssh_command(
                 1,
-                &format!(
-                    "{UNTIL_AN_APPLY_RUNS}; sleep {:.3}; {fault}",
-                    at.as_secs_f64() / 2.0,
-                ),
+                &format!("{UNTIL_AN_APPLY_RUNS}; sleep {after:.3}; {fault}"),
             )
             .spawn()
             .unwrap();
@@ -283,6 +300,17 @@ fn deploys_cut_off_at_random_moments_leave_every_host_old_or_new() {
             match class {
                 0 => kill9(child.id()),
                 1 => ssh_children(child.id()).into_iter().for_each(kill9),
+                // The other version, deployed by someone else meanwhile: it waits for the
+                // host lock, and the host ends as whichever applied last.
+                8 => {
+                    let other = c.vds(current, &["deploy", "--node", "h1"]);
+                    if !other.status.success() {
+                        failures.push(format!(
+                            "trial {trial}: the second of two deploys at once failed: {}",
+                            text(&other)
+                        ));
+                    }
+                }
                 _ => {
                     let down = 2000 + moments.millis(6000).as_millis() as u64;
                     let link = |state: &str| {
@@ -304,6 +332,16 @@ fn deploys_cut_off_at_random_moments_leave_every_host_old_or_new() {
         if class == 5 {
             // /etc is writable again (the host's operator fixed it): nothing is redeployed.
             ssh(1, "while mountpoint -q /etc; do umount /etc || break; done");
+        }
+        if class == 7 {
+            // The operator frees the disk: nothing is redeployed.
+            assert_ok(&ssh(1, "rm -f /var/tmp/vds-fill /var/tmp/vds-fill2"));
+        }
+        if class == 8 && !run.status.success() {
+            failures.push(format!(
+                "trial {trial}: the first of two deploys at once failed: {}",
+                text(&run)
+            ));
         }
         let what = format!(
             "trial {trial} ({}, {} → {}, at {} ms)",
@@ -355,10 +393,11 @@ fn deploys_cut_off_at_random_moments_leave_every_host_old_or_new() {
                     }
                     // Where vds-proxy lived on, it says what happened; it never says a
                     // host it lost is done when the host went back.
-                    let told = if matches!(class, 1 | 4 | 5) {
-                        run.status.success() == (v == target)
-                    } else {
-                        !run.status.success() || v == target
+                    let told = match class {
+                        1 | 4 | 5 | 7 => run.status.success() == (v == target),
+                        // Both succeed; the host is whichever applied last.
+                        8 => true,
+                        _ => !run.status.success() || v == target,
                     };
                     if !told {
                         failures.push(format!(
@@ -369,9 +408,11 @@ fn deploys_cut_off_at_random_moments_leave_every_host_old_or_new() {
                         ));
                     }
                 }
-                // Where a rollback could not put /etc back, the deploy must have said so.
+                // Where a rollback could not put /etc back (read-only, or no space to write
+                // the old version), the deploy must have said so.
                 Err(_)
-                    if class == 5 && text(&run).contains("neither the old nor the new version") =>
+                    if matches!(class, 5 | 7)
+                        && text(&run).contains("neither the old nor the new version") =>
                 {
                     tally.reported_mixed += 1;
                 }

@@ -102,7 +102,12 @@ need=$((N * 64))
 for i in $(seq 1 "$N"); do
   h=h$i
   dir=$TESTBED/hosts/$h
-  rm -rf "$dir"; mkdir -p "$dir/upper/etc/systemd/network"
+  # h1's disk (its overlay's upper layer) is a filesystem of its own, 1 GB, so that the
+  # fault campaign can fill it (a full disk mid-apply) without touching this machine's.
+  ! mountpoint -q "$dir" || umount "$dir"
+  rm -rf "$dir"; mkdir -p "$dir"
+  if [ "$i" = 1 ]; then mount -t tmpfs -o size=1g,mode=0755 vds-testbed-disk "$dir"; fi
+  mkdir -p "$dir/upper/etc/systemd/network"
   printf '[Match]\nName=host0\n\n[Network]\nAddress=10.213.%d.2/24\nGateway=10.213.%d.1\n' "$i" "$i" \
     > "$dir/upper/etc/systemd/network/10-host0.network"
   echo "$h" > "$dir/upper/etc/hostname"
