@@ -13,28 +13,15 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::inventory::{Collector, shown};
-use crate::resources::{Content, Kind, KindOps, Resource};
+use crate::resources::{Content, Kind, Resource};
 use crate::shell::quote;
 
 /// Where image archives are kept on a node (one file per image ID).
 pub const DIR: &str = "/var/lib/vds-proxy/images";
 
-/// An image archive on a node: checked against its digest before it goes in place (the
-/// app tool loads it when it starts the app).
-pub const ARCHIVE: Kind = Kind::new("image-archive", &ArchiveOps);
-
-/// Behaviour of [`ARCHIVE`].
-pub struct ArchiveOps;
-
-impl KindOps for ArchiveOps {
-    fn validate(&self, res: &Resource, staged: &str) -> Option<String> {
-        Some(format!(
-            "test \"$(sha256sum < {} | cut -c1-64)\" = {}",
-            quote(staged),
-            quote(&res.sha256)
-        ))
-    }
-}
+/// An image archive on a node: checked against its digest before it goes in place, as
+/// vds-proxy's own binary is (the app tool loads it when it starts the app).
+pub const ARCHIVE: Kind = Kind::new("image-archive", &crate::resources::binary::BinaryOps);
 
 /// One image archive of the inventory.
 #[derive(Debug, Clone, Serialize)]

@@ -226,12 +226,18 @@ fn dependency_cycle<'a>(app: &'a App, s: &'a Service) -> Option<Vec<&'a str>> {
 
 /// A named volume: lowercase letters, digits and `_ . -`, starting with a letter or digit.
 pub(crate) fn is_volume_name(s: &str) -> bool {
+    is_lower_name(s, b"_.-")
+}
+
+/// Lowercase letters, digits and the bytes of `also`, starting with a letter or digit, at
+/// most 63 bytes.
+fn is_lower_name(s: &str, also: &[u8]) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= 63
         && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
         && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_.-".contains(c))
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || also.contains(c))
 }
 
 /// `"8080:80"` (node port : container port) or `"8080"` (the same on both); or the rule it
@@ -504,10 +510,7 @@ fn app(c: &mut Collector, path: &str, v: &Value) -> Option<App> {
         if file
             .as_ref()
             .and_then(|u| u.dotenv.as_deref())
-            .is_some_and(|d| {
-                d.lines()
-                    .any(|l| l.trim_start().starts_with(&format!("{k}=")))
-            })
+            .is_some_and(|d| user_file::parse_dotenv(d).contains_key(k))
         {
             c.push(
                 &at,

@@ -148,7 +148,7 @@ fn parse_yaml(text: &str) -> Result<Value, String> {
 
 /// `NAME=value` lines of a `.env` file (comments and blank lines skipped, one layer of
 /// quotes removed), as Compose reads them for `${NAME}`.
-fn parse_dotenv(text: &str) -> BTreeMap<String, String> {
+pub(super) fn parse_dotenv(text: &str) -> BTreeMap<String, String> {
     text.lines()
         .filter_map(|l| {
             let l = l.trim();
@@ -497,15 +497,22 @@ impl Reader<'_, '_> {
         }
     }
 
+    /// The items of the list at `at` (none when it is missing, or after recording that it
+    /// is not a list).
+    fn items<'v>(&mut self, at: &str, v: Option<&'v Value>) -> &'v [Value] {
+        match v {
+            None => &[],
+            Some(Value::Array(list)) => list,
+            Some(_) => {
+                self.push(at, "expected a list");
+                &[]
+            }
+        }
+    }
+
     /// `ports`: `"8080:80"`, `"127.0.0.1:8080:80"`, `"8080:80/tcp"` or the long form.
     fn ports(&mut self, place: &str, v: Option<&Value>) -> Vec<PortMap> {
-        let Some(v) = v else {
-            return Vec::new();
-        };
-        let Value::Array(list) = v else {
-            self.push(&format!("{place}.ports"), "expected a list");
-            return Vec::new();
-        };
+        let list = self.items(&format!("{place}.ports"), v);
         let mut out = Vec::new();
         for (i, p) in list.iter().enumerate() {
             let at = format!("{place}.ports[{i}]");
@@ -542,13 +549,7 @@ impl Reader<'_, '_> {
         v: Option<&Value>,
         declared: &BTreeSet<String>,
     ) -> Vec<Volume> {
-        let Some(v) = v else {
-            return Vec::new();
-        };
-        let Value::Array(list) = v else {
-            self.push(&format!("{place}.volumes"), "expected a list");
-            return Vec::new();
-        };
+        let list = self.items(&format!("{place}.volumes"), v);
         let mut out = Vec::new();
         for (i, item) in list.iter().enumerate() {
             let at = format!("{place}.volumes[{i}]");
@@ -708,12 +709,7 @@ impl Reader<'_, '_> {
 
 /// A compose service name vds-proxy accepts (it names status rows and containers).
 fn is_service_name(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_-".contains(c))
+    super::is_lower_name(s, b"_-")
 }
 
 /// One published port in Compose's short syntax, after interpolation; or the rule it
