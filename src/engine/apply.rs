@@ -130,10 +130,7 @@ pub fn script(changes: &Changes, facts: &Facts, plan_units: &[UnitSpec]) -> Resu
     let mut s = settings() + &call("begin", [&facts.state_hash]);
     // Until it ends, a reboot that cuts it off is resolved when the host has booted again.
     // (As text: the delimiter is no line of the library.)
-    s += &format!(
-        "guard_boot <<'{BOOT_EOF}'\n{}{BOOT_EOF}\n",
-        recovery_script()
-    );
+    s += &format!("guard_boot <<'{BOOT_EOF}'\n{}{BOOT_EOF}\n", boot_script());
     // The apply proper goes on by itself when the connection is lost (see `work`).
     s += "(\nwork\n";
     s += &stage(&staged)?;
@@ -148,9 +145,16 @@ pub fn script(changes: &Changes, facts: &Facts, plan_units: &[UnitSpec]) -> Resu
 }
 
 /// The script that resolves what an apply cut off before left on a host (see `recover` in
-/// the library), under the host lock; reports as an apply does.
+/// the library), under the host lock; reports as an apply does. A deploy runs it: the
+/// transaction goes even if its files cannot all be put back (the deploy applies afresh).
 pub fn recovery_script() -> String {
     settings() + "take_lock\nrecover || true\n"
+}
+
+/// The script the boot unit runs (see `guard_boot`): resolves the transaction as
+/// `recovery_script` does, but keeps trying while its files cannot all be put back.
+fn boot_script() -> String {
+    settings() + "take_lock\nrecover keep\n[ $? != 2 ] || keep_trying 9\n"
 }
 
 /// The script that waits until no apply runs on a host (it takes the lock) and prints the

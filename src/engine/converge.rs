@@ -125,7 +125,7 @@ async fn converge(
                 progress.step("resolving what an interrupted deploy left");
                 let out = t.run(&apply::recovery_script()).await?;
                 let report = apply::parse_report(&out.stdout);
-                resolved.push(recovered_note(&report)?);
+                resolved.push(recovered_note(&report, &mode)?);
                 continue;
             }
         }
@@ -165,7 +165,7 @@ async fn converge(
             Ok(out) => {
                 let report = apply::parse_report(&out.stdout);
                 if report.recovered.is_some() {
-                    resolved.push(recovered_note(&report)?);
+                    resolved.push(recovered_note(&report, &mode)?);
                     continue;
                 }
                 if report.began && report.exit.is_none() {
@@ -231,17 +231,24 @@ async fn converge(
 
 /// What resolving an interrupted deploy's transaction did, for the host's notes; an error
 /// when a rollback could not bring everything back.
-fn recovered_note(report: &Report) -> Result<String> {
+fn recovered_note(report: &Report, mode: &Mode) -> Result<String> {
     if !report.unrestored.is_empty() {
         bail!(
-            "an interrupted deploy had left its transaction; rolling it back could not bring back: {}. \
+            "an earlier deploy had left its transaction; rolling it back could not bring back: {}. \
              The host is neither the old nor the new version: fix that, then deploy again",
             report.unrestored.join(", ")
         );
     }
+    let then = match mode {
+        Mode::Deploy { .. } => "then deployed afresh",
+        Mode::Remove { .. } => "then removed",
+    };
     Ok(match report.recovered.as_deref() {
         Some("forward") => "left by an interrupted deploy: it had applied everything; its transaction was cleaned up".to_string(),
-        _ => "left by an interrupted deploy: rolled back (its files put back, the units it touched brought back), then deployed afresh".to_string(),
+        Some("retried") => format!(
+            "a failed deploy's rollback had not put every file back at the time; now it has (the units it touched brought back), {then}"
+        ),
+        _ => format!("left by an interrupted deploy: rolled back (its files put back, the units it touched brought back), {then}"),
     })
 }
 
@@ -325,6 +332,12 @@ fn failure_message(code: i32, report: &Report, stderr: &str) -> String {
             "; the rollback could not bring back {}: the host is neither the old nor the new version (fix that, then deploy again)",
             report.unrestored.join(", ")
         ));
+        if report.unrestored.iter().any(|u| u.starts_with('/')) {
+            msg.push_str(
+                "\n  the host tries again by itself to put the files back (every 5 s for 30 minutes, and at its next boot); \
+                 `vds-proxy status` shows when it has",
+            );
+        }
     }
     for e in &report.errors {
         msg.push_str(&format!("\n  {e}"));

@@ -72,6 +72,9 @@ pub struct Facts {
     pub interrupted: bool,
     /// An apply holds the host lock right now.
     pub applying: bool,
+    /// Files a failed apply's rollback could not put back; the host keeps trying (its
+    /// transaction stays until it has, or a deploy resolves it).
+    pub stuck: Vec<String>,
 }
 
 impl Facts {
@@ -310,6 +313,7 @@ pub fn parse(stdout: &str, key: &str) -> Result<Facts> {
             "@leftover" => leftovers.push(rest.to_string()),
             "@interrupted" => f.interrupted = true,
             "@applying" => f.applying = true,
+            "@stuck" => f.stuck.push(rest.to_string()),
             "@notlive" => {
                 f.not_live.insert(rest.to_string());
             }

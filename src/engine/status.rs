@@ -85,11 +85,18 @@ pub async fn host_checks(
         }
     };
     let deploy = match (facts.interrupted, facts.applying) {
+        _ if !facts.stuck.is_empty() => Some(format!(
+            "a failed deploy's rollback could not put back {}: the host is neither the old nor the new version. \
+             It tries again by itself (every 5 s for 30 minutes after the deploy, and at its next boot); \
+             the next deploy resolves it",
+            facts.stuck.join(", ")
+        )),
         (true, _) => Some(
             "left by an interrupted deploy (the host was rebooted or the apply killed): what is on disk may not be what runs; \
-             the next deploy rolls it back first",
+             the next deploy rolls it back first"
+                .to_string(),
         ),
-        (false, true) => Some("a deploy is applying changes right now"),
+        (false, true) => Some("a deploy is applying changes right now".to_string()),
         (false, false) => None,
     };
     if let Some(detail) = deploy {

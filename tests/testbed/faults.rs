@@ -180,8 +180,9 @@ struct Tally {
     consistent: u32,
     slowest: std::time::Duration,
     converged: u32,
-    /// Neither version, and the deploy said so (a rollback that could not write /etc).
-    reported_mixed: u32,
+    /// The deploy said its rollback could not put everything back (/etc read-only, no space),
+    /// and the host put it back by itself once it could (no deploy).
+    put_back_later: u32,
     /// After a reboot: from the host's first log line of the boot to the end of its
     /// recovery unit (the slowest).
     boot_to_recovered: Option<f64>,
@@ -329,6 +330,17 @@ fn deploys_cut_off_at_random_moments_leave_every_host_old_or_new() {
             child
         };
         let run = child.wait_with_output().unwrap();
+        if matches!(class, 5 | 7) && text(&run).contains("neither the old nor the new version") {
+            // Before the operator fixes the host: `status` says what is wrong and that the
+            // host keeps trying.
+            let out = c.vds(target, &["status", "--node", "h1"]);
+            if out.status.code() != Some(1) || !text(&out).contains("It tries again by itself") {
+                failures.push(format!(
+                    "trial {trial}: status of a host whose rollback is stuck: {}",
+                    text(&out)
+                ));
+            }
+        }
         if class == 5 {
             // /etc is writable again (the host's operator fixed it): nothing is redeployed.
             ssh(1, "while mountpoint -q /etc; do umount /etc || break; done");
@@ -391,6 +403,9 @@ fn deploys_cut_off_at_random_moments_leave_every_host_old_or_new() {
                     if let Err(e) = c.no_leftovers() {
                         failures.push(format!("{what}: {e}"));
                     }
+                    if text(&run).contains("neither the old nor the new version") {
+                        tally.put_back_later += 1;
+                    }
                     // Where vds-proxy lived on, it says what happened; it never says a
                     // host it lost is done when the host went back.
                     let told = match class {
@@ -407,14 +422,6 @@ fn deploys_cut_off_at_random_moments_leave_every_host_old_or_new() {
                             text(&run)
                         ));
                     }
-                }
-                // Where a rollback could not put /etc back (read-only, or no space to write
-                // the old version), the deploy must have said so.
-                Err(_)
-                    if matches!(class, 5 | 7)
-                        && text(&run).contains("neither the old nor the new version") =>
-                {
-                    tally.reported_mixed += 1;
                 }
                 Err(e) => failures.push(format!(
                     "{what}: without a deploy: {e}\n  the cut deploy said: {}\n  a dry run of {} says: {}",
@@ -456,7 +463,7 @@ fn deploys_cut_off_at_random_moments_leave_every_host_old_or_new() {
     }
     for (class, t) in classes.iter().zip(&tallies) {
         eprintln!(
-            "{class}: {} trials, {} consistent without a deploy ({} old, {} new; slowest {:.1} s{}), {} reported mixed, {} converged after one deploy",
+            "{class}: {} trials, {} consistent without a deploy ({} old, {} new; slowest {:.1} s{}), {} put back by the host once it could, {} converged after one deploy",
             t.trials,
             t.consistent,
             t.old,
@@ -465,7 +472,7 @@ fn deploys_cut_off_at_random_moments_leave_every_host_old_or_new() {
             t.boot_to_recovered
                 .map(|b| format!(", boot to recovered at most {b:.1} s"))
                 .unwrap_or_default(),
-            t.reported_mixed,
+            t.put_back_later,
             t.converged
         );
     }
@@ -479,4 +486,86 @@ fn deploys_cut_off_at_random_moments_leave_every_host_old_or_new() {
     ));
     assert_eq!(left, "", "left after remove");
     assert!(failures.is_empty(), "seed {seed}:\n{}", failures.join("\n"));
+}
+
+/// A rollback that cannot put the files back (here /etc turned read-only after the new
+/// version's files went in, and the new relay cannot take its port, so the deploy rolls
+/// back) leaves the host neither old nor new and says so; the host keeps trying, `status`
+/// says that, and once /etc is writable again the host is the old version by itself —
+/// files, ports, no transaction — without another deploy.
+#[test]
+fn a_rollback_that_cannot_write_etc_is_finished_by_the_host_once_it_can() {
+    let env = Env::new("stuck-rollback");
+    let files = [false, true].map(|b| {
+        let f = env.dir.join(format!("nodes-{}.json", name(b)));
+        std::fs::write(
+            &f,
+            format!(
+                r#"{{"nodes": [{}], "routes": {}}}"#,
+                nodes_json(3),
+                version(b)
+            ),
+        )
+        .unwrap();
+        f
+    });
+    let c = Campaign { _env: env, files };
+    assert_ok(&c.vds(false, &["deploy"]));
+    assert_eq!(c.judge(), Ok(false));
+    // Version B's relay port is taken, and /etc turns read-only once B's files are in.
+    assert_ok(&ssh(
+        1,
+        "systemctl stop port-taker 2>/dev/null; systemctl reset-failed port-taker 2>/dev/null; systemd-run --collect --unit=port-taker socat TCP-LISTEN:8453,reuseaddr,fork EXEC:true",
+    ));
+    let fault = ssh_command(
+        1,
+        &format!(
+            "{UNTIL_AN_APPLY_RUNS}; timeout 30 sh -c 'until grep -rqs 8453 /etc/vds-proxy; do sleep 0.01; done' && \
+             mount --bind /etc /etc && mount -o remount,ro,bind /etc"
+        ),
+    )
+    .spawn()
+    .unwrap();
+    let run = c.vds(true, &["deploy", "--node", "h1"]);
+    assert!(fault.wait_with_output().unwrap().status.success());
+    let said = text(&run);
+    assert!(!run.status.success(), "{said}");
+    assert!(
+        said.contains("neither the old nor the new version"),
+        "{said}"
+    );
+    assert!(said.contains("tries again by itself"), "{said}");
+    // Stuck meanwhile, and `status` says so.
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    assert!(
+        ssh(1, "test -s /var/lib/vds-proxy/txn/unrestored")
+            .status
+            .success()
+    );
+    let out = c.vds(false, &["status", "--node", "h1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("It tries again by itself"),
+        "{}",
+        text(&out)
+    );
+    // The operator makes /etc writable again (and frees the port): nothing is redeployed.
+    ssh(
+        1,
+        "while mountpoint -q /etc; do umount /etc || break; done; systemctl stop port-taker",
+    );
+    let waited = apply_settled(1, std::time::Duration::from_secs(20));
+    assert!(
+        waited.is_some(),
+        "the host did not finish its rollback within 20 s"
+    );
+    eprintln!(
+        "put back {:.1} s after /etc was writable again",
+        waited.unwrap().as_secs_f64()
+    );
+    assert_eq!(c.judge(), Ok(false));
+    c.no_leftovers().unwrap();
+    let journal = stdout(&ssh(1, "journalctl -t vds-proxy --no-pager -o cat"));
+    assert!(journal.contains("files are all back now"), "{journal}");
+    assert_ok(&c.vds(false, &["remove"]));
 }

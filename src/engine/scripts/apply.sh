@@ -58,7 +58,8 @@ take_lock() {
 # apply's log as well as to the connection; this starts it. A lost connection (a closed
 # pipe, a hang-up) does not stop it: the host finishes what it began — commit or roll
 # back — and the next run reads the log. Whatever ends it, the transaction goes with it;
-# if it is killed, its watcher rolls the transaction back.
+# if it is killed, its watcher rolls the transaction back. A rollback that could not put
+# every file back leaves the transaction to the watcher, which tries again (keep_trying).
 work() {
   trap '' HUP PIPE
   trap 'end_work' EXIT
@@ -66,45 +67,86 @@ work() {
 }
 
 # watch: a process of its own that waits for the host lock, which the apply holds (fd 9)
-# until it ends, then resolves the transaction if the apply left one (it was killed).
+# until it ends, then resolves the transaction if the apply left one (it was killed, or
+# its rollback could not put everything back).
 # Holds nothing of the apply's: not the lock, not the output the connection waits on.
 watch() {
   (
     trap - EXIT
     trap '' HUP PIPE
     exec 9>&- 8>"$LOCK_FILE" </dev/null >>"$LOG" 2>&1
-    flock 8 && recover
+    flock 8 || exit 0
+    if [ -e "$T/unrestored" ]; then
+      keep_trying 8
+    else
+      recover keep
+      [ $? != 2 ] || keep_trying 8
+    fi
   ) &
 }
 
-# end_work: reports how the apply ended ("@exit STATUS") and removes its transaction.
+# end_work: reports how the apply ended ("@exit STATUS") and removes its transaction
+# (unless the watcher is to try its rollback again).
 end_work() {
   rc=$?
-  rm -rf "$T"
-  unguard_boot
+  if [ ! -e "$T/unrestored" ]; then
+    rm -rf "$T"
+    unguard_boot
+  fi
   [ -e "$STATE_FILE" ] || { rmdir "$ORIG_DIR" "$STATE_DIR"; } 2>/dev/null
   echo "@exit $rc"
 }
 
-# recover: with the lock held, a transaction directory is what an apply cut off before it
-# ended left (the host was rebooted or its processes killed): rolled forward when its
-# manifest was written (only its cleanup was left), else rolled back — every file put back
-# as it was, every unit it touched brought back — and removed. False when there is none.
+# recover [keep]: with the lock held, a transaction directory is what an apply cut off
+# before it ended left (the host was rebooted or its processes killed), or one whose
+# rollback could not put every file back ("$T/unrestored": /etc read-only, a full disk).
+# Rolled forward when its manifest was written (only its cleanup was left), else rolled
+# back — every file put back as it was, every unit it touched brought back — and removed.
+# A rollback tried again puts the files back first; the units follow once they all are.
+# With "keep", a transaction whose files still cannot all be put back stays (return 2) for
+# keep_trying; without it, it goes anyway (a deploy resolves it: it applies afresh).
+# False when there is none.
 recover() {
   [ -d "$T" ] || return 1
+  armed=0
+  [ ! -e "$T/armed" ] || armed=1
   if [ -e "$T/committed" ]; then
     echo "@recovered forward"
+  elif [ -e "$T/unrestored" ]; then
+    echo "@recovered retried"
+    rm -f "$T/unrestored"
+    undo_files
+    [ "${1:-}" != keep ] || [ ! -e "$T/unrestored" ] || return 2
+    [ "$armed" = 0 ] || reactivate
   else
     echo "@recovered back"
-    armed=0
-    [ ! -e "$T/armed" ] || armed=1
     : >> "$T/journal"
     : >> "$T/units"
     rollback
   fi
+  [ "${1:-}" != keep ] || [ ! -e "$T/unrestored" ] || return 2
   rm -rf "$T"
   unguard_boot
   return 0
+}
+
+# keep_trying FD: a rollback that could not put every file back is tried again every 5 s
+# for 30 minutes (the lock, fd FD, released in between), until it has; the transaction
+# (and the boot unit: a reboot tries again) stays meanwhile. The outcome goes to the journal.
+keep_trying() {
+  n=0
+  while [ "$n" -lt 360 ]; do
+    flock -u "$1"
+    sleep 5
+    flock "$1" || return 0
+    recover keep > /dev/null 2>&1
+    case $? in
+      0) logger -t vds-proxy "the rolled-back deploy's files are all back now (try $((n + 2)))"; return 0 ;;
+      1) return 0 ;;
+    esac
+    n=$((n + 1))
+  done
+  logger -t vds-proxy "the rolled-back deploy's files could not all be put back in 30 minutes; the next deploy or boot tries again"
 }
 
 # step NAME: reports the step now running.
@@ -197,8 +239,8 @@ unload() {
 
 # undo_files: puts every file of the journal back, newest first, then removes the
 # directories this apply created (once the files in them are gone). A file that cannot be
-# put back is reported ("@unrestored PATH") and left as it is; one this apply created is
-# also listed in LEFTOVER, for the next run to take care of.
+# put back is reported and listed (see unrestored) and left as it is; one this apply
+# created is also listed in LEFTOVER, for the next run to take care of.
 undo_files() {
   tac "$T/journal" | while read -r key path; do
     if [ "$key" = dir ]; then
@@ -206,16 +248,20 @@ undo_files() {
     elif [ -e "$T/old/$key" ]; then
       cmp -s "$T/old/$key" "$path" && continue
       { cp -p "$T/old/$key" "$path.vds-tmp" && mv -f "$path.vds-tmp" "$path"; } 2>/dev/null ||
-        { rm -f "$path.vds-tmp"; echo "@unrestored $path"; }
+        { rm -f "$path.vds-tmp"; unrestored "$path"; }
     else
       [ ! -e "$path" ] || rm -f "$path" 2>/dev/null ||
-        { echo "@unrestored $path"; echo "$path" >> "$LEFTOVER"; }
+        { unrestored "$path"; grep -qxF "$path" "$LEFTOVER" 2>/dev/null || echo "$path" >> "$LEFTOVER"; }
     fi
   done
   tac "$T/journal" | while read -r key path; do
     if [ "$key" = dir ]; then rmdir "$path" 2>/dev/null; fi
   done
 }
+
+# unrestored PATH: a file the rollback could not put back: reported ("@unrestored PATH") and
+# listed in the transaction, which then stays for the rollback to be tried again.
+unrestored() { echo "@unrestored $1"; echo "$1" >> "$T/unrestored"; }
 
 # arm: from here on a rollback also reloads systemd and brings units back (before, only
 # binaries went live).
@@ -231,7 +277,12 @@ was() { echo "$1 $2 $3 $4" >> "$T/units"; }
 rollback() {
   echo "@rollback"
   undo_files
-  [ "$armed" = 1 ] || return 0
+  [ "$armed" = 0 ] || reactivate
+}
+
+# reactivate: systemd reads the unit files as they are again, and every unit the
+# transaction touched is brought back as it was (enabled or not, running or not).
+reactivate() {
   systemctl daemon-reload || echo "@unrestored systemd's view of the unit files (daemon-reload failed)"
   while read -r u active enabled newly; do
     if [ "$enabled" = enabled ]; then

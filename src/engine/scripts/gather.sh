@@ -18,9 +18,10 @@ NL='
 host_facts() {
   [ "${1:-}" != arch ] || echo "@arch $(uname -m)"
   M_PATHS='' M_UNITS='' SECRETS=$NL$SECRET_PATHS
-  # Files an apply created and its rollback could not delete: managed like the manifest's.
+  # Files an apply created and its rollback could not delete: managed like the manifest's
+  # (those still there: a rollback tried again later may have deleted them).
   [ ! -r "$LEFTOVER" ] || while IFS= read -r l; do
-    [ -z "$l" ] || { echo "@leftover $l"; M_PATHS="$M_PATHS$l$NL"; }
+    [ -z "$l" ] || [ ! -e "$l" ] || { echo "@leftover $l"; M_PATHS="$M_PATHS$l$NL"; }
   done < "$LEFTOVER"
   [ -r "$STATE_FILE" ] || return 0
   m=$(cat "$STATE_FILE")
@@ -107,11 +108,13 @@ id_names() {
 }
 
 # txn_facts TXN_DIR LOCK_FILE: "@interrupted" when an apply's transaction directory is
-# there and no apply holds the lock (an apply cut off before left it: the next deploy
-# resolves it first), "@applying" when one holds it now. Only a test when there is none.
+# there and no apply holds the lock (an apply cut off before left it, or one whose rollback
+# could not put back the files listed as "@stuck PATH": the next deploy resolves it first),
+# "@applying" when one holds it now. Only a test when there is none.
 txn_facts() {
   [ -d "$1" ] || return 0
   if flock -n "$2" true 2>/dev/null; then echo "@interrupted"; else echo "@applying"; fi
+  [ ! -e "$1/unrestored" ] || sed 's/^/@stuck /' "$1/unrestored"
 }
 
 # dir_facts DIR...: whether each directory exists.
