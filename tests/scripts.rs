@@ -72,13 +72,15 @@ fn deployed(plan: &HostPlan) -> Facts {
         let unit = UnitFacts {
             active: "active".into(),
             enabled: "enabled".into(),
+            load: "loaded".into(),
         };
         f.units.insert(u.name.clone(), unit);
     }
     f
 }
 
-/// A host nothing was deployed to, its directories missing.
+/// A host nothing was deployed to, its directories missing, the planned units unknown to
+/// systemd (as gather finds them: "not-found").
 fn empty_host(plan: &HostPlan) -> Facts {
     let mut f = Facts {
         arch: std::env::consts::ARCH.into(),
@@ -87,6 +89,13 @@ fn empty_host(plan: &HostPlan) -> Facts {
     };
     for d in gather::needed_dirs(&plan.resources) {
         f.dirs.insert(d, false);
+    }
+    for u in &plan.units {
+        let unit = UnitFacts {
+            load: "not-found".into(),
+            ..UnitFacts::default()
+        };
+        f.units.insert(u.name.clone(), unit);
     }
     f
 }
@@ -141,6 +150,12 @@ fn a_new_host_gets_the_relay_binary_and_its_unit() {
     let facts = empty_host(&plan);
     let changes = diff::diff(&plan, &facts, None);
     let script = apply_script(&changes, &facts, &plan);
+    // Only a new unit file, for a unit systemd never loaded: systemd is asked to load it
+    // instead of reloading everything.
+    assert!(
+        script.contains("\ndaemon_reload_unless_loaded vds-relay.service\n"),
+        "{script}"
+    );
     snapshot("apply_new_host_relay", &script, apply::LIBRARY);
 }
 
@@ -163,6 +178,7 @@ fn a_new_host_with_a_package_config_adopts_it_and_can_roll_back_its_units() {
     let running = UnitFacts {
         active: "active".into(),
         enabled: "enabled".into(),
+        load: "loaded".into(),
     };
     facts.units.insert("haproxy.service".into(), running);
     let changes = diff::diff(&plan, &facts, None);
@@ -172,6 +188,8 @@ fn a_new_host_with_a_package_config_adopts_it_and_can_roll_back_its_units() {
         script.contains("was haproxy.service active enabled 0"),
         "{script}"
     );
+    // A drop-in changes a unit systemd has loaded: it must reload.
+    assert!(script.contains("\ndaemon_reload\n"), "{script}");
     snapshot("apply_new_host_balancer_adopts", &script, apply::LIBRARY);
 }
 

@@ -355,7 +355,10 @@ fn activate(changes: &Changes, facts: &Facts) -> String {
         .iter()
         .partition(|a| **a == crate::resources::Action::DaemonReload);
     if !systemd.is_empty() {
-        s += "daemon_reload\n";
+        s += &match units_new_to_systemd(changes, facts) {
+            Some(units) => call("daemon_reload_unless_loaded", units),
+            None => "daemon_reload\n".to_string(),
+        };
     }
     // One `systemctl enable` for all: each run reloads systemd (0.1 s of its CPU per host).
     if !changes.enable.is_empty() {
@@ -392,6 +395,48 @@ fn activate(changes: &Changes, facts: &Facts) -> String {
     }
     // A unit that failed to start, restart or reload rolls the apply back here.
     s + "end_checks\n"
+}
+
+/// When the only unit files this apply writes are new ones, defining units systemd has
+/// never loaded (a first apply, a new service), those units: systemd loads a new unit file
+/// when a unit of it is first asked for, so no daemon-reload (0.1 s of systemd's CPU per
+/// host) is needed. `None` when anything else systemd reads changes or goes, or a unit's
+/// load state is not known.
+fn units_new_to_systemd(changes: &Changes, facts: &Facts) -> Option<Vec<String>> {
+    if !changes.not_live.is_empty()
+        || changes
+            .prune_files
+            .iter()
+            .any(|f| f.read_by_systemd(changes.kinds))
+    {
+        return None;
+    }
+    let touched = changes.touched_units();
+    let mut units = Vec::new();
+    for (r, why) in &changes.write {
+        if !r.kind.ops().systemd() || *why == Why::Metadata {
+            continue;
+        }
+        // A new file right in the unit directory (not a drop-in, which changes a unit).
+        if *why != Why::New || unit::file_name(&r.path).is_none() {
+            return None;
+        }
+        let served: Vec<&String> = touched
+            .iter()
+            .filter(|u| unit::serves(&r.path, u))
+            .collect();
+        if served.is_empty()
+            || served
+                .iter()
+                .any(|u| facts.units.get(*u).is_none_or(|f| f.load != "not-found"))
+        {
+            return None;
+        }
+        units.extend(served.into_iter().cloned());
+    }
+    units.sort();
+    units.dedup();
+    (!units.is_empty()).then_some(units)
 }
 
 /// Every touched unit must be active, and listen on its ports.

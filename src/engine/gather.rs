@@ -34,6 +34,8 @@ pub struct UnitFacts {
     pub active: String,
     /// `enabled`, or empty when it is not.
     pub enabled: String,
+    /// systemd's load state (`loaded`, `not-found`, `masked`...), empty when not known.
+    pub load: String,
 }
 
 impl Default for UnitFacts {
@@ -42,6 +44,7 @@ impl Default for UnitFacts {
         UnitFacts {
             active: "inactive".into(),
             enabled: String::new(),
+            load: String::new(),
         }
     }
 }
@@ -245,15 +248,19 @@ pub fn parse(stdout: &str, key: &str) -> Result<Facts> {
                     fields.clear();
                 } else if let Some(v) = line.strip_prefix("string \"") {
                     fields.push(v.strip_suffix('"').unwrap_or(v));
-                    if let [name, _, _, active] = fields[..] {
-                        f.units.entry(name.to_string()).or_default().active = active.to_string();
+                    if let [name, _, load, active] = fields[..] {
+                        let u = f.units.entry(name.to_string()).or_default();
+                        u.active = active.to_string();
+                        u.load = load.to_string();
                     }
                 }
             } else {
                 // systemctl list-units: UNIT LOAD ACTIVE SUB DESCRIPTION.
                 let mut w = line.split_whitespace();
-                if let (Some(name), Some(_load), Some(active)) = (w.next(), w.next(), w.next()) {
-                    f.units.entry(name.to_string()).or_default().active = active.to_string();
+                if let (Some(name), Some(load), Some(active)) = (w.next(), w.next(), w.next()) {
+                    let u = f.units.entry(name.to_string()).or_default();
+                    u.active = active.to_string();
+                    u.load = load.to_string();
                 }
             }
             continue;
@@ -499,6 +506,8 @@ mod tests {
         assert_eq!(f.unit("a.service").active, "active");
         assert_eq!(f.unit("a.service").enabled, "enabled");
         assert_eq!(f.unit("gone.service").active, "inactive");
+        assert_eq!(f.unit("a.service").load, "loaded");
+        assert_eq!(f.unit("gone.service").load, "not-found");
         assert_eq!(f.units.len(), 2);
     }
 

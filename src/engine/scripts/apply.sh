@@ -301,6 +301,14 @@ reactivate() {
 # daemon_reload: systemd reads the changed unit files.
 daemon_reload() { systemctl daemon-reload || { rollback; exit 1; }; }
 
+# daemon_reload_unless_loaded UNIT...: the apply only added unit files for units systemd has
+# never loaded; systemd loads a new file when one of its units is first asked for (asked
+# here). If every unit now loads, nothing else needs reading; else systemd reloads.
+daemon_reload_unless_loaded() {
+  loaded=$(systemctl show -P LoadState -- "$@" 2>/dev/null | grep -c '^loaded$')
+  [ "$loaded" = $# ] || daemon_reload
+}
+
 # enable_units UNIT...: their boot symlinks, without the reload `enable` does by itself (the
 # daemon-reload before it already read the unit files; the units are started explicitly).
 # A failure (the links cannot be written) fails the apply and rolls it back.
