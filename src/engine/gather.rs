@@ -511,6 +511,65 @@ mod tests {
         assert_eq!(f.units.len(), 2);
     }
 
+    /// A big file's hash (the bundled binary) comes from the cache beside the manifest while
+    /// the file is the one hashed, and is computed again once the file is written.
+    #[test]
+    fn a_big_files_hash_is_cached_until_the_file_changes() {
+        let dir = std::env::temp_dir().join(format!("vds-digests-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let big = dir.join("big file.bin");
+        let small = dir.join("small.conf");
+        let mut bytes = vec![7u8; 1 << 20];
+        std::fs::write(&big, &bytes).unwrap();
+        std::fs::write(&small, "small\n").unwrap();
+        let plan = HostPlan {
+            node: "h".into(),
+            connection: crate::inventory::Connection::Local,
+            resources: vec![],
+            units: vec![],
+            kinds: vec![],
+        };
+        let (big_path, small_path) = (big.display().to_string(), small.display().to_string());
+        let run = || {
+            let script = format!(
+                "{}STATE_FILE={}\nhost_facts\n{}echo @end\n",
+                prelude(&plan, "k"),
+                quote(&format!("{}/state.json", dir.display())),
+                call("file_facts", [&big_path, &small_path]),
+            );
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(&script)
+                .output()
+                .unwrap();
+            let f = parse(&String::from_utf8(out.stdout).unwrap(), "k").unwrap();
+            let hash = |p: &str| f.files[p].clone().expect("the file exists").sha256;
+            (hash(&big_path), hash(&small_path))
+        };
+        let digests = dir.join("digests");
+        let real = crate::resources::sha256_hex(&bytes);
+        assert_eq!(run().0, real);
+        // Only the big file is cached.
+        let cache = std::fs::read_to_string(&digests).unwrap();
+        assert!(cache.ends_with(&format!(" {real} {big_path}\n")), "{cache}");
+        assert_eq!(cache.lines().count(), 1, "{cache}");
+        // Read from the cache: a planted hash is what gather reports (the file is unchanged).
+        let planted = "f".repeat(64);
+        std::fs::write(&digests, cache.replace(&real, &planted)).unwrap();
+        assert_eq!(run(), (planted, crate::resources::sha256_hex(b"small\n")));
+        // Written (same size, same inode): hashed again, and the cache follows.
+        bytes[0] = 8;
+        std::fs::write(&big, &bytes).unwrap();
+        let changed = crate::resources::sha256_hex(&bytes);
+        assert_eq!(run().0, changed);
+        assert!(
+            std::fs::read_to_string(&digests)
+                .unwrap()
+                .contains(&changed)
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     /// The shell functions and the parser together, on a real directory: the manifest's
     /// files and units are gathered with the planned ones (each once), a path with a space
     /// survives with its owner and group named, a missing file is missing, the manifest's

@@ -93,7 +93,7 @@ end_work() {
     rm -rf "$T"
     unguard_boot
   fi
-  [ -e "$STATE_FILE" ] || { rmdir "$ORIG_DIR" "$STATE_DIR"; } 2>/dev/null
+  [ -e "$STATE_FILE" ] || { rm -f "$STATE_DIR/digests"; rmdir "$ORIG_DIR" "$STATE_DIR"; } 2>/dev/null
   echo "@exit $rc"
 }
 

@@ -62,6 +62,7 @@ unique() {
 # names of ids other than 0 after it, see id_names) and its hash (sha256sum --tag lines),
 # the manifest's ("@statefile PATH") among them: one process for all. A secret file's hash
 # is keyed instead ("@keyed HASH PATH": SHA-256 of KEY and the content; KEY is not printed).
+# A big file's hash comes from the cache (see cached_hashes).
 file_facts() {
   set -f
   IFS=$NL
@@ -77,12 +78,71 @@ file_facts() {
   done
   state=''
   [ ! -r "$STATE_FILE" ] || { state=$STATE_FILE; echo "@statefile $state"; }
+  st='' big=''
+  if [ -n "$have" ]; then
+    # shellcheck disable=SC2086 # split on newlines only, no globbing: one path per word
+    out=$(stat --printf '@stat %a %u %g %n\n%s %i %.9Y %.9Z %n\n' -- $have)
+    for l in $out; do
+      case $l in
+        @stat*) st="$st$l$NL" ;;
+        *) [ "${l%% *}" -lt 1048576 ] || big="$big$l$NL" ;;
+      esac
+    done
+  fi
+  wanted='' kept=''
+  [ -z "$big" ] || cached_hashes
   # shellcheck disable=SC2086 # split on newlines only, no globbing: one path per word
-  { [ -z "$state$plain" ] || sha256sum --tag -- $state $plain
-    [ -z "$have" ] || { st=$(stat -c '@stat %a %u %g %n' -- $have); printf '%s\n' "$st"; id_names "$st"; }; }
+  { [ -z "$state$plain" ] || sha256sum --tag -- $state $plain | remember_hashes
+    [ -z "$st" ] || { printf '%s' "$st"; id_names "$st"; }; }
   IFS=' 	
 '
   set +f
+}
+
+# cached_hashes: the hashes of big plain files (1 MiB or more: the bundled binary, image
+# archives; hashing the 9.8 MB binary costs a host 40 ms on every run) come from the cache
+# beside the manifest ("SIZE INODE MTIME CTIME HASH PATH" lines) while the file is the one
+# hashed: same inode, size, and times to the nanosecond (any write changes its ctime). Those
+# found are printed and taken out of $plain; the signatures of the others ($big: "SIZE INODE
+# MTIME CTIME PATH" lines) stay in $wanted for remember_hashes.
+cached_hashes() {
+  DIGESTS=${STATE_FILE%/*}/digests
+  cache=''
+  [ ! -r "$DIGESTS" ] || while IFS= read -r c; do cache="$cache$c$NL"; done < "$DIGESTS"
+  wanted='' kept=''
+  for l in $big; do
+    p=${l#* * * * }
+    case "$NL$plain" in *"$NL$p$NL"*) ;; *) continue ;; esac
+    sig=${l%" $p"} h=''
+    for c in $cache; do
+      case $c in "$sig "*" $p") h=${c#"$sig "} h=${h%%" $p"}; break ;; esac
+    done
+    if [ ${#h} = 64 ]; then
+      echo "SHA256 ($p) = $h"
+      kept="$kept$sig $h $p$NL"
+      rest=''
+      for q in $plain; do [ "$q" = "$p" ] || rest="$rest$q$NL"; done
+      plain=$rest
+    else
+      wanted="$wanted$l$NL"
+    fi
+  done
+}
+
+# remember_hashes: passes sha256sum's lines on; the hashes of the big files it was asked
+# for ($wanted) are written to the cache with those still valid ($kept), best effort.
+remember_hashes() {
+  new=''
+  while IFS= read -r l; do
+    printf '%s\n' "$l"
+    [ -n "${wanted:-}" ] || continue
+    p=${l#"SHA256 ("} p=${p%") = "*} h=${l##* }
+    for w in $wanted; do
+      [ "${w#* * * * }" != "$p" ] || new="$new${w%" $p"} $h $p$NL"
+    done
+  done
+  [ -z "$new" ] || { printf '%s' "$kept$new" > "$DIGESTS.$$" && mv -f "$DIGESTS.$$" "$DIGESTS"; } 2>/dev/null ||
+    rm -f "$DIGESTS.$$"
 }
 
 # id_names STAT_LINES: "@uid ID NAME" and "@gid ID NAME" for the owners and groups in these
