@@ -94,7 +94,7 @@ SPECS=("haproxy bench-haproxy 22001 22002" "haproxy+tcplog bench-haproxy-log 220
 # round, each round starting one further down the list. The medians count; CPU is summed.
 PAIRS=${PAIRS:-9}
 ROUNDS=${ROUNDS:-5}
-declare -A runs pair_ratios bulk1 bulk16 echo1 echo16 echo64 ticks fails_of
+declare -A runs pair_ratios bulk1 bulk16 echo1 echo16 echo64 mix_p99 mix_mbps ticks fails_of
 short() { # NAME UNIT PORT: one short-connection run, its figures recorded; prints conn/s
   local c0 c1 cps fails
   sleep 1 # let TIME_WAIT of the previous run drain a little
@@ -127,14 +127,19 @@ for round in $(seq 0 $((ROUNDS - 1))); do
     echo1[$name]="${echo1[$name]:-} $("$LOAD" echo "$H1:$eport" 1 "$SECS")"
     echo16[$name]="${echo16[$name]:-} $("$LOAD" echo "$H1:$eport" 16 "$SECS")"
     echo64[$name]="${echo64[$name]:-} $("$LOAD" echo "$H1:$eport" 64 "$SECS")"
+    # Mixed: 16 echo streams running while short connections arrive (their p99, ms).
+    read -r _ p99 _ mfails mbps < <("$LOAD" mixed "$H1:$eport" 16 "$SECS")
+    mix_p99[$name]="${mix_p99[$name]:-} $p99"
+    mix_mbps[$name]="${mix_mbps[$name]:-} $mbps"
+    fails_of[$name]=$(( ${fails_of[$name]:-0} + mfails ))
   done
 done
 median() { tr ' ' '\n' | sed '/^$/d' | sort -n | awk '{v[NR] = $1} END { print v[int((NR + 1) / 2)] }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
-printf '%-22s %9s %6s %6s %9s %6s %9s %6s %8s %6s %8s %6s %8s %6s %8s %8s %10s %9s\n' forwarder conn/s x fails "MB/s x1" "x(1)" "MB/s x16" "x(16)" \
-  "echo x1" "x" "echo x16" "x" "echo x64" "x" "p50 us" "p99 us" "B/idle@1k" "us CPU/c"
-base_b1=0 base_b16=0 base_e1=0 base_e16=0 base_e64=0
+printf '%-22s %9s %6s %6s %9s %6s %9s %6s %8s %6s %8s %6s %8s %6s %8s %6s %8s %8s %10s %9s\n' forwarder conn/s x fails "MB/s x1" "x(1)" "MB/s x16" "x(16)" \
+  "echo x1" "x" "echo x16" "x" "echo x64" "x" "mix p99" "x" "p50 us" "p99 us" "B/idle@1k" "us CPU/c"
+base_b1=0 base_b16=0 base_e1=0 base_e16=0 base_e64=0 base_m=0
 for spec in "${SPECS[@]}"; do
   read -r name unit eport sport <<< "$spec"
   cps=$(median <<< "${runs[$name]}")
@@ -147,19 +152,20 @@ for spec in "${SPECS[@]}"; do
   e1=$(median <<< "${echo1[$name]}")
   e16=$(median <<< "${echo16[$name]}")
   e64=$(median <<< "${echo64[$name]}")
+  m99=$(median <<< "${mix_p99[$name]}")
   read -r p50 p99 < <("$LOAD" latency "$H1:$eport" 5000)
   # Once per process: a second route of the same unit would reuse the memory the first grew.
   idle=-
   case " ${idle_done:-} " in *" $unit "*) ;; *) idle=$(idle_cost "$H1:$eport" 1000 pss "$unit"); idle_done="${idle_done:-} $unit" ;; esac
-  [ "$name" = haproxy ] && { base_b1=$b1; base_b16=$b16; base_e1=$e1; base_e16=$e16; base_e64=$e64; }
-  printf '%-22s %9s %6s %6s %9s %6s %9s %6s %8s %6s %8s %6s %8s %6s %8s %8s %10s %9s\n' "$name" "$cps" "$cps_x" "${fails_of[$name]}" \
+  [ "$name" = haproxy ] && { base_b1=$b1; base_b16=$b16; base_e1=$e1; base_e16=$e16; base_e64=$e64; base_m=$m99; }
+  printf '%-22s %9s %6s %6s %9s %6s %9s %6s %8s %6s %8s %6s %8s %6s %8s %6s %8s %8s %10s %9s\n' "$name" "$cps" "$cps_x" "${fails_of[$name]}" \
     "$b1" "$(ratio "$b1" "$base_b1")" "$b16" "$(ratio "$b16" "$base_b16")" \
     "$e1" "$(ratio "$e1" "$base_e1")" "$e16" "$(ratio "$e16" "$base_e16")" "$e64" "$(ratio "$e64" "$base_e64")" \
-    "$p50" "$p99" "$idle" "$cpu"
+    "$m99" "$(ratio "$base_m" "$m99")" "$p50" "$p99" "$idle" "$cpu"
 done
-echo "conn/s, MB/s: medians (each run ${SECS} s; conn/s with 4 client threads); every run, conn/s | MB/s x1 | MB/s x16 | echo x1 | x16 | x64 | conn/s ratio to the HAProxy run paired with it:"
+echo "conn/s, MB/s: medians (each run ${SECS} s; conn/s with 4 client threads); every run, conn/s | MB/s x1 | MB/s x16 | echo x1 | x16 | x64 | mixed p99 ms | mixed MB/s | conn/s ratio to the HAProxy run paired with it:"
 for spec in "${SPECS[@]}"; do
   read -r name _ <<< "$spec"
-  echo "  $name:${runs[$name]} |${bulk1[$name]} |${bulk16[$name]} |${echo1[$name]} |${echo16[$name]} |${echo64[$name]} |${pair_ratios[$name]:-}"
+  echo "  $name:${runs[$name]} |${bulk1[$name]} |${bulk16[$name]} |${echo1[$name]} |${echo16[$name]} |${echo64[$name]} |${mix_p99[$name]} |${mix_mbps[$name]} |${pair_ratios[$name]:-}"
 done
-echo "x: ratio to HAProxy without logging (conn/s: median of the ratios within pairs); bulk: MB/s read through the forwarder from a source on h2; echo: MB/s read back through an echo backend on h2 while every stream writes at the same time; latency: 64-byte round trips on one connection; us CPU/c: the forwarder's CPU time per short connection"
+echo "x: ratio to HAProxy without logging (conn/s: median of the ratios within pairs); bulk: MB/s read through the forwarder from a source on h2; echo: MB/s read back through an echo backend on h2 while every stream writes at the same time; mix p99: ms of a short connection (2 client threads) while 16 echo streams run, its x = HAProxy p99 / this p99 (above 1: faster); latency: 64-byte round trips on one connection; us CPU/c: the forwarder's CPU time per short connection"

@@ -5,6 +5,9 @@
 //! - `bulk ADDR STREAMS SECS`: MB/s read from a source backend over N parallel streams;
 //! - `echo ADDR STREAMS SECS`: MB/s through an echo backend, each stream writing and
 //!   reading at once (as a proxied TLS or MTProto session does), counted as read back;
+//! - `mixed ADDR STREAMS SECS`: echo streams as above running while 2 threads open short
+//!   connections (connect, 64 bytes each way, close): the short ones' p50 and p99 in ms,
+//!   their count per second and failures, and the streams' MB/s;
 //! - `latency ADDR COUNT`: p50/p99 round-trip of 64 bytes on one connection, in µs;
 //! - `idle ADDR COUNT`: opens COUNT connections, checks each once, holds them until stdin closes.
 
@@ -20,7 +23,7 @@ fn main() {
     let addr: SocketAddr = match args.get(2).and_then(|a| a.parse().ok()) {
         Some(a) => a,
         None => {
-            eprintln!("usage: relay-load cps|bulk|echo|latency|idle ADDR N [SECS]");
+            eprintln!("usage: relay-load cps|bulk|echo|mixed|latency|idle ADDR N [SECS]");
             std::process::exit(2);
         }
     };
@@ -30,6 +33,7 @@ fn main() {
         "cps" => cps(addr, n, secs),
         "bulk" => bulk(addr, n, secs),
         "echo" => echo(addr, n, secs),
+        "mixed" => mixed(addr, n, secs),
         "latency" => latency(addr, n),
         "idle" => idle(addr, n),
         _ => {
@@ -108,6 +112,18 @@ fn bulk(addr: SocketAddr, streams: usize, secs: u64) {
 fn echo(addr: SocketAddr, streams: usize, secs: u64) {
     let stop = Arc::new(AtomicBool::new(false));
     let bytes = Arc::new(AtomicU64::new(0));
+    let handles = echo_streams(addr, streams, &stop, &bytes);
+    print_rate(&bytes, &stop, handles, secs);
+}
+
+/// Starts `streams` echo streams, each writing and reading at once until `stop`; what they
+/// read back is counted in `bytes`.
+fn echo_streams(
+    addr: SocketAddr,
+    streams: usize,
+    stop: &Arc<AtomicBool>,
+    bytes: &Arc<AtomicU64>,
+) -> Vec<std::thread::JoinHandle<()>> {
     let mut handles = Vec::new();
     for _ in 0..streams {
         let s = TcpStream::connect(addr).expect("connect");
@@ -151,7 +167,73 @@ fn echo(addr: SocketAddr, streams: usize, secs: u64) {
             }
         }));
     }
-    print_rate(&bytes, &stop, handles, secs);
+    handles
+}
+
+/// Short connections while bulk echo streams run: does a forwarder busy moving bulk data
+/// still answer a new connection quickly? Prints p50 and p99 (ms) of the short ones,
+/// their rate and failures, then the streams' MB/s.
+fn mixed(addr: SocketAddr, streams: usize, secs: u64) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let bytes = Arc::new(AtomicU64::new(0));
+    let handles = echo_streams(addr, streams, &stop, &bytes);
+    std::thread::sleep(Duration::from_millis(500));
+    let start = bytes.load(Relaxed);
+    let t = Instant::now();
+    let short_stop = Arc::new(AtomicBool::new(false));
+    let failed = Arc::new(AtomicU64::new(0));
+    let shorts: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, failed) = (short_stop.clone(), failed.clone());
+            std::thread::spawn(move || {
+                let (msg, mut buf) = ([b'x'; 64], [0u8; 64]);
+                let mut samples = Vec::new();
+                while !stop.load(Relaxed) {
+                    let t = Instant::now();
+                    let r = (|| -> std::io::Result<()> {
+                        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+                        s.set_nodelay(true)?;
+                        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+                        s.write_all(&msg)?;
+                        s.read_exact(&mut buf)?;
+                        Ok(())
+                    })();
+                    match r {
+                        Ok(()) => samples.push(t.elapsed().as_micros() as u64),
+                        Err(_) => {
+                            failed.fetch_add(1, Relaxed);
+                        }
+                    }
+                }
+                samples
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(secs));
+    short_stop.store(true, Relaxed);
+    let mut samples: Vec<u64> = shorts
+        .into_iter()
+        .flat_map(|h| h.join().unwrap_or_default())
+        .collect();
+    let el = t.elapsed().as_secs_f64();
+    let mbps = (bytes.load(Relaxed) - start) as f64 / el / 1e6;
+    stop.store(true, Relaxed);
+    for h in handles {
+        let _ = h.join();
+    }
+    samples.sort_unstable();
+    let p = |q: f64| match samples.len() {
+        0 => f64::NAN,
+        n => samples[((n as f64 * q) as usize).min(n - 1)] as f64 / 1000.0,
+    };
+    println!(
+        "{:.2} {:.2} {:.0} {} {:.0}",
+        p(0.50),
+        p(0.99),
+        samples.len() as f64 / el,
+        failed.load(Relaxed),
+        mbps
+    );
 }
 
 /// After the streams ramped up (half a second), counts `bytes` for `secs`, stops the
