@@ -58,6 +58,9 @@ pub const BOOT_UNIT: &str = "/etc/systemd/system/vds-proxy-recover.service";
 const BOOT_LINK: &str = "/etc/systemd/system/multi-user.target.wants/vds-proxy-recover.service";
 const BOOT_SCRIPT: &str = "/var/lib/vds-proxy/recover.sh";
 
+/// Files this big have their hash kept for gather (see `cached_hashes` in its library).
+const BIG_FILE: u64 = 1 << 20;
+
 /// The library every apply script starts with.
 pub const LIBRARY: &str = include_str!("scripts/apply.sh");
 
@@ -522,6 +525,16 @@ fn finish(changes: &Changes) -> String {
             s += "remove_manifest\n";
         } else {
             s += &heredoc("write_manifest", changes.manifest.to_text().as_bytes());
+        }
+    }
+    // The next gather need not hash a big file this apply installed (the bundled binary).
+    for (r, why) in &changes.write {
+        if let Content::Local { size, .. } = r.content
+            && size >= BIG_FILE
+            && *why != Why::Metadata
+            && !r.secret
+        {
+            s += &call("remember_digest", [r.path.as_str(), &r.sha256]);
         }
     }
     for d in changes.prune_dirs.iter().rev() {

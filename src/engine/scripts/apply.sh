@@ -479,6 +479,19 @@ write_manifest() {
 # remove_manifest: nothing is managed any more.
 remove_manifest() { rm -f "$STATE_FILE" || { rollback; exit 1; }; : > "$T/committed"; rm -f "$LEFTOVER"; }
 
+# remember_digest PATH HASH: the hash of a big file this apply installed goes to gather's
+# cache beside the manifest (see cached_hashes in the gather library), in place of the line
+# PATH had; best effort.
+remember_digest() {
+  d=$STATE_DIR/digests
+  sig=$(stat -c '%s %i %.9Y %.9Z' -- "$1") || return 0
+  { [ ! -r "$d" ] || while IFS= read -r c; do
+      case $c in *" $1") ;; *) printf '%s\n' "$c" ;; esac
+    done < "$d"
+    printf '%s %s %s\n' "$sig" "$2" "$1"; } > "$d.tmp" 2>/dev/null && mv -f "$d.tmp" "$d" 2>/dev/null ||
+    rm -f "$d.tmp"
+}
+
 # prune_dir DIR: a directory vds-proxy created and nothing needs, if empty.
 prune_dir() { rmdir "$1" 2>/dev/null; }
 
