@@ -50,18 +50,8 @@ fn cps(addr: SocketAddr, threads: usize, secs: u64) {
         .map(|_| {
             let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
             std::thread::spawn(move || {
-                let msg = [b'x'; 64];
-                let mut buf = [0u8; 64];
                 while !stop.load(Relaxed) {
-                    let r = (|| -> std::io::Result<()> {
-                        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-                        s.set_nodelay(true)?;
-                        s.set_read_timeout(Some(Duration::from_secs(2)))?;
-                        s.write_all(&msg)?;
-                        s.read_exact(&mut buf)?;
-                        Ok(())
-                    })();
-                    match r {
+                    match short_connection(addr) {
                         Ok(()) => ok.fetch_add(1, Relaxed),
                         Err(_) => failed.fetch_add(1, Relaxed),
                     };
@@ -81,6 +71,16 @@ fn cps(addr: SocketAddr, threads: usize, secs: u64) {
         ok.load(Relaxed) as f64 / el,
         failed.load(Relaxed)
     );
+}
+
+/// One short connection: connect, 64 bytes each way, close.
+fn short_connection(addr: SocketAddr) -> std::io::Result<()> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_nodelay(true)?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    s.write_all(&[b'x'; 64])?;
+    s.read_exact(&mut [0u8; 64])?;
+    Ok(())
 }
 
 fn bulk(addr: SocketAddr, streams: usize, secs: u64) {
@@ -186,19 +186,10 @@ fn mixed(addr: SocketAddr, streams: usize, secs: u64) {
         .map(|_| {
             let (stop, failed) = (short_stop.clone(), failed.clone());
             std::thread::spawn(move || {
-                let (msg, mut buf) = ([b'x'; 64], [0u8; 64]);
                 let mut samples = Vec::new();
                 while !stop.load(Relaxed) {
                     let t = Instant::now();
-                    let r = (|| -> std::io::Result<()> {
-                        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-                        s.set_nodelay(true)?;
-                        s.set_read_timeout(Some(Duration::from_secs(2)))?;
-                        s.write_all(&msg)?;
-                        s.read_exact(&mut buf)?;
-                        Ok(())
-                    })();
-                    match r {
+                    match short_connection(addr) {
                         Ok(()) => samples.push(t.elapsed().as_micros() as u64),
                         Err(_) => {
                             failed.fetch_add(1, Relaxed);

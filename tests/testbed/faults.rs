@@ -54,6 +54,25 @@ struct Campaign {
 }
 
 impl Campaign {
+    /// Three test hosts, and the inventories of version A and B.
+    fn new(name: &str) -> Campaign {
+        let env = Env::new(name);
+        let files = [false, true].map(|b| {
+            let f = env.dir.join(format!("nodes-{}.json", self::name(b)));
+            std::fs::write(
+                &f,
+                format!(
+                    r#"{{"nodes": [{}], "routes": {}}}"#,
+                    nodes_json(3),
+                    version(b)
+                ),
+            )
+            .unwrap();
+            f
+        });
+        Campaign { _env: env, files }
+    }
+
     /// vds-proxy with the inventory of version `b`.
     fn command(&self, b: bool, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_vds-proxy"));
@@ -205,21 +224,7 @@ fn boot_to_recovered() -> Option<f64> {
 
 #[test]
 fn deploys_cut_off_at_random_moments_leave_every_host_old_or_new() {
-    let env = Env::new("faults");
-    let files = [false, true].map(|b| {
-        let f = env.dir.join(format!("nodes-{}.json", name(b)));
-        std::fs::write(
-            &f,
-            format!(
-                r#"{{"nodes": [{}], "routes": {}}}"#,
-                nodes_json(3),
-                version(b)
-            ),
-        )
-        .unwrap();
-        f
-    });
-    let c = Campaign { _env: env, files };
+    let c = Campaign::new("faults");
     let seed: u64 = std::env::var("VDS_FAULT_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -495,21 +500,7 @@ fn deploys_cut_off_at_random_moments_leave_every_host_old_or_new() {
 /// files, ports, no transaction — without another deploy.
 #[test]
 fn a_rollback_that_cannot_write_etc_is_finished_by_the_host_once_it_can() {
-    let env = Env::new("stuck-rollback");
-    let files = [false, true].map(|b| {
-        let f = env.dir.join(format!("nodes-{}.json", name(b)));
-        std::fs::write(
-            &f,
-            format!(
-                r#"{{"nodes": [{}], "routes": {}}}"#,
-                nodes_json(3),
-                version(b)
-            ),
-        )
-        .unwrap();
-        f
-    });
-    let c = Campaign { _env: env, files };
+    let c = Campaign::new("stuck-rollback");
     assert_ok(&c.vds(false, &["deploy"]));
     assert_eq!(c.judge(), Ok(false));
     // Version B's relay port is taken, and /etc turns read-only once B's files are in.
