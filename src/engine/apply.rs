@@ -22,7 +22,9 @@ use base64::Engine as _;
 
 use super::diff::{Changes, Why};
 use super::gather::{Facts, base_name, call};
-use super::state::{LEFTOVER_FILE, ORIG_DIR, STATE_DIR, STATE_FILE, orig_name};
+use super::state::{
+    BIG_FILE, DIGESTS_FILE, LEFTOVER_FILE, ORIG_DIR, STATE_DIR, STATE_FILE, orig_name,
+};
 use crate::resources::{Content, Kind, Resource, UnitFileToVerify, UnitSpec, unit};
 use crate::shell::quote;
 
@@ -57,9 +59,6 @@ pub const TXN_DIR: &str = "/var/lib/vds-proxy/txn";
 pub const BOOT_UNIT: &str = "/etc/systemd/system/vds-proxy-recover.service";
 const BOOT_LINK: &str = "/etc/systemd/system/multi-user.target.wants/vds-proxy-recover.service";
 const BOOT_SCRIPT: &str = "/var/lib/vds-proxy/recover.sh";
-
-/// Files this big have their hash kept for gather (see `cached_hashes` in its library).
-const BIG_FILE: u64 = 1 << 20;
 
 /// The library every apply script starts with.
 pub const LIBRARY: &str = include_str!("scripts/apply.sh");
@@ -157,7 +156,7 @@ pub fn recovery_script() -> String {
 /// The script the boot unit runs (see `guard_boot`): resolves the transaction as
 /// `recovery_script` does, but keeps trying while its files cannot all be put back.
 fn boot_script() -> String {
-    settings() + "take_lock\nrecover keep\n[ $? != 2 ] || keep_trying 9\n"
+    settings() + "take_lock\nrecover_or_keep_trying 9\n"
 }
 
 /// The script that waits until no apply runs on a host (it takes the lock) and prints the
@@ -190,6 +189,7 @@ fn settings() -> String {
         ("EXIT_RECOVERED", EXIT_RECOVERED.to_string()),
         ("LOG", LOG_FILE.to_string()),
         ("LEFTOVER", LEFTOVER_FILE.to_string()),
+        ("DIGESTS", DIGESTS_FILE.to_string()),
         ("BOOT_UNIT", BOOT_UNIT.to_string()),
         ("BOOT_LINK", BOOT_LINK.to_string()),
         ("BOOT_SCRIPT", BOOT_SCRIPT.to_string()),

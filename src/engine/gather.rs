@@ -141,9 +141,11 @@ fn prelude(plan: &HostPlan, key: &str) -> String {
         .map(|r| format!("{}\n", r.path))
         .collect();
     format!(
-        "{LIBRARY}STATE_FILE={}\nLEFTOVER={}\nPATH_PREFIX={}\nUNIT_PREFIX={}\nKEY={}\nSECRET_PATHS={}\n",
+        "{LIBRARY}STATE_FILE={}\nLEFTOVER={}\nDIGESTS={}\nBIG={}\nPATH_PREFIX={}\nUNIT_PREFIX={}\nKEY={}\nSECRET_PATHS={}\n",
         quote(STATE_FILE),
         quote(super::state::LEFTOVER_FILE),
+        quote(super::state::DIGESTS_FILE),
+        super::state::BIG_FILE,
         quote(PATH_PREFIX),
         quote(UNIT_PREFIX),
         quote(key),
@@ -519,7 +521,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let big = dir.join("big file.bin");
         let small = dir.join("small.conf");
-        let mut bytes = vec![7u8; 1 << 20];
+        let mut bytes = vec![7u8; crate::engine::state::BIG_FILE as usize];
         std::fs::write(&big, &bytes).unwrap();
         std::fs::write(&small, "small\n").unwrap();
         let plan = HostPlan {
@@ -532,9 +534,10 @@ mod tests {
         let (big_path, small_path) = (big.display().to_string(), small.display().to_string());
         let run = || {
             let script = format!(
-                "{}STATE_FILE={}\nhost_facts\n{}echo @end\n",
+                "{}STATE_FILE={}\nDIGESTS={}\nhost_facts\n{}echo @end\n",
                 prelude(&plan, "k"),
                 quote(&format!("{}/state.json", dir.display())),
+                quote(&format!("{}/digests", dir.display())),
                 call("file_facts", [&big_path, &small_path]),
             );
             let out = std::process::Command::new("sh")

@@ -57,6 +57,13 @@ pub const ORIG_DIR: &str = "/var/lib/vds-proxy/orig";
 /// planned, else pruned), so none is left behind for good.
 pub const LEFTOVER_FILE: &str = "/var/lib/vds-proxy/leftover";
 
+/// Gather's cache of the hashes of big files ("SIZE INODE MTIME CTIME HASH PATH" lines),
+/// written by gather and by the apply that installed them.
+pub const DIGESTS_FILE: &str = "/var/lib/vds-proxy/digests";
+
+/// Files this big (bytes) have their hash kept in [`DIGESTS_FILE`].
+pub const BIG_FILE: u64 = 1 << 20;
+
 /// The file name under [`ORIG_DIR`] of the original of `path`.
 pub fn orig_name(path: &str) -> String {
     crate::resources::sha256_hex(path.as_bytes())[..32].to_string()

@@ -7,7 +7,7 @@
 #
 # Set by the generated part before any call: STATE_DIR STATE_FILE ORIG_DIR LOCK_FILE
 # LOCK_WAIT T (transaction directory) LOG (the last apply's log) EXIT_INVALID EXIT_LOCKED
-# EXIT_STALE EXIT_RECOVERED BOOT_UNIT BOOT_LINK BOOT_SCRIPT.
+# EXIT_STALE EXIT_RECOVERED LEFTOVER DIGESTS BOOT_UNIT BOOT_LINK BOOT_SCRIPT.
 # Reports go to stdout as "@tag ..." lines, read by engine/apply.rs.
 
 export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -76,12 +76,7 @@ watch() {
     trap '' HUP PIPE
     exec 9>&- 8>"$LOCK_FILE" </dev/null >>"$LOG" 2>&1
     flock 8 || exit 0
-    if [ -e "$T/unrestored" ]; then
-      keep_trying 8
-    else
-      recover keep
-      [ $? != 2 ] || keep_trying 8
-    fi
+    if [ -e "$T/unrestored" ]; then keep_trying 8; else recover_or_keep_trying 8; fi
   ) &
 }
 
@@ -93,7 +88,7 @@ end_work() {
     rm -rf "$T"
     unguard_boot
   fi
-  [ -e "$STATE_FILE" ] || { rm -f "$STATE_DIR/digests"; rmdir "$ORIG_DIR" "$STATE_DIR"; } 2>/dev/null
+  [ -e "$STATE_FILE" ] || { rm -f "$DIGESTS"; rmdir "$ORIG_DIR" "$STATE_DIR"; } 2>/dev/null
   echo "@exit $rc"
 }
 
@@ -128,6 +123,13 @@ recover() {
   rm -rf "$T"
   unguard_boot
   return 0
+}
+
+# recover_or_keep_trying FD: resolves a transaction left behind, and keeps trying (see
+# keep_trying, with the lock on fd FD) while its files cannot all be put back.
+recover_or_keep_trying() {
+  recover keep
+  [ $? != 2 ] || keep_trying "$1"
 }
 
 # keep_trying FD: a rollback that could not put every file back is tried again every 5 s
@@ -483,7 +485,7 @@ remove_manifest() { rm -f "$STATE_FILE" || { rollback; exit 1; }; : > "$T/commit
 # cache beside the manifest (see cached_hashes in the gather library), in place of the line
 # PATH had; best effort.
 remember_digest() {
-  d=$STATE_DIR/digests
+  d=$DIGESTS
   sig=$(stat -c '%s %i %.9Y %.9Z' -- "$1") || return 0
   { [ ! -r "$d" ] || while IFS= read -r c; do
       case $c in *" $1") ;; *) printf '%s\n' "$c" ;; esac

@@ -2,7 +2,7 @@
 # (SC2016: commands handed to live_check are single-quoted on purpose: they run later.)
 # The fixed part of the gather script: one round trip that reports what a host has now,
 # as "@tag ..." lines read by engine/gather.rs. The generated part sets STATE_FILE, LEFTOVER,
-# PATH_PREFIX and UNIT_PREFIX (how the manifest's file and unit lines start), KEY and
+# DIGESTS and BIG (the hash cache of files of BIG bytes or more), PATH_PREFIX and UNIT_PREFIX (how the manifest's file and unit lines start), KEY and
 # SECRET_PATHS (the planned files that hold secrets, one per line) and calls these.
 
 export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -85,28 +85,29 @@ file_facts() {
     for l in $out; do
       case $l in
         @stat*) st="$st$l$NL" ;;
-        *) [ "${l%% *}" -lt 1048576 ] || big="$big$l$NL" ;;
+        *) [ "${l%% *}" -lt "$BIG" ] || big="$big$l$NL" ;;
       esac
     done
   fi
   wanted='' kept=''
   [ -z "$big" ] || cached_hashes
   # shellcheck disable=SC2086 # split on newlines only, no globbing: one path per word
-  { [ -z "$state$plain" ] || sha256sum --tag -- $state $plain | remember_hashes
+  { if [ -z "$state$plain" ]; then :
+    elif [ -n "$wanted" ]; then sha256sum --tag -- $state $plain | remember_hashes
+    else sha256sum --tag -- $state $plain; fi
     [ -z "$st" ] || { printf '%s' "$st"; id_names "$st"; }; }
   IFS=' 	
 '
   set +f
 }
 
-# cached_hashes: the hashes of big plain files (1 MiB or more: the bundled binary, image
+# cached_hashes: the hashes of big plain files (BIG bytes or more: the bundled binary, image
 # archives; hashing the 9.8 MB binary costs a host 40 ms on every run) come from the cache
-# beside the manifest ("SIZE INODE MTIME CTIME HASH PATH" lines) while the file is the one
+# DIGESTS ("SIZE INODE MTIME CTIME HASH PATH" lines) while the file is the one
 # hashed: same inode, size, and times to the nanosecond (any write changes its ctime). Those
 # found are printed and taken out of $plain; the signatures of the others ($big: "SIZE INODE
 # MTIME CTIME PATH" lines) stay in $wanted for remember_hashes.
 cached_hashes() {
-  DIGESTS=${STATE_FILE%/*}/digests
   cache=''
   [ ! -r "$DIGESTS" ] || while IFS= read -r c; do cache="$cache$c$NL"; done < "$DIGESTS"
   wanted='' kept=''
@@ -135,7 +136,6 @@ remember_hashes() {
   new=''
   while IFS= read -r l; do
     printf '%s\n' "$l"
-    [ -n "${wanted:-}" ] || continue
     p=${l#"SHA256 ("} p=${p%") = "*} h=${l##* }
     for w in $wanted; do
       [ "${w#* * * * }" != "$p" ] || new="$new${w%" $p"} $h $p$NL"
