@@ -119,7 +119,7 @@ pub fn new_key() -> String {
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut b))
         .expect("/dev/urandom is readable");
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    crate::resources::hex(&b)
 }
 
 /// The digest the gather reports for `r`'s content when hashed with `key`: keyed for a

@@ -229,11 +229,7 @@ fn inspect(path: &Path) -> Result<Archive, String> {
         size += n as u64;
         hasher.update(&buf[..n]);
     }
-    let sha256 = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha256 = crate::resources::hex(&hasher.finalize());
     Ok(Archive {
         path: String::new(),
         source: path.to_path_buf(),

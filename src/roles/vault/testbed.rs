@@ -56,7 +56,7 @@ fn an_encrypted_secret_is_deployed_and_never_on_a_command_line() {
         &mut bytes,
     )
     .unwrap();
-    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let secret = vds_proxy::resources::hex(&bytes);
     let secret = secret.as_str();
     let key = env.dir.join("age.txt");
     let out = Command::new("age-keygen")
