@@ -77,9 +77,11 @@ sleep 1
 for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || { echo "bench-relay: a proxy or the backend did not start" >&2; cat "$W/haproxy.log" >&2; exit 1; }; done
 
 # Proportional set size (kB) of a process and all its descendants: shared pages counted once.
+# Processes only (-T): a thread's smaps_rollup is its process's, so listing threads counted a
+# threaded forwarder's memory once per thread (the relay's four, HAProxy's two).
 pss_tree() {
   local total=0 p
-  for p in $(pstree -p "$1" 2>/dev/null | grep -o '([0-9]*)' | tr -d '()' || echo "$1"); do
+  for p in $(pstree -pT "$1" 2>/dev/null | grep -o '([0-9]*)' | tr -d '()' || echo "$1"); do
     total=$(( total + $(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0) ))
   done
   echo $total
