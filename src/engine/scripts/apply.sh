@@ -482,16 +482,15 @@ write_manifest() {
 remove_manifest() { rm -f "$STATE_FILE" || { rollback; exit 1; }; : > "$T/committed"; rm -f "$LEFTOVER"; }
 
 # remember_digest PATH HASH: the hash of a big file this apply installed goes to gather's
-# cache beside the manifest (see cached_hashes in the gather library), in place of the line
-# PATH had; best effort.
+# cache, DIGESTS (see cached_hashes in the gather library), in place of the line PATH had;
+# best effort.
 remember_digest() {
-  d=$DIGESTS
   sig=$(stat -c '%s %i %.9Y %.9Z' -- "$1") || return 0
-  { [ ! -r "$d" ] || while IFS= read -r c; do
+  { [ ! -r "$DIGESTS" ] || while IFS= read -r c; do
       case $c in *" $1") ;; *) printf '%s\n' "$c" ;; esac
-    done < "$d"
-    printf '%s %s %s\n' "$sig" "$2" "$1"; } > "$d.tmp" 2>/dev/null && mv -f "$d.tmp" "$d" 2>/dev/null ||
-    rm -f "$d.tmp"
+    done < "$DIGESTS"
+    printf '%s %s %s\n' "$sig" "$2" "$1"; } > "$DIGESTS.tmp" 2>/dev/null &&
+    mv -f "$DIGESTS.tmp" "$DIGESTS" 2>/dev/null || rm -f "$DIGESTS.tmp"
 }
 
 # prune_dir DIR: a directory vds-proxy created and nothing needs, if empty.

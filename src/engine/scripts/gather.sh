@@ -2,8 +2,9 @@
 # (SC2016: commands handed to live_check are single-quoted on purpose: they run later.)
 # The fixed part of the gather script: one round trip that reports what a host has now,
 # as "@tag ..." lines read by engine/gather.rs. The generated part sets STATE_FILE, LEFTOVER,
-# DIGESTS and BIG (the hash cache of files of BIG bytes or more), PATH_PREFIX and UNIT_PREFIX (how the manifest's file and unit lines start), KEY and
-# SECRET_PATHS (the planned files that hold secrets, one per line) and calls these.
+# DIGESTS and BIG (the hash cache of files of BIG bytes or more), PATH_PREFIX and
+# UNIT_PREFIX (how the manifest's file and unit lines start), KEY and SECRET_PATHS (the
+# planned files that hold secrets, one per line) and calls these.
 
 export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
