@@ -218,7 +218,11 @@ mod tests {
 
     #[test]
     fn undefined_variable_is_an_error_naming_template_and_line() {
-        let dir = std::env::temp_dir().join(format!("vds-tpl-test-{}", std::process::id()));
+        let tmp = tempfile::Builder::new()
+            .prefix("vds-tpl-test-")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path().to_path_buf();
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("replica.env.j2"), "A=1\nPORT={{ no_such_var }}\n").unwrap();
         let t = Templates::new(Some(&dir), [("replica.env.j2", "A=1\n")]).unwrap();

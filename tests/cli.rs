@@ -19,12 +19,39 @@ fn both_outputs(out: &std::process::Output) -> String {
     )
 }
 
-fn tmp_inventory(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("vds-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join("nodes.json");
-    std::fs::write(&p, text).unwrap();
-    p
+/// An inventory file in a directory of its own, removed with it.
+struct TmpInventory {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl std::ops::Deref for TmpInventory {
+    type Target = PathBuf;
+    fn deref(&self) -> &PathBuf {
+        &self.path
+    }
+}
+
+impl AsRef<std::path::Path> for TmpInventory {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for TmpInventory {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.path.as_os_str()
+    }
+}
+
+fn tmp_inventory(name: &str, text: &str) -> TmpInventory {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("vds-cli-{name}-"))
+        .tempdir()
+        .unwrap();
+    let path = dir.path().join("nodes.json");
+    std::fs::write(&path, text).unwrap();
+    TmpInventory { _dir: dir, path }
 }
 
 /// Each bad inventory and the exact messages it must produce (after the file name).
@@ -730,7 +757,11 @@ fn thousands_of_problems_print_fifty_and_a_count() {
 
 #[test]
 fn a_bad_relay_config_is_bad_input() {
-    let dir = std::env::temp_dir().join(format!("vds-cli-{}-relay", std::process::id()));
+    let tmp = tempfile::Builder::new()
+        .prefix("vds-cli-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path().to_path_buf();
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("relay.toml");
     std::fs::write(
@@ -1032,7 +1063,11 @@ fn secret_references_are_read_and_never_printed() {
 /// are checked for their shape only — nothing read, nothing decrypted, no command run.
 #[test]
 fn offline_secrets_checks_only_the_shape_of_references() {
-    let marker = std::env::temp_dir().join(format!("vds-offline-ran-{}", std::process::id()));
+    let tmp = tempfile::Builder::new()
+        .prefix("vds-offline-ran-")
+        .tempdir()
+        .unwrap();
+    let marker = tmp.path().join("ran");
     let _ = std::fs::remove_file(&marker);
     let inv = tmp_inventory(
         "offline-secrets",
@@ -1101,7 +1136,11 @@ fn offline_secrets_checks_only_the_shape_of_references() {
 fn a_sops_encrypted_inventory_is_read_through_sops() {
     use base64::Engine as _;
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-    let dir = std::env::temp_dir().join(format!("vds-sops-{}", std::process::id()));
+    let tmp = tempfile::Builder::new()
+        .prefix("vds-sops-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path().to_path_buf();
     std::fs::create_dir_all(dir.join("bin")).unwrap();
     let standin = dir.join("bin/sops");
     std::fs::write(
@@ -1191,7 +1230,11 @@ fn show_filters_by_node_and_service() {
 
 #[test]
 fn broken_template_override_is_an_input_error_naming_the_template() {
-    let dir = std::env::temp_dir().join(format!("vds-cli-tpl-{}", std::process::id()));
+    let tmp = tempfile::Builder::new()
+        .prefix("vds-cli-tpl-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path().to_path_buf();
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("relay.toml.j2"),
@@ -1246,7 +1289,11 @@ fn completions_cover_the_verbs_and_flags() {
     ] {
         assert!(script.contains(word), "{word} missing");
     }
-    let file = std::env::temp_dir().join(format!("vds-completion-{}.bash", std::process::id()));
+    let tmp = tempfile::Builder::new()
+        .prefix("vds-completion-")
+        .tempdir()
+        .unwrap();
+    let file = tmp.path().join("vds-completion.bash");
     std::fs::write(&file, &script).unwrap();
     let check = std::process::Command::new("bash")
         .arg("-n")

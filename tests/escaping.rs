@@ -71,7 +71,11 @@ impl Nginx {
             .local_addr()
             .unwrap()
             .port();
-        let dir = std::env::temp_dir().join(format!("vds-nginx-escape-{}", std::process::id()));
+        let tmp = tempfile::Builder::new()
+            .prefix("vds-nginx-escape-")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path().to_path_buf();
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("logs")).unwrap();
         let conf = format!(

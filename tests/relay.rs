@@ -4,7 +4,6 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -57,6 +56,8 @@ fn serve(f: impl Fn(TcpStream) + Send + Sync + 'static) -> u16 {
 struct Relay {
     child: Child,
     config: PathBuf,
+    /// Holds the config; removed when the relay is dropped.
+    _dir: tempfile::TempDir,
     log: Arc<Mutex<String>>,
 }
 
@@ -66,14 +67,11 @@ impl Relay {
     }
 
     fn start_with(config: &str, nofile: Option<u32>) -> Relay {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "vds-relay-test-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("relay.toml");
+        let dir = tempfile::Builder::new()
+            .prefix("vds-relay-test-")
+            .tempdir()
+            .unwrap();
+        let path = dir.path().join("relay.toml");
         std::fs::write(&path, config).unwrap();
         let bin = env!("CARGO_BIN_EXE_vds-proxy");
         let mut cmd = match nofile {
@@ -117,6 +115,7 @@ impl Relay {
         Relay {
             child,
             config: path,
+            _dir: dir,
             log,
         }
     }
@@ -642,7 +641,11 @@ fn a_stalled_log_reader_does_not_slow_forwarding() {
     use std::io::BufRead;
     let up = echo_server();
     let (listen, m) = (free_port(), free_port());
-    let dir = std::env::temp_dir().join(format!("vds-relay-stall-{}", std::process::id()));
+    let tmp = tempfile::Builder::new()
+        .prefix("vds-relay-stall-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path().to_path_buf();
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("relay.toml");
     let text = format!(

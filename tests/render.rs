@@ -126,7 +126,11 @@ fn plans_are_deterministic() {
 #[test]
 fn rendered_units_pass_systemd_analyze_verify() {
     let (_, plan) = plan_of("examples/mesh.json");
-    let dir = std::env::temp_dir().join(format!("vds-verify-{}", std::process::id()));
+    let tmp = tempfile::Builder::new()
+        .prefix("vds-verify-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path().to_path_buf();
     std::fs::create_dir_all(&dir).unwrap();
     let mut checked = 0;
     for r in plan

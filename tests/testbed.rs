@@ -20,6 +20,8 @@ fn ip(i: u32) -> String {
 /// A fresh directory with an inventory and settings pointing at the testbed.
 struct Env {
     dir: PathBuf,
+    /// Holds `dir`; removed when the test ends.
+    _tmp: tempfile::TempDir,
 }
 
 impl Env {
@@ -39,9 +41,11 @@ impl Env {
                 "testbed host h{i} does not answer on ssh: run tests/testbed/setup.sh"
             );
         }
-        let dir = std::env::temp_dir().join(format!("vds-testbed-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!("vds-testbed-{name}-"))
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path().to_path_buf();
         std::fs::write(
             dir.join("vds-proxy.toml"),
             format!(
@@ -49,7 +53,7 @@ impl Env {
             ),
         )
         .unwrap();
-        let env = Env { dir };
+        let env = Env { dir, _tmp: tmp };
         env.clean();
         env
     }

@@ -644,7 +644,11 @@ mod tests {
     /// the apply, with why, and is rolled back; one that stopped is not reported.
     #[test]
     fn a_stop_that_did_not_stop_fails_the_apply() {
-        let dir = std::env::temp_dir().join(format!("vds-proxy-stop-{}", std::process::id()));
+        let tmp = tempfile::Builder::new()
+            .prefix("vds-proxy-stop-")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path().to_path_buf();
         std::fs::create_dir_all(dir.join("t")).unwrap();
         let d = dir.display();
         // systemctl: `stuck.service` cannot be disabled (a read-only /etc) and runs on.
@@ -695,7 +699,11 @@ armed=0
     /// and one whose main process exited 65 is a verdict.
     #[test]
     fn the_checks_ask_once_per_look_for_every_unit_and_port() {
-        let dir = std::env::temp_dir().join(format!("vds-proxy-checks-{}", std::process::id()));
+        let tmp = tempfile::Builder::new()
+            .prefix("vds-proxy-checks-")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path().to_path_buf();
         std::fs::create_dir_all(&dir).unwrap();
         let d = dir.display();
         let fake = |name: &str, body: &str| crate::engine::stand_in(&dir.join(name), body);

@@ -517,7 +517,11 @@ mod tests {
     /// the file is the one hashed, and is computed again once the file is written.
     #[test]
     fn a_big_files_hash_is_cached_until_the_file_changes() {
-        let dir = std::env::temp_dir().join(format!("vds-digests-{}", std::process::id()));
+        let tmp = tempfile::Builder::new()
+            .prefix("vds-digests-")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path().to_path_buf();
         std::fs::create_dir_all(&dir).unwrap();
         let big = dir.join("big file.bin");
         let small = dir.join("small.conf");
@@ -581,7 +585,11 @@ mod tests {
     #[test]
     fn the_shell_functions_report_what_the_parser_reads() {
         use crate::engine::state::{FileEntry, UnitEntry};
-        let dir = std::env::temp_dir().join(format!("vds-gather-{}", std::process::id()));
+        let tmp = tempfile::Builder::new()
+            .prefix("vds-gather-")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path().to_path_buf();
         std::fs::create_dir_all(&dir).unwrap();
         let d = dir.display();
         let (spaced, managed) = (format!("{d}/a b.conf"), format!("{d}/old.conf"));

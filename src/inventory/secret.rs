@@ -367,7 +367,11 @@ mod tests {
     use serde_json::json;
 
     fn read(v: Value) -> (Option<String>, Vec<String>) {
-        let dir = std::env::temp_dir().join(format!("vds-secret-{}", std::process::id()));
+        let tmp = tempfile::Builder::new()
+            .prefix("vds-secret-")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path().to_path_buf();
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("db"), "from-a-file\n").unwrap();
         let mut c = Collector::new(dir.join("nodes.json").display().to_string());

@@ -295,7 +295,11 @@ mod tests {
 
     #[test]
     fn farms_survive_reopening_and_heartbeats_keep_the_registration() {
-        let dir = std::env::temp_dir().join(format!("vds-store-{}", std::process::id()));
+        let tmp = tempfile::Builder::new()
+            .prefix("vds-store-")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path().to_path_buf();
         std::fs::create_dir_all(&dir).unwrap();
         let db = dir.join("farms.db");
         let _ = std::fs::remove_file(&db);
@@ -330,7 +334,11 @@ mod tests {
 
     #[test]
     fn the_database_counts_states_as_state_of_does_and_names_its_file_when_it_takes_no_writes() {
-        let dir = std::env::temp_dir().join(format!("vds-store-w-{}", std::process::id()));
+        let tmp = tempfile::Builder::new()
+            .prefix("vds-store-w-")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path().to_path_buf();
         std::fs::create_dir_all(&dir).unwrap();
         let db = dir.join("farms.db");
         let _ = std::fs::remove_file(&db);

@@ -7,7 +7,8 @@ use super::*;
 #[test]
 fn rendered_backup_units_pass_systemd_analyze_verify() {
     let (_, plan) = plan_of("examples/web.json");
-    let dir = std::env::temp_dir().join(format!("vds-backup-{}", std::process::id()));
+    let tmp = tempfile::Builder::new().prefix("vds-backup-").tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
     std::fs::create_dir_all(&dir).unwrap();
     let mut checked = Vec::new();
     for r in plan.hosts[0]
@@ -77,7 +78,8 @@ fn backup_copies_plan() {
         "backup_copies_text",
         show::plan_text(&inv, &plan_without_tool)
     );
-    let dir = std::env::temp_dir().join(format!("vds-copy-units-{}", std::process::id()));
+    let tmp = tempfile::Builder::new().prefix("vds-copy-units-").tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
     std::fs::create_dir_all(&dir).unwrap();
     for r in plan.hosts.iter().flat_map(|h| &h.resources) {
         if r.path.ends_with(".service") {

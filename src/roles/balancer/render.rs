@@ -21,7 +21,8 @@ fn rendered_haproxy_drop_in_passes_systemd_analyze_verify() {
     assert!(text.contains("User=haproxy\n"));
     let unit = std::fs::read_to_string("/lib/systemd/system/haproxy.service")
         .expect("haproxy must be installed (apt-get install haproxy)");
-    let dir = std::env::temp_dir().join(format!("vds-dropin-{}", std::process::id()));
+    let tmp = tempfile::Builder::new().prefix("vds-dropin-").tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("haproxy.service");
     std::fs::write(&file, unit + text).unwrap();
@@ -44,7 +45,8 @@ fn rendered_haproxy_config_passes_haproxy_check() {
         text.contains("    server mtproxy-2 100.64.0.10:10001 check inter 2000 fall 3 rise 2\n")
     );
     assert!(text.contains("source 0.0.0.0 usesrc clientip"));
-    let file = std::env::temp_dir().join(format!("vds-haproxy-{}.cfg", std::process::id()));
+    let tmp = tempfile::Builder::new().prefix("vds-haproxy-").tempdir().unwrap();
+    let file = tmp.path().join("vds-haproxy.cfg");
     std::fs::write(&file, text).unwrap();
     must_pass(&["haproxy", "-c", "-f", "apt-get install haproxy"], &file);
 }

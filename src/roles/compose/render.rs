@@ -11,7 +11,8 @@ fn rendered_compose_files_pass_their_check_and_keep_secrets_out() {
     use vds_proxy::roles::compose::compose_file::CHECK;
     let (inv, plan) = plan_of("examples/web.json");
     let files = &plan.hosts[0].resources;
-    let dir = std::env::temp_dir().join(format!("vds-compose-{}", std::process::id()));
+    let tmp = tempfile::Builder::new().prefix("vds-compose-").tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
     std::fs::create_dir_all(&dir).unwrap();
     let compose = files
         .iter()
@@ -78,7 +79,8 @@ fn rendered_compose_files_pass_their_check_and_keep_secrets_out() {
 /// so podman-compose's interpolation gives the container the text as written.
 #[test]
 fn dollar_signs_are_escaped_for_compose_interpolation() {
-    let dir = std::env::temp_dir().join(format!("vds-compose-dollar-{}", std::process::id()));
+    let tmp = tempfile::Builder::new().prefix("vds-compose-dollar-").tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("nodes.json");
     std::fs::write(
@@ -185,7 +187,8 @@ fn a_users_compose_file_ships_unchanged_with_its_env_files() {
 /// at once, before anything is planned.
 #[test]
 fn a_users_compose_file_that_would_break_the_rules_is_refused_with_its_places() {
-    let dir = std::env::temp_dir().join(format!("vds-user-compose-{}", std::process::id()));
+    let tmp = tempfile::Builder::new().prefix("vds-user-compose-").tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
     std::fs::create_dir_all(dir.join("app")).unwrap();
     std::fs::write(
         dir.join("app/compose.yml"),
@@ -250,7 +253,8 @@ services:
 #[test]
 fn the_firewall_opens_what_a_users_compose_file_publishes() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/roles/compose/example");
-    let dir = std::env::temp_dir().join(format!("vds-user-compose-fw-{}", std::process::id()));
+    let tmp = tempfile::Builder::new().prefix("vds-user-compose-fw-").tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
     std::fs::create_dir_all(dir.join("shop")).unwrap();
     for f in ["docker-compose.yml", ".env", "backend.env"] {
         std::fs::copy(example.join("shop").join(f), dir.join("shop").join(f)).unwrap();

@@ -6,7 +6,8 @@ use super::*;
 #[test]
 fn rendered_firewall_rules_pass_nft_check() {
     let (_, plan) = plan_of("examples/web.json");
-    let file = std::env::temp_dir().join(format!("vds-firewall-{}.nft", std::process::id()));
+    let tmp = tempfile::Builder::new().prefix("vds-firewall-").tempdir().unwrap();
+    let file = tmp.path().join("vds-firewall.nft");
     std::fs::write(&file, firewall_rules(&plan)).unwrap();
     must_pass(&["nft", "-c", "-f", "apt-get install nftables"], &file);
     std::fs::remove_file(&file).unwrap();

@@ -20,7 +20,8 @@ fn kubernetes_validate() -> std::process::Command {
 #[test]
 fn rendered_k8s_manifests_validate_against_the_kubernetes_schemas() {
     let (_, plan) = plan_of("examples/mesh.json");
-    let dir = std::env::temp_dir().join(format!("vds-k8s-{}", std::process::id()));
+    let tmp = tempfile::Builder::new().prefix("vds-k8s-").tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
     std::fs::create_dir_all(&dir).unwrap();
     let manifests: Vec<_> = plan
         .hosts

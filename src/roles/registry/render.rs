@@ -58,7 +58,8 @@ fn the_rendered_registry_config_loads_and_holds_no_token() {
         let digest = vds_proxy::serve::auth::digest(secret);
         assert!(text.contains(&digest));
     }
-    let dir = std::env::temp_dir().join(format!("vds-registry-{}", std::process::id()));
+    let tmp = tempfile::Builder::new().prefix("vds-registry-").tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("vds-registry.service");
     let unit = res("/etc/systemd/system/vds-registry.service").replace(

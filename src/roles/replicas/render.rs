@@ -21,7 +21,8 @@ fn seed_003_containers_render_docker_units() {
         "ExecStart=docker run --rm --name mtproxy-%i -p 100.64.0.10:${PORT}:443 --env-file /etc/vds-proxy/mtproxy/%i.env telegrammessenger/proxy:latest\n"
     ));
     assert!(!unit.contains("dd000000000000000000000000000000"));
-    let dir = std::env::temp_dir().join(format!("vds-docker-{}", std::process::id()));
+    let tmp = tempfile::Builder::new().prefix("vds-docker-").tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("mtproxy@.service");
     std::fs::write(

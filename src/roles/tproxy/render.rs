@@ -18,12 +18,12 @@ fn rendered_tproxy_rules_pass_iptables_restore_test() {
     ));
     assert!(all.contains("-A VDS_TPROXY -p tcp -m socket --transparent -j MARK"));
     assert!(all.contains("-A VDS_TPROXY_OUT -p tcp --sport 10001 -j MARK"));
+    let tmp = tempfile::Builder::new()
+        .prefix("vds-rules-")
+        .tempdir()
+        .unwrap();
     for r in rules {
-        let file = std::env::temp_dir().join(format!(
-            "vds-rules-{}-{}",
-            std::process::id(),
-            r.path.rsplit('/').next().unwrap()
-        ));
+        let file = tmp.path().join(r.path.rsplit('/').next().unwrap());
         std::fs::write(&file, r.text_content().unwrap()).unwrap();
         must_pass(
             &[

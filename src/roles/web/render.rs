@@ -20,7 +20,8 @@ fn rendered_nginx_config_passes_nginx_check() {
         .and_then(|r| r.text_content())
         .unwrap()
         .to_string();
-    let dir = std::env::temp_dir().join(format!("vds-nginx-{}", std::process::id()));
+    let tmp = tempfile::Builder::new().prefix("vds-nginx-").tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
     let d = dir.display().to_string();
     for site in ["app", "status"] {
         std::fs::create_dir_all(dir.join(site)).unwrap();

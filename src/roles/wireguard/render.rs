@@ -7,7 +7,8 @@ use super::*;
 #[test]
 fn rendered_wireguard_configs_pass_wg_quick_strip() {
     let (_, plan) = plan_of("examples/mesh.json");
-    let dir = std::env::temp_dir().join(format!("vds-wg-{}", std::process::id()));
+    let tmp = tempfile::Builder::new().prefix("vds-wg-").tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
     std::fs::create_dir_all(&dir).unwrap();
     let mut checked = 0;
     for host in &plan.hosts {
