@@ -49,6 +49,10 @@ bench-stack:
 bench-fleet *sizes="8 32 100":
     bash benches/fleet/run.sh {{sizes}}
 
+# One host of that stack: its CPU in each step of a first apply, a scale and a no-op.
+bench-steps:
+    bash benches/fleet/steps.sh
+
 # Boot N test hosts (default 4) and leave them running.
 testbed-up n="4":
     bash tests/testbed/setup.sh {{n}}
