@@ -204,6 +204,38 @@ fn a_scale_down_drains_the_removed_replica_before_stopping_it() {
     snapshot("apply_scale_down_drain", &script, apply::LIBRARY);
 }
 
+/// A haproxy.cfg changed since the last deploy is offered to the running HAProxy first
+/// (live.sh takes added servers, and declines anything else: a reload follows); one changed
+/// by hand since is reloaded outright.
+#[test]
+fn a_changed_haproxy_cfg_goes_live_through_the_runtime_api_unless_changed_by_hand() {
+    let two = host_plan(&inventory(&balanced(2)), "h1");
+    let three = host_plan(&inventory(&balanced(3)), "h1");
+    let live = "live_or_reload haproxy.service /etc/haproxy/haproxy.cfg ";
+    let reload = "unit reload reload haproxy.service";
+    let script = |plan: &HostPlan, facts: &Facts| {
+        apply_script(&diff::diff(plan, facts, None), facts, plan).replace(apply::LIBRARY, "")
+    };
+    for (from, to) in [(&two, &three), (&three, &two)] {
+        let s = script(to, &deployed(from));
+        assert!(s.contains(live), "{s}");
+        assert!(
+            s.contains("haproxy_add_servers \"$old\" /etc/haproxy/haproxy.cfg'"),
+            "{s}"
+        );
+        assert!(!s.contains(reload), "{s}");
+    }
+    let mut drifted = deployed(&two);
+    if let Some(Some(f)) = drifted.files.get_mut("/etc/haproxy/haproxy.cfg") {
+        f.sha256 = "0".repeat(64);
+    }
+    let repaired = script(&three, &drifted);
+    assert!(
+        repaired.contains(reload) && !repaired.contains(live),
+        "{repaired}"
+    );
+}
+
 #[test]
 fn remove_takes_back_files_units_and_directories() {
     let plan = host_plan(&inventory(&format!("{RELAY_ROUTE}, {}", balanced(2))), "h1");

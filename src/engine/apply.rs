@@ -25,7 +25,7 @@ use super::gather::{Facts, base_name, call};
 use super::state::{
     BIG_FILE, DIGESTS_FILE, LEFTOVER_FILE, ORIG_DIR, STATE_DIR, STATE_FILE, orig_name,
 };
-use crate::resources::{Content, Kind, Resource, UnitFileToVerify, UnitSpec, unit};
+use crate::resources::{Action, Content, Kind, Resource, UnitFileToVerify, UnitSpec, unit};
 use crate::shell::quote;
 
 /// Exit code of the script when validation failed and nothing was changed.
@@ -383,6 +383,13 @@ fn activate(changes: &Changes, facts: &Facts) -> String {
         };
     }
     for a in rest {
+        if let Some((path, command)) = live_update(changes, a) {
+            s += &call(
+                "live_or_reload",
+                [a.unit().unwrap_or_default(), path, &command],
+            );
+            continue;
+        }
         s += &match (a.verb(), a.unit(), a) {
             (Some(verb), Some(u), _) => {
                 // A restart of a unit that was not running is reported as what it is: a start.
@@ -398,6 +405,25 @@ fn activate(changes: &Changes, facts: &Facts) -> String {
     }
     // A unit that failed to start, restart or reload rolls the apply back here.
     s + "end_checks\n"
+}
+
+/// A reload that a file's kind can do without one (see `KindOps::live_update`): the file and
+/// the command, when that one file is all that triggers the reload and it only changed in
+/// content since the last deploy (not new, not changed by hand, nothing re-applied).
+fn live_update<'a>(changes: &'a Changes, action: &Action) -> Option<(&'a str, String)> {
+    if !matches!(action, Action::Reload(_)) || !changes.not_live.is_empty() {
+        return None;
+    }
+    let mut triggers = changes
+        .write
+        .iter()
+        .filter(|(r, why)| *why != Why::Metadata && r.on_change.contains(action));
+    let (r, why) = triggers.next()?;
+    if triggers.next().is_some() || *why != Why::Content || changes.drifted.contains(&r.path) {
+        return None;
+    }
+    let command = r.kind.ops().live_update(&r.path)?;
+    Some((r.path.as_str(), command))
 }
 
 /// When the only unit files this apply writes are new ones, defining units systemd has
@@ -557,6 +583,8 @@ pub struct Report {
     pub rolled_back: bool,
     pub restarted: Vec<String>,
     pub reloaded: Vec<String>,
+    /// Units that took their changed configuration without a reload.
+    pub live: Vec<String>,
     pub started: Vec<String>,
     /// Activation commands that ran.
     pub ran: Vec<String>,
@@ -600,6 +628,7 @@ pub fn parse_report(stdout: &str) -> Report {
             "@rollback" => r.rolled_back = true,
             "@restart" => r.restarted.push(rest),
             "@reload" => r.reloaded.push(rest),
+            "@live" => r.live.push(rest),
             "@start" => r.started.push(rest),
             "@ran" => r.ran.push(rest),
             "@note" => r.notes.push(rest),

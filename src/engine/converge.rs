@@ -441,6 +441,12 @@ fn actions(report: &Report) -> Vec<String> {
             "stopped {u} with {n} connection(s) still open: drain_timeout ran out"
         ));
     }
+    if !report.live.is_empty() {
+        out.push(format!(
+            "updated {} in place, without a reload",
+            report.live.join(", ")
+        ));
+    }
     for (verb, units) in [
         ("restarted", &report.restarted),
         ("reloaded", &report.reloaded),

@@ -109,6 +109,14 @@ pub trait KindOps {
         None
     }
 
+    /// A shell command that puts a changed file at `path` into effect in its running unit
+    /// without reloading it, run in place of the reload its change triggers: `$old` names the
+    /// file's previous version. It exits 0 when it did; on any other exit (a change it cannot
+    /// take live) the unit reloads as usual, so it may refuse whatever it does not recognise.
+    fn live_update(&self, _path: &str) -> Option<String> {
+        None
+    }
+
     /// A shell command that takes back what the file at `path` configured, run before the
     /// file is pruned (k3s keeps a manifest's objects when the file goes). A failure is
     /// reported, and the file still goes.

@@ -334,6 +334,29 @@ unit() {
   logged systemctl "$2" "$3" || unit_failed "$3" "$3"
 }
 
+# previous PATH: the staged-over version of PATH this apply kept (see put), for a command
+# that compares; false when PATH is new in this apply.
+previous() {
+  while read -r key path; do
+    if [ "$path" = "$1" ] && [ -e "$T/old/$key" ]; then echo "$T/old/$key"; return 0; fi
+  done < "$T/journal"
+  return 1
+}
+
+# live_or_reload UNIT PATH COMMAND: UNIT takes the change of PATH without a reload when
+# COMMAND, run with $old naming PATH's previous version, says it did (exits 0; a proxy
+# given new servers through its runtime API, say): reported as "@live UNIT". Else, or when
+# PATH is new, UNIT reloads as `unit` does it; what COMMAND printed becomes notes.
+live_or_reload() {
+  # shellcheck disable=SC2034 # read by COMMAND
+  if old=$(previous "$2") && (eval "$3") > "$T/live.log" 2>&1; then
+    echo "@live $1"
+  else
+    sed "s/^/@note $1 reloaded instead: /" "$T/live.log" 2>/dev/null
+    unit reload reload "$1"
+  fi
+}
+
 # run NAME COMMAND: an activation command; it must succeed.
 run() {
   echo "@ran $1"

@@ -150,7 +150,8 @@ fn a_stop_that_fails_is_reported_and_rolled_back_never_done() {
     assert_ok(&env.vds(&["remove"]));
 }
 
-/// Seed 003: replicas behind HAProxy, scaled by editing one number, under load.
+/// Seed 003: replicas behind HAProxy, scaled by editing one number, under load; new
+/// replicas join the running HAProxy without a reload.
 #[test]
 fn balanced_replicas_scale_without_failed_connections() {
     let env = Env::new("balancer");
@@ -167,12 +168,21 @@ fn balanced_replicas_scale_without_failed_connections() {
     assert_says(&out, "h1    0        ok (no changes)");
     assert_eq!(haproxy_worker(), worker);
 
-    // A client keeps opening and using connections through every scaling step.
+    // A client keeps opening and using connections through every scaling step. Scaling
+    // up adds the new server to the running haproxy (its runtime API: no new worker);
+    // scaling down reloads it (the removed replicas drain first).
     let client = SteadyClient::start(8500);
     for replicas in [3u32, 1] {
         std::fs::write(env.dir.join("nodes.json"), balanced(replicas)).unwrap();
         let out = env.vds(&["deploy"]);
         assert_ok(&out);
+        if replicas == 3 {
+            assert_says(&out, "updated haproxy.service in place, without a reload");
+            assert_eq!(haproxy_worker(), worker, "scaling up started a new worker");
+        } else {
+            assert_says(&out, "reloaded haproxy.service");
+            assert_ne!(haproxy_worker(), worker);
+        }
         wait_servers_up(replicas as usize);
         let cfg = stdout(&ssh(
             1,
