@@ -131,8 +131,9 @@ listen stats
         }
     }
 
-    /// The added servers go to the runtime API in one connection, each added, its health
-    /// check enabled and then itself; any other answer fails (the caller reloads).
+    /// The added servers go to the runtime API in one connection once they listen: each
+    /// added, enabled, its health check enabled and at full health (as a reload starts it);
+    /// any other answer fails (the caller reloads).
     #[test]
     fn added_servers_go_to_the_runtime_api() {
         let tmp = tempfile::tempdir().unwrap();
@@ -151,12 +152,25 @@ listen stats
             std::os::unix::fs::PermissionsExt::set_mode(&mut p, 0o755);
             std::fs::set_permissions(&socat, p).unwrap();
         };
+        // The new replica listens (its port in `ss -Htln`'s list).
+        std::fs::write(
+            d.join("bin/ss"),
+            "#!/bin/sh\necho 'LISTEN 0 5 127.0.0.1:10002 0.0.0.0:*'\n",
+        )
+        .unwrap();
+        let mut p = std::fs::metadata(d.join("bin/ss")).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut p, 0o755);
+        std::fs::set_permissions(d.join("bin/ss"), p).unwrap();
         fake("New server registered.\\n\\n\\n\\n\\n");
         let (out, ok) = sh(d, "haproxy_add_servers old new");
         assert!(ok, "{out}");
         assert_eq!(
             std::fs::read_to_string(d.join("sent")).unwrap(),
-            "add server echo/echo-3 127.0.0.1:10002 check inter 2000 fall 3 rise 2; enable health echo/echo-3; enable server echo/echo-3\n"
+            concat!(
+                "add server echo/echo-3 127.0.0.1:10002 check inter 2000 fall 3 rise 2; ",
+                "enable server echo/echo-3; enable health echo/echo-3; ",
+                "set server echo/echo-3 health up\n"
+            )
         );
         assert_eq!(
             std::fs::read_to_string(d.join("args")).unwrap(),

@@ -27,18 +27,40 @@ haproxy_added() {
     }' "$1" "$2"
 }
 
+# haproxy_wait_listening PORT...: waits until each PORT has a listening socket here (a new
+# replica's first health check then finds it), at most 10 s.
+haproxy_wait_listening() {
+  i=0
+  while [ "$i" -lt 50 ]; do
+    open=$(ss -Htln) missing=''
+    for p in "$@"; do
+      case $open in *":$p "*) ;; *) missing=1 ;; esac
+    done
+    [ -n "$missing" ] || return 0
+    sleep 0.2
+    i=$((i + 1))
+  done
+}
+
 # haproxy_add_servers OLD NEW: adds the servers NEW adds (see haproxy_added) to the running
-# HAProxy, each with its health check, and enables them. Fails when it cannot: the caller
-# then reloads HAProxy, which reads every server from NEW (those added already included).
+# HAProxy once they listen, enables them, and their health checks. Fails when it
+# cannot: the caller then reloads HAProxy, which reads every server from NEW (those added
+# already included).
 haproxy_add_servers() {
   added=$(haproxy_added "$1" "$2") || return 1
   sock=$(awk '$1 == "stats" && $2 == "socket" { print $3; exit }' "$2")
   if [ ! -S "$sock" ] || ! command -v socat >/dev/null; then return 1; fi
+  # shellcheck disable=SC2046 # one word per port
+  haproxy_wait_listening $(printf '%s\n' "$added" | awk '{ n = split($4, a, ":"); print a[n] }')
   cmds='' expect=''
   while read -r backend _ name rest; do
     cmds="$cmds${cmds:+; }add server $backend/$name $rest"
-    case " $rest " in *" check "*) cmds="$cmds; enable health $backend/$name" ;; esac
     cmds="$cmds; enable server $backend/$name"
+    # Checked: at full health once it listens, as a reload would start it; its checks take
+    # it out if it fails.
+    case " $rest " in
+      *" check "*) cmds="$cmds; enable health $backend/$name; set server $backend/$name health up" ;;
+    esac
     expect="${expect}New server registered.
 "
   done <<EOF

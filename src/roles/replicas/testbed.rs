@@ -179,6 +179,8 @@ fn balanced_replicas_scale_without_failed_connections() {
         if replicas == 3 {
             assert_says(&out, "updated haproxy.service in place, without a reload");
             assert_eq!(haproxy_worker(), worker, "scaling up started a new worker");
+            // Added once it listens, at full health: status is healthy right away.
+            assert_ok(&env.vds(&["status"]));
         } else {
             assert_says(&out, "reloaded haproxy.service");
             assert_ne!(haproxy_worker(), worker);
