@@ -125,6 +125,11 @@ listen stats
             ),
             ("nothing added", OLD.to_string(), OLD.to_string()),
             ("transparent", transparent.clone(), with_third(&transparent)),
+            (
+                "a \";\" (it would end the runtime API's command)",
+                OLD.to_string(),
+                with_third(OLD).replace("rise 2\n\nlisten", "rise 2; show info\n\nlisten"),
+            ),
         ];
         for (what, old, new) in refused {
             assert_eq!(case(&old, &new), (String::new(), false), "{what}");

@@ -6,8 +6,8 @@
 
 # haproxy_added OLD NEW: "BACKEND SERVER-LINE" for each server line NEW adds to a backend,
 # when that is all that differs from OLD; fails (printing nothing) otherwise — a line
-# outside the server lines changed, a server went or changed, nothing was added, or the
-# backends are transparent (TPROXY: left to a reload).
+# outside the server lines changed, a server went or changed, nothing was added, the
+# backends are transparent (TPROXY: left to a reload), or a server line holds a ";".
 haproxy_added() {
   awk '
     FILENAME == ARGV[1] { f = 1 } FILENAME == ARGV[2] { f = 2 }
@@ -15,6 +15,8 @@ haproxy_added() {
     /^[^ \t]/ && !/^backend[ \t]/ { b = "" }
     /usesrc/ { bad = 1 }
     b != "" && $1 == "server" {
+      # A ";" would end a runtime API command early: such a line is left to a reload.
+      if (index($0, ";")) bad = 1
       $1 = $1; key = b " " $0
       if (f == 1) old[key] = 1; else { now[key] = 1; if (!(key in old)) add[++n] = key }
       next
