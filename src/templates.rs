@@ -223,7 +223,6 @@ mod tests {
             .tempdir()
             .unwrap();
         let dir = tmp.path().to_path_buf();
-        std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("replica.env.j2"), "A=1\nPORT={{ no_such_var }}\n").unwrap();
         let t = Templates::new(Some(&dir), [("replica.env.j2", "A=1\n")]).unwrap();
         let err = t
@@ -235,7 +234,6 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("override"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

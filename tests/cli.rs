@@ -762,7 +762,6 @@ fn a_bad_relay_config_is_bad_input() {
         .tempdir()
         .unwrap();
     let dir = tmp.path().to_path_buf();
-    std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("relay.toml");
     std::fs::write(
         &cfg,
@@ -1068,7 +1067,6 @@ fn offline_secrets_checks_only_the_shape_of_references() {
         .tempdir()
         .unwrap();
     let marker = tmp.path().join("ran");
-    let _ = std::fs::remove_file(&marker);
     let inv = tmp_inventory(
         "offline-secrets",
         &format!(
@@ -1200,7 +1198,6 @@ fn a_sops_encrypted_inventory_is_read_through_sops() {
         String::from_utf8_lossy(&out.stderr)
             .contains("$.sops: the inventory is encrypted with SOPS, and sops cannot run")
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -1235,7 +1232,6 @@ fn broken_template_override_is_an_input_error_naming_the_template() {
         .tempdir()
         .unwrap();
     let dir = tmp.path().to_path_buf();
-    std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("relay.toml.j2"),
         "{% for r in routes %}\n{{ r.nope }}\n{% endfor %}\n",

@@ -61,7 +61,8 @@ fn yaml_strings_read_back_as_one_value() {
 struct Nginx {
     child: std::process::Child,
     port: u16,
-    dir: std::path::PathBuf,
+    /// nginx's prefix (config, logs, temp paths); removed once nginx is stopped.
+    _dir: tempfile::TempDir,
 }
 
 impl Nginx {
@@ -76,8 +77,7 @@ impl Nginx {
             .tempdir()
             .unwrap();
         let dir = tmp.path().to_path_buf();
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("logs")).unwrap();
+        std::fs::create_dir(dir.join("logs")).unwrap();
         let conf = format!(
             "daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid;\n\
              error_log {d}/logs/error.log;\nevents {{}}\n\
@@ -116,7 +116,11 @@ impl Nginx {
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        Nginx { child, port, dir }
+        Nginx {
+            child,
+            port,
+            _dir: tmp,
+        }
     }
 
     /// The status line's code and the body of `GET path`.
@@ -136,7 +140,6 @@ impl Drop for Nginx {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -646,7 +646,6 @@ fn a_stalled_log_reader_does_not_slow_forwarding() {
         .tempdir()
         .unwrap();
     let dir = tmp.path().to_path_buf();
-    std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("relay.toml");
     let text = format!(
         "metrics = \"127.0.0.1:{m}\"\n{}",

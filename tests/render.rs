@@ -131,7 +131,6 @@ fn rendered_units_pass_systemd_analyze_verify() {
         .tempdir()
         .unwrap();
     let dir = tmp.path().to_path_buf();
-    std::fs::create_dir_all(&dir).unwrap();
     let mut checked = 0;
     for r in plan
         .hosts

@@ -522,7 +522,6 @@ mod tests {
             .tempdir()
             .unwrap();
         let dir = tmp.path().to_path_buf();
-        std::fs::create_dir_all(&dir).unwrap();
         let big = dir.join("big file.bin");
         let small = dir.join("small.conf");
         let mut bytes = vec![7u8; crate::engine::state::BIG_FILE as usize];
@@ -574,7 +573,6 @@ mod tests {
                 .unwrap()
                 .contains(&changed)
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// The shell functions and the parser together, on a real directory: the manifest's
@@ -590,7 +588,6 @@ mod tests {
             .tempdir()
             .unwrap();
         let dir = tmp.path().to_path_buf();
-        std::fs::create_dir_all(&dir).unwrap();
         let d = dir.display();
         let (spaced, managed) = (format!("{d}/a b.conf"), format!("{d}/old.conf"));
         let (secret, old_secret) = (format!("{d}/app.env"), format!("{d}/old.env"));
@@ -699,7 +696,6 @@ for u in ${l#array:string:}; do printf '  struct {\n    string "%s"\n    string 
             parse(&stdout, "k").unwrap()
         };
         let (f, no_bus) = (run("bus"), run("nobus"));
-        std::fs::remove_dir_all(&dir).unwrap();
         let uname = std::process::Command::new("uname")
             .arg("-m")
             .output()

@@ -372,7 +372,6 @@ mod tests {
             .tempdir()
             .unwrap();
         let dir = tmp.path().to_path_buf();
-        std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("db"), "from-a-file\n").unwrap();
         let mut c = Collector::new(dir.join("nodes.json").display().to_string());
         let got = value(&mut c, "$.x", &v);

@@ -300,9 +300,7 @@ mod tests {
             .tempdir()
             .unwrap();
         let dir = tmp.path().to_path_buf();
-        std::fs::create_dir_all(&dir).unwrap();
         let db = dir.join("farms.db");
-        let _ = std::fs::remove_file(&db);
         {
             let s = Store::open(&db).unwrap();
             let reg = Registration {
@@ -329,7 +327,6 @@ mod tests {
         assert_eq!((again.name.as_str(), again.heartbeats), ("farm-a", 1));
         assert!(s.delete("100.64.0.9").unwrap());
         assert!(s.list().unwrap().is_empty());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -339,9 +336,7 @@ mod tests {
             .tempdir()
             .unwrap();
         let dir = tmp.path().to_path_buf();
-        std::fs::create_dir_all(&dir).unwrap();
         let db = dir.join("farms.db");
-        let _ = std::fs::remove_file(&db);
         let s = Store::open(&db).unwrap();
         // Last seen 0 ms ago, at and past each boundary of a 10 s interval.
         let now = 100_000;
@@ -383,7 +378,6 @@ mod tests {
             "{e}"
         );
         assert_eq!(ro.state_counts(now).unwrap(), want, "reading still works");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -9,7 +9,6 @@ fn rendered_backup_units_pass_systemd_analyze_verify() {
     let (_, plan) = plan_of("examples/web.json");
     let tmp = tempfile::Builder::new().prefix("vds-backup-").tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
-    std::fs::create_dir_all(&dir).unwrap();
     let mut checked = Vec::new();
     for r in plan.hosts[0]
         .resources
@@ -43,7 +42,6 @@ fn rendered_backup_units_pass_systemd_analyze_verify() {
             "vds-backup-bot_state.timer"
         ]
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Backup copies: the sender's unit sends each dump to the target's mesh address and port
@@ -80,7 +78,6 @@ fn backup_copies_plan() {
     );
     let tmp = tempfile::Builder::new().prefix("vds-copy-units-").tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
-    std::fs::create_dir_all(&dir).unwrap();
     for r in plan.hosts.iter().flat_map(|h| &h.resources) {
         if r.path.ends_with(".service") {
             let unit = dir.join(r.path.rsplit('/').next().unwrap());
@@ -88,5 +85,4 @@ fn backup_copies_plan() {
             must_pass(VERIFY, &unit);
         }
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }

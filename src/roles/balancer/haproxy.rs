@@ -82,6 +82,13 @@ listen stats
         )
     }
 
+    /// Writes an executable stand-in at `path`.
+    fn stand_in(path: &Path, script: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(path, script).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
     fn with_third(text: &str) -> String {
         text.replace("\n\nlisten stats", &format!("\n{THIRD}\nlisten stats"))
     }
@@ -152,20 +159,13 @@ listen stats
         let socat = d.join("bin/socat");
         let fake = |answer: &str| {
             let script = format!("#!/bin/sh\necho \"$*\" > args\ncat > sent\nprintf '{answer}'\n");
-            std::fs::write(&socat, script).unwrap();
-            let mut p = std::fs::metadata(&socat).unwrap().permissions();
-            std::os::unix::fs::PermissionsExt::set_mode(&mut p, 0o755);
-            std::fs::set_permissions(&socat, p).unwrap();
+            stand_in(&socat, &script);
         };
         // The new replica listens (its port in `ss -Htln`'s list).
-        std::fs::write(
-            d.join("bin/ss"),
+        stand_in(
+            &d.join("bin/ss"),
             "#!/bin/sh\necho 'LISTEN 0 5 127.0.0.1:10002 0.0.0.0:*'\n",
-        )
-        .unwrap();
-        let mut p = std::fs::metadata(d.join("bin/ss")).unwrap().permissions();
-        std::os::unix::fs::PermissionsExt::set_mode(&mut p, 0o755);
-        std::fs::set_permissions(d.join("bin/ss"), p).unwrap();
+        );
         fake("New server registered.\\n\\n\\n\\n\\n");
         let (out, ok) = sh(d, "haproxy_add_servers old new");
         assert!(ok, "{out}");

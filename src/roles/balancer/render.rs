@@ -23,7 +23,6 @@ fn rendered_haproxy_drop_in_passes_systemd_analyze_verify() {
         .expect("haproxy must be installed (apt-get install haproxy)");
     let tmp = tempfile::Builder::new().prefix("vds-dropin-").tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
-    std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("haproxy.service");
     std::fs::write(&file, unit + text).unwrap();
     must_pass(VERIFY, &file);

@@ -13,7 +13,6 @@ fn rendered_compose_files_pass_their_check_and_keep_secrets_out() {
     let files = &plan.hosts[0].resources;
     let tmp = tempfile::Builder::new().prefix("vds-compose-").tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
-    std::fs::create_dir_all(&dir).unwrap();
     let compose = files
         .iter()
         .find(|r| r.kind == vds_proxy::roles::compose::compose_file::COMPOSE)
@@ -72,7 +71,6 @@ fn rendered_compose_files_pass_their_check_and_keep_secrets_out() {
             r.path
         );
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// `$` in environment values, commands and healthchecks is doubled in the compose file,
@@ -81,7 +79,6 @@ fn rendered_compose_files_pass_their_check_and_keep_secrets_out() {
 fn dollar_signs_are_escaped_for_compose_interpolation() {
     let tmp = tempfile::Builder::new().prefix("vds-compose-dollar-").tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
-    std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("nodes.json");
     std::fs::write(
         &path,
@@ -109,7 +106,6 @@ fn dollar_signs_are_escaped_for_compose_interpolation() {
         text.contains(r#"test: ["CMD-SHELL", "test -n \"$$PRICE\""]"#),
         "{text}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 const USER_FILE_EXAMPLE: &str = "src/roles/compose/example/nodes.json";
@@ -245,7 +241,6 @@ services:
         !errors.iter().any(|e| e.contains("9000")),
         "127.0.0.1:9000:9000 is fine: {errors:#?}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The ports a user's compose file publishes on every address are claimed, so the node's
@@ -278,5 +273,4 @@ fn the_firewall_opens_what_a_users_compose_file_publishes() {
         "{rules}"
     );
     assert!(!rules.contains("8000"), "{rules}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

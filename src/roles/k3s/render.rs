@@ -22,7 +22,6 @@ fn rendered_k8s_manifests_validate_against_the_kubernetes_schemas() {
     let (_, plan) = plan_of("examples/mesh.json");
     let tmp = tempfile::Builder::new().prefix("vds-k8s-").tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
-    std::fs::create_dir_all(&dir).unwrap();
     let manifests: Vec<_> = plan
         .hosts
         .iter()

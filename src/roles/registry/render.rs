@@ -60,7 +60,6 @@ fn the_rendered_registry_config_loads_and_holds_no_token() {
     }
     let tmp = tempfile::Builder::new().prefix("vds-registry-").tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
-    std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("vds-registry.service");
     let unit = res("/etc/systemd/system/vds-registry.service").replace(
         "/usr/local/lib/vds-proxy/vds-proxy",
@@ -68,5 +67,4 @@ fn the_rendered_registry_config_loads_and_holds_no_token() {
     );
     std::fs::write(&file, unit).unwrap();
     must_pass(VERIFY, &file);
-    std::fs::remove_dir_all(&dir).unwrap();
 }

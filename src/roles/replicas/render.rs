@@ -23,7 +23,6 @@ fn seed_003_containers_render_docker_units() {
     assert!(!unit.contains("dd000000000000000000000000000000"));
     let tmp = tempfile::Builder::new().prefix("vds-docker-").tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
-    std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("mtproxy@.service");
     std::fs::write(
         &file,

@@ -9,7 +9,6 @@ fn rendered_wireguard_configs_pass_wg_quick_strip() {
     let (_, plan) = plan_of("examples/mesh.json");
     let tmp = tempfile::Builder::new().prefix("vds-wg-").tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
-    std::fs::create_dir_all(&dir).unwrap();
     let mut checked = 0;
     for host in &plan.hosts {
         for r in host
